@@ -1,0 +1,129 @@
+// Package deploy is Flock's contract: the types every other part speaks
+// (App, Release, Descriptor, Instance, Event), the Scheduler interface that
+// the embedded and the Marathon schedulers implement, the release pipeline
+// (Service) and the store of desired state.
+//
+// deploy imports nothing of Flock. What it needs from elsewhere (a builder,
+// a router to drain instances) it declares as small interfaces.
+package deploy
+
+import (
+	"errors"
+	"regexp"
+	"time"
+)
+
+// Sentinel errors, checked with errors.Is. The API maps them to statuses.
+var (
+	// ErrNotFound: no such app or release (404).
+	ErrNotFound = errors.New("not found")
+	// ErrInvalid: the request or the descriptor breaks a rule (400).
+	ErrInvalid = errors.New("invalid")
+	// ErrConflict: the operation cannot run in the app's current state (409).
+	ErrConflict = errors.New("conflict")
+	// ErrSuperseded: a queued deploy was replaced by a newer push.
+	ErrSuperseded = errors.New("superseded by a newer deploy")
+	// ErrUnsupported: the scheduler cannot do this (501), e.g. logs on Marathon.
+	ErrUnsupported = errors.New("not supported by this scheduler")
+	// ErrUnhealthy: the release's instances never passed their checks.
+	ErrUnhealthy = errors.New("instances never became healthy")
+)
+
+// nameRE is the DNS-label rule for app names (DESIGN.md, "The descriptor").
+var nameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+
+// ValidName reports whether s is a valid app name: a lower-case DNS label.
+// Every part that puts a name into a file, a URL or a command checks it here.
+func ValidName(s string) bool { return nameRE.MatchString(s) }
+
+// State is an app's state as users see it.
+type State string
+
+// The states of an app.
+const (
+	StateDeploying State = "deploying" // a first release is being built or rolled out
+	StateRunning   State = "running"   // awake, at least one instance or none wanted
+	StateSleeping  State = "sleeping"  // scaled to zero while idle; the next request wakes it
+	StateWaking    State = "waking"    // woken, no instance healthy yet
+	StateFailed    State = "failed"    // last deploy or wake failed and nothing serves
+	StateStopped   State = "stopped"   // scaled to zero by hand; requests are not answered
+)
+
+// Instance is one running copy of an app's release.
+type Instance struct {
+	ID        string    `json:"id"`
+	Release   string    `json:"release"`
+	Host      string    `json:"host"`
+	Port      int       `json:"port"`  // first port, the one HAProxy routes to
+	Ports     []int     `json:"ports"` // every port, PORT0..PORTn-1
+	Healthy   bool      `json:"healthy"`
+	StartedAt time.Time `json:"startedAt"`
+}
+
+// Release is an immutable build of an app: slug, descriptor, env, commit.
+// A rollback re-runs an old release's slug under a new release name.
+type Release struct {
+	App        string            `json:"app"`
+	Name       string            `json:"name"`    // "v3"
+	Version    int               `json:"version"` // 3
+	Commit     string            `json:"commit,omitempty"`
+	Trigger    string            `json:"trigger,omitempty"` // "cli", "git push", "github", "rollback to v1"
+	Slug       string            `json:"slug,omitempty"`    // path of the slug in the artifact store
+	Command    string            `json:"command,omitempty"` // start command, run with sh -c in the unpacked slug
+	Image      string            `json:"image,omitempty"`   // Docker image instead of a slug (Marathon only)
+	Descriptor Descriptor        `json:"descriptor"`
+	Env        map[string]string `json:"env,omitempty"`
+	CreatedAt  time.Time         `json:"createdAt"`
+}
+
+// App is an app as the API shows it (DESIGN.md, "An app as the API shows it").
+type App struct {
+	Name           string     `json:"name"`
+	URL            string     `json:"url"`
+	State          State      `json:"state"`
+	Desired        int        `json:"desired"` // instances wanted when awake
+	Instances      []Instance `json:"instances"`
+	Release        string     `json:"release"`
+	Version        int        `json:"version"`
+	Commit         string     `json:"commit"`
+	LastRequestAt  *time.Time `json:"lastRequestAt"`
+	Idle           string     `json:"idle"` // "15m0s" or "never"
+	Domains        []string   `json:"domains,omitempty"`
+	Error          string     `json:"error,omitempty"` // why the app is failed, or a router error
+	MemoryEnforced bool       `json:"memoryEnforced"`
+	RequestRate    float64    `json:"requestRate"` // requests per second, from the scaler
+	// AsleepSince is when the app last went to sleep, while it sleeps.
+	AsleepSince *time.Time `json:"asleepSince,omitempty"`
+	// SavedInstanceSeconds is how many instance-seconds sleeping saved
+	// (desired instances × time asleep), summed over the app's life.
+	SavedInstanceSeconds float64 `json:"savedInstanceSeconds"`
+
+	// Descriptor of the current release: checks, ports and scaling bounds
+	// for the router, the scaler and the waker.
+	Descriptor Descriptor `json:"-"`
+	// IdleTimeout is the resolved idle time (descriptor, else the default);
+	// 0 means never.
+	IdleTimeout time.Duration `json:"-"`
+}
+
+// HealthyCount returns how many of the app's instances pass their checks.
+func (a App) HealthyCount() int {
+	n := 0
+	for _, in := range a.Instances {
+		if in.Healthy {
+			n++
+		}
+	}
+	return n
+}
+
+// Event tells that something about an app changed. Subscribers (router,
+// waker, dashboard) re-read the app; an event is a trigger, not the truth.
+type Event struct {
+	App   string    `json:"app"`
+	Type  string    `json:"type"` // "state", "instances", "deploy", "release", "destroyed"
+	State State     `json:"state,omitempty"`
+	Time  time.Time `json:"time"`
+	// Message is a short human text ("v3 live", "scaled to 2").
+	Message string `json:"message,omitempty"`
+}

@@ -1,0 +1,90 @@
+package deploy
+
+import (
+	"errors"
+	"time"
+)
+
+// Check is one health check of an app (DESIGN.md, "The descriptor").
+// An empty Path means a TCP check on the first port.
+type Check struct {
+	Path                   string `json:"path,omitempty"`
+	PortIndex              int    `json:"portIndex,omitempty"`
+	IntervalSeconds        int    `json:"intervalSeconds"`        // default 10
+	TimeoutSeconds         int    `json:"timeoutSeconds"`         // default 5 (at most the interval)
+	GracePeriodSeconds     int    `json:"gracePeriodSeconds"`     // default 30
+	MaxConsecutiveFailures int    `json:"maxConsecutiveFailures"` // default 3
+}
+
+// Interval returns the check interval as a duration.
+func (c Check) Interval() time.Duration { return time.Duration(c.IntervalSeconds) * time.Second }
+
+// Timeout returns the check timeout as a duration.
+func (c Check) Timeout() time.Duration { return time.Duration(c.TimeoutSeconds) * time.Second }
+
+// GracePeriod returns the check grace period as a duration.
+func (c Check) GracePeriod() time.Duration { return time.Duration(c.GracePeriodSeconds) * time.Second }
+
+// Descriptor is an app's "flock" descriptor with defaults applied.
+type Descriptor struct {
+	Name      string            `json:"name"`
+	Instances int               `json:"instances"` // default 1
+	CPUs      float64           `json:"cpus"`      // default 0.1
+	Mem       int               `json:"mem"`       // MiB, default 64
+	Ports     int               `json:"ports"`     // default 1
+	Cmd       string            `json:"cmd,omitempty"`
+	Env       map[string]string `json:"env,omitempty"`
+	// Idle is the idle time before the app sleeps: "" (the platform's
+	// default), a Go duration ("15m") or "never".
+	Idle         string   `json:"idle,omitempty"`
+	MinInstances *int     `json:"minInstances,omitempty"`
+	MaxInstances *int     `json:"maxInstances,omitempty"`
+	Domains      []string `json:"domains,omitempty"`
+	Checks       []Check  `json:"checks"`           // default: one TCP check on the first port
+	Image        string   `json:"image,omitempty"`  // Docker image (Marathon only)
+	Branch       string   `json:"branch,omitempty"` // branch deployed by the GitHub webhook; default: the repository's default branch
+	// File is where the descriptor came from ("package.json", "flock.json").
+	File string `json:"file,omitempty"`
+}
+
+// IdleTimeout resolves the descriptor's idle time against the platform's
+// default: 0 means never sleep.
+func (d Descriptor) IdleTimeout(def time.Duration) time.Duration {
+	switch d.Idle {
+	case "":
+		return def
+	case "never":
+		return 0
+	}
+	v, err := time.ParseDuration(d.Idle)
+	if err != nil {
+		return def
+	}
+	return v
+}
+
+// DescriptorError is a bad descriptor: it names the file, the key and the
+// rule. It wraps ErrInvalid.
+type DescriptorError struct {
+	File string // "package.json"
+	Key  string // "flock.instances"
+	Rule string // "must be an integer between 0 and 100"
+}
+
+func (e *DescriptorError) Error() string {
+	if e.Key == "" {
+		return e.File + ": " + e.Rule
+	}
+	return e.File + ": " + e.Key + " " + e.Rule
+}
+
+// Unwrap makes errors.Is(err, ErrInvalid) true.
+func (e *DescriptorError) Unwrap() error { return ErrInvalid }
+
+var _ error = (*DescriptorError)(nil)
+
+// ReadDescriptor reads the descriptor of the source tree in dir:
+// package.json's "flock" (and "checks"), else flock.json. A tree with
+// neither gets the defaults and the name must come from elsewhere.
+// IMPLEMENTED IN descriptor_parse.go.
+var _ = errors.New
