@@ -2,7 +2,13 @@ package deploy
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
 	"time"
 )
 
@@ -74,27 +80,379 @@ type Activity struct {
 	RequestRate   float64 // requests per second over the last scaler tick
 }
 
-// The Service API, used by the webhook (through cmd), the scaler, the
-// waker and the web package:
-//
-//	New(cfg Config, store *Store, sched Scheduler, b Builder) (*Service, error)
-//	(*Service).Run(ctx) error
-//	(*Service).Deploy(ctx, req DeployRequest, log io.Writer) (Release, error)
-//	(*Service).Submit(req DeployRequest, cleanup func()) (Deploy, error)
-//	(*Service).Apps(ctx) ([]App, error)
-//	(*Service).App(ctx, name) (App, error)
-//	(*Service).Releases(ctx, name) ([]Release, error)
-//	(*Service).Deploys(ctx, name) ([]Deploy, error)
-//	(*Service).DeployByID(ctx, id) (Deploy, error)
-//	(*Service).FollowDeploy(ctx, id, w io.Writer) error
-//	(*Service).Rollback(ctx, name, release string, log io.Writer) (Release, error)
-//	(*Service).Scale(ctx, name string, n int) error
-//	(*Service).Sleep(ctx, name) error
-//	(*Service).Wake(ctx, name) error
-//	(*Service).Fail(name, reason string)
-//	(*Service).Destroy(ctx, name) error
-//	(*Service).Logs(ctx, name string, follow bool, w io.Writer) error
-//	(*Service).Subscribe() (<-chan Event, func())
-//	(*Service).RecordActivity(name string, a Activity)
-var _ = context.Background
-var _ io.Writer
+// Service is the release pipeline and the owner of desired state: it
+// builds, records releases, rolls them out through the Scheduler, scales,
+// sleeps and wakes apps, and tells subscribers what changed.
+type Service struct {
+	cfg     Config
+	store   *Store
+	sched   Scheduler
+	builder Builder
+	log     *slog.Logger
+
+	builds chan struct{} // semaphore: cfg.Builds slots
+
+	mu        sync.Mutex
+	locks     map[string]*sync.Mutex // per-app lock for state changes
+	queues    map[string]*queue      // per-app deploy queue
+	deploying map[string]int         // apps with a deploy running
+	waking    map[string]bool        // woken, no healthy instance seen yet
+	activity  map[string]Activity
+	live      map[string]*liveLog // logs of deploys in progress, by id
+	subs      map[int]chan Event
+	nextSub   int
+	seq       int
+}
+
+// New returns a Service over store, scheduler and builder. It starts
+// nothing; Run reconciles and follows the scheduler.
+func New(cfg Config, store *Store, sched Scheduler, b Builder) (*Service, error) {
+	if store == nil || sched == nil || b == nil {
+		return nil, fmt.Errorf("new service: store, scheduler and builder are required")
+	}
+	if cfg.Domain == "" {
+		cfg.Domain = "localhost"
+	}
+	if cfg.Idle == 0 {
+		cfg.Idle = 15 * time.Minute
+	}
+	if cfg.Builds <= 0 {
+		cfg.Builds = 2
+	}
+	return &Service{
+		cfg: cfg, store: store, sched: sched, builder: b,
+		log:       slog.Default().With("part", "deploy"),
+		builds:    make(chan struct{}, cfg.Builds),
+		locks:     map[string]*sync.Mutex{},
+		queues:    map[string]*queue{},
+		deploying: map[string]int{},
+		waking:    map[string]bool{},
+		activity:  map[string]Activity{},
+		live:      map[string]*liveLog{},
+		subs:      map[int]chan Event{},
+	}, nil
+}
+
+// Run marks deploys interrupted by a previous stop as failed, brings every
+// app back to its desired instances, then turns the scheduler's changes
+// into events until ctx ends.
+func (s *Service) Run(ctx context.Context) error {
+	if err := s.failInterrupted(); err != nil {
+		return fmt.Errorf("run: %w", err)
+	}
+	go s.reconcile(ctx)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case app, ok := <-s.sched.Changes():
+			if !ok {
+				return nil
+			}
+			s.instancesChanged(ctx, app)
+		}
+	}
+}
+
+func (s *Service) failInterrupted() error {
+	ds, err := s.store.deploys("")
+	if err != nil {
+		return err
+	}
+	for _, d := range ds {
+		if d.Status == DeployQueued || d.Status == DeployRunning {
+			now := time.Now().UTC()
+			d.Status, d.Error, d.FinishedAt = DeployFailed, "interrupted: flock stopped during the deploy", &now
+			if err := s.store.putDeploy(d); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// reconcile restarts every app's current release at its desired count
+// (zero while asleep or stopped), a few apps at a time.
+func (s *Service) reconcile(ctx context.Context) {
+	recs, err := s.store.apps()
+	if err != nil {
+		s.log.Error("reconcile: list apps", "err", err)
+		return
+	}
+	sem := make(chan struct{}, 4)
+	var wg sync.WaitGroup
+	for _, rec := range recs {
+		if rec.Current == "" {
+			continue
+		}
+		rel, err := s.store.release(rec.Name, rec.Current)
+		if err != nil {
+			s.log.Error("reconcile: read release", "app", rec.Name, "release", rec.Current, "err", err)
+			continue
+		}
+		n := rec.Desired
+		if rec.Asleep {
+			n = 0
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			if err := s.sched.Deploy(ctx, s.spec(rel, n), io.Discard); err != nil && ctx.Err() == nil {
+				s.log.Error("reconcile", "app", rel.App, "release", rel.Name, "err", err)
+			}
+			s.publish(Event{App: rel.App, Type: "instances", Message: "reconciled"})
+		}()
+	}
+	wg.Wait()
+}
+
+func (s *Service) instancesChanged(ctx context.Context, app string) {
+	ins, err := s.sched.Instances(ctx, app)
+	if err == nil && healthy(ins) > 0 {
+		s.mu.Lock()
+		delete(s.waking, app)
+		s.mu.Unlock()
+	}
+	s.publish(Event{App: app, Type: "instances"})
+}
+
+func healthy(ins []Instance) int { return App{Instances: ins}.HealthyCount() }
+
+// spec turns a release into what a scheduler runs.
+func (s *Service) spec(r Release, n int) Spec {
+	sp := Spec{
+		App: r.App, Release: r.Name, Commit: r.Commit, Command: r.Command,
+		SlugPath: r.Slug, Image: r.Image, Instances: n, Env: r.Env, Descriptor: r.Descriptor,
+	}
+	if r.Slug != "" && s.cfg.ArtifactURL != "" {
+		sp.SlugURL = strings.TrimSuffix(s.cfg.ArtifactURL, "/") + "/artifacts/" + r.App + "/" + r.Name + ".tar.gz"
+	}
+	return sp
+}
+
+// lock returns the app's state lock.
+func (s *Service) lock(app string) *sync.Mutex {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l, ok := s.locks[app]
+	if !ok {
+		l = &sync.Mutex{}
+		s.locks[app] = l
+	}
+	return l
+}
+
+// Apps lists every app with its live instances, sorted by name.
+func (s *Service) Apps(ctx context.Context) ([]App, error) {
+	recs, err := s.store.apps()
+	if err != nil {
+		return nil, fmt.Errorf("list apps: %w", err)
+	}
+	out := make([]App, 0, len(recs))
+	for _, rec := range recs {
+		a, err := s.view(ctx, rec)
+		if err != nil {
+			return nil, fmt.Errorf("list apps: %w", err)
+		}
+		out = append(out, a)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// App returns one app; ErrNotFound when there is none of that name.
+func (s *Service) App(ctx context.Context, name string) (App, error) {
+	rec, err := s.store.app(name)
+	if err != nil {
+		return App{}, fmt.Errorf("app %s: %w", name, err)
+	}
+	return s.view(ctx, rec)
+}
+
+// URL is where an app answers.
+func (s *Service) URL(app string) string {
+	return "http://" + app + "." + s.cfg.Domain + s.cfg.URLPort
+}
+
+func (s *Service) view(ctx context.Context, rec appRecord) (App, error) {
+	a := App{
+		Name: rec.Name, URL: s.URL(rec.Name), Desired: rec.Desired, Release: rec.Current,
+		MemoryEnforced: s.cfg.MemoryEnforced, SavedInstanceSeconds: rec.SavedSeconds,
+		Instances: []Instance{},
+	}
+	if rec.Current != "" {
+		rel, err := s.store.release(rec.Name, rec.Current)
+		if err != nil {
+			return App{}, err
+		}
+		a.Version, a.Commit, a.Descriptor, a.Domains = rel.Version, rel.Commit, rel.Descriptor, rel.Descriptor.Domains
+	}
+	a.IdleTimeout = a.Descriptor.IdleTimeout(s.cfg.Idle)
+	a.Idle = "never"
+	if a.IdleTimeout > 0 {
+		a.Idle = a.IdleTimeout.String()
+	}
+	ins, err := s.sched.Instances(ctx, rec.Name)
+	if err != nil {
+		return App{}, err
+	}
+	if ins != nil {
+		a.Instances = ins
+	}
+	if rec.Asleep && rec.AsleepSince != nil {
+		t := *rec.AsleepSince
+		a.AsleepSince = &t
+		a.SavedInstanceSeconds += float64(rec.Desired) * time.Since(t).Seconds()
+	}
+	s.mu.Lock()
+	act, seen := s.activity[rec.Name]
+	deploying := s.deploying[rec.Name] > 0
+	waking := s.waking[rec.Name]
+	s.mu.Unlock()
+	if seen && !act.LastRequestAt.IsZero() {
+		t := act.LastRequestAt
+		a.LastRequestAt = &t
+		a.RequestRate = act.RequestRate
+	}
+	a.Error = rec.Failed
+	a.State = state(rec, a.HealthyCount(), deploying, waking)
+	return a, nil
+}
+
+// state derives what users see from desired state and what runs.
+func state(rec appRecord, healthy int, deploying, waking bool) State {
+	switch {
+	case rec.Current == "" && deploying:
+		return StateDeploying
+	case rec.Current == "":
+		return StateFailed
+	case rec.Asleep:
+		return StateSleeping
+	case deploying:
+		return StateDeploying
+	case rec.Desired == 0:
+		return StateStopped
+	case healthy > 0:
+		return StateRunning
+	case rec.Failed != "":
+		return StateFailed
+	case waking:
+		return StateWaking
+	}
+	return StateRunning
+}
+
+// Releases lists an app's releases, oldest first.
+func (s *Service) Releases(ctx context.Context, name string) ([]Release, error) {
+	if _, err := s.store.app(name); err != nil {
+		return nil, fmt.Errorf("releases of %s: %w", name, err)
+	}
+	rs, err := s.store.releases(name)
+	if err != nil {
+		return nil, fmt.Errorf("releases of %s: %w", name, err)
+	}
+	return rs, nil
+}
+
+// Deploys lists an app's deploy records, newest first, without logs.
+func (s *Service) Deploys(ctx context.Context, name string) ([]Deploy, error) {
+	if _, err := s.store.app(name); err != nil {
+		return nil, fmt.Errorf("deploys of %s: %w", name, err)
+	}
+	ds, err := s.store.deploys(name)
+	if err != nil {
+		return nil, fmt.Errorf("deploys of %s: %w", name, err)
+	}
+	for i := range ds {
+		ds[i].Log = ""
+	}
+	return ds, nil
+}
+
+// DeployByID returns one deploy record with its log so far.
+func (s *Service) DeployByID(ctx context.Context, id string) (Deploy, error) {
+	d, err := s.store.deploy(id)
+	if err != nil {
+		return Deploy{}, fmt.Errorf("deploy %s: %w", id, err)
+	}
+	s.mu.Lock()
+	l := s.live[id]
+	s.mu.Unlock()
+	if l != nil {
+		d.Log = l.String()
+	}
+	return d, nil
+}
+
+// FollowDeploy writes a deploy's log to w and, while the deploy runs,
+// what it logs next; it returns when the deploy ends or ctx does.
+func (s *Service) FollowDeploy(ctx context.Context, id string, w io.Writer) error {
+	s.mu.Lock()
+	l := s.live[id]
+	s.mu.Unlock()
+	if l == nil {
+		d, err := s.store.deploy(id)
+		if err != nil {
+			return fmt.Errorf("deploy %s: %w", id, err)
+		}
+		_, err = io.WriteString(w, d.Log)
+		return err
+	}
+	return l.Follow(ctx, w)
+}
+
+// Logs writes an app's output to w (and follows it).
+func (s *Service) Logs(ctx context.Context, name string, follow bool, w io.Writer) error {
+	if _, err := s.store.app(name); err != nil {
+		return fmt.Errorf("logs of %s: %w", name, err)
+	}
+	if err := s.sched.Logs(ctx, name, follow, w); err != nil {
+		return fmt.Errorf("logs of %s: %w", name, err)
+	}
+	return nil
+}
+
+// RecordActivity keeps what the scaler saw of an app's traffic.
+func (s *Service) RecordActivity(name string, a Activity) {
+	s.mu.Lock()
+	s.activity[name] = a
+	s.mu.Unlock()
+}
+
+// Subscribe returns a channel of events and a function that ends the
+// subscription. A subscriber that does not keep up misses events (the
+// channel is buffered and sends never block the platform).
+func (s *Service) Subscribe() (<-chan Event, func()) {
+	ch := make(chan Event, 256)
+	s.mu.Lock()
+	id := s.nextSub
+	s.nextSub++
+	s.subs[id] = ch
+	s.mu.Unlock()
+	return ch, func() {
+		s.mu.Lock()
+		if _, ok := s.subs[id]; ok {
+			delete(s.subs, id)
+			close(ch)
+		}
+		s.mu.Unlock()
+	}
+}
+
+func (s *Service) publish(e Event) {
+	if e.Time.IsZero() {
+		e.Time = time.Now().UTC()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, ch := range s.subs {
+		select {
+		case ch <- e:
+		default:
+		}
+	}
+}
+
+var _ = json.Marshal

@@ -1,0 +1,31 @@
+# The README's two commands: `make run` and `make test`.
+GO ?= go
+BIN := bin/flock
+
+.PHONY: run build test bench fuzz deps vet
+
+deps:
+	@bash .ci/install-deps
+
+build:
+	$(GO) build -o $(BIN) ./cmd/flock
+
+# Start Flock on this machine with the demo app deployed.
+run: deps build
+	./$(BIN) up --demo
+
+# The whole suite, with the real HAProxy, git, npm and child processes.
+test: deps
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 15m ./...
+
+# Speed figures (docs/benchmarks.md records them).
+bench: deps
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 40m ./...
+
+# A short fuzzing pass over every parser of outside input.
+fuzz:
+	$(GO) test ./deploy -run '^$$' -fuzz FuzzParseDescriptor -fuzztime 30s
+	$(GO) test ./builder -run '^$$' -fuzz FuzzUnpack -fuzztime 30s
+	$(GO) test ./scaler -run '^$$' -fuzz FuzzParseStats -fuzztime 30s
+	$(GO) test ./webhook -run '^$$' -fuzz FuzzGitHubHandler -fuzztime 30s

@@ -1,0 +1,452 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// queue serialises the deploys of one app: one runs, at most one waits.
+// A newer deploy replaces the waiting one (that one ends ErrSuperseded),
+// never the running one.
+type queue struct {
+	running bool
+	pending *job
+}
+
+type job struct {
+	rec  Deploy
+	log  io.Writer
+	run  func(ctx context.Context, rec *Deploy, log io.Writer) (Release, error)
+	done chan jobResult
+}
+
+type jobResult struct {
+	rel Release
+	err error
+}
+
+// Deploy builds the source tree in req.Dir and rolls it out: a new
+// immutable release vN whose instances must pass their checks before the
+// old ones stop. It waits in the app's queue and returns when the release
+// is live or the deploy failed; the running release keeps serving on any
+// failure. The log goes to log (and to the deploy record).
+func (s *Service) Deploy(ctx context.Context, req DeployRequest, log io.Writer) (Release, error) {
+	desc, derr := ReadDescriptor(req.Dir)
+	name := req.App
+	if name == "" {
+		name = desc.Name
+	}
+	if name == "" && derr == nil {
+		derr = &DescriptorError{File: "package.json", Key: "name", Rule: "is required (or name the app: flock deploy --app NAME, or push to /git/NAME.git)"}
+	}
+	if name != "" && !ValidName(name) {
+		return Release{}, fmt.Errorf("deploy: app name %q must be a DNS label (lower-case letters, digits and '-', at most 63): %w", name, ErrInvalid)
+	}
+	if derr != nil {
+		if name != "" {
+			if _, err := s.store.app(name); err == nil {
+				s.recordFailure(name, req, derr)
+			}
+		}
+		return Release{}, fmt.Errorf("deploy: %w", derr)
+	}
+	trigger := req.Trigger
+	if trigger == "" {
+		trigger = "cli"
+	}
+	return s.enqueue(ctx, name, req.Commit, trigger, log, func(ctx context.Context, rec *Deploy, log io.Writer) (Release, error) {
+		return s.build(ctx, name, desc, req, rec, log)
+	})
+}
+
+// recordFailure keeps a deploy that failed before it was queued.
+func (s *Service) recordFailure(app string, req DeployRequest, err error) {
+	now := time.Now().UTC()
+	d := Deploy{ID: s.newID(), App: app, Commit: req.Commit, Trigger: req.Trigger, Status: DeployFailed,
+		Error: err.Error(), QueuedAt: now, StartedAt: &now, FinishedAt: &now, Log: err.Error() + "\n"}
+	if e := s.store.putDeploy(d); e != nil {
+		s.log.Error("record deploy", "app", app, "err", e)
+	}
+	s.publish(Event{App: app, Type: "deploy", Message: "deploy failed: " + err.Error()})
+}
+
+func (s *Service) newID() string {
+	s.mu.Lock()
+	s.seq++
+	n := s.seq % 1000
+	s.mu.Unlock()
+	return fmt.Sprintf("%s-%03d", time.Now().UTC().Format("20060102T150405.000000"), n)
+}
+
+func (s *Service) enqueue(ctx context.Context, app, commit, trigger string, log io.Writer,
+	run func(ctx context.Context, rec *Deploy, log io.Writer) (Release, error)) (Release, error) {
+	if log == nil {
+		log = io.Discard
+	}
+	j := &job{
+		rec: Deploy{ID: s.newID(), App: app, Commit: commit, Trigger: trigger, Status: DeployQueued, QueuedAt: time.Now().UTC()},
+		log: log, run: run, done: make(chan jobResult, 1),
+	}
+	if _, err := s.store.app(app); err == nil {
+		if err := s.store.putDeploy(j.rec); err != nil {
+			return Release{}, fmt.Errorf("deploy %s: %w", app, err)
+		}
+	}
+	live := newLiveLog()
+	s.mu.Lock()
+	s.live[j.rec.ID] = live
+	q := s.queues[app]
+	if q == nil {
+		q = &queue{}
+		s.queues[app] = q
+	}
+	if old := q.pending; old != nil {
+		now := time.Now().UTC()
+		old.rec.Status, old.rec.FinishedAt, old.rec.Error = DeploySuperseded, &now, "superseded by "+j.rec.ID
+		delete(s.live, old.rec.ID)
+		defer s.saveDeploy(old.rec)
+		old.done <- jobResult{err: fmt.Errorf("deploy %s: %w", app, ErrSuperseded)}
+	}
+	q.pending = j
+	start := !q.running
+	q.running = true
+	s.mu.Unlock()
+	if start {
+		go s.work(app, q)
+	} else {
+		fmt.Fprintf(log, "-----> Waiting for the deploy of %s in progress\n", app)
+	}
+	select {
+	case r := <-j.done:
+		return r.rel, r.err
+	case <-ctx.Done():
+		// The caller went away; the deploy, once started, carries on.
+		return Release{}, ctx.Err()
+	}
+}
+
+// work runs an app's queued jobs one after the other.
+func (s *Service) work(app string, q *queue) {
+	for {
+		s.mu.Lock()
+		j := q.pending
+		q.pending = nil
+		if j == nil {
+			q.running = false
+			s.mu.Unlock()
+			return
+		}
+		live := s.live[j.rec.ID]
+		s.deploying[app]++
+		s.mu.Unlock()
+		rel, err := s.runJob(j, live)
+		s.mu.Lock()
+		s.deploying[app]--
+		if s.deploying[app] == 0 {
+			delete(s.deploying, app)
+		}
+		delete(s.live, j.rec.ID)
+		s.mu.Unlock()
+		j.done <- jobResult{rel: rel, err: err}
+	}
+}
+
+func (s *Service) runJob(j *job, live *liveLog) (Release, error) {
+	defer live.Close()
+	rec := &j.rec
+	now := time.Now().UTC()
+	rec.Status, rec.StartedAt = DeployRunning, &now
+	s.saveDeploy(*rec)
+	s.publish(Event{App: rec.App, Type: "deploy", State: StateDeploying, Message: "deploy started"})
+	log := teeWriter{main: live, others: []io.Writer{j.log}}
+	// The deploy outlives the request that asked for it.
+	rel, err := j.run(context.Background(), rec, log)
+	end := time.Now().UTC()
+	rec.FinishedAt = &end
+	if err != nil {
+		rec.Status, rec.Error = DeployFailed, err.Error()
+		fmt.Fprintf(log, "-----> Deploy failed: %v\n", err)
+	} else {
+		rec.Status, rec.Release = DeploySucceeded, rel.Name
+	}
+	rec.Log = live.String()
+	s.saveDeploy(*rec)
+	msg := "deploy succeeded: " + rel.Name
+	if err != nil {
+		msg = "deploy failed: " + err.Error()
+	}
+	s.publish(Event{App: rec.App, Type: "deploy", Message: msg})
+	return rel, err
+}
+
+func (s *Service) saveDeploy(d Deploy) {
+	if _, err := s.store.app(d.App); err != nil {
+		return // destroyed meanwhile, or never created
+	}
+	if err := s.store.putDeploy(d); err != nil {
+		s.log.Error("record deploy", "app", d.App, "err", err)
+	}
+}
+
+// build is the job of a deploy from source: build, record, roll out.
+func (s *Service) build(ctx context.Context, app string, desc Descriptor, req DeployRequest, rec *Deploy, log io.Writer) (Release, error) {
+	prev, err := s.store.updateApp(app, true, func(r *appRecord) error { r.LastVersion++; return nil })
+	if err != nil {
+		return Release{}, fmt.Errorf("deploy %s: %w", app, err)
+	}
+	s.saveDeploy(*rec) // the app exists now
+	name := ReleaseName(prev.LastVersion)
+	rec.Release = name
+	fmt.Fprintf(log, "-----> Building %s %s (%s)\n", app, name, desc.File)
+	select {
+	case s.builds <- struct{}{}:
+	case <-ctx.Done():
+		return Release{}, ctx.Err()
+	}
+	start := time.Now()
+	slug, cmd, err := s.builder.Build(ctx, req.Dir, app, name, desc.Cmd, log)
+	<-s.builds
+	if err != nil {
+		s.markFailed(app, fmt.Sprintf("build of %s failed: %v", name, err))
+		return Release{}, fmt.Errorf("build %s %s: %w", app, name, err)
+	}
+	fmt.Fprintf(log, "-----> Built %s in %s\n", name, time.Since(start).Round(time.Millisecond))
+	env := map[string]string{}
+	for k, v := range desc.Env {
+		env[k] = v
+	}
+	rel := Release{
+		App: app, Name: name, Version: prev.LastVersion, Commit: req.Commit, Trigger: rec.Trigger,
+		Slug: slug, Command: cmd, Image: desc.Image, Descriptor: desc, Env: env, CreatedAt: time.Now().UTC(),
+	}
+	if err := s.store.putRelease(rel); err != nil {
+		return Release{}, fmt.Errorf("record release %s %s: %w", app, name, err)
+	}
+	return rel, s.rollout(ctx, rel, log)
+}
+
+// rollout runs rel and makes it the app's current release once healthy.
+// The instance count carries over from the running release unless the
+// descriptor's "instances" changed (as on Heroku and Dokku).
+func (s *Service) rollout(ctx context.Context, rel Release, log io.Writer) error {
+	rec, err := s.store.app(rel.App)
+	if err != nil {
+		return fmt.Errorf("roll out %s %s: %w", rel.App, rel.Name, err)
+	}
+	n := rel.Descriptor.Instances
+	if rec.Current != "" {
+		if cur, err := s.store.release(rel.App, rec.Current); err == nil && cur.Descriptor.Instances == n {
+			n = rec.Desired
+		}
+	}
+	fmt.Fprintf(log, "-----> Starting %d instance(s) of %s\n", n, rel.Name)
+	if err := s.sched.Deploy(ctx, s.spec(rel, n), log); err != nil {
+		s.markFailed(rel.App, fmt.Sprintf("%s failed: %v", rel.Name, err))
+		return fmt.Errorf("roll out %s %s: %w", rel.App, rel.Name, err)
+	}
+	_, err = s.store.updateApp(rel.App, false, func(r *appRecord) error {
+		r.wake()
+		r.Current, r.Desired, r.Failed = rel.Name, n, ""
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("roll out %s %s: %w", rel.App, rel.Name, err)
+	}
+	fmt.Fprintf(log, "-----> %s is live at %s\n", rel.Name, s.URL(rel.App))
+	s.publish(Event{App: rel.App, Type: "release", Message: rel.Name + " live"})
+	return nil
+}
+
+// markFailed records why an app without a serving release failed; an app
+// whose old release still serves stays as it is.
+func (s *Service) markFailed(app, reason string) {
+	_, err := s.store.updateApp(app, false, func(r *appRecord) error {
+		if r.Current == "" {
+			r.Failed = reason
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		s.log.Error("mark failed", "app", app, "err", err)
+	}
+}
+
+// Rollback re-runs an old release's slug, without building, as a new
+// release. release "" means the one before the current release.
+func (s *Service) Rollback(ctx context.Context, app, release string, log io.Writer) (Release, error) {
+	rec, err := s.store.app(app)
+	if err != nil {
+		return Release{}, fmt.Errorf("rollback %s: %w", app, err)
+	}
+	if release == "" {
+		cur, ok := ParseReleaseName(rec.Current)
+		if !ok || cur < 2 {
+			return Release{}, fmt.Errorf("rollback %s: no earlier release: %w", app, ErrConflict)
+		}
+		release = ReleaseName(cur - 1)
+	}
+	old, err := s.store.release(app, release)
+	if err != nil {
+		return Release{}, fmt.Errorf("rollback %s to %s: %w", app, release, err)
+	}
+	return s.enqueue(ctx, app, old.Commit, "rollback to "+old.Name, log, func(ctx context.Context, d *Deploy, log io.Writer) (Release, error) {
+		r, err := s.store.updateApp(app, false, func(r *appRecord) error { r.LastVersion++; return nil })
+		if err != nil {
+			return Release{}, fmt.Errorf("rollback %s: %w", app, err)
+		}
+		rel := old
+		rel.Version, rel.Name, rel.Trigger, rel.CreatedAt = r.LastVersion, ReleaseName(r.LastVersion), d.Trigger, time.Now().UTC()
+		d.Release = rel.Name
+		fmt.Fprintf(log, "-----> Rolling back %s to %s as %s (no build)\n", app, old.Name, rel.Name)
+		if err := s.store.putRelease(rel); err != nil {
+			return Release{}, fmt.Errorf("rollback %s: %w", app, err)
+		}
+		return rel, s.rollout(ctx, rel, log)
+	})
+}
+
+// wake ends a sleep, counting the instance-time it saved.
+func (r *appRecord) wake() {
+	if r.Asleep && r.AsleepSince != nil {
+		r.SavedSeconds += float64(r.Desired) * time.Since(*r.AsleepSince).Seconds()
+	}
+	r.Asleep, r.AsleepSince = false, nil
+}
+
+// Scale sets how many instances the app runs. 0 stops it: unlike a
+// sleeping app, a stopped app is not woken by requests.
+func (s *Service) Scale(ctx context.Context, app string, n int) error {
+	if n < 0 || n > 100 {
+		return fmt.Errorf("scale %s: instances must be between 0 and 100, not %d: %w", app, n, ErrInvalid)
+	}
+	l := s.lock(app)
+	l.Lock()
+	defer l.Unlock()
+	rec, err := s.store.app(app)
+	if err != nil {
+		return fmt.Errorf("scale %s: %w", app, err)
+	}
+	if rec.Current == "" {
+		return fmt.Errorf("scale %s: no release deployed yet: %w", app, ErrConflict)
+	}
+	if _, err := s.store.updateApp(app, false, func(r *appRecord) error {
+		r.wake()
+		r.Desired = n
+		return nil
+	}); err != nil {
+		return fmt.Errorf("scale %s: %w", app, err)
+	}
+	if err := s.sched.Scale(ctx, app, n); err != nil {
+		return fmt.Errorf("scale %s: %w", app, err)
+	}
+	s.publish(Event{App: app, Type: "state", Message: fmt.Sprintf("scaled to %d", n)})
+	return nil
+}
+
+// Sleep drains and scales an app to zero until its next request. A
+// sleeping or stopped app is left as it is.
+func (s *Service) Sleep(ctx context.Context, app string) error {
+	l := s.lock(app)
+	l.Lock()
+	defer l.Unlock()
+	rec, err := s.store.app(app)
+	if err != nil {
+		return fmt.Errorf("sleep %s: %w", app, err)
+	}
+	if rec.Asleep || rec.Current == "" || rec.Desired == 0 {
+		return nil
+	}
+	now := time.Now().UTC()
+	if _, err := s.store.updateApp(app, false, func(r *appRecord) error {
+		r.Asleep, r.AsleepSince = true, &now
+		return nil
+	}); err != nil {
+		return fmt.Errorf("sleep %s: %w", app, err)
+	}
+	s.mu.Lock()
+	delete(s.waking, app)
+	s.mu.Unlock()
+	err = s.sched.Scale(ctx, app, 0)
+	s.publish(Event{App: app, Type: "state", State: StateSleeping, Message: "asleep"})
+	if err != nil {
+		return fmt.Errorf("sleep %s: %w", app, err)
+	}
+	return nil
+}
+
+// Wake scales a sleeping app back to its desired instances and returns at
+// once; it is idempotent, so any number of concurrent requests may call it.
+func (s *Service) Wake(ctx context.Context, app string) error {
+	l := s.lock(app)
+	l.Lock()
+	defer l.Unlock()
+	rec, err := s.store.app(app)
+	if err != nil {
+		return fmt.Errorf("wake %s: %w", app, err)
+	}
+	if !rec.Asleep && rec.Failed == "" {
+		return nil
+	}
+	rec, err = s.store.updateApp(app, false, func(r *appRecord) error {
+		r.wake()
+		if r.Current != "" {
+			r.Failed = ""
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("wake %s: %w", app, err)
+	}
+	s.mu.Lock()
+	s.waking[app] = true
+	s.mu.Unlock()
+	err = s.sched.Scale(ctx, app, rec.Desired)
+	s.publish(Event{App: app, Type: "state", State: StateWaking, Message: "waking"})
+	if err != nil {
+		return fmt.Errorf("wake %s: %w", app, err)
+	}
+	return nil
+}
+
+// Fail marks an app failed (the waker calls it when a wake times out).
+func (s *Service) Fail(app, reason string) {
+	if _, err := s.store.updateApp(app, false, func(r *appRecord) error { r.Failed = reason; return nil }); err != nil {
+		s.log.Error("mark failed", "app", app, "err", err)
+		return
+	}
+	s.mu.Lock()
+	delete(s.waking, app)
+	s.mu.Unlock()
+	s.publish(Event{App: app, Type: "state", State: StateFailed, Message: reason})
+}
+
+// Destroy stops every instance of an app and forgets it, its releases,
+// its deploys and its slugs.
+func (s *Service) Destroy(ctx context.Context, app string) error {
+	l := s.lock(app)
+	l.Lock()
+	defer l.Unlock()
+	if _, err := s.store.app(app); err != nil {
+		return fmt.Errorf("destroy %s: %w", app, err)
+	}
+	if err := s.sched.Remove(ctx, app); err != nil {
+		return fmt.Errorf("destroy %s: %w", app, err)
+	}
+	if err := s.store.deleteApp(app); err != nil {
+		return fmt.Errorf("destroy %s: %w", app, err)
+	}
+	if s.cfg.Artifacts != "" && ValidName(app) {
+		os.RemoveAll(filepath.Join(s.cfg.Artifacts, app)) //nolint:errcheck // slugs are a cache of the store
+	}
+	s.mu.Lock()
+	delete(s.activity, app)
+	delete(s.waking, app)
+	s.mu.Unlock()
+	s.publish(Event{App: app, Type: "destroyed", Message: "destroyed"})
+	return nil
+}

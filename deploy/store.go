@@ -1,0 +1,255 @@
+package deploy
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Store keeps Flock's desired state in a bbolt file in the data dir: apps,
+// their releases and the record of every deploy. Everything the platform
+// must bring back after a restart (or a SIGKILL) lives here.
+type Store struct {
+	db *bolt.DB
+}
+
+var (
+	bucketApps     = []byte("apps")
+	bucketReleases = []byte("releases")
+	bucketDeploys  = []byte("deploys")
+)
+
+// appRecord is an app's desired state.
+type appRecord struct {
+	Name string `json:"name"`
+	// Current is the release that serves ("" before the first successful
+	// deploy).
+	Current string `json:"current"`
+	// LastVersion is the highest release number handed out, so that a
+	// failed rollout never reuses a number.
+	LastVersion int `json:"lastVersion"`
+	// Desired is how many instances run while the app is awake.
+	Desired int `json:"desired"`
+	// Asleep is set while the app is scaled to zero for idleness.
+	Asleep      bool       `json:"asleep"`
+	AsleepSince *time.Time `json:"asleepSince,omitempty"`
+	// SavedSeconds sums desired × time asleep over past sleeps.
+	SavedSeconds float64 `json:"savedSeconds"`
+	// Failed says why the app is failed (deploy or wake); cleared by the
+	// next success.
+	Failed    string    `json:"failed,omitempty"`
+	CreatedAt time.Time `json:"createdAt"`
+}
+
+// OpenStore opens (creating) the store at <dir>/flock.db. bbolt locks the
+// file, so a second Flock on the same data dir fails here with a clear
+// error instead of corrupting state.
+func OpenStore(dir string) (*Store, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	path := filepath.Join(dir, "flock.db")
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
+	if err != nil {
+		if errors.Is(err, bolt.ErrTimeout) {
+			return nil, fmt.Errorf("open store %s: another flock is using this data dir", path)
+		}
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketApps, bucketReleases, bucketDeploys} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	return &Store{db: db}, nil
+}
+
+// Close closes the store.
+func (s *Store) Close() error { return s.db.Close() }
+
+func put(tx *bolt.Tx, bucket []byte, key string, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return tx.Bucket(bucket).Put([]byte(key), data)
+}
+
+func get(tx *bolt.Tx, bucket []byte, key string, v any) error {
+	data := tx.Bucket(bucket).Get([]byte(key))
+	if data == nil {
+		return ErrNotFound
+	}
+	return json.Unmarshal(data, v)
+}
+
+// releaseKey sorts releases of an app by version.
+func releaseKey(app string, version int) string { return fmt.Sprintf("%s/%09d", app, version) }
+
+func (s *Store) app(name string) (appRecord, error) {
+	var r appRecord
+	err := s.db.View(func(tx *bolt.Tx) error { return get(tx, bucketApps, name, &r) })
+	return r, err
+}
+
+func (s *Store) apps() ([]appRecord, error) {
+	var out []appRecord
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketApps).ForEach(func(_, v []byte) error {
+			var r appRecord
+			if err := json.Unmarshal(v, &r); err != nil {
+				return err
+			}
+			out = append(out, r)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// updateApp reads, changes and writes an app record in one transaction.
+// create allows a missing app to start from a fresh record.
+func (s *Store) updateApp(name string, create bool, fn func(*appRecord) error) (appRecord, error) {
+	var r appRecord
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		err := get(tx, bucketApps, name, &r)
+		if errors.Is(err, ErrNotFound) && create {
+			r = appRecord{Name: name, CreatedAt: time.Now().UTC()}
+		} else if err != nil {
+			return err
+		}
+		if err := fn(&r); err != nil {
+			return err
+		}
+		return put(tx, bucketApps, name, r)
+	})
+	return r, err
+}
+
+func (s *Store) putRelease(r Release) error {
+	return s.db.Update(func(tx *bolt.Tx) error { return put(tx, bucketReleases, releaseKey(r.App, r.Version), r) })
+}
+
+func (s *Store) release(app, name string) (Release, error) {
+	v, ok := ParseReleaseName(name)
+	if !ok {
+		return Release{}, fmt.Errorf("release %q: %w", name, ErrNotFound)
+	}
+	var r Release
+	err := s.db.View(func(tx *bolt.Tx) error { return get(tx, bucketReleases, releaseKey(app, v), &r) })
+	return r, err
+}
+
+func (s *Store) releases(app string) ([]Release, error) {
+	var out []Release
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketReleases).Cursor()
+		prefix := []byte(app + "/")
+		for k, v := c.Seek(prefix); k != nil && strings.HasPrefix(string(k), string(prefix)); k, v = c.Next() {
+			var r Release
+			if err := json.Unmarshal(v, &r); err != nil {
+				return err
+			}
+			out = append(out, r)
+		}
+		return nil
+	})
+	return out, err
+}
+
+func (s *Store) putDeploy(d Deploy) error {
+	return s.db.Update(func(tx *bolt.Tx) error { return put(tx, bucketDeploys, d.ID, d) })
+}
+
+func (s *Store) deploy(id string) (Deploy, error) {
+	var d Deploy
+	err := s.db.View(func(tx *bolt.Tx) error { return get(tx, bucketDeploys, id, &d) })
+	return d, err
+}
+
+// deploys lists deploy records, newest first; app "" lists all.
+func (s *Store) deploys(app string) ([]Deploy, error) {
+	var out []Deploy
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketDeploys).ForEach(func(_, v []byte) error {
+			var d Deploy
+			if err := json.Unmarshal(v, &d); err != nil {
+				return err
+			}
+			if app == "" || d.App == app {
+				out = append(out, d)
+			}
+			return nil
+		})
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].ID > out[j].ID })
+	return out, err
+}
+
+// deleteApp removes an app with its releases and deploy records.
+func (s *Store) deleteApp(name string) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketApps).Get([]byte(name)) == nil {
+			return ErrNotFound
+		}
+		if err := tx.Bucket(bucketApps).Delete([]byte(name)); err != nil {
+			return err
+		}
+		for _, b := range [][]byte{bucketReleases, bucketDeploys} {
+			// Collect first: deleting under a bbolt cursor skips keys.
+			var doomed [][]byte
+			err := tx.Bucket(b).ForEach(func(k, v []byte) error {
+				match := strings.HasPrefix(string(k), name+"/")
+				if string(b) == string(bucketDeploys) {
+					var d Deploy
+					match = json.Unmarshal(v, &d) == nil && d.App == name
+				}
+				if match {
+					doomed = append(doomed, append([]byte(nil), k...))
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			for _, k := range doomed {
+				if err := tx.Bucket(b).Delete(k); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// ParseReleaseName parses "v3" into 3.
+func ParseReleaseName(s string) (int, bool) {
+	if len(s) < 2 || len(s) > 10 || s[0] != 'v' {
+		return 0, false
+	}
+	n := 0
+	for _, c := range s[1:] {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, n > 0
+}
+
+// ReleaseName formats version 3 as "v3".
+func ReleaseName(version int) string { return fmt.Sprintf("v%d", version) }
