@@ -1,0 +1,128 @@
+package deploy
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestStoreKeepsStateAcrossReopen(t *testing.T) {
+	dir := t.TempDir()
+	s, err := OpenStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.updateApp("web", true, func(r *appRecord) error {
+		r.Current, r.LastVersion, r.Desired, r.Asleep = "v2", 2, 3, true
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for v := 1; v <= 12; v++ {
+		if err := s.putRelease(Release{App: "web", Name: ReleaseName(v), Version: v}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.putRelease(Release{App: "web2", Name: "v1", Version: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.putDeploy(Deploy{ID: "1", App: "web", Status: DeploySucceeded}); err != nil {
+		t.Fatal(err)
+	}
+
+	// A second Flock on the same data dir is refused, not let in to corrupt it.
+	if _, err := OpenStore(dir); err == nil {
+		t.Fatal("second OpenStore on the same dir succeeded")
+	}
+	s.Close()
+
+	s, err = OpenStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	rec, err := s.app("web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Current != "v2" || rec.Desired != 3 || !rec.Asleep {
+		t.Errorf("app after reopen: %+v", rec)
+	}
+	rels, err := s.releases("web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, r := range rels {
+		names = append(names, r.Name)
+	}
+	want := []string{"v1", "v2", "v3", "v4", "v5", "v6", "v7", "v8", "v9", "v10", "v11", "v12"}
+	if diff := cmp.Diff(want, names); diff != "" {
+		t.Errorf("releases of web, in version order (-want +got):\n%s", diff)
+	}
+
+	if err := s.deleteApp("web"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.app("web"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("deleted app: err %v, want ErrNotFound", err)
+	}
+	if rels, _ := s.releases("web"); len(rels) != 0 {
+		t.Errorf("releases left after delete: %d", len(rels))
+	}
+	if ds, _ := s.deploys("web"); len(ds) != 0 {
+		t.Errorf("deploys left after delete: %d", len(ds))
+	}
+	if rels, _ := s.releases("web2"); len(rels) != 1 {
+		t.Errorf("deleting web touched web2: %d releases", len(rels))
+	}
+}
+
+func TestState(t *testing.T) {
+	tests := []struct {
+		name      string
+		rec       appRecord
+		healthy   int
+		deploying bool
+		waking    bool
+		want      State
+	}{
+		{"first deploy", appRecord{}, 0, true, false, StateDeploying},
+		{"first deploy failed", appRecord{Failed: "build failed"}, 0, false, false, StateFailed},
+		{"running", appRecord{Current: "v1", Desired: 1}, 1, false, false, StateRunning},
+		{"asleep", appRecord{Current: "v1", Desired: 1, Asleep: true}, 0, false, false, StateSleeping},
+		{"stopped", appRecord{Current: "v1"}, 0, false, false, StateStopped},
+		{"waking", appRecord{Current: "v1", Desired: 1}, 0, false, true, StateWaking},
+		{"wake failed", appRecord{Current: "v1", Desired: 1, Failed: "wake timed out"}, 0, false, false, StateFailed},
+		{"redeploying", appRecord{Current: "v1", Desired: 1}, 1, true, false, StateDeploying},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := state(tc.rec, tc.healthy, tc.deploying, tc.waking); got != tc.want {
+				t.Errorf("state = %s, want %s", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestReleaseNames(t *testing.T) {
+	for _, s := range []string{"v", "v0", "3", "v1x", "V1", "v12345678901", ""} {
+		if _, ok := ParseReleaseName(s); ok {
+			t.Errorf("ParseReleaseName(%q) accepted", s)
+		}
+	}
+	if v, ok := ParseReleaseName(ReleaseName(42)); !ok || v != 42 {
+		t.Errorf("round trip of v42: %d %v", v, ok)
+	}
+}
+
+func TestSavedSecondsCountsSleep(t *testing.T) {
+	since := time.Now().Add(-10 * time.Second)
+	r := appRecord{Desired: 3, Asleep: true, AsleepSince: &since}
+	r.wake()
+	if r.Asleep || r.SavedSeconds < 29 || r.SavedSeconds > 40 {
+		t.Errorf("after 10 s asleep at 3 instances: asleep=%v saved=%.1f s, want about 30", r.Asleep, r.SavedSeconds)
+	}
+}
