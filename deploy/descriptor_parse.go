@@ -1,0 +1,584 @@
+package deploy
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// maxDescriptorBytes bounds a descriptor file: package.json files of real
+// apps are a few KiB, so anything past 1 MiB is a mistake or an attack.
+const maxDescriptorBytes = 1 << 20
+
+// Descriptor defaults (DESIGN.md, "The descriptor").
+const (
+	defaultInstances   = 1
+	defaultCPUs        = 0.1
+	defaultMem         = 64
+	defaultPorts       = 1
+	defaultInterval    = 10
+	defaultTimeout     = 5
+	defaultGrace       = 30
+	defaultMaxFailures = 3
+)
+
+var (
+	envKeyRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	// imageRE is a Docker image reference: optional registry (with port),
+	// lower-case path components, optional tag and digest.
+	imageRE = regexp.MustCompile(`^(?:[a-zA-Z0-9](?:[a-zA-Z0-9.-]*[a-zA-Z0-9])?(?::[0-9]{1,5})?/)?` +
+		`[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*` +
+		`(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$`)
+	// checkPathRE keeps check paths to URL characters that are safe in an
+	// HAProxy config line: no spaces, quotes, backslashes or '#'.
+	checkPathRE = regexp.MustCompile(`^/[A-Za-z0-9/._~%!$&()*+,;=:@?-]*$`)
+	// reservedEnv are variables every scheduler sets itself.
+	reservedEnv = regexp.MustCompile(`^(PORT[0-9]*|HOST|FLOCK_APP|FLOCK_RELEASE)$`)
+)
+
+// flockKeys and checkKeys are the keys a descriptor may hold; anything else
+// is a typo the user wants to hear about.
+var (
+	flockKeys = []string{"instances", "cpus", "mem", "ports", "cmd", "env", "idle",
+		"minInstances", "maxInstances", "domains", "checks", "image", "branch"}
+	checkKeys = []string{"path", "protocol", "portIndex", "intervalSeconds", "timeoutSeconds",
+		"gracePeriodSeconds", "maxConsecutiveFailures"}
+)
+
+// ReadDescriptor reads the descriptor of the source tree in dir: the
+// "flock" object of package.json (with "checks" beside it or inside it),
+// else flock.json at the root, else the defaults. Without a "flock" object
+// the name comes from flock.json, else from package.json; a tree with
+// neither has an empty Name and the caller must name the app.
+func ReadDescriptor(dir string) (Descriptor, error) {
+	pkg, err := readDescriptorFile(dir, "package.json")
+	if err != nil {
+		return Descriptor{}, err
+	}
+	var fromPkg Descriptor
+	if pkg != nil {
+		d, hasFlock, err := parseDescriptor("package.json", pkg)
+		if err != nil || hasFlock {
+			return d, err
+		}
+		fromPkg = d
+	}
+	fj, err := readDescriptorFile(dir, "flock.json")
+	if err != nil {
+		return Descriptor{}, err
+	}
+	if fj == nil {
+		if pkg != nil {
+			return fromPkg, nil
+		}
+		return defaultDescriptor(""), nil
+	}
+	d, err := ParseDescriptor("flock.json", fj)
+	if err == nil && d.Name == "" {
+		d.Name = fromPkg.Name
+	}
+	return d, err
+}
+
+// readDescriptorFile returns the file's bytes, nil when it does not exist.
+func readDescriptorFile(dir, name string) ([]byte, error) {
+	fi, err := os.Lstat(filepath.Join(dir, name))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read descriptor: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, &DescriptorError{File: name, Rule: "must be a regular file"}
+	}
+	if fi.Size() > maxDescriptorBytes {
+		return nil, &DescriptorError{File: name, Rule: "is larger than 1 MiB"}
+	}
+	f, err := os.Open(filepath.Join(dir, name))
+	if err != nil {
+		return nil, fmt.Errorf("read descriptor: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxDescriptorBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("read descriptor: %w", err)
+	}
+	return data, nil
+}
+
+// ParseDescriptor parses and validates a descriptor file. file names it
+// ("package.json", "flock.json") and decides its form: in package.json the
+// descriptor is the "flock" object (its "checks" may stand beside it); in
+// any other file the keys are at the root, next to "name". Every error is
+// one *DescriptorError naming the file, the key and the rule.
+func ParseDescriptor(file string, data []byte) (Descriptor, error) {
+	d, _, err := parseDescriptor(file, data)
+	return d, err
+}
+
+func defaultDescriptor(name string) Descriptor {
+	return Descriptor{Name: name, Instances: defaultInstances, CPUs: defaultCPUs,
+		Mem: defaultMem, Ports: defaultPorts, Checks: []Check{defaultCheck()}}
+}
+
+func defaultCheck() Check {
+	return Check{IntervalSeconds: defaultInterval, TimeoutSeconds: defaultTimeout,
+		GracePeriodSeconds: defaultGrace, MaxConsecutiveFailures: defaultMaxFailures}
+}
+
+// parser carries the file name into every error.
+type parser struct{ file string }
+
+func (p parser) fail(key, rule string, args ...any) error {
+	return &DescriptorError{File: p.file, Key: key, Rule: fmt.Sprintf(rule, args...)}
+}
+
+// parseDescriptor also reports whether package.json held a "flock" object.
+func parseDescriptor(file string, data []byte) (Descriptor, bool, error) {
+	p := parser{file: file}
+	if len(data) > maxDescriptorBytes {
+		return Descriptor{}, false, p.fail("", "is larger than 1 MiB")
+	}
+	top, err := p.object("", data)
+	if err != nil {
+		return Descriptor{}, false, err
+	}
+	d := defaultDescriptor("")
+	d.File = file
+	if raw, ok := top["name"]; ok {
+		if d.Name, err = p.name(raw); err != nil {
+			return Descriptor{}, false, err
+		}
+	}
+	if file != "package.json" {
+		delete(top, "name")
+		err := p.flock(&d, "", top, nil)
+		return d, true, err
+	}
+	raw, ok := top["flock"]
+	if !ok {
+		return d, false, nil
+	}
+	fl, err := p.object("flock", raw)
+	if err != nil {
+		return Descriptor{}, true, err
+	}
+	beside, ok := top["checks"]
+	if !ok {
+		beside = nil
+	}
+	if err := p.flock(&d, "flock.", fl, beside); err != nil {
+		return Descriptor{}, true, err
+	}
+	return d, true, nil
+}
+
+// object decodes raw as a JSON object; at the root it also explains syntax
+// errors with their line and column.
+func (p parser) object(key string, raw []byte) (map[string]json.RawMessage, error) {
+	var m map[string]json.RawMessage
+	err := json.Unmarshal(raw, &m)
+	var syn *json.SyntaxError
+	switch {
+	case key == "" && errors.As(err, &syn):
+		line, col := lineCol(raw, syn.Offset)
+		return nil, p.fail("", "is not valid JSON: line %d, column %d (offset %d): %v", line, col, syn.Offset, err)
+	case key == "" && (err != nil || m == nil):
+		return nil, p.fail("", "must hold a JSON object")
+	case err != nil || m == nil:
+		return nil, p.fail(key, "must be an object")
+	}
+	return m, nil
+}
+
+// lineCol turns a byte offset into a 1-based line and column.
+func lineCol(data []byte, off int64) (int, int) {
+	if off > int64(len(data)) {
+		off = int64(len(data))
+	}
+	before := data[:off]
+	line := bytes.Count(before, []byte("\n")) + 1
+	col := int(off) - (bytes.LastIndexByte(before, '\n') + 1)
+	return line, col
+}
+
+func (p parser) name(raw json.RawMessage) (string, error) {
+	var s string
+	if json.Unmarshal(raw, &s) != nil {
+		return "", p.fail("name", "must be a string")
+	}
+	if strings.HasPrefix(s, "@") {
+		return "", p.fail("name", "%s is a scoped npm name: Flock does not guess an app name from it; "+
+			"use a plain name that is a DNS label (lower-case letters, digits and '-', at most 63 characters)", quote(s))
+	}
+	n := strings.ToLower(s)
+	if !ValidName(n) {
+		return "", p.fail("name", "%s must be a DNS label: lower-case letters, digits and '-', "+
+			"starting and ending with a letter or digit, at most 63 characters", quote(s))
+	}
+	return n, nil
+}
+
+// quote shows a user's value in a message, shortened and escaped.
+func quote(s string) string {
+	if len(s) > 64 {
+		s = s[:64] + "..."
+	}
+	return strconv.Quote(s)
+}
+
+// flock fills d from the keys of a "flock" object (prefix "flock.") or of
+// flock.json (prefix ""). beside is package.json's top-level "checks".
+func (p parser) flock(d *Descriptor, prefix string, m map[string]json.RawMessage, beside json.RawMessage) error {
+	if err := p.unknown(prefix, m, flockKeys); err != nil {
+		return err
+	}
+	var err error
+	ints := []struct {
+		key      string
+		dst      *int
+		min, max int64
+	}{{"instances", &d.Instances, 0, 100}, {"mem", &d.Mem, 1, 65536}, {"ports", &d.Ports, 1, 10}}
+	for _, f := range ints {
+		if raw, ok := m[f.key]; ok {
+			if *f.dst, err = p.integer(prefix+f.key, raw, f.min, f.max); err != nil {
+				return err
+			}
+		}
+	}
+	if raw, ok := m["cpus"]; ok {
+		n, ok := number(raw)
+		v, perr := n.Float64()
+		if !ok || perr != nil || v <= 0 || v > 64 {
+			return p.fail(prefix+"cpus", "must be a number greater than 0 and at most 64")
+		}
+		d.CPUs = v
+	}
+	for _, key := range []string{"minInstances", "maxInstances"} {
+		if raw, ok := m[key]; ok {
+			v, err := p.integer(prefix+key, raw, 0, 100)
+			if err != nil {
+				return err
+			}
+			if key == "minInstances" {
+				d.MinInstances = &v
+			} else {
+				d.MaxInstances = &v
+			}
+		}
+	}
+	if d.MinInstances != nil && d.MaxInstances != nil && *d.MinInstances > *d.MaxInstances {
+		return p.fail(prefix+"minInstances", "must not be greater than %smaxInstances", prefix)
+	}
+	if raw, ok := m["cmd"]; ok {
+		if d.Cmd, err = p.str(prefix+"cmd", raw); err != nil {
+			return err
+		}
+		if strings.TrimSpace(d.Cmd) == "" || len(d.Cmd) > 4096 || strings.ContainsRune(d.Cmd, 0) {
+			return p.fail(prefix+"cmd", "must be a non-empty command of at most 4096 characters")
+		}
+	}
+	if raw, ok := m["env"]; ok {
+		if d.Env, err = p.env(prefix+"env", raw); err != nil {
+			return err
+		}
+	}
+	if raw, ok := m["idle"]; ok {
+		if d.Idle, err = p.idle(prefix+"idle", raw); err != nil {
+			return err
+		}
+	}
+	if raw, ok := m["domains"]; ok {
+		if d.Domains, err = p.domains(prefix+"domains", raw); err != nil {
+			return err
+		}
+	}
+	if raw, ok := m["image"]; ok {
+		if d.Image, err = p.str(prefix+"image", raw); err != nil {
+			return err
+		}
+		if len(d.Image) > 255 || !imageRE.MatchString(d.Image) {
+			return p.fail(prefix+"image", "must be a Docker image reference such as \"redis:7\" or \"registry.example.com/team/app:1.2\"")
+		}
+	}
+	if raw, ok := m["branch"]; ok {
+		if d.Branch, err = p.str(prefix+"branch", raw); err != nil {
+			return err
+		}
+		if !validBranch(d.Branch) {
+			return p.fail(prefix+"branch", "must be a valid git branch name (no spaces, \"..\", \"~^:?*[\\\", leading '-' or '/', trailing \".lock\")")
+		}
+	}
+	checksKey, checks := prefix+"checks", m["checks"]
+	if beside != nil {
+		if checks != nil {
+			return p.fail("checks", "must not be given both beside and inside flock")
+		}
+		checksKey, checks = "checks", beside
+	}
+	if checks != nil {
+		if d.Checks, err = p.checks(checksKey, checks, d.Ports); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// unknown rejects keys that are not in known, the first in sorted order.
+func (p parser) unknown(prefix string, m map[string]json.RawMessage, known []string) error {
+	var bad []string
+	for k := range m {
+		if !slices.Contains(known, k) {
+			bad = append(bad, k)
+		}
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	slices.Sort(bad)
+	return p.fail(prefix+bad[0], "is not a known key (known: %s)", strings.Join(known, ", "))
+}
+
+func (p parser) integer(key string, raw json.RawMessage, min, max int64) (int, error) {
+	if n, ok := number(raw); ok {
+		if v, err := strconv.ParseInt(n.String(), 10, 64); err == nil && v >= min && v <= max {
+			return int(v), nil
+		}
+	}
+	return 0, p.fail(key, "must be an integer between %d and %d", min, max)
+}
+
+// number decodes a JSON number literal; a quoted number is not one.
+func number(raw json.RawMessage) (json.Number, bool) {
+	var n json.Number
+	if len(raw) == 0 || (raw[0] != '-' && (raw[0] < '0' || raw[0] > '9')) || json.Unmarshal(raw, &n) != nil {
+		return "", false
+	}
+	return n, true
+}
+
+func (p parser) str(key string, raw json.RawMessage) (string, error) {
+	var s string
+	if len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
+		return "", p.fail(key, "must be a string")
+	}
+	return s, nil
+}
+
+func (p parser) env(key string, raw json.RawMessage) (map[string]string, error) {
+	m, err := p.object(key, raw)
+	if err != nil {
+		return nil, err
+	}
+	if len(m) > 1000 {
+		return nil, p.fail(key, "must hold at most 1000 variables")
+	}
+	names := slices.Sorted(func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	})
+	env := make(map[string]string, len(m))
+	for _, k := range names {
+		if !envKeyRE.MatchString(k) || len(k) > 256 {
+			return nil, p.fail(key+"."+k, "is not a valid variable name (letters, digits and '_', not starting with a digit)")
+		}
+		if reservedEnv.MatchString(k) {
+			return nil, p.fail(key+"."+k, "is set by Flock for every instance and cannot be overridden")
+		}
+		v, err := p.str(key+"."+k, m[k])
+		if err != nil {
+			return nil, err
+		}
+		if strings.ContainsRune(v, 0) || len(v) > 32768 {
+			return nil, p.fail(key+"."+k, "must be a string of at most 32768 characters without NUL")
+		}
+		env[k] = v
+	}
+	return env, nil
+}
+
+func (p parser) idle(key string, raw json.RawMessage) (string, error) {
+	const rule = "must be \"never\" or a duration of at least 1s such as \"15m\" or \"1h30m\""
+	var s string
+	if json.Unmarshal(raw, &s) != nil || len(raw) == 0 || raw[0] != '"' {
+		return "", p.fail(key, rule)
+	}
+	if s == "never" {
+		return s, nil
+	}
+	if v, err := time.ParseDuration(s); err != nil || v < time.Second {
+		return "", p.fail(key, rule)
+	}
+	return s, nil
+}
+
+func (p parser) domains(key string, raw json.RawMessage) ([]string, error) {
+	var list []json.RawMessage
+	if json.Unmarshal(raw, &list) != nil || list == nil {
+		return nil, p.fail(key, "must be an array of host names")
+	}
+	if len(list) > 100 {
+		return nil, p.fail(key, "must hold at most 100 host names")
+	}
+	var out []string
+	for i, r := range list {
+		k := fmt.Sprintf("%s[%d]", key, i)
+		s, err := p.str(k, r)
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case strings.Contains(s, "*"):
+			return nil, p.fail(k, "%s must not be a wildcard", quote(s))
+		case strings.Contains(s, ":"):
+			return nil, p.fail(k, "%s must not include a port", quote(s))
+		case s != strings.ToLower(s):
+			return nil, p.fail(k, "%s must be lower case", quote(s))
+		case !validHost(s):
+			return nil, p.fail(k, "%s must be a host name: dot-separated DNS labels, at most 253 characters", quote(s))
+		case slices.Contains(out, s):
+			return nil, p.fail(k, "%s is listed twice", quote(s))
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// validHost reports whether s is a lower-case host name of DNS labels.
+func validHost(s string) bool {
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	for _, l := range strings.Split(s, ".") {
+		if !ValidName(l) {
+			return false
+		}
+	}
+	return true
+}
+
+// validBranch applies git's ref-name rules (git check-ref-format) to a
+// branch name.
+func validBranch(s string) bool {
+	if s == "" || len(s) > 255 || s == "@" || strings.HasPrefix(s, "-") || strings.HasPrefix(s, "/") ||
+		strings.HasSuffix(s, "/") || strings.HasSuffix(s, ".") || strings.HasSuffix(s, ".lock") ||
+		strings.Contains(s, "..") || strings.Contains(s, "//") || strings.Contains(s, "@{") ||
+		strings.ContainsAny(s, " ~^:?*[\\\x7f") {
+		return false
+	}
+	for _, r := range s {
+		if r < 0x20 {
+			return false
+		}
+	}
+	for _, c := range strings.Split(s, "/") {
+		if strings.HasPrefix(c, ".") || strings.HasSuffix(c, ".lock") {
+			return false
+		}
+	}
+	return true
+}
+
+// checks parses the health checks; an empty list means the default TCP
+// check, as no list at all.
+func (p parser) checks(key string, raw json.RawMessage, ports int) ([]Check, error) {
+	var list []json.RawMessage
+	if json.Unmarshal(raw, &list) != nil || list == nil {
+		return nil, p.fail(key, "must be an array of checks")
+	}
+	if len(list) > 10 {
+		return nil, p.fail(key, "must hold at most 10 checks")
+	}
+	if len(list) == 0 {
+		return []Check{defaultCheck()}, nil
+	}
+	out := make([]Check, 0, len(list))
+	for i, r := range list {
+		c, err := p.check(fmt.Sprintf("%s[%d].", key, i), r, ports)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+func (p parser) check(prefix string, raw json.RawMessage, ports int) (Check, error) {
+	m, err := p.object(strings.TrimSuffix(prefix, "."), raw)
+	if err != nil {
+		return Check{}, err
+	}
+	if err := p.unknown(prefix, m, checkKeys); err != nil {
+		return Check{}, err
+	}
+	c := defaultCheck()
+	if r, ok := m["path"]; ok {
+		if c.Path, err = p.str(prefix+"path", r); err != nil {
+			return Check{}, err
+		}
+		if len(c.Path) > 1024 || !checkPathRE.MatchString(c.Path) {
+			return Check{}, p.fail(prefix+"path", "must start with \"/\" and hold only URL characters "+
+				"(no spaces, quotes, '#', '\\' or control characters), at most 1024")
+		}
+	}
+	if r, ok := m["protocol"]; ok {
+		proto, err := p.str(prefix+"protocol", r)
+		if err != nil {
+			return Check{}, err
+		}
+		switch strings.ToUpper(proto) {
+		case "HTTP":
+			if c.Path == "" {
+				c.Path = "/"
+			}
+		case "TCP":
+			if c.Path != "" {
+				return Check{}, p.fail(prefix+"path", "must not be set on a TCP check")
+			}
+		default:
+			return Check{}, p.fail(prefix+"protocol", "must be \"HTTP\" or \"TCP\"")
+		}
+	}
+	if r, ok := m["portIndex"]; ok {
+		if c.PortIndex, err = p.integer(prefix+"portIndex", r, 0, int64(ports-1)); err != nil {
+			return Check{}, err
+		}
+	}
+	fields := []struct {
+		key      string
+		dst      *int
+		min, max int64
+	}{
+		{"intervalSeconds", &c.IntervalSeconds, 1, 3600},
+		{"timeoutSeconds", &c.TimeoutSeconds, 1, 3600},
+		{"gracePeriodSeconds", &c.GracePeriodSeconds, 0, 3600},
+		{"maxConsecutiveFailures", &c.MaxConsecutiveFailures, 1, 100},
+	}
+	for _, f := range fields {
+		if r, ok := m[f.key]; ok {
+			if *f.dst, err = p.integer(prefix+f.key, r, f.min, f.max); err != nil {
+				return Check{}, err
+			}
+		}
+	}
+	if c.TimeoutSeconds > c.IntervalSeconds {
+		if _, set := m["timeoutSeconds"]; set {
+			return Check{}, p.fail(prefix+"timeoutSeconds", "must not be greater than intervalSeconds (%d)", c.IntervalSeconds)
+		}
+		c.TimeoutSeconds = c.IntervalSeconds // the default timeout shrinks to a short interval
+	}
+	return c, nil
+}
