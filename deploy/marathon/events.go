@@ -1,0 +1,290 @@
+package marathon
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"strings"
+	"time"
+)
+
+// event is the part of a Marathon event-bus message Flock reads: enough to
+// name the app it is about. Events are triggers to re-read that app, never
+// the truth (STYLE.md Do/not 2).
+type event struct {
+	EventType  string `json:"eventType"`
+	AppID      string `json:"appId"`
+	RunSpecID  string `json:"runSpecId"` // instance_* events (Marathon ≥1.4)
+	TaskID     string `json:"taskId"`     // health_status_changed_event before 1.4
+	InstanceID string `json:"instanceId"` // health_status_changed_event from 1.4
+	ID         string `json:"id"`         // deployment_success / deployment_failed
+	GroupID    string `json:"groupId"`
+	AppDef     *struct {
+		ID string `json:"id"`
+	} `json:"appDefinition"`
+	Plan *struct {
+		ID    string `json:"id"`
+		Steps []step `json:"steps"`
+	} `json:"plan"`
+	CurrentStep *step `json:"currentStep"`
+}
+
+// step is a deployment step in either shape Marathon used: {app} or
+// {actions: [{app}]}.
+type step struct {
+	App     string `json:"app"`
+	Actions []struct {
+		App string `json:"app"`
+	} `json:"actions"`
+}
+
+// trigger is what an event asks for: re-read some apps (Marathon ids), or
+// everything.
+type trigger struct {
+	ids []string
+	all bool
+	// deployment outcome, for a waiting Deploy.
+	deployment string
+	succeeded  bool
+}
+
+// parseEvent reads one event's data. Unknown types and undecodable data
+// trigger nothing.
+func parseEvent(data []byte) (trigger, bool) {
+	var e event
+	if err := json.Unmarshal(data, &e); err != nil {
+		return trigger{}, false
+	}
+	var t trigger
+	switch e.EventType {
+	case "status_update_event", "failed_health_check_event", "unhealthy_instance_kill_event",
+		"app_terminated_event", "health_status_changed_event":
+		id := e.AppID
+		if id == "" {
+			id = appFromTask(e.InstanceID + e.TaskID)
+		}
+		t.ids = []string{id}
+	case "instance_changed_event", "instance_health_changed_event":
+		id := e.RunSpecID
+		if id == "" {
+			id = appFromTask(e.InstanceID)
+		}
+		t.ids = []string{id}
+	case "api_post_event":
+		if e.AppDef != nil && e.AppDef.ID != "" {
+			t.ids = []string{e.AppDef.ID}
+		} else {
+			t.all = true
+		}
+	case "deployment_info", "deployment_step_success":
+		if e.Plan != nil {
+			for _, s := range e.Plan.Steps {
+				t.ids = append(t.ids, s.apps()...)
+			}
+		}
+		if e.CurrentStep != nil {
+			t.ids = append(t.ids, e.CurrentStep.apps()...)
+		}
+	case "deployment_success", "deployment_failed":
+		t.deployment = e.ID
+		t.succeeded = e.EventType == "deployment_success"
+		t.all = true
+	case "group_change_success", "event_stream_attached":
+		t.all = true
+	default:
+		return trigger{}, false
+	}
+	if len(t.ids) == 0 && t.deployment == "" {
+		t.all = true
+	}
+	return t, true
+}
+
+func (s step) apps() []string {
+	var ids []string
+	if s.App != "" {
+		ids = append(ids, s.App)
+	}
+	for _, a := range s.Actions {
+		if a.App != "" {
+			ids = append(ids, a.App)
+		}
+	}
+	return ids
+}
+
+// appFromTask guesses the app id from a task or instance id
+// ("group_app.instance-…" → "/group/app"), for events without appId.
+func appFromTask(id string) string {
+	i := strings.IndexByte(id, '.')
+	if i <= 0 {
+		return ""
+	}
+	return "/" + strings.ReplaceAll(id[:i], "_", "/")
+}
+
+// readSSE calls fn with the data of each text/event-stream message of r
+// until r ends.
+func readSSE(r io.Reader, fn func(event string, data []byte)) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 8<<20)
+	var name string
+	var data []byte
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case line == "":
+			if len(data) > 0 {
+				fn(name, data)
+			}
+			name, data = "", nil
+		case strings.HasPrefix(line, ":"):
+		case strings.HasPrefix(line, "event:"):
+			name = strings.TrimSpace(line[len("event:"):])
+		case strings.HasPrefix(line, "data:"):
+			if len(data) > 0 {
+				data = append(data, '\n')
+			}
+			data = append(data, strings.TrimPrefix(line[len("data:"):], " ")...)
+		}
+	}
+	if len(data) > 0 {
+		fn(name, data)
+	}
+	return sc.Err()
+}
+
+// Run implements deploy.Scheduler: it follows Marathon's event stream
+// (reconnecting with backoff, moving to the next Marathon), re-reads the
+// apps events name (debounced), resyncs everything on every (re)connect and
+// every Resync, and feeds Changes. It returns when ctx ends.
+func (s *Scheduler) Run(ctx context.Context) error {
+	go s.pump(ctx)
+	triggers := make(chan trigger, 256)
+	go s.follow(ctx, triggers)
+
+	resync := time.NewTicker(s.cfg.Resync)
+	defer resync.Stop()
+	ids := map[string]bool{}
+	all := true
+	var flush <-chan time.Time
+	var timer *time.Timer
+	arm := func() {
+		if timer == nil {
+			timer = time.NewTimer(s.debounce)
+			flush = timer.C
+		}
+	}
+	arm()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-resync.C:
+			all = true
+			arm()
+		case t := <-triggers:
+			if t.deployment != "" {
+				s.deploymentDone(t.deployment, t.succeeded)
+				if app, ok := s.waitingApp(t.deployment); ok {
+					ids[s.appID(app)] = true
+					t.all = false
+				}
+			}
+			for _, id := range t.ids {
+				ids[id] = true
+			}
+			all = all || t.all
+			arm()
+		case <-flush:
+			timer, flush = nil, nil
+			s.apply(ctx, ids, all)
+			ids, all = map[string]bool{}, false
+		}
+	}
+}
+
+// apply re-reads what the debounced triggers asked for.
+func (s *Scheduler) apply(ctx context.Context, ids map[string]bool, all bool) {
+	if all {
+		if err := s.resync(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("marathon resync failed; serving the last known state", "err", err)
+		}
+		return
+	}
+	for id := range ids {
+		name, ok := s.appName(id)
+		if !ok {
+			continue
+		}
+		if err := s.refresh(ctx, name); err != nil && ctx.Err() == nil {
+			s.log.Warn("marathon refresh failed", "app", name, "err", err)
+		}
+	}
+}
+
+func (s *Scheduler) deploymentDone(id string, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, w := s.waiting[id]; w {
+		s.done[id] = ok
+	}
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Scheduler) waitingApp(id string) (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	app, ok := s.waiting[id]
+	return app, ok
+}
+
+// follow keeps one event stream open until ctx ends. Every (re)connect
+// asks for a full resync: events missed while away are not replayed.
+func (s *Scheduler) follow(ctx context.Context, out chan<- trigger) {
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		body, from, err := s.api.Events(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.Warn("marathon event stream unavailable", "err", err, "retry", backoff)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, s.backoffMax)
+			continue
+		}
+		s.log.Info("marathon event stream attached", "url", from)
+		backoff = 100 * time.Millisecond
+		send(ctx, out, trigger{all: true})
+		stop := context.AfterFunc(ctx, func() { body.Close() })
+		err = readSSE(body, func(_ string, data []byte) {
+			if t, ok := parseEvent(data); ok {
+				send(ctx, out, t)
+			}
+		})
+		stop()
+		body.Close()
+		if ctx.Err() != nil {
+			return
+		}
+		s.log.Warn("marathon event stream dropped; reconnecting", "url", from, "err", err)
+		if r, ok := s.api.(interface{ rotate() }); ok {
+			r.rotate()
+		}
+	}
+}
+
+func send(ctx context.Context, out chan<- trigger, t trigger) {
+	select {
+	case out <- t:
+	case <-ctx.Done():
+	}
+}

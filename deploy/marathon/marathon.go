@@ -1,0 +1,282 @@
+// Package marathon is Flock's scheduler for a Mesos/Marathon cluster: one
+// Marathon app per Flock app, written through go-marathon, read back with
+// lenient types, kept fresh by Marathon's event stream.
+package marathon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/flock-paas/flock/deploy"
+)
+
+// Config configures the Marathon scheduler.
+type Config struct {
+	// URLs are the Marathons of the cluster (--marathon-url, split on
+	// commas by the caller). Any member works: non-leaders proxy to the
+	// leader. Required.
+	URLs []string
+	// Group is the Marathon group of Flock's apps; an app's id is
+	// <Group>/<app>. Default "/flock".
+	Group string
+	// Drainer takes instances out of rotation before they are stopped.
+	// Optional: without it instances are stopped at once.
+	Drainer deploy.Drainer
+	// DeployTimeout bounds the wait for a Marathon deployment. Default 5m.
+	DeployTimeout time.Duration
+	// Resync is how often every app is re-read, whatever the events said.
+	// Default 3m.
+	Resync time.Duration
+	// HTTPClient talks to Marathon. Default: a client with a 15 s timeout
+	// (the event stream uses a copy without the timeout).
+	HTTPClient *http.Client
+	// Logger receives the event loop's logs. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// Scheduler runs Flock's apps as Marathon apps. It implements
+// deploy.Scheduler; Run keeps its cache of apps and instances in step with
+// Marathon.
+type Scheduler struct {
+	cfg Config
+	api api
+	log *slog.Logger
+
+	mu      sync.Mutex
+	apps    map[string]*entry // by Flock app name
+	synced  bool              // a full list has succeeded once
+	pending map[string]bool   // apps changed, not yet sent on Changes
+	waiting map[string]string // deployment id → app, while Deploy waits
+	done    map[string]bool   // deployment id → succeeded, from events
+
+	wake    chan struct{} // a change is pending (cap 1)
+	kick    chan struct{} // a deployment event arrived (cap 1)
+	changes chan string
+
+	// Timings, shortened by tests.
+	pollEvery, debounce, retryBase, backoffMax time.Duration
+	retries                                    int
+}
+
+// entry is the cached state of one app.
+type entry struct {
+	app       mApp
+	instances []deploy.Instance
+	older     map[string]string // task version → release, for rolling upgrades
+}
+
+// New validates cfg and returns a Scheduler; it contacts nobody.
+func New(cfg Config) (*Scheduler, error) {
+	if len(cfg.URLs) == 0 {
+		return nil, fmt.Errorf("marathon: no URL (--marathon-url): %w", deploy.ErrInvalid)
+	}
+	for i, u := range cfg.URLs {
+		u = strings.TrimSuffix(strings.TrimSpace(u), "/")
+		p, err := url.Parse(u)
+		if err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+			return nil, fmt.Errorf("marathon: bad URL %q (want http://host:port): %w", cfg.URLs[i], deploy.ErrInvalid)
+		}
+		cfg.URLs[i] = u
+	}
+	if cfg.Group == "" {
+		cfg.Group = "/flock"
+	}
+	if !strings.HasPrefix(cfg.Group, "/") || strings.ContainsAny(cfg.Group, " ?#") {
+		return nil, fmt.Errorf("marathon: group %q must start with /: %w", cfg.Group, deploy.ErrInvalid)
+	}
+	if cfg.DeployTimeout <= 0 {
+		cfg.DeployTimeout = 5 * time.Minute
+	}
+	if cfg.Resync <= 0 {
+		cfg.Resync = 3 * time.Minute
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{Timeout: 15 * time.Second}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Scheduler{
+		cfg:        cfg,
+		api:        newCluster(cfg.URLs, cfg.HTTPClient),
+		log:        cfg.Logger,
+		apps:       map[string]*entry{},
+		pending:    map[string]bool{},
+		waiting:    map[string]string{},
+		done:       map[string]bool{},
+		wake:       make(chan struct{}, 1),
+		kick:       make(chan struct{}, 1),
+		changes:    make(chan string),
+		pollEvery:  time.Second,
+		debounce:   250 * time.Millisecond,
+		retryBase:  500 * time.Millisecond,
+		backoffMax: 15 * time.Second,
+		retries:    5,
+	}, nil
+}
+
+// Changes implements deploy.Scheduler. Names are coalesced while the reader
+// is busy, so the last change of an app is never lost. It is fed by Run.
+func (s *Scheduler) Changes() <-chan string { return s.changes }
+
+// Logs implements deploy.Scheduler: task output lives in the Mesos agents'
+// sandboxes, which Flock does not read.
+func (s *Scheduler) Logs(context.Context, string, bool, io.Writer) error {
+	return fmt.Errorf("logs on marathon (see the Mesos UI sandbox): %w", deploy.ErrUnsupported)
+}
+
+// Instances implements deploy.Scheduler from the cache; an app not cached
+// yet is read from Marathon. While Marathon is unreachable the last good
+// state is served.
+func (s *Scheduler) Instances(ctx context.Context, app string) ([]deploy.Instance, error) {
+	if !deploy.ValidName(app) {
+		return nil, fmt.Errorf("instances %q: %w", app, deploy.ErrInvalid)
+	}
+	s.mu.Lock()
+	e, ok := s.apps[app]
+	s.mu.Unlock()
+	if ok {
+		return slices.Clone(e.instances), nil
+	}
+	if err := s.refresh(ctx, app); err != nil {
+		return nil, fmt.Errorf("instances %s: %w", app, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e, ok := s.apps[app]; ok {
+		return slices.Clone(e.instances), nil
+	}
+	return nil, fmt.Errorf("instances %s: %w", app, deploy.ErrNotFound)
+}
+
+// refresh re-reads one app and updates the cache; a missing app is
+// forgotten.
+func (s *Scheduler) refresh(ctx context.Context, app string) error {
+	a, err := s.api.App(ctx, s.appID(app))
+	if errors.Is(err, errNotFound) || (err == nil && a.Labels[managedLabel] != "true") {
+		s.forget(app)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	s.store(app, a)
+	return nil
+}
+
+// resync re-reads every Flock app and replaces the cache.
+func (s *Scheduler) resync(ctx context.Context) error {
+	apps, err := s.api.Apps(ctx)
+	if err != nil {
+		return err
+	}
+	seen := map[string]bool{}
+	for _, a := range apps {
+		name, ok := s.appName(a.ID)
+		if !ok || a.Labels[managedLabel] != "true" {
+			continue
+		}
+		seen[name] = true
+		s.store(name, a)
+	}
+	s.mu.Lock()
+	s.synced = true
+	var gone []string
+	for name := range s.apps {
+		if !seen[name] {
+			gone = append(gone, name)
+		}
+	}
+	s.mu.Unlock()
+	for _, name := range gone {
+		s.forget(name)
+	}
+	return nil
+}
+
+// store caches app a under name and signals a change when its instances
+// differ from the cached ones.
+func (s *Scheduler) store(name string, a mApp) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := s.apps[name]
+	e := &entry{app: a, older: map[string]string{}}
+	if old != nil {
+		for k, v := range old.older {
+			e.older[k] = v
+		}
+		if r := old.app.Labels[releaseLabel]; r != "" && r != a.Labels[releaseLabel] {
+			for _, t := range old.app.Tasks {
+				if old.app.current(t) {
+					e.older[t.Version] = r
+				}
+			}
+		}
+	}
+	e.instances = a.instances(e.older)
+	s.apps[name] = e
+	if old == nil || !sameInstances(old.instances, e.instances) {
+		s.notifyLocked(name)
+	}
+}
+
+func (s *Scheduler) forget(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.apps[name]; ok {
+		delete(s.apps, name)
+		s.notifyLocked(name)
+	}
+}
+
+func (s *Scheduler) notifyLocked(name string) {
+	s.pending[name] = true
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// pump sends pending app names on Changes until ctx ends.
+func (s *Scheduler) pump(ctx context.Context) {
+	for {
+		s.mu.Lock()
+		var names []string
+		for n := range s.pending {
+			names = append(names, n)
+		}
+		clear(s.pending)
+		s.mu.Unlock()
+		slices.Sort(names)
+		for _, n := range names {
+			select {
+			case s.changes <- n:
+			case <-ctx.Done():
+				return
+			}
+		}
+		select {
+		case <-s.wake:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+func sameInstances(a, b []deploy.Instance) bool {
+	return slices.EqualFunc(a, b, func(x, y deploy.Instance) bool {
+		return x.ID == y.ID && x.Healthy == y.Healthy && x.Host == y.Host &&
+			x.Release == y.Release && slices.Equal(x.Ports, y.Ports)
+	})
+}
+
+var _ deploy.Scheduler = (*Scheduler)(nil)
