@@ -1,0 +1,243 @@
+package backup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/flock-paas/flock/deploy"
+)
+
+// gate is one wake (or one wait for a crashed app's new instance) of one
+// app. Every request that arrives while no instance is healthy joins the
+// app's open gate; one goroutine per gate wakes the app, probes its
+// instances and opens the gate when the first one answers.
+type gate struct {
+	app     string
+	started time.Time // arrival of the request that opened it
+	poke    chan struct{}
+	done    chan struct{} // closed when in or err is set
+
+	held int // requests waiting, guarded by Waker.mu
+
+	in  deploy.Instance
+	err *pageError
+}
+
+func (g *gate) finished() bool {
+	select {
+	case <-g.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// hold queues the request on the app's gate and waits until the gate
+// opens on a healthy instance, fails or the client goes away.
+func (w *Waker) hold(ctx context.Context, app deploy.App, arrived time.Time) (deploy.Instance, error) {
+	w.mu.Lock()
+	g := w.gates[app.Name]
+	if g == nil || g.finished() {
+		g = &gate{app: app.Name, started: arrived, poke: make(chan struct{}, 1), done: make(chan struct{})}
+		w.gates[app.Name] = g
+		w.wg.Add(1)
+		go w.runGate(g, app)
+	}
+	if g.held >= w.cfg.QueueSize {
+		w.mu.Unlock()
+		w.m.rejected.WithLabelValues(app.Name, "queue_full").Inc()
+		return deploy.Instance{}, &pageError{status: http.StatusServiceUnavailable, retryAfter: 1,
+			msg: app.Name + " is waking up and too many requests are waiting; try again in a moment"}
+	}
+	g.held++
+	w.mu.Unlock()
+	w.m.held.WithLabelValues(app.Name).Inc()
+	defer func() {
+		w.mu.Lock()
+		g.held--
+		w.mu.Unlock()
+	}()
+	select {
+	case <-g.done:
+		if g.err != nil {
+			return deploy.Instance{}, g.err
+		}
+		return g.in, nil
+	case <-ctx.Done():
+		return deploy.Instance{}, ctx.Err()
+	}
+}
+
+// heldCount reports how many requests wait on the app's gate.
+func (w *Waker) heldCount(app string) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if g := w.gates[app]; g != nil {
+		return g.held
+	}
+	return 0
+}
+
+type probeResult struct {
+	in deploy.Instance
+	ok bool
+}
+
+// runGate wakes the app if it sleeps, then probes its instances every
+// ProbeEvery until one passes its check, re-reading the app on each
+// platform event and every refresh interval. It opens the gate on the
+// first healthy instance, or fails it after Timeout.
+func (w *Waker) runGate(g *gate, app deploy.App) {
+	defer w.wg.Done()
+	ctx, cancel := context.WithCancel(w.gatesCtx)
+	defer cancel()
+	log := w.log.With("app", g.app)
+	timeout := time.NewTimer(w.cfg.Timeout)
+	defer timeout.Stop()
+	tick := time.NewTicker(w.cfg.ProbeEvery)
+	defer tick.Stop()
+	refreshEvery := min(max(10*w.cfg.ProbeEvery, 10*time.Millisecond), 250*time.Millisecond)
+
+	results := make(chan probeResult)
+	probing := make(map[string]bool)
+	var (
+		lastRefresh = time.Now()
+		woke        time.Time // when our last Wake call returned
+		awakeSince  bool      // the app was seen awake after our last Wake
+		healthyFrom = g.started
+		mayFail     = true
+	)
+	for {
+		if app.State == deploy.StateSleeping || app.State == deploy.StateFailed {
+			// Wake once; again only if the app went back to sleep after
+			// our wake (a sleep racing with it), or the platform has not
+			// taken the first one after a second.
+			if woke.IsZero() || awakeSince || time.Since(woke) > time.Second {
+				begin := time.Now()
+				if woke.IsZero() {
+					w.m.phase.WithLabelValues(g.app, "detect").Observe(begin.Sub(g.started).Seconds())
+				}
+				err := w.p.Wake(ctx, g.app)
+				woke = time.Now()
+				awakeSince = false
+				healthyFrom = woke
+				w.m.phase.WithLabelValues(g.app, "scale").Observe(woke.Sub(begin).Seconds())
+				w.m.wakes.WithLabelValues(g.app).Inc()
+				if err != nil {
+					w.finish(g, deploy.Instance{}, wakeError(g.app, err))
+					return
+				}
+				log.Info("waking app")
+			}
+		} else if !woke.IsZero() {
+			awakeSince = true
+		}
+		switch app.State {
+		case deploy.StateStopped:
+			w.finish(g, deploy.Instance{}, stoppedError(g.app))
+			return
+		case deploy.StateDeploying:
+			// The deploy pipeline owns the state of a deploying app.
+			mayFail = false
+		}
+		if app.State != deploy.StateSleeping {
+			for _, in := range app.Instances {
+				if probing[in.ID] {
+					continue
+				}
+				probing[in.ID] = true
+				go func() {
+					ok := w.probe(ctx, app, in)
+					select {
+					case results <- probeResult{in: in, ok: ok}:
+					case <-ctx.Done():
+					}
+				}()
+			}
+		}
+
+		refresh := false
+		select {
+		case r := <-results:
+			delete(probing, r.in.ID)
+			if r.ok {
+				w.m.phase.WithLabelValues(g.app, "healthy").Observe(time.Since(healthyFrom).Seconds())
+				log.Info("app has a healthy instance", "instance", r.in.ID, "waited", time.Since(g.started).Round(time.Millisecond))
+				w.finish(g, r.in, nil)
+				return
+			}
+		case <-tick.C:
+			refresh = time.Since(lastRefresh) >= refreshEvery
+		case <-g.poke:
+			refresh = true
+		case <-timeout.C:
+			w.m.timedOut.WithLabelValues(g.app).Add(float64(w.heldCount(g.app)))
+			reason := fmt.Sprintf("failed to wake within %s", human(w.cfg.Timeout))
+			if woke.IsZero() {
+				reason = fmt.Sprintf("no healthy instance within %s", human(w.cfg.Timeout))
+			}
+			if mayFail {
+				w.p.Fail(g.app, reason)
+			}
+			log.Warn("wake timed out", "reason", reason)
+			w.finish(g, deploy.Instance{}, &pageError{status: http.StatusGatewayTimeout,
+				msg: fmt.Sprintf("%s failed to wake within %s", g.app, human(w.cfg.Timeout))})
+			return
+		case <-ctx.Done():
+			w.finish(g, deploy.Instance{}, &pageError{status: http.StatusServiceUnavailable, retryAfter: 1, msg: "the platform is restarting"})
+			return
+		}
+		if refresh {
+			lastRefresh = time.Now()
+			a, err := w.p.App(ctx, g.app)
+			switch {
+			case errors.Is(err, deploy.ErrNotFound):
+				w.finish(g, deploy.Instance{}, &pageError{status: http.StatusNotFound, msg: "no app named " + g.app})
+				return
+			case err != nil:
+				log.Warn("waker cannot read app; retrying", "err", err)
+			default:
+				app = a
+			}
+		}
+	}
+}
+
+// finish opens the gate on in, or fails it with perr.
+func (w *Waker) finish(g *gate, in deploy.Instance, perr *pageError) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	g.in, g.err = in, perr
+	if perr == nil {
+		w.verified[g.app] = in
+		delete(w.failedAt, g.app)
+	} else if perr.status == http.StatusGatewayTimeout {
+		w.failedAt[g.app] = time.Now()
+	}
+	close(g.done)
+}
+
+func wakeError(app string, err error) *pageError {
+	switch {
+	case errors.Is(err, deploy.ErrNotFound):
+		return &pageError{status: http.StatusNotFound, msg: "no app named " + app}
+	case errors.Is(err, context.Canceled):
+		return &pageError{status: http.StatusServiceUnavailable, retryAfter: 1, msg: "the platform is restarting"}
+	}
+	return &pageError{status: http.StatusServiceUnavailable, retryAfter: 10, msg: fmt.Sprintf("%s could not be woken: %v", app, err)}
+}
+
+func stoppedError(app string) *pageError {
+	return &pageError{status: http.StatusServiceUnavailable, retryAfter: 60, msg: app + " is stopped"}
+}
+
+// human prints whole seconds as "60s" instead of "1m0s".
+func human(d time.Duration) string {
+	if d >= time.Second && d%time.Second == 0 {
+		return fmt.Sprintf("%ds", d/time.Second)
+	}
+	return d.String()
+}
