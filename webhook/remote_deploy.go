@@ -1,0 +1,92 @@
+package webhook
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+)
+
+// hookDeploy serves POST /git/<app>.git/flock-deploy, the call of one
+// push's pre-receive hook: the body is the pushed tree as a tar, the answer
+// streams the deploy log, and the trailer X-Flock-Status says "ok" or
+// "failed". The hook authenticates with its push's one-time secret.
+func (rm *Remote) hookDeploy(w http.ResponseWriter, r *http.Request, app string) error {
+	if r.Method != http.MethodPost {
+		return errorf(http.StatusMethodNotAllowed, "use POST")
+	}
+	if !rm.claim(r.Header.Get(hookSecretHeader), app) {
+		return errorf(http.StatusForbidden, "unknown or spent hook secret for app %s", app)
+	}
+	commit, ref := r.Header.Get(hookCommitHeader), r.Header.Get(hookRefHeader)
+	branch, _ := strings.CutPrefix(ref, "refs/heads/")
+	if !commitRE.MatchString(commit) || (branch != "main" && branch != "master") {
+		return errorf(http.StatusBadRequest, "bad commit %q or ref %q", commit, ref)
+	}
+	dir, err := os.MkdirTemp("", "flock-push-")
+	if err != nil {
+		return fmt.Errorf("push %s: %w", app, err)
+	}
+	defer os.RemoveAll(dir)
+	if err := extractTar(r.Body, dir, rm.cfg.MaxSize); err != nil {
+		return errorf(http.StatusBadRequest, "push %s: %v", app, err)
+	}
+
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Trailer", statusTrailer)
+	w.WriteHeader(http.StatusOK)
+	out := &lineFlusher{w: w, rc: http.NewResponseController(w)}
+	p := Push{Name: app, Ref: ref, Branch: branch, Commit: commit, Pusher: "git push"}
+	log := rm.log.With("app", app, "commit", commit)
+	start := time.Now()
+	url, err := rm.deploy(r.Context(), p, dir, out)
+	out.end()
+	if err != nil {
+		log.Error("git push failed", "err", err, "took", time.Since(start).Round(time.Millisecond))
+		fmt.Fprintf(out, " !     Deploy failed: %v\n !     Push rejected; the running release is unchanged.\n", err)
+		w.Header().Set(statusTrailer, "failed")
+		return nil
+	}
+	log.Info("git push deployed", "url", url, "took", time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(out, "-----> Deployed %s: %s\n", app, url)
+	w.Header().Set(statusTrailer, "ok")
+	return nil
+}
+
+// lineFlusher is the deploy's log writer: it sends every complete line to
+// the client at once, so the pusher sees the build as it happens. It is
+// safe for concurrent use.
+type lineFlusher struct {
+	mu      sync.Mutex
+	w       io.Writer
+	rc      *http.ResponseController
+	partial bool // the last write did not end a line
+}
+
+func (l *lineFlusher) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n, err := l.w.Write(p)
+	if len(p) > 0 {
+		l.partial = p[len(p)-1] != '\n'
+	}
+	if err == nil && strings.ContainsRune(string(p), '\n') {
+		err = l.rc.Flush()
+	}
+	return n, err
+}
+
+// end closes a line the deploy left open, so Flock's verdict stands on a
+// line of its own.
+func (l *lineFlusher) end() {
+	l.mu.Lock()
+	partial := l.partial
+	l.mu.Unlock()
+	if partial {
+		l.Write([]byte("\n"))
+	}
+}
