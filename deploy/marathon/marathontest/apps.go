@@ -1,0 +1,408 @@
+package marathontest
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+)
+
+// deployment is one Marathon deployment in progress.
+type deployment struct {
+	ID, Version, AppID string
+	prev               map[string]any // the app before; nil when created
+	started            time.Time
+	tasks              []string // tasks it started, killed on rollback
+}
+
+func (s *Server) nextID() string {
+	s.seq++
+	return fmt.Sprintf("%08x-0000-4000-8000-%012x", time.Now().UnixNano()&0xffffffff, s.seq)
+}
+
+// now is a Marathon timestamp; strictly increasing so that versions order.
+func (s *Server) now() string {
+	s.seq++
+	return time.Now().UTC().Add(time.Duration(s.seq) * time.Microsecond).Format("2006-01-02T15:04:05.000000Z")
+}
+
+func (s *Server) listApps(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	embed := strings.Join(q["embed"], ",")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ids := make([]string, 0, len(s.apps))
+	for id, a := range s.apps {
+		if matchLabels(a, q["label"]) {
+			ids = append(ids, id)
+		}
+	}
+	sort.Strings(ids)
+	apps := make([]any, 0, len(ids))
+	for _, id := range ids {
+		apps = append(apps, s.appJSON(id, strings.Contains(embed, "apps.tasks")))
+	}
+	writeJSON(w, 200, map[string]any{"apps": apps})
+}
+
+// matchLabels implements Marathon's label selector: "K==V", "K!=V", "K".
+func matchLabels(app map[string]any, selectors []string) bool {
+	labels, _ := app["labels"].(map[string]any)
+	for _, sel := range selectors {
+		for _, cond := range strings.Split(sel, ",") {
+			k, v, eq := strings.Cut(cond, "==")
+			if eq {
+				if fmt.Sprint(labels[k]) != v || labels[k] == nil {
+					return false
+				}
+				continue
+			}
+			k, v, ne := strings.Cut(cond, "!=")
+			if ne {
+				if labels[k] != nil && fmt.Sprint(labels[k]) == v {
+					return false
+				}
+				continue
+			}
+			if _, ok := labels[k]; !ok {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// appJSON renders an app as Marathon does, with counts, deployments and,
+// when asked, tasks. Caller holds s.mu.
+func (s *Server) appJSON(id string, withTasks bool) map[string]any {
+	a := clone(s.apps[id])
+	running, healthy := 0, 0
+	var tasks []any
+	tasks = append(tasks, s.rawTasks[id]...)
+	for _, t := range s.tasks[id] {
+		if t.State == "TASK_RUNNING" {
+			running++
+			if t.healthy() {
+				healthy++
+			}
+		}
+		tasks = append(tasks, t.json())
+	}
+	a["tasksRunning"], a["tasksHealthy"], a["tasksStaged"] = running, healthy, 0
+	deps := []any{}
+	for _, d := range s.deployments {
+		if d.AppID == id {
+			deps = append(deps, map[string]any{"id": d.ID})
+		}
+	}
+	a["deployments"] = deps
+	if withTasks {
+		if tasks == nil {
+			tasks = []any{}
+		}
+		a["tasks"] = tasks
+	}
+	return a
+}
+
+func (s *Server) createApp(w http.ResponseWriter, body []byte) {
+	var a map[string]any
+	if err := json.Unmarshal(body, &a); err != nil || a["id"] == nil {
+		writeJSON(w, 400, map[string]any{"message": "Invalid JSON", "details": []any{}})
+		return
+	}
+	id := normID(fmt.Sprint(a["id"]))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.apps[id]; ok {
+		writeJSON(w, 409, map[string]any{"message": "An app with id [" + id + "] already exists."})
+		return
+	}
+	a["id"] = id
+	dep := s.change(id, a, nil)
+	s.push(map[string]any{"eventType": "api_post_event", "timestamp": s.now(), "uri": "/v2/apps", "appDefinition": a})
+	out := s.appJSON(id, false)
+	writeJSON(w, 201, out)
+	_ = dep
+}
+
+// change installs app a under id as a new version and starts a deployment.
+// Caller holds s.mu.
+func (s *Server) change(id string, a map[string]any, prev map[string]any) *deployment {
+	v := s.now()
+	a["version"] = v
+	cfgAt := v
+	if prev != nil && sameConfig(prev, a) {
+		if vi, ok := prev["versionInfo"].(map[string]any); ok {
+			cfgAt = fmt.Sprint(vi["lastConfigChangeAt"])
+		}
+	}
+	if p, ok := a["restoreConfigAt"].(string); ok {
+		cfgAt = p
+		delete(a, "restoreConfigAt")
+	}
+	a["versionInfo"] = map[string]any{"lastScalingAt": v, "lastConfigChangeAt": cfgAt}
+	if _, ok := a["instances"]; !ok {
+		a["instances"] = 1.0
+	}
+	s.apps[id] = a
+	delete(s.rawTasks, id) // from now on the fake runs it
+	if s.history[id] == nil {
+		s.history[id] = map[string]map[string]any{}
+	}
+	s.history[id][v] = clone(a)
+	for did, d := range s.deployments {
+		if d.AppID == id { // superseded (force)
+			delete(s.deployments, did)
+		}
+	}
+	d := &deployment{ID: s.nextID(), Version: v, AppID: id, prev: prev, started: time.Now()}
+	s.deployments[d.ID] = d
+	s.push(map[string]any{"eventType": "deployment_info", "timestamp": v,
+		"plan":        map[string]any{"id": d.ID, "version": v, "steps": []any{map[string]any{"actions": []any{map[string]any{"action": "RestartApplication", "app": id}}}}},
+		"currentStep": map[string]any{"actions": []any{map[string]any{"action": "RestartApplication", "app": id}}}})
+	return d
+}
+
+// sameConfig reports whether two versions differ only in scaling.
+func sameConfig(a, b map[string]any) bool {
+	strip := func(m map[string]any) string {
+		c := clone(m)
+		for _, k := range []string{"instances", "version", "versionInfo", "deployments", "tasksRunning", "tasksHealthy", "tasksStaged", "tasksUnhealthy"} {
+			delete(c, k)
+		}
+		bs, _ := json.Marshal(c)
+		return string(bs)
+	}
+	return strip(a) == strip(b)
+}
+
+// locked reports a deployment of the app in progress. Caller holds s.mu.
+func (s *Server) locked(id string) string {
+	for _, d := range s.deployments {
+		if d.AppID == id {
+			return d.ID
+		}
+	}
+	return ""
+}
+
+func (s *Server) oneApp(w http.ResponseWriter, r *http.Request, id string, body []byte) {
+	force := r.URL.Query().Get("force") == "true"
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a, exists := s.apps[id]
+	switch r.Method {
+	case http.MethodGet:
+		if !exists {
+			writeJSON(w, 404, map[string]any{"message": "App '" + id + "' does not exist"})
+			return
+		}
+		writeJSON(w, 200, map[string]any{"app": s.appJSON(id, true)})
+	case http.MethodPut:
+		var upd map[string]any
+		if err := json.Unmarshal(body, &upd); err != nil {
+			writeJSON(w, 400, map[string]any{"message": "Invalid JSON"})
+			return
+		}
+		if d := s.locked(id); d != "" && !force {
+			writeJSON(w, 409, map[string]any{"message": "App is locked by one or more deployments. Override with the option '?force=true'.",
+				"deployments": []any{map[string]any{"id": d}}})
+			return
+		}
+		var next map[string]any
+		if v, ok := upd["version"].(string); ok && exists {
+			old, ok := s.history[id][v]
+			if !ok {
+				writeJSON(w, 404, map[string]any{"message": "Version " + v + " of app " + id + " does not exist"})
+				return
+			}
+			next = clone(old)
+			if vi, ok := old["versionInfo"].(map[string]any); ok {
+				next["restoreConfigAt"] = fmt.Sprint(vi["lastConfigChangeAt"])
+			}
+		} else {
+			next = map[string]any{}
+			if exists {
+				next = clone(a)
+			}
+			for k, v := range upd {
+				if v != nil && k != "version" {
+					next[k] = v
+				}
+			}
+			next["id"] = id
+		}
+		var prev map[string]any
+		if exists {
+			prev = clone(a)
+		}
+		d := s.change(id, next, prev)
+		s.push(map[string]any{"eventType": "api_post_event", "timestamp": d.Version, "uri": "/v2/apps" + id, "appDefinition": next})
+		status := 200
+		if !exists {
+			status = 201
+		}
+		writeJSON(w, status, map[string]any{"deploymentId": d.ID, "version": d.Version})
+	case http.MethodDelete:
+		if !exists {
+			writeJSON(w, 404, map[string]any{"message": "App '" + id + "' does not exist"})
+			return
+		}
+		if d := s.locked(id); d != "" && !force {
+			writeJSON(w, 409, map[string]any{"message": "App is locked by one or more deployments.", "deployments": []any{map[string]any{"id": d}}})
+			return
+		}
+		for did, d := range s.deployments {
+			if d.AppID == id {
+				delete(s.deployments, did)
+			}
+		}
+		for _, t := range s.tasks[id] {
+			s.killLocked(t)
+		}
+		delete(s.apps, id)
+		delete(s.tasks, id)
+		delete(s.rawTasks, id)
+		v := s.now()
+		s.push(map[string]any{"eventType": "app_terminated_event", "timestamp": v, "appId": id})
+		writeJSON(w, 200, map[string]any{"deploymentId": s.nextID(), "version": v})
+	default:
+		writeJSON(w, 405, map[string]any{"message": "method not allowed"})
+	}
+}
+
+func (s *Server) appTasks(w http.ResponseWriter, id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.apps[id]; !ok {
+		writeJSON(w, 404, map[string]any{"message": "App '" + id + "' does not exist"})
+		return
+	}
+	writeJSON(w, 200, map[string]any{"tasks": s.appJSON(id, true)["tasks"]})
+}
+
+func (s *Server) allTasks(w http.ResponseWriter) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ids := make([]string, 0, len(s.apps))
+	for id := range s.apps {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	tasks := []any{}
+	for _, id := range ids {
+		ts, _ := s.appJSON(id, true)["tasks"].([]any)
+		tasks = append(tasks, ts...)
+	}
+	writeJSON(w, 200, map[string]any{"tasks": tasks})
+}
+
+// killTasks is POST /v2/tasks/delete[?scale=true] {"ids": [...]}.
+func (s *Server) killTasks(w http.ResponseWriter, r *http.Request, body []byte) {
+	var req struct {
+		IDs []string `json:"ids"`
+	}
+	if err := json.Unmarshal(body, &req); err != nil {
+		writeJSON(w, 400, map[string]any{"message": "Invalid JSON"})
+		return
+	}
+	scale := r.URL.Query().Get("scale") == "true"
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	killed := map[string]int{}
+	for _, id := range req.IDs {
+		for app, ts := range s.tasks {
+			for _, t := range ts {
+				if t.ID == id {
+					s.killLocked(t)
+					killed[app]++
+				}
+			}
+		}
+	}
+	if scale {
+		for app, n := range killed {
+			a := clone(s.apps[app])
+			a["instances"] = max(0, toInt(a["instances"])-n)
+			s.change(app, a, s.apps[app])
+		}
+		writeJSON(w, 200, map[string]any{"deploymentId": s.nextID(), "version": s.now()})
+		return
+	}
+	writeJSON(w, 200, map[string]any{"tasks": []any{}})
+}
+
+func (s *Server) listDeployments(w http.ResponseWriter) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := append([]any{}, s.seededDeps...)
+	for _, d := range s.deployments {
+		out = append(out, map[string]any{"id": d.ID, "version": d.Version, "affectedApps": []string{d.AppID},
+			"affectedPods": []string{},
+			"steps":        []any{map[string]any{"actions": []any{map[string]any{"action": "RestartApplication", "app": d.AppID}}}},
+			"currentActions": []any{map[string]any{"action": "RestartApplication", "app": d.AppID, "readinessCheckResults": []any{}}},
+			"currentStep":    1, "totalSteps": 1})
+	}
+	writeJSON(w, 200, out)
+}
+
+// cancelDeployment is DELETE /v2/deployments/{id}: without force Marathon
+// rolls the app back to what it was (deleting an app that was created).
+func (s *Server) cancelDeployment(w http.ResponseWriter, id string, force bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d, ok := s.deployments[id]
+	if !ok {
+		writeJSON(w, 404, map[string]any{"message": "DeploymentPlan " + id + " does not exist"})
+		return
+	}
+	delete(s.deployments, id)
+	s.push(map[string]any{"eventType": "deployment_failed", "timestamp": s.now(), "id": id})
+	if force {
+		writeJSON(w, 202, map[string]any{})
+		return
+	}
+	for _, t := range s.tasks[d.AppID] {
+		if contains(d.tasks, t.ID) {
+			s.killLocked(t)
+		}
+	}
+	var rb *deployment
+	if d.prev == nil {
+		for _, t := range s.tasks[d.AppID] {
+			s.killLocked(t)
+		}
+		delete(s.apps, d.AppID)
+		delete(s.tasks, d.AppID)
+		s.push(map[string]any{"eventType": "app_terminated_event", "timestamp": s.now(), "appId": d.AppID})
+		writeJSON(w, 200, map[string]any{"deploymentId": s.nextID(), "version": s.now()})
+		return
+	}
+	prev := clone(d.prev)
+	if vi, ok := prev["versionInfo"].(map[string]any); ok {
+		prev["restoreConfigAt"] = fmt.Sprint(vi["lastConfigChangeAt"])
+	}
+	rb = s.change(d.AppID, prev, nil)
+	writeJSON(w, 200, map[string]any{"deploymentId": rb.ID, "version": rb.Version})
+}
+
+func contains(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+func toInt(v any) int {
+	f, _ := v.(float64)
+	if i, ok := v.(int); ok {
+		return i
+	}
+	return int(f)
+}
+
