@@ -1,0 +1,174 @@
+package local
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/flock-paas/flock/deploy"
+)
+
+// check is a deploy.Check with defaults applied and units resolved.
+type check struct {
+	path        string // "" means a TCP connect
+	portIndex   int
+	interval    time.Duration
+	timeout     time.Duration
+	grace       time.Duration
+	maxFailures int
+}
+
+// checksOf resolves the descriptor's checks. A check with no interval was
+// not built by the descriptor parser (which applies defaults), so it gets
+// every default; otherwise only missing values are filled in, and an
+// explicit grace period of 0 stays 0.
+func checksOf(d deploy.Descriptor) ([]check, error) {
+	in := d.Checks
+	if len(in) == 0 {
+		in = []deploy.Check{{}}
+	}
+	out := make([]check, 0, len(in))
+	for i, c := range in {
+		if c.IntervalSeconds <= 0 {
+			c.IntervalSeconds, c.TimeoutSeconds, c.GracePeriodSeconds, c.MaxConsecutiveFailures = 10, 5, 30, 3
+		}
+		if c.TimeoutSeconds <= 0 {
+			c.TimeoutSeconds = min(5, c.IntervalSeconds)
+		}
+		if c.MaxConsecutiveFailures <= 0 {
+			c.MaxConsecutiveFailures = 3
+		}
+		if c.GracePeriodSeconds < 0 {
+			c.GracePeriodSeconds = 0
+		}
+		if c.Path != "" {
+			u, err := url.ParseRequestURI(c.Path)
+			if err != nil || !strings.HasPrefix(c.Path, "/") || u.Host != "" || strings.ContainsAny(c.Path, " \t\r\n") {
+				return nil, fmt.Errorf("checks[%d].path %q must be a URL path starting with /: %w", i, c.Path, deploy.ErrInvalid)
+			}
+		}
+		if c.PortIndex < 0 || (d.Ports > 0 && c.PortIndex >= d.Ports) {
+			return nil, fmt.Errorf("checks[%d].portIndex %d is not one of the app's %d ports: %w", i, c.PortIndex, d.Ports, deploy.ErrInvalid)
+		}
+		out = append(out, check{
+			path: c.Path, portIndex: c.PortIndex,
+			interval: c.Interval(), timeout: c.Timeout(), grace: c.GracePeriod(),
+			maxFailures: c.MaxConsecutiveFailures,
+		})
+	}
+	return out, nil
+}
+
+// policy is what the supervisor applies when an instance has several
+// checks: it is healthy when all pass; it probes at the shortest interval,
+// gives up after the fewest allowed failures, and waits for the longest
+// grace period.
+type policy struct {
+	interval    time.Duration
+	grace       time.Duration
+	maxFailures int
+}
+
+func policyOf(checks []check) policy {
+	p := policy{interval: checks[0].interval, grace: checks[0].grace, maxFailures: checks[0].maxFailures}
+	for _, c := range checks[1:] {
+		p.interval = min(p.interval, c.interval)
+		p.grace = max(p.grace, c.grace)
+		p.maxFailures = min(p.maxFailures, c.maxFailures)
+	}
+	return p
+}
+
+// startDeadline is how long an instance may take to pass its checks for
+// the first time: the grace period plus one check timeout, so a probe
+// started just before the grace period ends may still finish.
+func startDeadline(checks []check) time.Duration {
+	d := time.Duration(0)
+	for _, c := range checks {
+		d = max(d, c.grace+c.timeout)
+	}
+	return d
+}
+
+// fastProbe is the pause between probes until an instance first passes:
+// 5 ms at first, growing with the time spent booting (1/200 of it) up to
+// 50 ms. A quick app is seen healthy within milliseconds of listening, and
+// a slow one is not hammered with 200 requests a second for a minute.
+func fastProbe(booting time.Duration) time.Duration {
+	return min(max(booting/200, 5*time.Millisecond), 50*time.Millisecond)
+}
+
+// prober runs checks against one host.
+type prober struct {
+	host   string
+	client *http.Client
+}
+
+func newProber(host string) *prober {
+	return &prober{
+		host: host,
+		client: &http.Client{
+			// No proxy from the environment, no kept-alive connections that
+			// would count as open requests while an instance drains, and
+			// redirects are an answer, not something to follow.
+			Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true},
+			CheckRedirect: func(*http.Request, []*http.Request) error {
+				return http.ErrUseLastResponse
+			},
+		},
+	}
+}
+
+// probe runs every check once; the error names the first that failed.
+func (p *prober) probe(ctx context.Context, checks []check, portList []int, limit time.Duration) error {
+	for _, c := range checks {
+		if c.portIndex >= len(portList) {
+			continue // an app without ports is judged by staying up
+		}
+		timeout := c.timeout
+		if limit > 0 {
+			timeout = min(timeout, max(limit, 100*time.Millisecond))
+		}
+		cctx, cancel := context.WithTimeout(ctx, timeout)
+		err := p.one(cctx, c, portList[c.portIndex])
+		cancel()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (p *prober) one(ctx context.Context, c check, port int) error {
+	addr := net.JoinHostPort(p.host, strconv.Itoa(port))
+	if c.path == "" {
+		var d net.Dialer
+		conn, err := d.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return fmt.Errorf("tcp check on port %d: %w", port, err)
+		}
+		conn.Close()
+		return nil
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+c.path, nil)
+	if err != nil {
+		return fmt.Errorf("http check %s: %w", c.path, err)
+	}
+	req.Header.Set("User-Agent", "flock-health-check")
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("http check GET %s on port %d: %w", c.path, port, err)
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	if resp.StatusCode < 200 || resp.StatusCode >= 400 {
+		return fmt.Errorf("http check GET %s on port %d: status %d", c.path, port, resp.StatusCode)
+	}
+	return nil
+}

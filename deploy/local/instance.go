@@ -1,0 +1,426 @@
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// instance is one supervised copy of a release. Its supervisor goroutine
+// owns the process: it starts it, probes it, restarts it with backoff, and
+// stops it when asked. Everything else reads its state under mu.
+type instance struct {
+	s       *Scheduler
+	app     string
+	rel     *release
+	id      string
+	seq     uint64 // creation order, for a stable listing
+	log     *appLog
+	sandbox string
+
+	stopCh   chan struct{} // closed to ask the supervisor to stop the process
+	stopOnce sync.Once
+	exited   chan struct{} // closed when the supervisor has returned and no process is left
+
+	mu        sync.Mutex
+	ports     []int
+	healthy   bool
+	pgid      int // 0 while no process runs
+	cgroup    string
+	startedAt time.Time
+	last      []string    // last lines of output
+	report    func(error) // set during a deploy until the first pass or failure
+	retiring  bool        // chosen to be stopped; no longer counted
+}
+
+// proc is one run of an instance's process group.
+type proc struct {
+	pgid    int
+	done    chan struct{} // closed when the shell (the group leader) has exited and been reaped
+	outDone chan struct{} // closed when the output pipe reached EOF
+	state   *os.ProcessState
+}
+
+// spawner starts every child from one OS thread that never exits: Linux
+// delivers Pdeathsig when the thread that forked a child dies, not the
+// process, and a Go thread may exit under a locked goroutine.
+var (
+	spawnOnce sync.Once
+	spawnCh   chan spawnReq
+)
+
+type spawnReq struct {
+	cmd  *exec.Cmd
+	done chan error
+}
+
+func spawn(cmd *exec.Cmd) error {
+	spawnOnce.Do(func() {
+		spawnCh = make(chan spawnReq)
+		go func() {
+			runtime.LockOSThread()
+			for r := range spawnCh {
+				r.done <- r.cmd.Start()
+			}
+		}()
+	})
+	r := spawnReq{cmd: cmd, done: make(chan error, 1)}
+	spawnCh <- r
+	return <-r.done
+}
+
+// start runs the instance's command once: `sh -c <command>` in its own
+// process group, killed with the spawning thread (Pdeathsig), inside its
+// cgroup when memory is enforced, output into a pipe that output() reads.
+func (in *instance) start() (*proc, error) {
+	s := in.s
+	in.mu.Lock()
+	list := in.ports
+	in.mu.Unlock()
+	for _, p := range list {
+		if !free(s.cfg.Host, p) { // taken since the last run: take new ones
+			fresh, err := ports.reserve(s.cfg.Host, len(list))
+			if err != nil {
+				return nil, err
+			}
+			ports.release(list)
+			in.mu.Lock()
+			in.ports = fresh
+			in.mu.Unlock()
+			break
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(in.sandbox, "tmp"), 0o755); err != nil {
+		return nil, fmt.Errorf("sandbox: %w", err)
+	}
+	file, err := os.OpenFile(filepath.Join(in.sandbox, "output.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: %w", err)
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		file.Close()
+		return nil, fmt.Errorf("output pipe: %w", err)
+	}
+	env := s.environ(in, in.sandbox)
+	newCmd := func(cgfd *os.File) *exec.Cmd {
+		cmd := exec.Command("/bin/sh", "-c", in.rel.command)
+		cmd.Dir, cmd.Env, cmd.Stdout, cmd.Stderr = in.rel.dir, env, w, w
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+		if cgfd != nil {
+			cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, int(cgfd.Fd())
+		}
+		return cmd
+	}
+	var cgPath string
+	var cgfd *os.File
+	if s.cg.enabled() {
+		if cgPath, cgfd, err = s.cg.create(in.id, in.rel.mem); err != nil {
+			s.log.Warn("instance runs without memory limit", "app", in.app, "instance", in.id, "err", err)
+		}
+	}
+	cmd := newCmd(cgfd)
+	err = spawn(cmd)
+	if err != nil && cgfd != nil { // kernel without clone3 into a cgroup: join after start
+		cmd = newCmd(nil)
+		if err = spawn(cmd); err == nil {
+			joinCgroup(cgPath, cmd.Process.Pid)
+		}
+	}
+	if cgfd != nil {
+		cgfd.Close()
+	}
+	w.Close()
+	if err != nil {
+		r.Close()
+		file.Close()
+		removeCgroup(cgPath)
+		return nil, fmt.Errorf("start %q: %w", in.rel.command, err)
+	}
+	p := &proc{pgid: cmd.Process.Pid, done: make(chan struct{}), outDone: make(chan struct{})}
+	go func() {
+		in.output(r, file)
+		close(p.outDone)
+	}()
+	go func() {
+		cmd.Wait()
+		p.state = cmd.ProcessState
+		close(p.done)
+	}()
+	in.mu.Lock()
+	in.pgid, in.cgroup, in.startedAt, in.healthy = p.pgid, cgPath, time.Now(), false
+	in.mu.Unlock()
+	s.saveState()
+	s.notify(in.app)
+	return p, nil
+}
+
+// terminate stops a process group: SIGTERM to the group, then SIGKILL to
+// whatever is left of it after grace. It returns once the leader is reaped.
+func (in *instance) terminate(p *proc, grace time.Duration) (killed bool) {
+	syscall.Kill(-p.pgid, syscall.SIGTERM)
+	deadline := time.Now().Add(grace)
+	t := time.NewTimer(grace)
+	select {
+	case <-p.done:
+	case <-t.C:
+	}
+	t.Stop()
+	for !groupGone(p.pgid) && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if !groupGone(p.pgid) {
+		killed = true
+		syscall.Kill(-p.pgid, syscall.SIGKILL)
+	}
+	<-p.done
+	in.finish(p)
+	return killed
+}
+
+// finish cleans up after the leader exited: stragglers of the group are
+// killed, the output is read to its end (briefly: a straggler outside the
+// group may hold the pipe), and the instance is marked down.
+func (in *instance) finish(p *proc) {
+	syscall.Kill(-p.pgid, syscall.SIGKILL)
+	in.mu.Lock()
+	cg := in.cgroup
+	in.mu.Unlock()
+	if cg != "" {
+		writeFile(filepath.Join(cg, "cgroup.kill"), "1")
+	}
+	select {
+	case <-p.outDone:
+	case <-time.After(200 * time.Millisecond):
+	}
+	removeCgroup(cg)
+	in.mu.Lock()
+	changed := in.healthy || in.pgid != 0
+	in.healthy, in.pgid, in.cgroup = false, 0, ""
+	in.mu.Unlock()
+	if changed {
+		in.s.saveState()
+		in.s.notify(in.app)
+	}
+}
+
+func groupGone(pgid int) bool {
+	return errors.Is(syscall.Kill(-pgid, 0), syscall.ESRCH)
+}
+
+// stop asks the supervisor to stop the process and waits until it has.
+func (in *instance) stop() {
+	in.stopOnce.Do(func() { close(in.stopCh) })
+	<-in.exited
+}
+
+// takeReport returns the pending deploy report, once.
+func (in *instance) takeReport() func(error) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	r := in.report
+	in.report = nil
+	return r
+}
+
+func (in *instance) setHealthy(ok bool) {
+	in.mu.Lock()
+	changed := in.healthy != ok
+	in.healthy = ok
+	in.mu.Unlock()
+	if changed {
+		in.s.notify(in.app)
+	}
+}
+
+// lastOutput quotes the instance's last lines for an error message.
+func (in *instance) lastOutput() string {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if len(in.last) == 0 {
+		return "no output"
+	}
+	return strings.Join(in.last[max(len(in.last)-5, 0):], " | ")
+}
+
+// supervise runs the instance until stop: start, watch, and after an exit
+// or failed checks restart with exponential backoff (reset once a run stayed
+// healthy long enough). While a deploy waits for it (report is set), its
+// first failure is reported to the deploy instead, and supervision ends.
+func (in *instance) supervise() {
+	defer close(in.exited)
+	s := in.s
+	backoff := s.backoffMin
+	for {
+		var cause error
+		p, err := in.start()
+		if err != nil {
+			cause = fmt.Errorf("instance %s could not start: %w", in.id, err)
+		} else {
+			in.note("started (pid %d, ports %v)", p.pgid, in.portList())
+			out := in.watch(p)
+			if out.kind == stopped {
+				if in.terminate(p, s.cfg.StopGrace) {
+					in.note("stopped with SIGKILL after %s", s.cfg.StopGrace)
+				} else {
+					in.note("stopped")
+				}
+				return
+			}
+			if out.kind == exited {
+				in.finish(p)
+			} else {
+				in.terminate(p, s.cfg.StopGrace)
+			}
+			cause = out.describe(in, p)
+			if !out.passedAt.IsZero() && time.Since(out.passedAt) >= s.resetAfter {
+				backoff = s.backoffMin
+			}
+		}
+		if r := in.takeReport(); r != nil {
+			in.note("%v", cause)
+			r(cause)
+			return
+		}
+		in.note("%v; restarting in %s", cause, backoff)
+		s.log.Warn("instance restarting", "app", in.app, "release", in.rel.name, "instance", in.id,
+			"cause", cause, "backoff", backoff)
+		t := time.NewTimer(backoff)
+		select {
+		case <-in.stopCh:
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		backoff = min(backoff*2, s.backoffMax)
+	}
+}
+
+func (in *instance) portList() []int {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return append([]int(nil), in.ports...)
+}
+
+// outcome is how one run of an instance ended.
+type outcome struct {
+	kind     int
+	err      error     // the last failed check
+	passedAt time.Time // when it first passed; zero if never
+}
+
+const (
+	stopped = iota
+	exited
+	neverHealthy
+	unhealthy
+)
+
+func (o outcome) describe(in *instance, p *proc) error {
+	var msg string
+	switch o.kind {
+	case exited:
+		msg = fmt.Sprintf("instance %s exited with %s", in.id, exitStatus(p.state))
+		if o.passedAt.IsZero() {
+			msg += " before passing its check"
+		}
+	case neverHealthy:
+		msg = fmt.Sprintf("instance %s did not pass its check within %s (%v)", in.id, startDeadline(in.rel.checks), o.err)
+	default:
+		msg = fmt.Sprintf("instance %s failed %d checks in a row (%v)", in.id, policyOf(in.rel.checks).maxFailures, o.err)
+	}
+	return fmt.Errorf("%s: %s", msg, in.lastOutput())
+}
+
+func exitStatus(st *os.ProcessState) string {
+	if st == nil {
+		return "unknown status"
+	}
+	if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return "signal " + ws.Signal().String()
+	}
+	return fmt.Sprintf("status %d", st.ExitCode())
+}
+
+// watch probes a running process until it exits, is asked to stop, never
+// passes within its start deadline, or fails too many checks in a row.
+// Until the first pass it probes every few milliseconds (fastProbe), after
+// that at the check interval.
+func (in *instance) watch(p *proc) outcome {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-p.done:
+		case <-in.stopCh:
+		case <-ctx.Done():
+		}
+		cancel()
+	}()
+	pol := policyOf(in.rel.checks)
+	started := time.Now()
+	deadline := started.Add(startDeadline(in.rel.checks))
+	list := in.portList()
+	var out outcome
+	fails := 0
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-in.stopCh:
+			out.kind = stopped
+			return out
+		case <-p.done:
+			out.kind = exited
+			return out
+		case <-t.C:
+		}
+		var limit time.Duration
+		if out.passedAt.IsZero() {
+			limit = time.Until(deadline)
+		}
+		err := in.s.prober.probe(ctx, in.rel.checks, list, limit)
+		if ctx.Err() != nil {
+			continue // exited or stopping: the next select says which
+		}
+		if out.passedAt.IsZero() {
+			if err == nil {
+				out.passedAt = time.Now()
+				in.setHealthy(true)
+				if r := in.takeReport(); r != nil {
+					r(nil)
+				}
+				t.Reset(pol.interval)
+				continue
+			}
+			out.err = err
+			if time.Now().After(deadline) {
+				out.kind = neverHealthy
+				return out
+			}
+			t.Reset(fastProbe(time.Since(started)))
+			continue
+		}
+		if err == nil {
+			fails = 0
+			in.setHealthy(true)
+		} else {
+			fails++
+			out.err = err
+			in.setHealthy(false)
+			if fails >= pol.maxFailures {
+				out.kind = unhealthy
+				return out
+			}
+		}
+		t.Reset(pol.interval)
+	}
+}

@@ -1,0 +1,234 @@
+package local
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/flock-paas/flock/deploy"
+)
+
+const (
+	recentLines = 200      // lines Logs writes before following
+	lastLines   = 8        // lines of an instance quoted when it fails
+	maxAppLog   = 10 << 20 // app.log is rotated to app.log.1 past this size
+	maxLine     = 16 << 10 // longer lines are cut
+)
+
+// appLog is an app's combined output: the file apps/<app>/app.log, the
+// last lines in memory, and the followers of `flock logs --follow`.
+type appLog struct {
+	path string
+
+	mu   sync.Mutex
+	f    *os.File
+	size int64
+	ring []string // the last recentLines lines, oldest first
+	subs map[chan string]struct{}
+}
+
+// openAppLog opens path for appending and loads its last lines, so the
+// recent output survives a restart of Flock.
+func openAppLog(path string) *appLog {
+	l := &appLog{path: path, subs: map[chan string]struct{}{}}
+	if f, err := os.Open(path); err == nil {
+		if st, err := f.Stat(); err == nil {
+			l.size = st.Size()
+			off := max(st.Size()-64<<10, 0)
+			buf := make([]byte, st.Size()-off)
+			if n, _ := f.ReadAt(buf, off); n > 0 {
+				lines := bytes.Split(bytes.TrimRight(buf[:n], "\n"), []byte("\n"))
+				if off > 0 && len(lines) > 0 {
+					lines = lines[1:] // probably cut in the middle
+				}
+				for _, ln := range lines[max(len(lines)-recentLines, 0):] {
+					l.ring = append(l.ring, string(ln))
+				}
+			}
+		}
+		f.Close()
+	}
+	return l
+}
+
+// write records one line ("<instance> <text>").
+func (l *appLog) write(line string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.ring) >= recentLines {
+		copy(l.ring, l.ring[1:])
+		l.ring = l.ring[:recentLines-1]
+	}
+	l.ring = append(l.ring, line)
+	for ch := range l.subs {
+		select {
+		case ch <- line:
+		default: // a follower that does not keep up loses lines, never stalls the app
+		}
+	}
+	if l.f == nil || l.size > maxAppLog {
+		if l.f != nil {
+			l.f.Close()
+			os.Rename(l.path, l.path+".1")
+			l.size = 0
+		}
+		if err := os.MkdirAll(filepath.Dir(l.path), 0o755); err != nil {
+			l.f = nil
+			return
+		}
+		f, err := os.OpenFile(l.path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			l.f = nil
+			return
+		}
+		l.f = f
+	}
+	n, _ := l.f.WriteString(line + "\n")
+	l.size += int64(n)
+}
+
+func (l *appLog) close() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.f != nil {
+		l.f.Close()
+		l.f = nil
+	}
+	for ch := range l.subs {
+		delete(l.subs, ch)
+		close(ch)
+	}
+}
+
+// Logs writes the app's last lines of output to w, each prefixed with the
+// id of the instance that wrote it (or "[flock]" notes about it), then,
+// with follow, new lines until ctx ends. It works for an app that exists
+// only on disk (after a restart of Flock, before the app is deployed
+// again); an app never seen is ErrNotFound.
+func (s *Scheduler) Logs(ctx context.Context, app string, follow bool, w io.Writer) error {
+	if !deploy.ValidName(app) {
+		return fmt.Errorf("logs %q: %w", app, deploy.ErrInvalid)
+	}
+	l := s.appLog(app, false)
+	if l == nil {
+		return fmt.Errorf("logs %s: %w", app, deploy.ErrNotFound)
+	}
+	var ch chan string
+	l.mu.Lock()
+	recent := append([]string(nil), l.ring...)
+	if follow {
+		ch = make(chan string, 1024)
+		l.subs[ch] = struct{}{}
+	}
+	l.mu.Unlock()
+	if ch != nil {
+		defer func() {
+			l.mu.Lock()
+			delete(l.subs, ch)
+			l.mu.Unlock()
+		}()
+	}
+	bw := bufio.NewWriter(w)
+	for _, line := range recent {
+		bw.WriteString(line + "\n")
+	}
+	if err := flush(bw, w); err != nil || !follow {
+		return err
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case line, ok := <-ch:
+			if !ok {
+				return nil // the app was removed or the scheduler stopped
+			}
+			bw.WriteString(line + "\n")
+			for more := true; more; {
+				select {
+				case line, ok = <-ch:
+					if ok {
+						bw.WriteString(line + "\n")
+					}
+					more = ok
+				default:
+					more = false
+				}
+			}
+			if err := flush(bw, w); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// flush pushes buffered lines out, through an http.ResponseWriter too.
+func flush(bw *bufio.Writer, w io.Writer) error {
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("write logs: %w", err)
+	}
+	if f, ok := w.(interface{ Flush() }); ok {
+		f.Flush()
+	}
+	return nil
+}
+
+// appLog returns app's log, opening it when the app is known or has a log
+// on disk; create opens it for an app about to be deployed.
+func (s *Scheduler) appLog(app string, create bool) *appLog {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if l := s.logs[app]; l != nil {
+		return l
+	}
+	path := filepath.Join(s.appDir(app), "app.log")
+	if _, err := os.Stat(path); !create && errors.Is(err, fs.ErrNotExist) && s.apps[app] == nil {
+		return nil
+	}
+	l := openAppLog(path)
+	s.logs[app] = l
+	return l
+}
+
+// output copies an instance's merged stdout and stderr, line by line, to
+// its own output.log, the app log, and its last lines (quoted when it
+// fails). It returns at EOF: when every process of the group has closed
+// the pipe.
+func (in *instance) output(r io.ReadCloser, file *os.File) {
+	defer r.Close()
+	if file != nil {
+		defer file.Close()
+	}
+	br := bufio.NewReaderSize(r, maxLine)
+	for {
+		line, err := br.ReadSlice('\n')
+		if len(line) > 0 {
+			text := string(bytes.TrimRight(line, "\r\n"))
+			if file != nil {
+				file.WriteString(text + "\n")
+			}
+			in.log.write(in.id + " " + text)
+			in.mu.Lock()
+			if len(in.last) >= lastLines {
+				in.last = in.last[1:]
+			}
+			in.last = append(in.last, text)
+			in.mu.Unlock()
+		}
+		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
+			return
+		}
+	}
+}
+
+// note writes a line about an instance from Flock itself into the app log.
+func (in *instance) note(format string, args ...any) {
+	in.log.write(in.id + " [flock] " + fmt.Sprintf(format, args...))
+}

@@ -1,0 +1,290 @@
+package local
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/flock-paas/flock/deploy"
+)
+
+// drainLimit bounds how long a Drainer may hold up stopping an instance.
+const drainLimit = 30 * time.Second
+
+type result struct {
+	in  *instance
+	err error
+}
+
+// Deploy starts spec.Instances instances of spec's release, waits until
+// each has passed its checks, makes the release current, then retires the
+// instances of every other release (drained first, then stopped). Instances
+// of the same release that already run are kept, so deploying the running
+// release again (as after a restart of Flock) only tops it up.
+//
+// If a new instance exits before passing its check, or does not pass
+// within its grace period plus one check timeout, Deploy stops every new
+// instance, leaves the running release untouched, and returns an error
+// wrapping deploy.ErrUnhealthy that names the instance, the cause and its
+// last lines of output. It holds the app's lock throughout: a Scale or
+// Remove of the same app waits for it.
+func (s *Scheduler) Deploy(ctx context.Context, spec deploy.Spec, w io.Writer) error {
+	if w == nil {
+		w = io.Discard
+	}
+	if err := validate(spec); err != nil {
+		return fmt.Errorf("deploy %s %s: %w", spec.App, spec.Release, err)
+	}
+	a, err := s.lock(ctx, spec.App, true)
+	if err != nil {
+		return fmt.Errorf("deploy %s %s: %w", spec.App, spec.Release, err)
+	}
+	defer a.unlock()
+	rel, err := s.prepare(spec)
+	if err != nil {
+		return fmt.Errorf("deploy %s %s: %w", spec.App, spec.Release, err)
+	}
+	s.appLog(spec.App, true)
+
+	s.mu.Lock()
+	var keep []*instance
+	for _, in := range a.instances {
+		if in.rel.name == rel.name && !in.isRetiring() {
+			keep = append(keep, in)
+		}
+	}
+	s.mu.Unlock()
+	sort.Slice(keep, func(i, j int) bool { return keep[i].seq < keep[j].seq })
+	n := spec.Instances
+	var extra []*instance
+	if len(keep) > n {
+		keep, extra = keep[:n], keep[n:]
+	}
+	need := n - len(keep)
+	if need > 0 {
+		logf(w, "%s: starting %d instance(s)", rel.name, need)
+	}
+	results := make(chan result, need)
+	fresh := make([]*instance, 0, need)
+	var failure error
+	for range need {
+		in, err := s.newInstance(a, rel, results)
+		if err != nil {
+			failure = err
+			break
+		}
+		fresh = append(fresh, in)
+	}
+	begin := time.Now()
+	for pending := len(fresh); pending > 0 && failure == nil; {
+		select {
+		case r := <-results:
+			pending--
+			if r.err != nil {
+				failure = fmt.Errorf("%s: %w: %w", rel.name, deploy.ErrUnhealthy, r.err)
+				continue
+			}
+			logf(w, "%s: %s healthy on port %d after %s", rel.name, r.in.id, r.in.snapshot().Port,
+				time.Since(begin).Round(time.Millisecond))
+		case <-ctx.Done():
+			failure = fmt.Errorf("deploy %s %s: %w", spec.App, rel.name, ctx.Err())
+		}
+	}
+	if failure != nil {
+		logf(w, "%v", failure)
+		logf(w, "%s: stopping its %d new instance(s); the running release keeps serving", rel.name, len(fresh))
+		s.retireAll(context.Background(), fresh, false)
+		s.mu.Lock()
+		keepDir := a.current != nil && a.current.name == rel.name
+		s.mu.Unlock()
+		if !keepDir && len(keep) == 0 {
+			os.RemoveAll(rel.dir)
+		}
+		return failure
+	}
+
+	s.mu.Lock()
+	a.current, a.desired = rel, n
+	old := extra
+	for _, in := range a.instances {
+		if in.rel.name != rel.name {
+			old = append(old, in)
+		}
+	}
+	s.mu.Unlock()
+	if len(old) > 0 {
+		logf(w, "%s: retiring %d old instance(s)", rel.name, len(old))
+		s.retireAll(ctx, old, true)
+	}
+	s.removeReleases(spec.App, rel.name)
+	logf(w, "%s: live with %d instance(s)", rel.name, n)
+	s.notify(spec.App)
+	return nil
+}
+
+// newInstance creates an instance of rel and starts its supervisor. With
+// results set, its first pass or failure is sent there.
+func (s *Scheduler) newInstance(a *app, rel *release, results chan<- result) (*instance, error) {
+	list, err := ports.reserve(s.cfg.Host, rel.ports)
+	if err != nil {
+		return nil, fmt.Errorf("start %s: %w", a.name, err)
+	}
+	id := newID(a.name, rel.name)
+	in := &instance{
+		s: s, app: a.name, rel: rel, id: id, log: s.appLog(a.name, true),
+		sandbox: filepath.Join(s.appDir(a.name), "instances", id),
+		stopCh:  make(chan struct{}), exited: make(chan struct{}), ports: list,
+	}
+	if results != nil {
+		in.report = func(err error) { results <- result{in: in, err: err} }
+	}
+	s.mu.Lock()
+	s.seq++
+	in.seq = s.seq
+	a.instances[id] = in
+	s.mu.Unlock()
+	go in.supervise()
+	return in, nil
+}
+
+func (in *instance) isRetiring() bool {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.retiring
+}
+
+// retire takes an instance away for good: drained first when drain is set
+// and it runs, then stopped, then its ports, sandbox and entry released.
+func (s *Scheduler) retire(ctx context.Context, in *instance, drain bool) {
+	in.mu.Lock()
+	in.retiring = true
+	running := in.pgid != 0
+	in.mu.Unlock()
+	if drain && running && s.cfg.Drainer != nil {
+		dctx, cancel := context.WithTimeout(ctx, drainLimit)
+		if err := s.cfg.Drainer.Drain(dctx, in.app, in.snapshot()); err != nil {
+			s.log.Warn("drain failed; stopping anyway", "app", in.app, "release", in.rel.name,
+				"instance", in.id, "err", err)
+		}
+		cancel()
+	}
+	in.stop()
+	ports.release(in.portList())
+	s.mu.Lock()
+	if a := s.apps[in.app]; a != nil {
+		delete(a.instances, in.id)
+	}
+	s.mu.Unlock()
+	os.RemoveAll(in.sandbox)
+	s.saveState()
+	s.notify(in.app)
+}
+
+func (s *Scheduler) retireAll(ctx context.Context, list []*instance, drain bool) {
+	var wg sync.WaitGroup
+	for _, in := range list {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.retire(ctx, in, drain)
+		}()
+	}
+	wg.Wait()
+}
+
+// Scale sets the number of instances of the app's current release. New
+// instances are started and supervised without waiting for their checks.
+// Surplus ones are chosen unhealthy first, then newest first (the oldest
+// have proven themselves and hold warm caches), drained and stopped before
+// Scale returns. A Scale during a Deploy of the same app waits for it.
+func (s *Scheduler) Scale(ctx context.Context, name string, n int) error {
+	if !deploy.ValidName(name) || n < 0 {
+		return fmt.Errorf("scale %q to %d: %w", name, n, deploy.ErrInvalid)
+	}
+	a, err := s.lock(ctx, name, false)
+	if err != nil {
+		return fmt.Errorf("scale %s: %w", name, err)
+	}
+	if a == nil {
+		return fmt.Errorf("scale %s: %w", name, deploy.ErrNotFound)
+	}
+	defer a.unlock()
+	s.mu.Lock()
+	rel := a.current
+	var live []*instance
+	for _, in := range a.instances {
+		if rel != nil && in.rel == rel && !in.isRetiring() {
+			live = append(live, in)
+		}
+	}
+	s.mu.Unlock()
+	if rel == nil {
+		return fmt.Errorf("scale %s: no release deployed: %w", name, deploy.ErrNotFound)
+	}
+	for i := len(live); i < n; i++ {
+		if _, err := s.newInstance(a, rel, nil); err != nil {
+			return fmt.Errorf("scale %s: %w", name, err)
+		}
+	}
+	if len(live) > n {
+		snaps := map[*instance]deploy.Instance{}
+		for _, in := range live {
+			snaps[in] = in.snapshot()
+		}
+		sort.Slice(live, func(i, j int) bool {
+			if hi, hj := snaps[live[i]].Healthy, snaps[live[j]].Healthy; hi != hj {
+				return !hi
+			}
+			return live[i].seq > live[j].seq
+		})
+		s.retireAll(ctx, live[:len(live)-n], true)
+	}
+	s.mu.Lock()
+	a.desired = n
+	s.mu.Unlock()
+	s.notify(name)
+	return nil
+}
+
+// Remove stops every instance of the app (without draining: the app is
+// going away) and deletes its releases, sandboxes and logs.
+func (s *Scheduler) Remove(ctx context.Context, name string) error {
+	if !deploy.ValidName(name) {
+		return fmt.Errorf("remove %q: %w", name, deploy.ErrInvalid)
+	}
+	a, err := s.lock(ctx, name, false)
+	if err != nil {
+		return fmt.Errorf("remove %s: %w", name, err)
+	}
+	if a != nil {
+		s.mu.Lock()
+		list := make([]*instance, 0, len(a.instances))
+		for _, in := range a.instances {
+			list = append(list, in)
+		}
+		s.mu.Unlock()
+		s.retireAll(ctx, list, false)
+		s.mu.Lock()
+		a.removed = true
+		delete(s.apps, name)
+		s.mu.Unlock()
+		a.unlock()
+	}
+	s.mu.Lock()
+	l := s.logs[name]
+	delete(s.logs, name)
+	s.mu.Unlock()
+	if l != nil {
+		l.close()
+	}
+	if err := os.RemoveAll(s.appDir(name)); err != nil {
+		return fmt.Errorf("remove %s: %w", name, err)
+	}
+	s.notify(name)
+	return nil
+}
