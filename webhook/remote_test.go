@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -36,6 +37,7 @@ func newTestRemote(t testing.TB, deploy DeployFunc) (*Remote, string, string) {
 		Dir:         dir,
 		Token:       testToken,
 		HookCommand: []string{"/usr/bin/env", "FLOCK_TEST_HOOK=1", exe},
+		Logger:      discardLogger(),
 	}, deploy)
 	if err != nil {
 		t.Fatal(err)
@@ -81,9 +83,12 @@ func push(t testing.TB, dir, url, refspec string, onLine func(string)) (string, 
 func TestRemotePushDeploysAndStreams(t *testing.T) {
 	work, sha := newApp(t, "hello")
 	seen := make(chan struct{})
+	var mu sync.Mutex
 	var got Push
 	var files []string
 	deploy := func(ctx context.Context, p Push, dir string, log io.Writer) (string, error) {
+		mu.Lock()
+		defer mu.Unlock()
 		got = p
 		entries, _ := os.ReadDir(dir)
 		for _, e := range entries {
@@ -116,6 +121,8 @@ func TestRemotePushDeploysAndStreams(t *testing.T) {
 			t.Errorf("push output lacks %q:\n%s", want, out)
 		}
 	}
+	mu.Lock()
+	defer mu.Unlock()
 	want := Push{Name: "hello", Ref: "refs/heads/main", Branch: "main", Commit: sha, Pusher: "git push"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Push (-want +got):\n%s", diff)
@@ -137,10 +144,10 @@ func TestRemotePushDeploysAndStreams(t *testing.T) {
 
 func TestRemoteFailedDeployRejectsPush(t *testing.T) {
 	work, first := newApp(t, "hello")
-	fail := false
+	var fail atomic.Bool
 	deploy := func(ctx context.Context, p Push, dir string, log io.Writer) (string, error) {
 		fmt.Fprintln(log, "-----> Starting instances")
-		if fail {
+		if fail.Load() {
 			return "", errors.New("instances never became healthy")
 		}
 		return "http://hello.localhost:8000", nil
@@ -150,7 +157,7 @@ func TestRemoteFailedDeployRejectsPush(t *testing.T) {
 	if out, err := push(t, work, url, "main", nil); err != nil {
 		t.Fatalf("first push: %v\n%s", err, out)
 	}
-	fail = true
+	fail.Store(true)
 	commit(t, work, "server.js", "process.exit(1)\n")
 	out, err := push(t, work, url, "main", nil)
 	if err == nil {
@@ -172,9 +179,9 @@ func TestRemoteFailedDeployRejectsPush(t *testing.T) {
 
 func TestRemoteRejectsOtherRefs(t *testing.T) {
 	work, _ := newApp(t, "hello")
-	called := false
+	var called atomic.Bool
 	deploy := func(ctx context.Context, p Push, dir string, log io.Writer) (string, error) {
-		called = true
+		called.Store(true)
 		return "", nil
 	}
 	_, base, _ := newTestRemote(t, deploy)
@@ -200,7 +207,7 @@ func TestRemoteRejectsOtherRefs(t *testing.T) {
 			}
 		})
 	}
-	if called {
+	if called.Load() {
 		t.Error("DeployFunc called for a refused push")
 	}
 }
@@ -211,21 +218,21 @@ func TestRemoteLargePush(t *testing.T) {
 	blob := make([]byte, 3<<20)
 	rand.Read(blob)
 	sha := commit(t, work, "data.bin", string(blob))
-	var size int64
+	var size atomic.Int64
 	deploy := func(ctx context.Context, p Push, dir string, log io.Writer) (string, error) {
 		fi, err := os.Stat(filepath.Join(dir, "data.bin"))
 		if err != nil {
 			return "", err
 		}
-		size = fi.Size()
+		size.Store(fi.Size())
 		return "http://big.localhost", nil
 	}
 	_, base, _ := newTestRemote(t, deploy)
 	if out, err := push(t, work, remoteURL(base, testToken, "big"), "main", nil); err != nil {
 		t.Fatalf("push: %v\n%s", err, out)
 	}
-	if size != int64(len(blob)) {
-		t.Errorf("deployed data.bin has %d bytes, want %d (commit %s)", size, len(blob), sha)
+	if size.Load() != int64(len(blob)) {
+		t.Errorf("deployed data.bin has %d bytes, want %d (commit %s)", size.Load(), len(blob), sha)
 	}
 }
 
