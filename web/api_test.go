@@ -1,0 +1,483 @@
+package web
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/flock-paas/flock/deploy"
+	"github.com/google/go-cmp/cmp"
+)
+
+var csrfMetaRE = regexp.MustCompile(`<meta name="csrf" content="([^"]+)">`)
+
+func TestNewValidates(t *testing.T) {
+	if _, err := New(Config{}, newFake()); err == nil {
+		t.Error("New without a token: no error")
+	}
+	if _, err := New(Config{Token: "x"}, nil); err == nil {
+		t.Error("New without a platform: no error")
+	}
+	if _, err := New(Config{Token: "x", Mounts: map[string]http.Handler{"git/": http.NotFoundHandler()}}, newFake()); err == nil {
+		t.Error("New with a mount not starting with /: no error")
+	}
+}
+
+func TestHealthz(t *testing.T) {
+	tests := []struct {
+		name  string
+		ready error
+		want  int
+	}{
+		{"ready", nil, 200},
+		{"not ready", errors.New("haproxy is down"), 503},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, _ := newTestServer(t, func(c *Config) { c.Ready = func() error { return tt.ready } })
+			w := do(t, s.Handler(), req{path: "/healthz"})
+			if w.Code != tt.want {
+				t.Errorf("GET /healthz = %d, want %d", w.Code, tt.want)
+			}
+		})
+	}
+}
+
+func TestAuth(t *testing.T) {
+	tests := []struct {
+		name     string
+		readOnly bool
+		r        req
+		want     int
+	}{
+		{"read without token from afar", false, req{path: "/api/v1/apps"}, 401},
+		{"read with token", false, req{path: "/api/v1/apps", token: testToken}, 200},
+		{"read with wrong token", false, req{path: "/api/v1/apps", token: "nope"}, 401},
+		{"read from loopback", false, req{path: "/api/v1/apps", loopback: true}, 200},
+		{"loopback but foreign Host (DNS rebinding)", false, req{path: "/api/v1/apps", loopback: true, header: map[string]string{"Host": "evil.example"}}, 401},
+		{"metrics from afar", false, req{path: "/metrics"}, 401},
+		{"scale from loopback without token", false, req{method: "POST", path: "/api/v1/apps/hello/scale", body: `{"instances":2}`, loopback: true}, 401},
+		{"scale with wrong token", false, req{method: "POST", path: "/api/v1/apps/hello/scale", body: `{"instances":2}`, token: "nope"}, 401},
+		{"scale with token", false, req{method: "POST", path: "/api/v1/apps/hello/scale", body: `{"instances":2}`, token: testToken}, 200},
+		{"delete without token", false, req{method: "DELETE", path: "/api/v1/apps/hello"}, 401},
+		{"deploy without token", false, req{method: "POST", path: "/api/v1/deploys"}, 401},
+		{"read-only: read", true, req{path: "/api/v1/apps"}, 200},
+		{"read-only: logs", true, req{path: "/api/v1/apps/hello/logs"}, 401},
+		{"read-only: mutation", true, req{method: "POST", path: "/api/v1/apps/hello/sleep"}, 401},
+		{"read-only: dashboard", true, req{path: "/"}, 200},
+		{"dashboard without login", false, req{path: "/"}, 303},
+		{"healthz needs nothing", false, req{path: "/healthz"}, 200},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, _ := newTestServer(t, func(c *Config) { c.ReadOnly = tt.readOnly })
+			h := s.Handler()
+			if host, ok := tt.r.header["Host"]; ok {
+				// Host is not a header to httptest; set it through a wrapper.
+				delete(tt.r.header, "Host")
+				inner := h
+				h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { r.Host = host; inner.ServeHTTP(w, r) })
+			}
+			w := do(t, h, tt.r)
+			if w.Code != tt.want {
+				t.Fatalf("%s %s = %d, want %d: %s", tt.r.method, tt.r.path, w.Code, tt.want, w.Body.String())
+			}
+			if w.Code == 401 {
+				errorOf(t, w)
+				if w.Header().Get("WWW-Authenticate") == "" {
+					t.Error("401 without WWW-Authenticate")
+				}
+			}
+		})
+	}
+}
+
+func TestErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		r    req
+		want int
+	}{
+		{"unknown app", req{path: "/api/v1/apps/nope"}, 404},
+		{"invalid app name", req{path: "/api/v1/apps/Bad_Name"}, 400},
+		{"unknown route", req{path: "/api/v1/nothing"}, 404},
+		{"wrong method", req{method: "PUT", path: "/api/v1/apps"}, 405},
+		{"scale negative", req{method: "POST", path: "/api/v1/apps/hello/scale", body: `{"instances":-1}`}, 400},
+		{"scale a string", req{method: "POST", path: "/api/v1/apps/hello/scale", body: `{"instances":"two"}`}, 400},
+		{"scale a fraction", req{method: "POST", path: "/api/v1/apps/hello/scale", body: `{"instances":1.5}`}, 400},
+		{"scale without a number", req{method: "POST", path: "/api/v1/apps/hello/scale", body: `{}`}, 400},
+		{"scale not JSON", req{method: "POST", path: "/api/v1/apps/hello/scale", body: `two`}, 400},
+		{"scale absurd", req{method: "POST", path: "/api/v1/apps/hello/scale", body: `{"instances":100000}`}, 400},
+		{"scale unknown app", req{method: "POST", path: "/api/v1/apps/nope/scale", body: `{"instances":1}`}, 404},
+		{"wake a running app", req{method: "POST", path: "/api/v1/apps/hello/wake"}, 409},
+		{"sleep unknown app", req{method: "POST", path: "/api/v1/apps/nope/sleep"}, 404},
+		{"releases of unknown app", req{path: "/api/v1/apps/nope/releases"}, 404},
+		{"rollback to a bad name", req{method: "POST", path: "/api/v1/apps/hello/rollback", body: `{"release":"../v1"}`}, 400},
+		{"rollback unknown app", req{method: "POST", path: "/api/v1/apps/nope/rollback", body: `{"release":"v1"}`}, 404},
+		{"rollback unknown release (JSON)", req{method: "POST", path: "/api/v1/apps/hello/rollback", body: `{"release":"v9"}`, header: map[string]string{"Accept": "application/json"}}, 404},
+		{"unknown deploy", req{path: "/api/v1/deploys/nope"}, 404},
+		{"logs of unknown app", req{path: "/api/v1/apps/nope/logs"}, 404},
+		{"deploy with a bad app name", req{method: "POST", path: "/api/v1/deploys?app=a/b", body: "x"}, 400},
+		{"deploy with a bad commit", req{method: "POST", path: "/api/v1/deploys?commit=$(rm)", body: "x"}, 400},
+		{"deploy not a tar.gz", req{method: "POST", path: "/api/v1/deploys", body: "not gzip"}, 400},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, _ := newTestServer(t, nil)
+			tt.r.token = testToken
+			w := do(t, s.Handler(), tt.r)
+			if w.Code != tt.want {
+				t.Fatalf("%s %s = %d, want %d: %s", tt.r.method, tt.r.path, w.Code, tt.want, w.Body.String())
+			}
+			if ct := w.Header().Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+				t.Errorf("Content-Type = %q, want JSON", ct)
+			}
+			errorOf(t, w)
+		})
+	}
+}
+
+func TestStatusMapping(t *testing.T) {
+	tests := []struct {
+		err  error
+		want int
+	}{
+		{fmt.Errorf("app x: %w", deploy.ErrNotFound), 404},
+		{fmt.Errorf("scale: %w", deploy.ErrInvalid), 400},
+		{&deploy.DescriptorError{File: "package.json", Key: "flock.instances", Rule: "must be a number"}, 400},
+		{fmt.Errorf("deploy: %w", deploy.ErrConflict), 409},
+		{fmt.Errorf("logs: %w", deploy.ErrUnsupported), 501},
+		{errUnauthorized, 401},
+		{errors.New("disk full"), 500},
+	}
+	for _, tt := range tests {
+		t.Run(tt.err.Error(), func(t *testing.T) {
+			if got := status(tt.err); got != tt.want {
+				t.Errorf("status(%v) = %d, want %d", tt.err, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestAppsAndActions(t *testing.T) {
+	s, f := newTestServer(t, nil)
+	h := s.Handler()
+
+	w := do(t, h, req{path: "/api/v1/apps", token: testToken})
+	var apps []deploy.App
+	if err := json.Unmarshal(w.Body.Bytes(), &apps); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, a := range apps {
+		names = append(names, a.Name)
+	}
+	if diff := cmp.Diff([]string{"hello", "world"}, names); diff != "" {
+		t.Errorf("apps (-want +got):\n%s", diff)
+	}
+
+	steps := []struct {
+		name      string
+		r         req
+		wantState deploy.State
+		wantInst  int
+	}{
+		{"scale to 3", req{method: "POST", path: "/api/v1/apps/hello/scale", body: `{"instances":3}`}, deploy.StateRunning, 3},
+		{"sleep", req{method: "POST", path: "/api/v1/apps/hello/sleep"}, deploy.StateSleeping, 0},
+		{"wake", req{method: "POST", path: "/api/v1/apps/hello/wake"}, deploy.StateRunning, 3},
+		{"get", req{path: "/api/v1/apps/hello"}, deploy.StateRunning, 3},
+	}
+	for _, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			st.r.token = testToken
+			w := do(t, h, st.r)
+			if w.Code != 200 {
+				t.Fatalf("%s = %d: %s", st.r.path, w.Code, w.Body.String())
+			}
+			var a deploy.App
+			if err := json.Unmarshal(w.Body.Bytes(), &a); err != nil {
+				t.Fatal(err)
+			}
+			if a.State != st.wantState || len(a.Instances) != st.wantInst {
+				t.Errorf("after %s: state %s with %d instances, want %s with %d", st.name, a.State, len(a.Instances), st.wantState, st.wantInst)
+			}
+		})
+	}
+
+	w = do(t, h, req{method: "DELETE", path: "/api/v1/apps/world", token: testToken})
+	if w.Code != 200 {
+		t.Fatalf("DELETE = %d %s", w.Code, w.Body.String())
+	}
+	if _, err := f.App(context.Background(), "world"); !errors.Is(err, deploy.ErrNotFound) {
+		t.Errorf("world still exists after DELETE: %v", err)
+	}
+	if w := do(t, h, req{path: "/api/v1/apps/world", token: testToken}); w.Code != 404 {
+		t.Errorf("GET destroyed app = %d, want 404", w.Code)
+	}
+}
+
+func TestReleases(t *testing.T) {
+	s, f := newTestServer(t, nil)
+	f.mu.Lock()
+	f.releases["hello"][0].Env = map[string]string{"DB_PASSWORD": "hunter2"}
+	f.mu.Unlock()
+
+	tests := []struct {
+		name             string
+		r                req
+		wantLog, wantEnv bool
+	}{
+		{"with token", req{path: "/api/v1/apps/hello/releases", token: testToken}, false, true},
+		{"with log", req{path: "/api/v1/apps/hello/releases?log=1", token: testToken}, true, true},
+		{"loopback hides env values", req{path: "/api/v1/apps/hello/releases", loopback: true}, false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := do(t, s.Handler(), tt.r)
+			if w.Code != 200 {
+				t.Fatalf("= %d %s", w.Code, w.Body.String())
+			}
+			var v releasesView
+			if err := json.Unmarshal(w.Body.Bytes(), &v); err != nil {
+				t.Fatal(err)
+			}
+			if len(v.Releases) != 1 || len(v.Deploys) != 1 {
+				t.Fatalf("got %d releases, %d deploys, want 1 and 1", len(v.Releases), len(v.Deploys))
+			}
+			d := v.Deploys[0]
+			if d.Commit == "" || d.Trigger != "cli" || d.Status != deploy.DeploySucceeded || d.DurationSeconds == nil || *d.DurationSeconds != 30 {
+				t.Errorf("deploy record = %+v, want commit, trigger cli, succeeded, 30 s", d)
+			}
+			if (d.Log != "") != tt.wantLog {
+				t.Errorf("log present = %v, want %v", d.Log != "", tt.wantLog)
+			}
+			if got := v.Releases[0].Env["DB_PASSWORD"] == "hunter2"; got != tt.wantEnv {
+				t.Errorf("env value shown = %v, want %v", got, tt.wantEnv)
+			}
+		})
+	}
+}
+
+func TestRollback(t *testing.T) {
+	s, _ := newTestServer(t, nil)
+	w := do(t, s.Handler(), req{method: "POST", path: "/api/v1/apps/hello/rollback", body: `{"release":"v1"}`, token: testToken})
+	if w.Code != 200 || !strings.HasPrefix(w.Header().Get("Content-Type"), "text/plain") {
+		t.Fatalf("rollback = %d %s %q", w.Code, w.Header().Get("Content-Type"), w.Body.String())
+	}
+	if got, want := lastLine(w.Body.String()), "rollback succeeded: v2 http://hello.localhost:8000"; got != want {
+		t.Errorf("last line = %q, want %q", got, want)
+	}
+	w = do(t, s.Handler(), req{method: "POST", path: "/api/v1/apps/hello/rollback", body: `{"release":"v9"}`, token: testToken})
+	if got := lastLine(w.Body.String()); !strings.HasPrefix(got, "rollback failed: ") {
+		t.Errorf("last line = %q, want rollback failed", got)
+	}
+	w = do(t, s.Handler(), req{method: "POST", path: "/api/v1/apps/hello/rollback", body: `{"release":"v1"}`, token: testToken,
+		header: map[string]string{"Accept": "application/json"}})
+	var out struct {
+		Release deploy.Release `json:"release"`
+		URL     string         `json:"url"`
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &out); err != nil || out.Release.Name != "v3" {
+		t.Errorf("JSON rollback = %s (%v), want release v3", w.Body.String(), err)
+	}
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return lines[len(lines)-1]
+}
+
+func TestDeployUpload(t *testing.T) {
+	src := tarGz(t, map[string]string{"package.json": "demo", "server.js": "//"})
+	tests := []struct {
+		name string
+		path string
+		want string
+	}{
+		{"named by the descriptor", "/api/v1/deploys?commit=abc123", "deploy succeeded: http://demo.localhost:8000"},
+		{"named by the query", "/api/v1/deploys?app=other", "deploy succeeded: http://other.localhost:8000"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, _ := newTestServer(t, nil)
+			w := do(t, s.Handler(), req{method: "POST", path: tt.path, body: string(src), token: testToken})
+			if w.Code != 200 {
+				t.Fatalf("= %d %s", w.Code, w.Body.String())
+			}
+			body := w.Body.String()
+			if !strings.Contains(body, "-----> received ") || !strings.Contains(body, "-----> building ") {
+				t.Errorf("log = %q, want the received and building lines", body)
+			}
+			if got := lastLine(body); got != tt.want {
+				t.Errorf("last line = %q, want %q", got, tt.want)
+			}
+		})
+	}
+
+	t.Run("failed deploy", func(t *testing.T) {
+		s, f := newTestServer(t, nil)
+		f.deployFn = func(req deploy.DeployRequest, log io.Writer) (deploy.Release, error) {
+			fmt.Fprintln(log, "-----> npm install")
+			return deploy.Release{}, &deploy.DescriptorError{File: "package.json", Key: "flock.instances", Rule: "must be\na number"}
+		}
+		w := do(t, s.Handler(), req{method: "POST", path: "/api/v1/deploys", body: string(src), token: testToken})
+		if got, want := lastLine(w.Body.String()), "deploy failed: package.json: flock.instances must be a number"; got != want {
+			t.Errorf("last line = %q, want %q", got, want)
+		}
+	})
+	t.Run("the source folder is removed", func(t *testing.T) {
+		var dir string
+		s, f := newTestServer(t, nil)
+		f.deployFn = func(req deploy.DeployRequest, log io.Writer) (deploy.Release, error) {
+			dir = req.Dir
+			if req.Trigger != "cli" {
+				t.Errorf("trigger = %q, want cli", req.Trigger)
+			}
+			return deploy.Release{App: "hello", Name: "v2"}, nil
+		}
+		do(t, s.Handler(), req{method: "POST", path: "/api/v1/deploys", body: string(src), token: testToken})
+		if _, err := os.Stat(dir); !os.IsNotExist(err) {
+			t.Errorf("upload folder %s still there: %v", dir, err)
+		}
+	})
+	t.Run("too large", func(t *testing.T) {
+		s, _ := newTestServer(t, func(c *Config) { c.MaxUpload = 10 })
+		w := do(t, s.Handler(), req{method: "POST", path: "/api/v1/deploys", body: string(src), token: testToken})
+		if w.Code != 413 {
+			t.Errorf("= %d, want 413: %s", w.Code, w.Body.String())
+		}
+	})
+	t.Run("no unpacker", func(t *testing.T) {
+		s, _ := newTestServer(t, func(c *Config) { c.Unpack = nil })
+		w := do(t, s.Handler(), req{method: "POST", path: "/api/v1/deploys", body: string(src), token: testToken})
+		if w.Code != 501 {
+			t.Errorf("= %d, want 501", w.Code)
+		}
+	})
+}
+
+func TestGetDeploy(t *testing.T) {
+	s, _ := newTestServer(t, nil)
+	w := do(t, s.Handler(), req{path: "/api/v1/deploys/hello-1", token: testToken})
+	var d deployView
+	if err := json.Unmarshal(w.Body.Bytes(), &d); err != nil || d.App != "hello" || d.Log == "" {
+		t.Fatalf("GET deploy = %s (%v)", w.Body.String(), err)
+	}
+	w = do(t, s.Handler(), req{path: "/api/v1/deploys/hello-1?follow=1", token: testToken})
+	if !strings.Contains(w.Body.String(), "v1 live") {
+		t.Errorf("followed log = %q, want the build log", w.Body.String())
+	}
+	if got, want := lastLine(w.Body.String()), "deploy succeeded: http://hello.localhost:8000"; got != want {
+		t.Errorf("last line = %q, want %q", got, want)
+	}
+}
+
+func TestLogs(t *testing.T) {
+	t.Run("unsupported", func(t *testing.T) {
+		s, f := newTestServer(t, nil)
+		f.logsErr = fmt.Errorf("logs: %w", deploy.ErrUnsupported)
+		w := do(t, s.Handler(), req{path: "/api/v1/apps/hello/logs", token: testToken})
+		if w.Code != 501 {
+			t.Errorf("= %d, want 501", w.Code)
+		}
+		errorOf(t, w)
+	})
+	t.Run("follow flushes each line", func(t *testing.T) {
+		s, _ := newTestServer(t, nil)
+		srv := httptest.NewServer(s.Handler())
+		defer srv.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		r, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/api/v1/apps/hello/logs?follow=1", nil)
+		r.Header.Set("Authorization", "Bearer "+testToken)
+		res, err := http.DefaultClient.Do(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		// The handler is still following: the lines arrived because they
+		// were flushed, not because the response ended.
+		sc := bufio.NewScanner(res.Body)
+		var got []string
+		for len(got) < 2 && sc.Scan() {
+			got = append(got, sc.Text())
+		}
+		if diff := cmp.Diff([]string{"hello from the app", "second line"}, got); diff != "" {
+			t.Errorf("lines (-want +got):\n%s", diff)
+		}
+	})
+}
+
+func TestEvents(t *testing.T) {
+	s, f := newTestServer(t, nil)
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	r, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/api/v1/events?app=hello", nil)
+	r.Header.Set("Authorization", "Bearer "+testToken)
+	res, err := http.DefaultClient.Do(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if ct := res.Header.Get("Content-Type"); ct != "text/event-stream" {
+		t.Errorf("Content-Type = %q", ct)
+	}
+	waitFor(t, 5*time.Second, "the stream to subscribe", func() bool { return f.subscribers() == 1 })
+	f.Emit(deploy.Event{App: "world", Type: "state", State: deploy.StateSleeping}) // filtered out
+	f.Emit(deploy.Event{App: "hello", Type: "state", State: deploy.StateSleeping, Message: "asleep"})
+	sc := bufio.NewScanner(res.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, "data: ") {
+			continue
+		}
+		var ev deploy.Event
+		if err := json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &ev); err != nil {
+			t.Fatal(err)
+		}
+		want := deploy.Event{App: "hello", Type: "state", State: deploy.StateSleeping, Message: "asleep"}
+		if diff := cmp.Diff(want, ev, cmpIgnoreTime); diff != "" {
+			t.Errorf("event (-want +got):\n%s", diff)
+		}
+		return
+	}
+	t.Fatalf("stream ended without an event: %v", sc.Err())
+}
+
+var cmpIgnoreTime = cmp.FilterPath(func(p cmp.Path) bool { return p.Last().String() == ".Time" }, cmp.Ignore())
+
+func TestMounts(t *testing.T) {
+	hit := func(name string) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, name) })
+	}
+	s, _ := newTestServer(t, func(c *Config) {
+		c.Mounts = map[string]http.Handler{"/hooks/github": hit("hook"), "/git/": hit("git"), "/artifacts/": hit("artifacts")}
+	})
+	tests := []struct{ path, want string }{
+		{"/hooks/github", "hook"},
+		{"/git/hello.git/info/refs", "git"},
+		{"/artifacts/hello/v1.tar.gz", "artifacts"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.path, func(t *testing.T) {
+			if got := do(t, s.Handler(), req{path: tt.path}).Body.String(); got != tt.want {
+				t.Errorf("%s reached %q, want %q", tt.path, got, tt.want)
+			}
+		})
+	}
+	if w := do(t, s.Handler(), req{path: "/hooks/github/x"}); w.Code != 404 {
+		t.Errorf("/hooks/github/x = %d, want 404 (exact mount)", w.Code)
+	}
+}

@@ -1,0 +1,248 @@
+// Package web is Flock's dashboard and REST API: every app at a glance, live
+// updates over Server-Sent Events, the actions a user takes on an app, and
+// /metrics for Prometheus. It speaks to the platform only through the small
+// Platform interface below, so it can be tested without the real pipeline.
+package web
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/flock-paas/flock/deploy"
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Platform is what the dashboard and the API need from the release
+// pipeline; *deploy.Service implements it.
+type Platform interface {
+	Apps(ctx context.Context) ([]deploy.App, error)
+	App(ctx context.Context, name string) (deploy.App, error)
+	Releases(ctx context.Context, name string) ([]deploy.Release, error)
+	Deploys(ctx context.Context, name string) ([]deploy.Deploy, error)
+	DeployByID(ctx context.Context, id string) (deploy.Deploy, error)
+	FollowDeploy(ctx context.Context, id string, w io.Writer) error
+	Deploy(ctx context.Context, req deploy.DeployRequest, log io.Writer) (deploy.Release, error)
+	Rollback(ctx context.Context, name, release string, log io.Writer) (deploy.Release, error)
+	Scale(ctx context.Context, name string, n int) error
+	Sleep(ctx context.Context, name string) error
+	Wake(ctx context.Context, name string) error
+	Destroy(ctx context.Context, name string) error
+	Logs(ctx context.Context, name string, follow bool, w io.Writer) error
+	Subscribe() (<-chan deploy.Event, func())
+}
+
+// Config configures the dashboard and the API.
+type Config struct {
+	// Token is the Flock token: API mutations need it as a bearer token,
+	// and the dashboard's login asks for it. Required.
+	Token string
+	// ReadOnly shows the dashboard and answers API reads (except app logs)
+	// without login. Off by default.
+	ReadOnly bool
+	// Unpack extracts an uploaded .tar.gz into dir, refusing paths that
+	// leave it. Without it POST /api/v1/deploys answers 501.
+	Unpack func(r io.Reader, dir string) error
+	// Mounts are extra handlers by path: a prefix ending in "/" matches
+	// every path below it ("/git/"), any other matches exactly
+	// ("/hooks/github"). They do their own authentication.
+	Mounts map[string]http.Handler
+	// Gatherer holds metrics of other parts (the waker's wake phases);
+	// /metrics serves them beside Flock's own. Optional.
+	Gatherer prometheus.Gatherer
+	// Registerer is where the app collector is registered. Default: a
+	// registry of the server's own.
+	Registerer prometheus.Registerer
+	// Ready reports whether the platform is up, for /healthz. Default:
+	// always ready.
+	Ready func() error
+	// Logger logs requests at debug level and failures at error level.
+	// Default: slog.Default().
+	Logger *slog.Logger
+	// MaxUpload caps an uploaded source archive. Default 512 MiB.
+	MaxUpload int64
+	// SampleEvery is how often Run samples every app's traffic and
+	// instances for the sparklines and charts. Default 10s.
+	SampleEvery time.Duration
+	// TempDir is where uploads are unpacked. Default: os.TempDir().
+	TempDir string
+}
+
+// Server is the dashboard and the API. Handler serves it; Run samples the
+// history behind the charts.
+type Server struct {
+	cfg      Config
+	p        Platform
+	log      *slog.Logger
+	engine   *gin.Engine
+	sessions *sessions
+	history  *history
+	pages    *pages
+	metrics  http.Handler
+	mounts   []mount
+}
+
+type mount struct {
+	prefix string
+	h      http.Handler
+}
+
+// New validates cfg and builds the server. It starts nothing.
+func New(cfg Config, p Platform) (*Server, error) {
+	if p == nil {
+		return nil, errors.New("web: platform is nil")
+	}
+	if strings.TrimSpace(cfg.Token) == "" {
+		return nil, errors.New("web: token is required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Ready == nil {
+		cfg.Ready = func() error { return nil }
+	}
+	if cfg.MaxUpload <= 0 {
+		cfg.MaxUpload = 512 << 20
+	}
+	if cfg.SampleEvery <= 0 {
+		cfg.SampleEvery = 10 * time.Second
+	}
+	s := &Server{
+		cfg:      cfg,
+		p:        p,
+		log:      cfg.Logger,
+		sessions: newSessions(24 * time.Hour),
+		history:  newHistory(int(time.Hour / cfg.SampleEvery)),
+	}
+	for prefix, h := range cfg.Mounts {
+		if !strings.HasPrefix(prefix, "/") || h == nil {
+			return nil, fmt.Errorf("web: bad mount %q", prefix)
+		}
+		s.mounts = append(s.mounts, mount{prefix, h})
+	}
+	// Longest prefix first, so "/git/x/" would win over "/git/".
+	sort.Slice(s.mounts, func(i, j int) bool { return len(s.mounts[i].prefix) > len(s.mounts[j].prefix) })
+
+	m, err := s.newMetrics()
+	if err != nil {
+		return nil, err
+	}
+	s.metrics = m
+	pg, err := newPages()
+	if err != nil {
+		return nil, err
+	}
+	s.pages = pg
+	s.engine = s.routes()
+	return s, nil
+}
+
+// Handler returns the HTTP handler for the --api address.
+func (s *Server) Handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for _, m := range s.mounts {
+			if r.URL.Path == m.prefix || (strings.HasSuffix(m.prefix, "/") && strings.HasPrefix(r.URL.Path, m.prefix)) {
+				m.h.ServeHTTP(w, r)
+				return
+			}
+		}
+		s.engine.ServeHTTP(w, r)
+	})
+}
+
+// Run samples every app's request rate and instance count each
+// SampleEvery, for the sparklines and charts, until ctx ends.
+func (s *Server) Run(ctx context.Context) error {
+	t := time.NewTicker(s.cfg.SampleEvery)
+	defer t.Stop()
+	for {
+		s.sample(ctx)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+func (s *Server) sample(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	apps, err := s.p.Apps(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Warn("sample apps", "err", err)
+		}
+		return
+	}
+	s.history.record(time.Now(), apps)
+}
+
+func (s *Server) routes() *gin.Engine {
+	if gin.Mode() == gin.DebugMode {
+		gin.SetMode(gin.ReleaseMode)
+	}
+	e := gin.New()
+	e.HandleMethodNotAllowed = true
+	e.Use(s.recover, s.logRequests)
+	e.NoRoute(func(c *gin.Context) { s.fail(c, fmt.Errorf("%s: %w", c.Request.URL.Path, deploy.ErrNotFound)) })
+	e.NoMethod(func(c *gin.Context) { s.fail(c, errMethod) })
+
+	e.GET("/healthz", s.healthz)
+	e.GET("/metrics", s.readAuth, gin.WrapH(s.metrics))
+
+	api := e.Group("/api/v1")
+	api.GET("/apps", s.readAuth, s.listApps)
+	api.GET("/apps/:app", s.readAuth, s.getApp)
+	api.DELETE("/apps/:app", s.writeAuth, s.destroyApp)
+	api.POST("/apps/:app/scale", s.writeAuth, s.scaleApp)
+	api.POST("/apps/:app/sleep", s.writeAuth, s.sleepApp)
+	api.POST("/apps/:app/wake", s.writeAuth, s.wakeApp)
+	api.GET("/apps/:app/releases", s.readAuth, s.releases)
+	api.POST("/apps/:app/rollback", s.writeAuth, s.rollback)
+	api.GET("/apps/:app/logs", s.logsAuth, s.logs)
+	api.POST("/deploys", s.writeAuth, s.upload)
+	api.GET("/deploys/:id", s.readAuth, s.getDeploy)
+	api.GET("/events", s.readAuth, s.events)
+
+	s.pageRoutes(e)
+	return e
+}
+
+func (s *Server) healthz(c *gin.Context) {
+	if err := s.cfg.Ready(); err != nil {
+		c.JSON(http.StatusServiceUnavailable, gin.H{"error": err.Error()})
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"status": "ok"})
+}
+
+func (s *Server) recover(c *gin.Context) {
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			s.log.Error("panic in handler", "path", c.Request.URL.Path, "panic", v)
+			if !c.Writer.Written() {
+				s.fail(c, fmt.Errorf("panic: %v", v))
+			}
+			c.Abort()
+		}
+	}()
+	c.Next()
+}
+
+func (s *Server) logRequests(c *gin.Context) {
+	start := time.Now()
+	c.Next()
+	s.log.Debug("http", "method", c.Request.Method, "path", c.Request.URL.Path,
+		"status", c.Writer.Status(), "duration", time.Since(start))
+}
