@@ -1,0 +1,375 @@
+package marathon
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/flock-paas/flock/deploy"
+	"github.com/flock-paas/flock/deploy/marathon/marathontest"
+)
+
+// TestCreateSendsDocumentedAppDefinition deploys a new app and checks the
+// POST body field by field against Marathon's documented app definition:
+// every key Flock sends must exist there with the same JSON type.
+func TestCreateSendsDocumentedAppDefinition(t *testing.T) {
+	f := newFake(t, marathontest.Options{})
+	s := newSched(t, Config{URLs: []string{f.URL}})
+	var log bytes.Buffer
+	if err := s.Deploy(context.Background(), testSpec("hello", "v1", 2), &log); err != nil {
+		t.Fatalf("Deploy: %v\n%s", err, log.String())
+	}
+	sent := lastBody(t, f, "POST", "/v2/apps")
+	var doc map[string]any
+	if err := json.Unmarshal(fixture(t, "v2_app_definition_post_request_and_response.json"), &doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range shapeDiff("", sent, doc) {
+		t.Errorf("not as documented: %s", p)
+	}
+
+	want := map[string]any{
+		"id": "/flock/hello", "cmd": "node server.js", "cpus": 0.1, "mem": 32.0, "instances": 2.0,
+		"fetch":           []any{map[string]any{"uri": "http://flock.example:8080/artifacts/hello/v1.tar.gz", "extract": true, "executable": false, "cache": false}},
+		"portDefinitions": []any{map[string]any{"port": 0.0, "protocol": "tcp", "name": "port0"}},
+		"env":             map[string]any{"GREETING": "hi", "FLOCK_APP": "hello", "FLOCK_RELEASE": "v1"},
+		"healthChecks": []any{map[string]any{"protocol": "HTTP", "path": "/", "portIndex": 0.0, "intervalSeconds": 15.0,
+			"timeoutSeconds": 5.0, "gracePeriodSeconds": 30.0, "maxConsecutiveFailures": 3.0}},
+		"upgradeStrategy": map[string]any{"minimumHealthCapacity": 1.0, "maximumOverCapacity": 1.0},
+		"labels": map[string]any{"FLOCK_MANAGED": "true", "FLOCK_APP": "hello", "FLOCK_RELEASE": "v1",
+			"FLOCK_VERSION": "1", "FLOCK_COMMIT": "abc123", "FLOCK_AWAKE_INSTANCES": "2"},
+		"taskKillGracePeriodSeconds": 30.0,
+		"dependencies":               []any{},
+		"ports":                      nil, // go-marathon v0.7.1 always sends it; null leaves it unset
+	}
+	if diff := cmp.Diff(want, sent); diff != "" {
+		t.Errorf("POST /v2/apps body (-want +got):\n%s", diff)
+	}
+	ins, err := s.Instances(context.Background(), "hello")
+	if err != nil || len(ins) != 2 || !ins[0].Healthy || ins[0].Release != "v1" || ins[0].Port == 0 {
+		t.Errorf("Instances = %+v, %v; want 2 healthy v1 instances", ins, err)
+	}
+	if !strings.Contains(log.String(), "created /flock/hello") || !strings.Contains(log.String(), "2/2 instances healthy") {
+		t.Errorf("deploy log lacks progress:\n%s", log.String())
+	}
+}
+
+// shapeDiff lists the paths of got that doc does not have, or has with
+// another JSON type. env and labels are free-form maps of strings.
+func shapeDiff(path string, got, doc map[string]any) []string {
+	var out []string
+	for k, v := range got {
+		p := path + "." + k
+		d, ok := doc[k]
+		switch {
+		case k == "ports" && v == nil && path == "":
+			// go-marathon's Application has no omitempty on ports.
+		case !ok:
+			out = append(out, p+" is not in Marathon's app definition")
+		case k == "env" || k == "labels":
+			for ek, ev := range v.(map[string]any) {
+				if _, isStr := ev.(string); !isStr {
+					out = append(out, fmt.Sprintf("%s.%s is %T, want string", p, ek, ev))
+				}
+			}
+		default:
+			out = append(out, sameType(p, v, d)...)
+		}
+	}
+	return out
+}
+
+func sameType(p string, v, d any) []string {
+	switch v := v.(type) {
+	case map[string]any:
+		dm, ok := d.(map[string]any)
+		if !ok {
+			return []string{fmt.Sprintf("%s is an object, documented as %T", p, d)}
+		}
+		return shapeDiff(p, v, dm)
+	case []any:
+		da, ok := d.([]any)
+		if !ok {
+			return []string{fmt.Sprintf("%s is an array, documented as %T", p, d)}
+		}
+		var out []string
+		for i, e := range v {
+			if len(da) == 0 {
+				break
+			}
+			out = append(out, sameType(fmt.Sprintf("%s[%d]", p, i), e, da[len(da)-1])...)
+		}
+		return out
+	}
+	if fmt.Sprintf("%T", v) != fmt.Sprintf("%T", d) {
+		return []string{fmt.Sprintf("%s is %T, documented as %T", p, v, d)}
+	}
+	return nil
+}
+
+// TestNewReleaseIsAPut deploys v2 over v1: a PUT with the new release,
+// and after it only v2 instances remain.
+func TestNewReleaseIsAPut(t *testing.T) {
+	f := newFake(t, marathontest.Options{})
+	s := newSched(t, Config{URLs: []string{f.URL}})
+	ctx := context.Background()
+	if err := s.Deploy(ctx, testSpec("hello", "v1", 2), &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	v1, _ := s.Instances(ctx, "hello")
+	if err := s.Deploy(ctx, testSpec("hello", "v2", 2), &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	put := lastBody(t, f, "PUT", "/v2/apps/flock/hello")
+	if got := put["labels"].(map[string]any)[releaseLabel]; got != "v2" {
+		t.Errorf("PUT labels FLOCK_RELEASE = %v, want v2", got)
+	}
+	if got := put["env"].(map[string]any)["FLOCK_RELEASE"]; got != "v2" {
+		t.Errorf("PUT env FLOCK_RELEASE = %v, want v2", got)
+	}
+	if n := len(requests(f, "POST", "/v2/apps")); n != 1 {
+		t.Errorf("%d POSTs, want 1 (only the first deploy creates)", n)
+	}
+	ins, _ := s.Instances(ctx, "hello")
+	if len(ins) != 2 || ins[0].Release != "v2" || ins[1].Release != "v2" {
+		t.Errorf("after v2: %+v", ins)
+	}
+	for _, in := range ins {
+		for _, old := range v1 {
+			if in.ID == old.ID {
+				t.Errorf("v1 task %s still running", in.ID)
+			}
+		}
+	}
+}
+
+// TestSleepAndWake scales to 0 and back: the awake count survives in
+// FLOCK_AWAKE_INSTANCES, the tasks that go are drained, and a partial
+// scale-down kills exactly the drained tasks.
+func TestSleepAndWake(t *testing.T) {
+	f := newFake(t, marathontest.Options{})
+	d := &drains{}
+	s := newSched(t, Config{URLs: []string{f.URL}, Drainer: d})
+	ctx := context.Background()
+	if err := s.Deploy(ctx, testSpec("hello", "v1", 2), &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := s.Instances(ctx, "hello")
+
+	if err := s.Scale(ctx, "hello", 0); err != nil {
+		t.Fatal(err)
+	}
+	put := lastBody(t, f, "PUT", "/v2/apps/flock/hello")
+	if put["instances"] != 0.0 {
+		t.Errorf("sleep PUT instances = %v", put["instances"])
+	}
+	if _, sent := put["labels"]; sent {
+		t.Errorf("sleep PUT sent labels %v; the awake count was already 2", put["labels"])
+	}
+	if got := f.App("/flock/hello")["labels"].(map[string]any)[awakeLabel]; got != "2" {
+		t.Errorf("asleep: %s = %v, want 2", awakeLabel, got)
+	}
+	if diff := cmp.Diff([]string{"hello/" + before[0].ID, "hello/" + before[1].ID}, d.list(), sortStrings); diff != "" {
+		t.Errorf("drained before sleeping (-want +got):\n%s", diff)
+	}
+	waitFor(t, 5*time.Second, "no task left", func() bool {
+		ins, _ := s.Instances(ctx, "hello")
+		_ = s.refresh(ctx, "hello")
+		return len(ins) == 0
+	})
+
+	if err := s.Scale(ctx, "hello", 3); err != nil {
+		t.Fatal(err)
+	}
+	if got := lastBody(t, f, "PUT", "/v2/apps/flock/hello")["labels"].(map[string]any)[awakeLabel]; got != "3" {
+		t.Errorf("wake PUT %s = %v, want 3", awakeLabel, got)
+	}
+	waitFor(t, 5*time.Second, "3 healthy instances", func() bool {
+		_ = s.refresh(ctx, "hello")
+		ins, _ := s.Instances(ctx, "hello")
+		return len(ins) == 3 && ins[2].Healthy
+	})
+
+	ins, _ := s.Instances(ctx, "hello")
+	d.mu.Lock()
+	d.ids = nil
+	d.mu.Unlock()
+	if err := s.Scale(ctx, "hello", 1); err != nil {
+		t.Fatal(err)
+	}
+	kill := requests(f, "POST", "/v2/tasks/delete")
+	if len(kill) != 1 || query(kill[0]).Get("scale") != "true" {
+		t.Fatalf("partial scale-down: %+v, want one POST /v2/tasks/delete?scale=true", kill)
+	}
+	var body struct{ IDs []string }
+	json.Unmarshal(kill[0].Body, &body)
+	var drained []string
+	for _, id := range d.list() {
+		drained = append(drained, strings.TrimPrefix(id, "hello/"))
+	}
+	if diff := cmp.Diff(body.IDs, drained, sortStrings); diff != "" || len(body.IDs) != 2 {
+		t.Errorf("killed %v, drained %v: want the same 2 tasks", body.IDs, drained)
+	}
+	if !cmp.Equal(body.IDs, instanceIDs(ins)[1:], sortStrings) {
+		t.Errorf("killed %v, want the youngest two of %v", body.IDs, instanceIDs(ins))
+	}
+	if got := f.App("/flock/hello")["instances"]; got != 1.0 {
+		t.Errorf("instances after scale=true kill = %v, want 1", got)
+	}
+}
+
+var sortStrings = cmp.Transformer("sort", func(in []string) []string {
+	out := append([]string(nil), in...)
+	for i := range out {
+		for j := i + 1; j < len(out); j++ {
+			if out[j] < out[i] {
+				out[i], out[j] = out[j], out[i]
+			}
+		}
+	}
+	return out
+})
+
+// TestRemove destroys an app: drained, DELETE sent, forgotten.
+func TestRemove(t *testing.T) {
+	f := newFake(t, marathontest.Options{})
+	d := &drains{}
+	s := newSched(t, Config{URLs: []string{f.URL}, Drainer: d})
+	ctx := context.Background()
+	if err := s.Deploy(ctx, testSpec("hello", "v1", 1), &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Remove(ctx, "hello"); err != nil {
+		t.Fatal(err)
+	}
+	del := requests(f, "DELETE", "/v2/apps/flock/hello")
+	if len(del) != 1 || query(del[0]).Get("force") != "true" {
+		t.Errorf("DELETE requests: %+v", del)
+	}
+	if f.App("/flock/hello") != nil {
+		t.Error("app still in Marathon")
+	}
+	if len(d.list()) != 1 {
+		t.Errorf("drained %v, want the one instance", d.list())
+	}
+	if _, err := s.Instances(ctx, "hello"); !errors.Is(err, deploy.ErrNotFound) {
+		t.Errorf("Instances after Remove: %v, want ErrNotFound", err)
+	}
+	if err := s.Remove(ctx, "hello"); err != nil {
+		t.Errorf("second Remove: %v", err)
+	}
+}
+
+// TestConflictRetried: a 409 (another deployment holds the app) is retried
+// with backoff; one that persists is reported as deploy.ErrConflict.
+func TestConflictRetried(t *testing.T) {
+	f := newFake(t, marathontest.Options{})
+	s := newSched(t, Config{URLs: []string{f.URL}})
+	ctx := context.Background()
+	if err := s.Deploy(ctx, testSpec("hello", "v1", 1), &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	f.Fail("PUT", "/v2/apps/flock/hello", 409, 2)
+	var log bytes.Buffer
+	if err := s.Deploy(ctx, testSpec("hello", "v2", 1), &log); err != nil {
+		t.Fatalf("Deploy after two 409s: %v", err)
+	}
+	if n := len(requests(f, "PUT", "/v2/apps/flock/hello")); n != 3 {
+		t.Errorf("%d PUTs, want 3 (two refused, one accepted)", n)
+	}
+	if !strings.Contains(log.String(), "retrying") {
+		t.Errorf("log does not mention the retry:\n%s", log.String())
+	}
+	f.Fail("PUT", "/v2/apps/flock/hello", 409, 100)
+	err := s.Scale(ctx, "hello", 3)
+	if !errors.Is(err, deploy.ErrConflict) {
+		t.Errorf("Scale under a lasting 409: %v, want ErrConflict", err)
+	}
+}
+
+// TestFailedDeploymentRolledBack: v2's tasks never pass their checks, so
+// Deploy fails with ErrUnhealthy, the deployment is cancelled (Marathon's
+// rollback) and v1 serves on.
+func TestFailedDeploymentRolledBack(t *testing.T) {
+	f := newFake(t, marathontest.Options{})
+	s := newSched(t, Config{URLs: []string{f.URL}, DeployTimeout: 300 * time.Millisecond})
+	ctx := context.Background()
+	if err := s.Deploy(ctx, testSpec("hello", "v1", 2), &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	f.SetUnhealthy("/flock/hello", true)
+	var log bytes.Buffer
+	err := s.Deploy(ctx, testSpec("hello", "v2", 2), &log)
+	if !errors.Is(err, deploy.ErrUnhealthy) {
+		t.Fatalf("Deploy = %v, want ErrUnhealthy\n%s", err, log.String())
+	}
+	var cancelled bool
+	for _, r := range f.Requests() {
+		cancelled = cancelled || (r.Method == "DELETE" && strings.HasPrefix(r.Path, "/v2/deployments/"))
+	}
+	if !cancelled {
+		t.Error("the failed deployment was not cancelled")
+	}
+	if got := f.App("/flock/hello")["labels"].(map[string]any)[releaseLabel]; got != "v1" {
+		t.Errorf("Marathon runs %v after the rollback, want v1", got)
+	}
+	waitFor(t, 5*time.Second, "v1 alone again", func() bool {
+		_ = s.refresh(ctx, "hello")
+		ins, _ := s.Instances(ctx, "hello")
+		return len(ins) == 2 && ins[0].Release == "v1" && ins[1].Release == "v1" && ins[0].Healthy
+	})
+}
+
+// TestDockerImageApp compares a Docker-image app with the ones the
+// original Flock posted.
+func TestDockerImageApp(t *testing.T) {
+	for _, name := range []string{"flock-apps-docker-app-definition.json", "flock-apps-redis-app-definition.json"} {
+		t.Run(name, func(t *testing.T) {
+			var orig struct {
+				Container struct {
+					Type   string
+					Docker struct{ Image string }
+				}
+				ID        string
+				Instances int
+				CPUs      float64
+				Mem       int
+				Cmd       string
+				Ports     []int
+			}
+			if err := json.Unmarshal(fixture(t, "original-flock/"+name), &orig); err != nil {
+				t.Fatal(err)
+			}
+			f := newFake(t, marathontest.Options{})
+			s := newSched(t, Config{URLs: []string{f.URL}})
+			spec := deploy.Spec{App: orig.ID, Release: "v1", Image: orig.Container.Docker.Image, Command: orig.Cmd,
+				Instances:  orig.Instances,
+				Descriptor: deploy.Descriptor{CPUs: orig.CPUs, Mem: orig.Mem, Ports: len(orig.Ports)}}
+			// No agent runs Docker in the fake with tasks: only the definition matters.
+			_ = s.Deploy(context.Background(), spec, &bytes.Buffer{})
+			sent := lastBody(t, f, "POST", "/v2/apps")
+			c := sent["container"].(map[string]any)
+			if c["type"] != orig.Container.Type || c["docker"].(map[string]any)["image"] != orig.Container.Docker.Image {
+				t.Errorf("container = %v, want %s %s", c, orig.Container.Type, orig.Container.Docker.Image)
+			}
+			if sent["cmd"] != orig.Cmd || sent["instances"] != float64(orig.Instances) ||
+				sent["cpus"] != orig.CPUs || sent["mem"] != float64(orig.Mem) {
+				t.Errorf("cmd/instances/cpus/mem = %v %v %v %v", sent["cmd"], sent["instances"], sent["cpus"], sent["mem"])
+			}
+			if _, ok := sent["fetch"]; ok {
+				t.Errorf("a Docker app fetches %v; want nothing", sent["fetch"])
+			}
+			pd := sent["portDefinitions"].([]any)
+			if len(pd) != len(orig.Ports) || pd[0].(map[string]any)["port"] != 0.0 {
+				t.Errorf("portDefinitions %v, want one per original port %v (0 = any)", pd, orig.Ports)
+			}
+		})
+	}
+}
