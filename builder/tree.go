@@ -1,0 +1,197 @@
+package builder
+
+import (
+	"archive/tar"
+	"compress/gzip"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+// copyTree copies the folder src to dst (which must not exist): folders,
+// regular files and symbolic links (as links, never followed). .git is
+// left out; other special files are skipped.
+func copyTree(src, dst string) error {
+	return walkTree(src, dst, func(from, to string, mode fs.FileMode) error {
+		return copyFile(from, to, mode)
+	})
+}
+
+// linkTree is copyTree with hard links instead of copies where the file
+// system allows them.
+func linkTree(src, dst string) error {
+	return walkTree(src, dst, func(from, to string, mode fs.FileMode) error {
+		err := os.Link(from, to)
+		if errors.Is(err, syscall.EXDEV) || errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EMLINK) {
+			return copyFile(from, to, mode)
+		}
+		return err
+	})
+}
+
+func walkTree(src, dst string, file func(from, to string, mode fs.FileMode) error) error {
+	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, p)
+		if err != nil {
+			return err
+		}
+		to := filepath.Join(dst, rel)
+		switch {
+		case d.IsDir() && d.Name() == ".git" && rel != ".":
+			return filepath.SkipDir
+		case d.IsDir():
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			return os.Mkdir(to, info.Mode().Perm()|0o700)
+		case d.Type()&fs.ModeSymlink != 0:
+			target, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			return os.Symlink(target, to)
+		case d.Type().IsRegular():
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			return file(p, to, info.Mode().Perm())
+		}
+		return nil // sockets, fifos, devices: not part of a source tree
+	})
+}
+
+func copyFile(from, to string, mode fs.FileMode) error {
+	in, err := os.Open(from)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode|0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+// writeSlug writes the tree as a .tar.gz to path atomically: a temporary
+// file in the same folder, synced, then renamed over path.
+func writeSlug(tree, path string) (err error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".slug-*.tmp")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if err = writeTarGz(tmp, tree, gzip.BestSpeed, nil); err != nil {
+		return err
+	}
+	if err = tmp.Sync(); err != nil {
+		return err
+	}
+	if err = tmp.Close(); err != nil {
+		return err
+	}
+	if err = os.Chmod(tmp.Name(), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// writeTarGz writes the tree at root to w as a gzip-compressed tar with
+// paths relative to root. skip, when set, leaves out an entry (and, for a
+// folder, everything in it); .git is always left out.
+func writeTarGz(w io.Writer, root string, level int, skip func(rel string, dir bool) bool) error {
+	zw, err := gzip.NewWriterLevel(w, level)
+	if err != nil {
+		return err
+	}
+	tw := tar.NewWriter(zw)
+	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(root, p)
+		if err != nil || rel == "." {
+			return err
+		}
+		rel = filepath.ToSlash(rel)
+		if (d.IsDir() && d.Name() == ".git") || (skip != nil && skip(rel, d.IsDir())) {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		return addEntry(tw, p, rel, d)
+	})
+	if err != nil {
+		return err
+	}
+	if err := tw.Close(); err != nil {
+		return err
+	}
+	return zw.Close()
+}
+
+// addEntry writes one folder, regular file or symbolic link; other kinds
+// of files are left out.
+func addEntry(tw *tar.Writer, p, rel string, d fs.DirEntry) error {
+	info, err := d.Info()
+	if err != nil {
+		return err
+	}
+	link := ""
+	switch {
+	case d.Type()&fs.ModeSymlink != 0:
+		if link, err = os.Readlink(p); err != nil {
+			return err
+		}
+	case !d.IsDir() && !d.Type().IsRegular():
+		return nil
+	}
+	hdr, err := tar.FileInfoHeader(info, link)
+	if err != nil {
+		return err
+	}
+	hdr.Name = rel
+	if d.IsDir() {
+		hdr.Name += "/"
+	}
+	hdr.Uid, hdr.Gid, hdr.Uname, hdr.Gname = 0, 0, "", ""
+	hdr.AccessTime, hdr.ChangeTime = time.Time{}, time.Time{}
+	if err := tw.WriteHeader(hdr); err != nil {
+		return fmt.Errorf("%s: %w", rel, err)
+	}
+	if !d.Type().IsRegular() {
+		return nil
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if _, err := io.CopyN(tw, f, hdr.Size); err != nil {
+		return fmt.Errorf("%s: %w", rel, err)
+	}
+	return nil
+}
