@@ -144,13 +144,14 @@ func (w *Waker) runGate(g *gate, app deploy.App) {
 			mayFail = false
 		}
 		if app.State != deploy.StateSleeping {
+			chk := firstCheck(app)
 			for _, in := range app.Instances {
 				if probing[in.ID] {
 					continue
 				}
 				probing[in.ID] = true
 				go func() {
-					ok := w.probe(ctx, app, in)
+					ok := w.probe(ctx, chk, in)
 					select {
 					case results <- probeResult{in: in, ok: ok}:
 					case <-ctx.Done():

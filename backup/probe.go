@@ -18,13 +18,9 @@ const probeTimeout = time.Second
 // probe runs the app's first check against one instance, as HAProxy
 // would: a TCP connect, or an HTTP GET of the check's path answered
 // 2xx or 3xx.
-func (w *Waker) probe(ctx context.Context, app deploy.App, in deploy.Instance) bool {
+func (w *Waker) probe(ctx context.Context, chk deploy.Check, in deploy.Instance) bool {
 	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
-	var chk deploy.Check
-	if len(app.Descriptor.Checks) > 0 {
-		chk = app.Descriptor.Checks[0]
-	}
 	port := in.Port
 	if chk.PortIndex > 0 && chk.PortIndex < len(in.Ports) {
 		port = in.Ports[chk.PortIndex]
@@ -57,4 +53,13 @@ func (w *Waker) probe(ctx context.Context, app deploy.App, in deploy.Instance) b
 	}
 	resp.Body.Close()
 	return resp.StatusCode >= 200 && resp.StatusCode < 400
+}
+
+// firstCheck is the check HAProxy runs: the app's first, else TCP on the
+// first port.
+func firstCheck(app deploy.App) deploy.Check {
+	if len(app.Descriptor.Checks) > 0 {
+		return app.Descriptor.Checks[0]
+	}
+	return deploy.Check{}
 }

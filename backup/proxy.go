@@ -20,7 +20,7 @@ import (
 type attempt struct {
 	app       string
 	arrived   time.Time
-	held      bool // the request waited on a gate: it gets X-Flock-Cold-Start
+	held      bool // the request waited on a gate
 	target    *url.URL
 	start     time.Time
 	responded bool // response headers came back: the attempt cannot be retried
@@ -68,8 +68,10 @@ func (w *Waker) newProxy() *httputil.ReverseProxy {
 			if a.held {
 				w.m.phase.WithLabelValues(a.app, "first_byte").Observe(now.Sub(a.start).Seconds())
 				w.m.total.WithLabelValues(a.app).Observe(now.Sub(a.arrived).Seconds())
-				resp.Header.Set(HeaderColdStart, coldStart(a.arrived, now))
 			}
+			// HAProxy sends a request here only while the app has no live
+			// server, so every proxied answer is part of a cold start.
+			resp.Header.Set(HeaderColdStart, coldStart(a.arrived, now))
 			return nil
 		},
 		ErrorHandler: func(_ http.ResponseWriter, r *http.Request, err error) {
@@ -87,6 +89,10 @@ func (w *Waker) serve(rw http.ResponseWriter, r *http.Request, app deploy.App, a
 	if r.Body != nil && r.Body != http.NoBody {
 		body = &trackedBody{rc: r.Body}
 		r.Body = body
+		// An app may answer while it still reads the body (an echo, an
+		// upload with progress): let the response start before the body
+		// has all come in, as HAProxy would.
+		_ = http.NewResponseController(rw).EnableFullDuplex()
 	}
 	held := false
 	var exclude string

@@ -27,8 +27,9 @@ import (
 // server line of every app's backend.
 const HeaderApp = "X-Flock-App"
 
-// HeaderColdStart carries, on every response that was held for a wake,
-// the milliseconds from the request's arrival to the first byte.
+// HeaderColdStart carries, on every response the waker proxied (and on
+// its own error pages after a hold), the milliseconds from the request's
+// arrival at the waker to the first byte.
 const HeaderColdStart = "X-Flock-Cold-Start"
 
 // Platform is what the waker needs of the release pipeline;
