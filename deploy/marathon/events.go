@@ -15,7 +15,7 @@ import (
 type event struct {
 	EventType  string `json:"eventType"`
 	AppID      string `json:"appId"`
-	RunSpecID  string `json:"runSpecId"` // instance_* events (Marathon ≥1.4)
+	RunSpecID  string `json:"runSpecId"`  // instance_* events (Marathon ≥1.4)
 	TaskID     string `json:"taskId"`     // health_status_changed_event before 1.4
 	InstanceID string `json:"instanceId"` // health_status_changed_event from 1.4
 	ID         string `json:"id"`         // deployment_success / deployment_failed

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -186,4 +187,25 @@ func hasPrefixAll(ss []string, p string) bool {
 		}
 	}
 	return true
+}
+
+// drainChanges empties Changes of what is pending now.
+func drainChanges(s *Scheduler) {
+	for {
+		select {
+		case <-s.Changes():
+		case <-time.After(100 * time.Millisecond):
+			return
+		}
+	}
+}
+
+// newKill builds Marathon's kill-and-scale request for one task, as an
+// operator's curl would send it.
+func newKill(base, task string) (*http.Request, error) {
+	req, err := http.NewRequest("POST", base+"/v2/tasks/delete?scale=true", strings.NewReader(`{"ids":["`+task+`"]}`))
+	if err == nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	return req, err
 }

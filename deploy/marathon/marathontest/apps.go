@@ -341,8 +341,8 @@ func (s *Server) listDeployments(w http.ResponseWriter) {
 	out := append([]any{}, s.seededDeps...)
 	for _, d := range s.deployments {
 		out = append(out, map[string]any{"id": d.ID, "version": d.Version, "affectedApps": []string{d.AppID},
-			"affectedPods": []string{},
-			"steps":        []any{map[string]any{"actions": []any{map[string]any{"action": "RestartApplication", "app": d.AppID}}}},
+			"affectedPods":   []string{},
+			"steps":          []any{map[string]any{"actions": []any{map[string]any{"action": "RestartApplication", "app": d.AppID}}}},
 			"currentActions": []any{map[string]any{"action": "RestartApplication", "app": d.AppID, "readinessCheckResults": []any{}}},
 			"currentStep":    1, "totalSteps": 1})
 	}
@@ -405,4 +405,3 @@ func toInt(v any) int {
 	}
 	return int(f)
 }
-
