@@ -209,3 +209,5 @@ func newKill(base, task string) (*http.Request, error) {
 	}
 	return req, err
 }
+
+func f2client() *http.Client { return &http.Client{Timeout: 5 * time.Second} }
