@@ -85,6 +85,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		byStatus := map[deploy.DeployStatus]float64{deploy.DeploySucceeded: 0, deploy.DeployFailed: 0}
 		buckets := make(map[float64]uint64, len(buildBuckets))
+		for _, b := range buildBuckets {
+			buckets[b] = 0
+		}
 		var n uint64
 		var sum float64
 		for _, d := range deps {
