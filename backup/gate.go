@@ -146,7 +146,7 @@ func (w *Waker) runGate(g *gate, app deploy.App) {
 		if app.State != deploy.StateSleeping {
 			chk := firstCheck(app)
 			for _, in := range app.Instances {
-				if probing[in.ID] {
+				if probing[in.ID] || w.isDraining(in.ID) {
 					continue
 				}
 				probing[in.ID] = true

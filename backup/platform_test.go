@@ -24,6 +24,7 @@ import (
 // instances that crash while the app is awake.
 type testPlatform struct {
 	checkEvery time.Duration // the platform's own check interval, slower than the waker's probe
+	drainer    deploy.Drainer // the waker, drained before an instance stops
 
 	mu     sync.Mutex
 	apps   map[string]*testApp
@@ -292,8 +293,10 @@ func checkOnce(port int, path string) bool {
 	return resp.StatusCode < 400
 }
 
-// sleep puts the app to sleep as the scaler would. With stateFirst the
-// state flips to sleeping before the instances stop, else after.
+// sleep puts the app to sleep as the scaler would: instances are taken
+// out of rotation, drained (by the waker, as the router would be) and
+// stopped. With stateFirst the state flips to sleeping before the
+// instances stop, else after.
 func (p *testPlatform) sleep(name string, stateFirst bool) {
 	p.mu.Lock()
 	a := p.apps[name]
@@ -301,16 +304,24 @@ func (p *testPlatform) sleep(name string, stateFirst bool) {
 		a.state = deploy.StateSleeping
 		p.publishLocked(name, "state")
 	}
-	var dones []chan struct{}
+	var stop []*child
+	var ins []deploy.Instance
 	for _, c := range a.instances {
 		c.stopping, c.healthy = true, false
-		_ = syscall.Kill(-c.cmd.Process.Pid, syscall.SIGTERM)
-		dones = append(dones, c.done)
+		stop = append(stop, c)
+		ins = append(ins, deploy.Instance{ID: c.id, Host: "127.0.0.1", Port: c.port})
 	}
 	p.publishLocked(name, "instances")
+	drainer := p.drainer
 	p.mu.Unlock()
-	for _, d := range dones {
-		<-d
+	for i, c := range stop {
+		if drainer != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_ = drainer.Drain(ctx, name, ins[i])
+			cancel()
+		}
+		_ = syscall.Kill(-c.cmd.Process.Pid, syscall.SIGTERM)
+		<-c.done
 	}
 	p.mu.Lock()
 	a.state = deploy.StateSleeping

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -95,8 +96,9 @@ func (w *Waker) serve(rw http.ResponseWriter, r *http.Request, app deploy.App, a
 		_ = http.NewResponseController(rw).EnableFullDuplex()
 	}
 	held := false
-	var exclude string
-	for try := 0; ; try++ {
+	var exclude []string
+	tries := 0
+	for turn := 0; turn < 8; turn++ {
 		in, wasHeld, err := w.target(r.Context(), app, arrived, exclude)
 		held = held || wasHeld
 		if err != nil {
@@ -106,32 +108,39 @@ func (w *Waker) serve(rw http.ResponseWriter, r *http.Request, app deploy.App, a
 			}
 			return // else the client went away
 		}
+		if !w.acquire(app.Name, in) {
+			// Drained since it was chosen: choose again.
+			exclude = append(exclude, in.ID)
+			continue
+		}
 		a := &attempt{app: app.Name, arrived: arrived, held: held, target: instanceURL(in), start: time.Now()}
 		w.proxy.ServeHTTP(rw, r.WithContext(context.WithValue(r.Context(), attemptKey{}, a)))
+		w.release(in)
 		if a.err == nil || r.Context().Err() != nil {
 			return
 		}
-		if try == 0 && !a.responded && retryable(r, body, a.err) {
+		tries++
+		if tries == 1 && !a.responded && retryable(r, body, a.err) {
 			w.log.Info("instance vanished; retrying request", "app", app.Name, "instance", in.ID, "err", a.err)
 			w.forget(app.Name, in.ID)
-			exclude = in.ID
+			exclude = append(exclude, in.ID)
 			if app, err = w.p.App(r.Context(), app.Name); err != nil {
-				writePage(rw, &pageError{status: http.StatusBadGateway, msg: "the app's instance went away"}, coldStartIf(held, arrived))
-				return
+				break
 			}
 			continue
 		}
 		w.log.Warn("proxy to instance failed", "app", app.Name, "instance", in.ID, "err", a.err)
-		if !a.responded {
-			writePage(rw, &pageError{status: http.StatusBadGateway, msg: "the app's instance went away"}, coldStartIf(held, arrived))
+		if a.responded {
+			return
 		}
-		return
+		break
 	}
+	writePage(rw, &pageError{status: http.StatusBadGateway, msg: "the app's instance went away"}, coldStartIf(held, arrived))
 }
 
 // target picks where the request goes. It reports whether the request
 // was held.
-func (w *Waker) target(ctx context.Context, app deploy.App, arrived time.Time, exclude string) (deploy.Instance, bool, error) {
+func (w *Waker) target(ctx context.Context, app deploy.App, arrived time.Time, exclude []string) (deploy.Instance, bool, error) {
 	switch app.State {
 	case deploy.StateStopped:
 		w.m.rejected.WithLabelValues(app.Name, "stopped").Inc()
@@ -156,16 +165,16 @@ func (w *Waker) target(ctx context.Context, app deploy.App, arrived time.Time, e
 	return in, true, err
 }
 
-// pick returns a healthy instance other than exclude: one the platform
+// pick returns a healthy instance not in exclude nor draining: one the platform
 // reports healthy, or the one the last wake proved healthy if it is still
 // listed (the platform's own checks may not have passed yet).
-func (w *Waker) pick(app deploy.App, exclude string) (deploy.Instance, bool) {
+func (w *Waker) pick(app deploy.App, exclude []string) (deploy.Instance, bool) {
 	w.mu.Lock()
+	defer w.mu.Unlock()
 	verified, hasVerified := w.verified[app.Name]
-	w.mu.Unlock()
 	var healthy []deploy.Instance
 	for _, in := range app.Instances {
-		if in.ID == exclude {
+		if _, drained := w.draining[in.ID]; drained || slices.Contains(exclude, in.ID) {
 			continue
 		}
 		if in.Healthy || (hasVerified && in.ID == verified.ID) {
@@ -175,11 +184,8 @@ func (w *Waker) pick(app deploy.App, exclude string) (deploy.Instance, bool) {
 	if len(healthy) == 0 {
 		return deploy.Instance{}, false
 	}
-	w.mu.Lock()
 	w.next++
-	n := w.next
-	w.mu.Unlock()
-	return healthy[n%uint64(len(healthy))], true
+	return healthy[w.next%uint64(len(healthy))], true
 }
 
 // forget drops a vanished instance from what the waker believes healthy.

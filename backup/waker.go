@@ -100,6 +100,8 @@ type Waker struct {
 	gates    map[string]*gate
 	verified map[string]deploy.Instance // instance a finished wake proved healthy
 	failedAt map[string]time.Time       // when the waker last failed a wake
+	inflight map[string]*flight         // by instance ID
+	draining map[string]time.Time       // instance ID → when its drain began
 	next     uint64                     // round robin over healthy instances
 }
 
@@ -138,6 +140,8 @@ func New(cfg Config, p Platform) (*Waker, error) {
 		gates:    make(map[string]*gate),
 		verified: make(map[string]deploy.Instance),
 		failedAt: make(map[string]time.Time),
+		inflight: make(map[string]*flight),
+		draining: make(map[string]time.Time),
 	}
 	w.gatesCtx, w.stopGates = context.WithCancel(context.Background())
 	w.connCtx, w.stopConns = context.WithCancel(context.Background())

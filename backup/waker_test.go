@@ -45,6 +45,11 @@ func startWaker(tb testing.TB, p Platform, cfg Config) (*Waker, string) {
 	if err := w.Listen(); err != nil {
 		tb.Fatal(err)
 	}
+	if tp, ok := p.(*testPlatform); ok {
+		tp.mu.Lock()
+		tp.drainer = w
+		tp.mu.Unlock()
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- w.Run(ctx) }()
@@ -309,6 +314,22 @@ func TestWebsocketThroughWake(t *testing.T) {
 		if !strings.HasSuffix(string(got), ": "+msg) {
 			t.Errorf("echo %q, want it to end with %q", got, msg)
 		}
+	}
+	// The open websocket is activity HAProxy cannot see, and a drain
+	// waits for it.
+	if got := w.Active("chat"); got != 1 {
+		t.Errorf("Active = %d, want 1 open websocket", got)
+	}
+	a, _ := p.App(context.Background(), "chat")
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := w.Drain(ctx, "chat", a.Instances[0]); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Drain with a websocket open = %v, want it to wait until the deadline", err)
+	}
+	conn.Close()
+	waitFor(t, 5*time.Second, "the websocket to end", func() bool { return w.Active("chat") == 0 })
+	if err := w.Drain(context.Background(), "chat", a.Instances[0]); err != nil {
+		t.Errorf("Drain after close: %v", err)
 	}
 }
 
