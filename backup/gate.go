@@ -39,6 +39,10 @@ func (g *gate) finished() bool {
 // opens on a healthy instance, fails or the client goes away.
 func (w *Waker) hold(ctx context.Context, app deploy.App, arrived time.Time) (deploy.Instance, error) {
 	w.mu.Lock()
+	if w.stopped {
+		w.mu.Unlock()
+		return deploy.Instance{}, shuttingDown()
+	}
 	g := w.gates[app.Name]
 	if g == nil || g.finished() {
 		g = &gate{app: app.Name, started: arrived, poke: make(chan struct{}, 1), done: make(chan struct{})}
@@ -115,7 +119,7 @@ func (w *Waker) runGate(g *gate, app deploy.App) {
 			// Wake once; again only if the app went back to sleep after
 			// our wake (a sleep racing with it), or the platform has not
 			// taken the first one after a second.
-			if woke.IsZero() || awakeSince || time.Since(woke) > time.Second {
+			if ctx.Err() == nil && (woke.IsZero() || awakeSince || time.Since(woke) > time.Second) {
 				begin := time.Now()
 				if woke.IsZero() {
 					w.m.phase.WithLabelValues(g.app, "detect").Observe(begin.Sub(g.started).Seconds())
@@ -177,7 +181,7 @@ func (w *Waker) runGate(g *gate, app deploy.App) {
 		case <-timeout.C:
 			w.m.timedOut.WithLabelValues(g.app).Add(float64(w.heldCount(g.app)))
 			reason := fmt.Sprintf("failed to wake within %s", human(w.cfg.Timeout))
-			if woke.IsZero() {
+			if woke.IsZero() && app.State != deploy.StateWaking {
 				reason = fmt.Sprintf("no healthy instance within %s", human(w.cfg.Timeout))
 			}
 			if mayFail {
@@ -188,7 +192,7 @@ func (w *Waker) runGate(g *gate, app deploy.App) {
 				msg: fmt.Sprintf("%s failed to wake within %s", g.app, human(w.cfg.Timeout))})
 			return
 		case <-ctx.Done():
-			w.finish(g, deploy.Instance{}, &pageError{status: http.StatusServiceUnavailable, retryAfter: 1, msg: "the platform is restarting"})
+			w.finish(g, deploy.Instance{}, shuttingDown())
 			return
 		}
 		if refresh {
@@ -226,9 +230,13 @@ func wakeError(app string, err error) *pageError {
 	case errors.Is(err, deploy.ErrNotFound):
 		return &pageError{status: http.StatusNotFound, msg: "no app named " + app}
 	case errors.Is(err, context.Canceled):
-		return &pageError{status: http.StatusServiceUnavailable, retryAfter: 1, msg: "the platform is restarting"}
+		return shuttingDown()
 	}
 	return &pageError{status: http.StatusServiceUnavailable, retryAfter: 10, msg: fmt.Sprintf("%s could not be woken: %v", app, err)}
+}
+
+func shuttingDown() *pageError {
+	return &pageError{status: http.StatusServiceUnavailable, retryAfter: 1, msg: "the platform is restarting"}
 }
 
 func stoppedError(app string) *pageError {

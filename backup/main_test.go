@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -80,4 +81,32 @@ func runChild() {
 		}
 	})
 	_ = http.Serve(ln, mux)
+}
+
+func checkOnce(port int, path string) bool {
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	if path == "" {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			return false
+		}
+		c.Close()
+		return true
+	}
+	cl := http.Client{Timeout: time.Second}
+	resp, err := cl.Get("http://" + addr + path)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode < 400
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
 }

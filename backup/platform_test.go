@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"strconv"
@@ -23,7 +21,7 @@ import (
 // instance reports their health honestly and a supervisor restarts
 // instances that crash while the app is awake.
 type testPlatform struct {
-	checkEvery time.Duration // the platform's own check interval, slower than the waker's probe
+	checkEvery time.Duration  // the platform's own check interval, slower than the waker's probe
 	drainer    deploy.Drainer // the waker, drained before an instance stops
 
 	mu     sync.Mutex
@@ -274,25 +272,6 @@ func (p *testPlatform) startLocked(a *testApp) {
 	}()
 }
 
-func checkOnce(port int, path string) bool {
-	addr := "127.0.0.1:" + strconv.Itoa(port)
-	if path == "" {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err != nil {
-			return false
-		}
-		c.Close()
-		return true
-	}
-	cl := http.Client{Timeout: time.Second}
-	resp, err := cl.Get("http://" + addr + path)
-	if err != nil {
-		return false
-	}
-	resp.Body.Close()
-	return resp.StatusCode < 400
-}
-
 // sleep puts the app to sleep as the scaler would: instances are taken
 // out of rotation, drained (by the waker, as the router would be) and
 // stopped. With stateFirst the state flips to sleeping before the
@@ -396,15 +375,6 @@ func (p *testPlatform) close() {
 		<-d
 	}
 	p.wg.Wait()
-}
-
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
 var _ Platform = (*testPlatform)(nil)

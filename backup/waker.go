@@ -96,6 +96,7 @@ type Waker struct {
 	wg        sync.WaitGroup
 
 	mu       sync.Mutex
+	stopped  bool // no gate may open: Run is shutting down
 	ln       net.Listener
 	gates    map[string]*gate
 	verified map[string]deploy.Instance // instance a finished wake proved healthy
@@ -208,7 +209,7 @@ func (w *Waker) Run(ctx context.Context) error {
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(w.ln) }()
 	defer func() {
-		w.stopGates()
+		w.shutdownGates()
 		w.wg.Wait()
 		w.stopConns()
 	}()
@@ -223,7 +224,7 @@ func (w *Waker) Run(ctx context.Context) error {
 		case err := <-served:
 			return fmt.Errorf("serve waker: %w", err)
 		case <-ctx.Done():
-			w.stopGates()
+			w.shutdownGates()
 			sctx, cancel := context.WithTimeout(context.Background(), w.cfg.ShutdownGrace)
 			err := srv.Shutdown(sctx)
 			cancel()
@@ -235,6 +236,14 @@ func (w *Waker) Run(ctx context.Context) error {
 			return nil
 		}
 	}
+}
+
+// shutdownGates answers every held request 503 and lets no new gate open.
+func (w *Waker) shutdownGates() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.stopped = true
+	w.stopGates()
 }
 
 // notify pokes the gate of the event's app so it re-reads the app now

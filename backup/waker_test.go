@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -19,97 +18,6 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 )
-
-// waitFor polls cond until it holds or timeout passes.
-func waitFor(tb testing.TB, timeout time.Duration, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-// startWaker runs a waker for p until the test ends and returns its URL.
-func startWaker(tb testing.TB, p Platform, cfg Config) (*Waker, string) {
-	tb.Helper()
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	w, err := New(cfg, p)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := w.Listen(); err != nil {
-		tb.Fatal(err)
-	}
-	if tp, ok := p.(*testPlatform); ok {
-		tp.mu.Lock()
-		tp.drainer = w
-		tp.mu.Unlock()
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	tb.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			tb.Errorf("run: %v", err)
-		}
-	})
-	return w, "http://" + w.Addr()
-}
-
-// client is shared by a test's requests, with room for many connections.
-func newClient() *http.Client {
-	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
-		Proxy: nil, MaxIdleConns: 2000, MaxIdleConnsPerHost: 2000,
-	}}
-}
-
-type reply struct {
-	status int
-	body   string
-	header http.Header
-}
-
-func send(c *http.Client, method, url, app string, body io.Reader) (reply, error) {
-	req, err := http.NewRequest(method, url, body)
-	if err != nil {
-		return reply{}, err
-	}
-	if app != "" {
-		req.Header.Set(HeaderApp, app)
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return reply{}, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return reply{status: resp.StatusCode, body: string(b), header: resp.Header}, err
-}
-
-func mustSend(tb testing.TB, c *http.Client, method, url, app string, body io.Reader) reply {
-	tb.Helper()
-	r, err := send(c, method, url, app, body)
-	if err != nil {
-		tb.Fatalf("%s %s: %v", method, url, err)
-	}
-	return r
-}
-
-func coldStartMS(tb testing.TB, r reply) int {
-	tb.Helper()
-	v := r.header.Get(HeaderColdStart)
-	ms, err := strconv.Atoi(v)
-	if err != nil {
-		tb.Fatalf("%s = %q, want milliseconds", HeaderColdStart, v)
-	}
-	return ms
-}
 
 func TestWakeSleepingApp(t *testing.T) {
 	p := newTestPlatform(t)
@@ -221,56 +129,6 @@ func TestThousandConcurrentRequestsOneWake(t *testing.T) {
 	}
 }
 
-func TestQueueFull(t *testing.T) {
-	p := newTestPlatform(t)
-	p.add("slow", appOpts{boot: time.Second})
-	w, url := startWaker(t, p, Config{QueueSize: 2})
-	c := newClient()
-	held := make(chan reply, 2)
-	for range 2 {
-		go func() {
-			r, _ := send(c, "GET", url+"/", "slow", nil)
-			held <- r
-		}()
-	}
-	waitFor(t, 10*time.Second, "two held requests", func() bool { return w.heldCount("slow") == 2 })
-	start := time.Now()
-	r := mustSend(t, c, "GET", url+"/", "slow", nil)
-	if r.status != 503 || r.header.Get("Retry-After") == "" {
-		t.Errorf("third request: %d, Retry-After %q; want 503 with Retry-After", r.status, r.header.Get("Retry-After"))
-	}
-	if d := time.Since(start); d > 500*time.Millisecond {
-		t.Errorf("rejection took %s, want at once", d)
-	}
-	for range 2 {
-		if r := <-held; r.status != 200 {
-			t.Errorf("held request got %d %q, want 200", r.status, r.body)
-		}
-	}
-}
-
-func TestNeverHealthy(t *testing.T) {
-	p := newTestPlatform(t)
-	p.add("sick", appOpts{sick: true, checkPath: "/health"})
-	_, url := startWaker(t, p, Config{Timeout: 700 * time.Millisecond})
-	r := mustSend(t, newClient(), "GET", url+"/", "sick", nil)
-	if r.status != 504 || !strings.Contains(r.body, "sick failed to wake within 700ms") {
-		t.Errorf("got %d %q, want 504 saying the app failed to wake", r.status, r.body)
-	}
-	if r.header.Get(HeaderColdStart) == "" {
-		t.Errorf("504 after a hold lacks %s", HeaderColdStart)
-	}
-	if got := p.fails("sick"); len(got) != 1 || !strings.Contains(got[0], "failed to wake") {
-		t.Errorf("Fail calls = %q, want one saying it failed to wake", got)
-	}
-	// Right after, a visitor is told at once rather than held again.
-	start := time.Now()
-	r = mustSend(t, newClient(), "GET", url+"/", "sick", nil)
-	if r.status != 503 || r.header.Get("Retry-After") == "" || time.Since(start) > 500*time.Millisecond {
-		t.Errorf("request after failure: %d in %s, want 503 with Retry-After at once", r.status, time.Since(start))
-	}
-}
-
 func TestPostBodySurvivesHold(t *testing.T) {
 	p := newTestPlatform(t)
 	p.add("echo", appOpts{boot: 100 * time.Millisecond})
@@ -330,107 +188,6 @@ func TestWebsocketThroughWake(t *testing.T) {
 	waitFor(t, 5*time.Second, "the websocket to end", func() bool { return w.Active("chat") == 0 })
 	if err := w.Drain(context.Background(), "chat", a.Instances[0]); err != nil {
 		t.Errorf("Drain after close: %v", err)
-	}
-}
-
-func TestCrashedAwakeAppHeldWithoutWake(t *testing.T) {
-	p := newTestPlatform(t)
-	p.add("crashy", appOpts{state: deploy.StateRunning, restartDelay: 300 * time.Millisecond})
-	_, url := startWaker(t, p, Config{})
-	waitFor(t, 10*time.Second, "a healthy instance", func() bool { return p.healthy("crashy") == 1 })
-	p.crash("crashy")
-	waitFor(t, 10*time.Second, "no instance", func() bool {
-		a, _ := p.App(context.Background(), "crashy")
-		return len(a.Instances) == 0
-	})
-	r := mustSend(t, newClient(), "GET", url+"/", "crashy", nil)
-	if r.status != 200 || !strings.HasPrefix(r.body, "hello from crashy.2") {
-		t.Errorf("got %d %q, want 200 from the replacement instance", r.status, r.body)
-	}
-	coldStartMS(t, r)
-	if got := p.wakes("crashy"); got != 0 {
-		t.Errorf("wakes = %d, want 0 for an awake app", got)
-	}
-}
-
-func TestVanishedInstanceRetried(t *testing.T) {
-	// The platform still lists the dead instance as healthy for a while:
-	// the waker's first try fails to connect and the request is retried
-	// on the hold until the replacement answers.
-	tests := []struct {
-		name   string
-		method string
-		body   string
-	}{
-		{name: "GET", method: "GET"},
-		{name: "POST never sent", method: "POST", body: "payload"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			p := newTestPlatform(t)
-			p.add("ghost", appOpts{state: deploy.StateRunning, staleFor: 400 * time.Millisecond, restartDelay: 50 * time.Millisecond})
-			_, url := startWaker(t, p, Config{})
-			waitFor(t, 10*time.Second, "a healthy instance", func() bool { return p.healthy("ghost") == 1 })
-			p.crash("ghost")
-			waitFor(t, 10*time.Second, "the crash", func() bool {
-				p.mu.Lock()
-				defer p.mu.Unlock()
-				return p.apps["ghost"].instances[0].exited
-			})
-			r := mustSend(t, newClient(), tt.method, url+"/echo", "ghost", strings.NewReader(tt.body))
-			if r.status != 200 || r.body != tt.body {
-				t.Errorf("got %d %q, want 200 %q", r.status, r.body, tt.body)
-			}
-		})
-	}
-}
-
-func TestRequestsDuringSleep(t *testing.T) {
-	for _, stateFirst := range []bool{true, false} {
-		t.Run("state first "+strconv.FormatBool(stateFirst), func(t *testing.T) {
-			p := newTestPlatform(t)
-			p.add("nap", appOpts{state: deploy.StateRunning})
-			_, url := startWaker(t, p, Config{})
-			waitFor(t, 10*time.Second, "a healthy instance", func() bool { return p.healthy("nap") == 1 })
-			c := newClient()
-			stop := make(chan struct{})
-			var wg sync.WaitGroup
-			var mu sync.Mutex
-			var failures []string
-			var total atomic.Int64
-			for range 8 {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for {
-						select {
-						case <-stop:
-							return
-						default:
-						}
-						r, err := send(c, "GET", url+"/", "nap", nil)
-						total.Add(1)
-						if err != nil || r.status != 200 {
-							mu.Lock()
-							failures = append(failures, strconv.Itoa(r.status)+" "+r.body+" "+errString(err))
-							mu.Unlock()
-						}
-					}
-				}()
-			}
-			waitFor(t, 10*time.Second, "requests flowing", func() bool { return total.Load() > 20 })
-			p.sleep("nap", stateFirst)
-			waitFor(t, 20*time.Second, "woken again by the requests", func() bool {
-				return p.wakes("nap") >= 1 && p.healthy("nap") == 1
-			})
-			n := total.Load()
-			waitFor(t, 10*time.Second, "more requests after the wake", func() bool { return total.Load() > n+20 })
-			close(stop)
-			wg.Wait()
-			if len(failures) > 0 {
-				t.Errorf("%d of %d requests failed, first: %s", len(failures), total.Load(), failures[0])
-			}
-		})
 	}
 }
 
@@ -494,11 +251,4 @@ func TestNewValidates(t *testing.T) {
 	if _, err := New(Config{Registerer: reg}, p); err == nil {
 		t.Error("second waker on one registry: want a registration error")
 	}
-}
-
-func errString(err error) string {
-	if err == nil {
-		return ""
-	}
-	return err.Error()
 }
