@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -160,9 +161,11 @@ func readSSE(r io.Reader, fn func(event string, data []byte)) error {
 // apps events name (debounced), resyncs everything on every (re)connect and
 // every Resync, and feeds Changes. It returns when ctx ends.
 func (s *Scheduler) Run(ctx context.Context) error {
-	go s.pump(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	triggers := make(chan trigger, 256)
-	go s.follow(ctx, triggers)
+	wg.Go(func() { s.pump(ctx) })
+	wg.Go(func() { s.follow(ctx, triggers) })
 
 	resync := time.NewTicker(s.cfg.Resync)
 	defer resync.Stop()
