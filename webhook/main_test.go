@@ -6,6 +6,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/cgi"
@@ -173,3 +174,5 @@ func runInBackground(t testing.TB, run func(context.Context) error) {
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
