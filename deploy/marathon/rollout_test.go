@@ -373,3 +373,49 @@ func TestDockerImageApp(t *testing.T) {
 		})
 	}
 }
+
+// TestFailedFirstDeploy: a new app whose tasks never pass is rolled back
+// to nothing: Marathon holds no app, the error says why.
+func TestFailedFirstDeploy(t *testing.T) {
+	f := newFake(t, marathontest.Options{})
+	f.SetUnhealthy("/flock/hello", true)
+	s := newSched(t, Config{URLs: []string{f.URL}, DeployTimeout: 200 * time.Millisecond})
+	err := s.Deploy(context.Background(), testSpec("hello", "v1", 1), &bytes.Buffer{})
+	if !errors.Is(err, deploy.ErrUnhealthy) || !strings.Contains(err.Error(), "0 of 1 instances healthy") {
+		t.Fatalf("Deploy = %v, want ErrUnhealthy with the count", err)
+	}
+	if f.App("/flock/hello") != nil {
+		t.Error("the failed app is still in Marathon")
+	}
+}
+
+// TestDeployRejectsBadSpecs before anything reaches Marathon.
+func TestDeployRejectsBadSpecs(t *testing.T) {
+	f := newFake(t, marathontest.Options{})
+	s := newSched(t, Config{URLs: []string{f.URL}})
+	good := testSpec("hello", "v1", 1)
+	tests := []struct {
+		name string
+		edit func(*deploy.Spec)
+	}{
+		{"bad name", func(s *deploy.Spec) { s.App = "../etc" }},
+		{"no slug", func(s *deploy.Spec) { s.SlugURL = "" }},
+		{"no command", func(s *deploy.Spec) { s.Command = "" }},
+		{"negative", func(s *deploy.Spec) { s.Instances = -1 }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			spec := good
+			tt.edit(&spec)
+			if err := s.Deploy(context.Background(), spec, &bytes.Buffer{}); !errors.Is(err, deploy.ErrInvalid) {
+				t.Errorf("Deploy = %v, want ErrInvalid", err)
+			}
+		})
+	}
+	if n := len(f.Requests()); n != 0 {
+		t.Errorf("%d requests reached Marathon", n)
+	}
+	if err := s.Scale(context.Background(), "a b", 1); !errors.Is(err, deploy.ErrInvalid) {
+		t.Errorf("Scale with a bad name = %v", err)
+	}
+}
