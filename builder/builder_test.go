@@ -175,6 +175,7 @@ func TestBuildStartCommand(t *testing.T) {
 		{"Procfile without web", map[string]string{"Procfile": "worker: x\n"}, "", "", "no start command"},
 		{"nothing to build", map[string]string{"README.md": "hi"}, "", "", "no start command: the source has no package.json"},
 		{"bad package.json", map[string]string{"package.json": `{`}, "", "", "package.json is not valid JSON"},
+		{"link out of the app", map[string]string{"Procfile": "web: x\n", "secret": "@/etc/passwd"}, "", "", `secret: symbolic link to "/etc/passwd" points outside the app folder`},
 	}
 	b := newBuilder(t, t.TempDir())
 	for i, tt := range tests {

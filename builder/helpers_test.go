@@ -228,13 +228,20 @@ func files(t testing.TB, dir string) []string {
 	return out
 }
 
-// writeTree creates files (path → content) below dir.
+// writeTree creates files (path → content) below dir; a content of
+// "@target" makes a symbolic link to target.
 func writeTree(t testing.TB, dir string, tree map[string]string) {
 	t.Helper()
 	for name, body := range tree {
 		p := filepath.Join(dir, name)
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			t.Fatal(err)
+		}
+		if target, ok := strings.CutPrefix(body, "@"); ok { // "@target": a symbolic link
+			if err := os.Symlink(target, p); err != nil {
+				t.Fatal(err)
+			}
+			continue
 		}
 		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
 			t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"syscall"
 	"time"
@@ -165,6 +166,11 @@ func addEntry(tw *tar.Writer, p, rel string, d fs.DirEntry) error {
 	case d.Type()&fs.ModeSymlink != 0:
 		if link, err = os.Readlink(p); err != nil {
 			return err
+		}
+		// Unpack refuses such a link; say so now, naming the file, rather
+		// than when a scheduler unpacks the slug or the server the upload.
+		if path.IsAbs(link) || climbsLate(link) || escapes(path.Join(path.Dir(rel), link)) {
+			return fmt.Errorf("%s: symbolic link to %q points outside the app folder, which Flock refuses", rel, link)
 		}
 	case !d.IsDir() && !d.Type().IsRegular():
 		return nil
