@@ -2,6 +2,7 @@ package backup
 
 import (
 	"context"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -32,6 +33,9 @@ func TestQueueFull(t *testing.T) {
 	}
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("rejection took %s, want at once", d)
+	}
+	if got := counterValue(w.m.rejected.WithLabelValues("slow", "queue_full")); got != 1 {
+		t.Errorf("queue_full rejections = %v, want 1", got)
 	}
 	for range 2 {
 		if r := <-held; r.status != 200 {
@@ -160,5 +164,44 @@ func TestRequestsDuringSleep(t *testing.T) {
 				t.Errorf("%d of %d requests failed, first: %s", len(failures), total.Load(), failures[0])
 			}
 		})
+	}
+}
+
+func TestDeployingAppHeldNeverFailed(t *testing.T) {
+	// A first release still rolling out: the deploy pipeline owns its
+	// state, so the waker neither wakes nor fails it.
+	p := newTestPlatform(t)
+	p.add("fresh", appOpts{state: deploy.StateDeploying})
+	_, url := startWaker(t, p, Config{Timeout: 300 * time.Millisecond})
+	r := mustSend(t, newClient(), "GET", url+"/", "fresh", nil)
+	if r.status != 504 {
+		t.Errorf("got %d %q, want 504", r.status, r.body)
+	}
+	if w, f := p.wakes("fresh"), p.fails("fresh"); w != 0 || len(f) != 0 {
+		t.Errorf("wakes %d, fails %q; want none", w, f)
+	}
+}
+
+func TestClientGoneLeavesQueue(t *testing.T) {
+	p := newTestPlatform(t)
+	p.add("gone", appOpts{boot: time.Hour})
+	w, url := startWaker(t, p, Config{QueueSize: 1})
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "GET", url+"/", nil)
+	req.Header.Set(HeaderApp, "gone")
+	errc := make(chan error, 1)
+	go func() {
+		resp, err := newClient().Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		errc <- err
+	}()
+	waitFor(t, 10*time.Second, "the request held", func() bool { return w.heldCount("gone") == 1 })
+	cancel()
+	<-errc
+	waitFor(t, 10*time.Second, "the queue empty again", func() bool { return w.heldCount("gone") == 0 })
+	if got := counterValue(w.m.held.WithLabelValues("gone")); got != 1 {
+		t.Errorf("held counter = %v, want 1", got)
 	}
 }

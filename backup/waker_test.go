@@ -141,6 +141,9 @@ func TestPostBodySurvivesHold(t *testing.T) {
 	if got := r.header.Get("X-Method"); got != "POST" {
 		t.Errorf("instance saw method %q", got)
 	}
+	if got, want := r.header.Get("X-Host"), strings.TrimPrefix(url, "http://"); got != want {
+		t.Errorf("instance saw Host %q, want the client's %q", got, want)
+	}
 	if got := r.header.Get("X-Saw-App"); got != "" {
 		t.Errorf("instance saw %s: %q, want it removed", HeaderApp, got)
 	}
