@@ -173,11 +173,7 @@ func parseDescriptor(file string, data []byte) (Descriptor, bool, error) {
 	if err != nil {
 		return Descriptor{}, true, err
 	}
-	beside, ok := top["checks"]
-	if !ok {
-		beside = nil
-	}
-	if err := p.flock(&d, "flock.", fl, beside); err != nil {
+	if err := p.flock(&d, "flock.", fl, top["checks"]); err != nil {
 		return Descriptor{}, true, err
 	}
 	return d, true, nil
