@@ -52,7 +52,13 @@ type Remote struct {
 	git    string // path of git; "" when it is missing
 	hook   []byte // the pre-receive script
 	mu     sync.Mutex
-	pushes map[string]string // hook secret → app, while its push runs
+	pushes map[string]pendingPush // by hook secret, while the push runs
+}
+
+// pendingPush is a push whose hook has yet to call back.
+type pendingPush struct {
+	app string
+	ctx context.Context // the push request's: done when the pusher leaves
 }
 
 // NewRemote validates cfg and returns the remote. It starts nothing and
@@ -87,7 +93,7 @@ func NewRemote(cfg RemoteConfig, deploy DeployFunc) (*Remote, error) {
 		log:    cfg.Logger,
 		git:    git,
 		hook:   hookScript(cfg.HookCommand),
-		pushes: make(map[string]string),
+		pushes: make(map[string]pendingPush),
 	}, nil
 }
 
@@ -143,7 +149,7 @@ func (rm *Remote) serve(w http.ResponseWriter, r *http.Request) error {
 		"GIT_HTTP_MAX_REQUEST_BUFFER=100M",
 	)
 	if sub == "git-receive-pack" && r.Method == http.MethodPost {
-		secret := rm.register(app)
+		secret := rm.register(app, r.Context())
 		defer rm.unregister(secret)
 		env = append(env, "FLOCK_HOOK_URL="+rm.hookURL(r, app), "FLOCK_HOOK_SECRET="+secret)
 		rm.log.Info("git push", "app", app, "user", user)
@@ -241,12 +247,12 @@ func (rm *Remote) installHook(dir string) error {
 
 // register makes the one-time secret the hook of one push shows to call
 // back; it is handed to the hook through the CGI environment.
-func (rm *Remote) register(app string) string {
+func (rm *Remote) register(app string, ctx context.Context) string {
 	b := make([]byte, 32)
 	_, _ = rand.Read(b)
 	secret := hex.EncodeToString(b)
 	rm.mu.Lock()
-	rm.pushes[secret] = app
+	rm.pushes[secret] = pendingPush{app, ctx}
 	rm.mu.Unlock()
 	return secret
 }
@@ -257,17 +263,18 @@ func (rm *Remote) unregister(secret string) {
 	rm.mu.Unlock()
 }
 
-// claim consumes secret, reporting whether it belongs to a running push to
-// app. Each secret deploys at most once.
-func (rm *Remote) claim(secret, app string) bool {
+// claim consumes secret and returns the context of its push, reporting
+// whether it belongs to a running push to app. Each secret deploys at most
+// once.
+func (rm *Remote) claim(secret, app string) (context.Context, bool) {
 	rm.mu.Lock()
 	defer rm.mu.Unlock()
 	got, ok := rm.pushes[secret]
-	if !ok || got != app {
-		return false
+	if !ok || got.app != app {
+		return nil, false
 	}
 	delete(rm.pushes, secret)
-	return true
+	return got.ctx, true
 }
 
 // hookURL is the URL the hook posts the pushed tree to.

@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -18,9 +19,15 @@ func (rm *Remote) hookDeploy(w http.ResponseWriter, r *http.Request, app string)
 	if r.Method != http.MethodPost {
 		return errorf(http.StatusMethodNotAllowed, "use POST")
 	}
-	if !rm.claim(r.Header.Get(hookSecretHeader), app) {
+	pushCtx, ok := rm.claim(r.Header.Get(hookSecretHeader), app)
+	if !ok {
 		return errorf(http.StatusForbidden, "unknown or spent hook secret for app %s", app)
 	}
+	// The pusher leaving (Ctrl-C) ends the push request, not this one: the
+	// hook would wait on. Cancel the deploy then too.
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	defer context.AfterFunc(pushCtx, cancel)()
 	commit, ref := r.Header.Get(hookCommitHeader), r.Header.Get(hookRefHeader)
 	branch, _ := strings.CutPrefix(ref, "refs/heads/")
 	if !commitRE.MatchString(commit) || (branch != "main" && branch != "master") {
@@ -43,7 +50,7 @@ func (rm *Remote) hookDeploy(w http.ResponseWriter, r *http.Request, app string)
 	p := Push{Name: app, Ref: ref, Branch: branch, Commit: commit, Pusher: "git push"}
 	log := rm.log.With("app", app, "commit", commit)
 	start := time.Now()
-	url, err := rm.deploy(r.Context(), p, dir, out)
+	url, err := rm.deploy(ctx, p, dir, out)
 	out.end()
 	if err != nil {
 		log.Error("git push failed", "err", err, "took", time.Since(start).Round(time.Millisecond))

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -324,3 +325,35 @@ func TestRemoteHookWithoutFlock(t *testing.T) {
 }
 
 var _ = httptest.NewRecorder
+
+func TestRemotePusherLeavingCancelsDeploy(t *testing.T) {
+	work, _ := newApp(t, "hello")
+	started := make(chan struct{})
+	cancelled := make(chan struct{})
+	deploy := func(ctx context.Context, p Push, dir string, log io.Writer) (string, error) {
+		fmt.Fprintln(log, "-----> Building")
+		close(started)
+		select {
+		case <-ctx.Done():
+			close(cancelled)
+			return "", ctx.Err()
+		case <-time.After(30 * time.Second):
+			return "", errors.New("never cancelled")
+		}
+	}
+	_, base, _ := newTestRemote(t, deploy)
+	cmd := exec.Command("git", "push", remoteURL(base, testToken, "hello"), "main")
+	cmd.Dir, cmd.Env = work, testGitEnv()
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	<-started
+	syscall.Kill(-cmd.Process.Pid, syscall.SIGINT) // the pusher presses Ctrl-C
+	cmd.Wait()
+	select {
+	case <-cancelled:
+	case <-time.After(20 * time.Second):
+		t.Fatal("deploy not cancelled after the pusher left")
+	}
+}
