@@ -106,7 +106,8 @@ func (w *Waker) runGate(g *gate, app deploy.App) {
 	refreshEvery := min(max(10*w.cfg.ProbeEvery, 10*time.Millisecond), 250*time.Millisecond)
 
 	results := make(chan probeResult)
-	probing := make(map[string]bool)
+	probing := make(map[string]bool)     // a probe is in flight
+	probed := make(map[string]time.Time) // when the last one began
 	var (
 		lastRefresh = time.Now()
 		woke        time.Time // when our last Wake call returned
@@ -131,6 +132,7 @@ func (w *Waker) runGate(g *gate, app deploy.App) {
 				w.m.phase.WithLabelValues(g.app, "scale").Observe(woke.Sub(begin).Seconds())
 				w.m.wakes.WithLabelValues(g.app).Inc()
 				if err != nil {
+					log.Warn("wake failed", "err", err)
 					w.finish(g, deploy.Instance{}, wakeError(g.app, err))
 					return
 				}
@@ -150,10 +152,10 @@ func (w *Waker) runGate(g *gate, app deploy.App) {
 		if app.State != deploy.StateSleeping {
 			chk := firstCheck(app)
 			for _, in := range app.Instances {
-				if probing[in.ID] || w.isDraining(in.ID) {
+				if probing[in.ID] || time.Since(probed[in.ID]) < w.cfg.ProbeEvery || w.isDraining(in.ID) {
 					continue
 				}
-				probing[in.ID] = true
+				probing[in.ID], probed[in.ID] = true, time.Now()
 				go func() {
 					ok := w.probe(ctx, chk, in)
 					select {
