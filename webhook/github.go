@@ -198,7 +198,7 @@ func (g *GitHub) decide(delivery string, ev *github.PushEvent) (Push, string, er
 	p := Push{
 		Delivery: delivery,
 		Repo:     repo.GetFullName(),
-		Name:     strings.ToLower(repo.GetName()),
+		Name:     defaultName(repo.GetName()),
 		CloneURL: repo.GetCloneURL(),
 		Ref:      ref,
 		Commit:   ev.GetAfter(),

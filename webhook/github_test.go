@@ -411,6 +411,21 @@ func TestCheckCloneURL(t *testing.T) {
 	}
 }
 
+func TestDefaultName(t *testing.T) {
+	tests := map[string]string{
+		"Hello-World":                  "hello-world",
+		"Hello_World.js":               "hello-world-js",
+		"--x--":                        "x",
+		"...":                          "",
+		strings.Repeat("a", 62) + "-b": strings.Repeat("a", 62),
+	}
+	for in, want := range tests {
+		if got := defaultName(in); got != want || (got != "" && !validName(got)) {
+			t.Errorf("defaultName(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
 func TestAuthHeaderOnlyToGitHub(t *testing.T) {
 	g := newTestGitHub(t, GitHubConfig{Token: "tok", APIURL: "https://ghe.example.com"}, noDeploy(t))
 	tests := []struct {

@@ -24,8 +24,9 @@ type Push struct {
 	Delivery string
 	// Repo is the repository's full name ("owner/repo"); empty for git pushes.
 	Repo string
-	// Name is the default app name: the repository's name lower-cased, or
-	// the <app> of /git/<app>.git. The descriptor may name the app otherwise.
+	// Name is the default app name: the repository's name made a DNS label
+	// ("Hello_World.js" → "hello-world-js"), or the <app> of /git/<app>.git.
+	// The descriptor may name the app otherwise.
 	Name string
 	// CloneURL is where the commit was fetched from; empty for git pushes.
 	CloneURL string
@@ -51,6 +52,30 @@ var nameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 
 // validName reports whether s is a valid app name: a lower-case DNS label.
 func validName(s string) bool { return nameRE.MatchString(s) }
+
+// defaultName turns a repository name into a valid app name: lower-case,
+// every run of other characters a '-', at most 63 long. It returns "" when
+// nothing is left.
+func defaultName(repo string) string {
+	var b strings.Builder
+	dash := false
+	for _, r := range strings.ToLower(repo) {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
+			if dash && b.Len() > 0 {
+				b.WriteByte('-')
+			}
+			b.WriteRune(r)
+			dash = false
+		} else {
+			dash = true
+		}
+	}
+	name := b.String()
+	if len(name) > 63 {
+		name = strings.TrimRight(name[:63], "-")
+	}
+	return name
+}
 
 // commitRE matches a full SHA-1 or SHA-256 object name.
 var commitRE = regexp.MustCompile(`^[0-9a-f]{40}([0-9a-f]{24})?$`)

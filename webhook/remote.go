@@ -122,6 +122,9 @@ func (rm *Remote) serve(w http.ResponseWriter, r *http.Request) error {
 		return errorf(http.StatusBadRequest,
 			"app name %q: must be a DNS label (a-z, 0-9 and '-', at most 63, no '-' at either end)", app)
 	}
+	if strings.Contains(sub, "..") || strings.Contains(sub, "//") || strings.ContainsAny(sub, "\\\x00") {
+		return errorf(http.StatusBadRequest, "bad path %q", r.URL.Path)
+	}
 	if sub == "flock-deploy" {
 		return rm.hookDeploy(w, r, app)
 	}

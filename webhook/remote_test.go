@@ -288,6 +288,16 @@ func TestRemoteHTTP(t *testing.T) {
 	}
 }
 
+func TestRemoteRefusesDotDot(t *testing.T) {
+	// Clients clean such paths; a hand-made request must not reach another repository.
+	rm, _, _ := newTestRemote(t, noDeploy(t))
+	r := httptest.NewRequest(http.MethodGet, "/git/hello.git/../other.git/info/refs", nil)
+	r.SetBasicAuth("x", testToken)
+	if code, body := serve(rm, r); code != http.StatusBadRequest {
+		t.Errorf("got %d %s, want 400", code, body)
+	}
+}
+
 func TestRemoteWrongTokenPush(t *testing.T) {
 	work, _ := newApp(t, "hello")
 	_, base, reposDir := newTestRemote(t, func(context.Context, Push, string, io.Writer) (string, error) {
@@ -323,8 +333,6 @@ func TestRemoteHookWithoutFlock(t *testing.T) {
 		t.Errorf("no hint in %q", out.String())
 	}
 }
-
-var _ = httptest.NewRecorder
 
 func TestRemotePusherLeavingCancelsDeploy(t *testing.T) {
 	work, _ := newApp(t, "hello")
