@@ -72,7 +72,12 @@ type entry struct {
 	app       mApp
 	instances []deploy.Instance
 	older     map[string]string // task version → release, for rolling upgrades
+	at        time.Time         // when it was read
 }
+
+// staleDeploying is how old the cache of an app with a deployment in
+// progress may be before Instances re-reads it.
+const staleDeploying = 500 * time.Millisecond
 
 // New validates cfg and returns a Scheduler; it contacts nobody.
 func New(cfg Config) (*Scheduler, error) {
@@ -144,6 +149,15 @@ func (s *Scheduler) Instances(ctx context.Context, app string) ([]deploy.Instanc
 	s.mu.Lock()
 	e, ok := s.apps[app]
 	s.mu.Unlock()
+	if ok && len(e.app.Deployments) > 0 && time.Since(e.at) > staleDeploying {
+		// A deployment (a wake, a release) is in progress: do not depend
+		// on the event stream alone for the moment it ends.
+		if err := s.refresh(ctx, app); err == nil {
+			s.mu.Lock()
+			e, ok = s.apps[app]
+			s.mu.Unlock()
+		}
+	}
 	if ok {
 		return slices.Clone(e.instances), nil
 	}
@@ -209,7 +223,7 @@ func (s *Scheduler) store(name string, a mApp) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old := s.apps[name]
-	e := &entry{app: a, older: map[string]string{}}
+	e := &entry{app: a, older: map[string]string{}, at: time.Now()}
 	if old != nil {
 		for k, v := range old.older {
 			e.older[k] = v
