@@ -140,8 +140,9 @@ func (s *Scheduler) Logs(context.Context, string, bool, io.Writer) error {
 }
 
 // Instances implements deploy.Scheduler from the cache; an app not cached
-// yet is read from Marathon. While Marathon is unreachable the last good
-// state is served.
+// yet is read from Marathon, and an app Marathon does not have has no
+// instances. While Marathon is unreachable the last good state is served;
+// an app never read fails with the unreachable error.
 func (s *Scheduler) Instances(ctx context.Context, app string) ([]deploy.Instance, error) {
 	if !deploy.ValidName(app) {
 		return nil, fmt.Errorf("instances %q: %w", app, deploy.ErrInvalid)
@@ -169,7 +170,7 @@ func (s *Scheduler) Instances(ctx context.Context, app string) ([]deploy.Instanc
 	if e, ok := s.apps[app]; ok {
 		return slices.Clone(e.instances), nil
 	}
-	return nil, fmt.Errorf("instances %s: %w", app, deploy.ErrNotFound)
+	return []deploy.Instance{}, nil // not in Marathon (yet): none, as the embedded scheduler says
 }
 
 // refresh re-reads one app and updates the cache; a missing app is

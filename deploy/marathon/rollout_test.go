@@ -259,8 +259,8 @@ func TestRemove(t *testing.T) {
 	if len(d.list()) != 1 {
 		t.Errorf("drained %v, want the one instance", d.list())
 	}
-	if _, err := s.Instances(ctx, "hello"); !errors.Is(err, deploy.ErrNotFound) {
-		t.Errorf("Instances after Remove: %v, want ErrNotFound", err)
+	if ins, err := s.Instances(ctx, "hello"); err != nil || len(ins) != 0 {
+		t.Errorf("Instances after Remove: %v, %v; want none", ins, err)
 	}
 	if err := s.Remove(ctx, "hello"); err != nil {
 		t.Errorf("second Remove: %v", err)
