@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -100,27 +101,13 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 
 func get(t *testing.T, in deploy.Instance) (int, string) {
 	t.Helper()
-	resp, err := http.Get("http://" + in.Host + ":" + itoa(in.Port) + "/")
+	resp, err := http.Get("http://" + in.Host + ":" + strconv.Itoa(in.Port) + "/")
 	if err != nil {
 		return 0, err.Error()
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
-}
-
-func itoa(n int) string { return strings.TrimSpace(strings.Repeat(" ", 0) + fmtInt(n)) }
-
-func fmtInt(n int) string {
-	var b []byte
-	for n > 0 {
-		b = append([]byte{byte('0' + n%10)}, b...)
-		n /= 10
-	}
-	if len(b) == 0 {
-		return "0"
-	}
-	return string(b)
 }
 
 func TestServiceLifecycle(t *testing.T) {
