@@ -251,18 +251,27 @@ func TestDeployQueueSupersedes(t *testing.T) {
 	slow := example(t, "hello")
 	os.WriteFile(filepath.Join(slow, "server.js"), []byte(`setTimeout(()=>require("http").createServer((q,s)=>s.end("slow")).listen(process.env.PORT), 1500)`+"\n"), 0o644)
 	errs := make(chan error, 3)
-	go func() { _, err := p.svc.Deploy(ctx, deploy.DeployRequest{Dir: slow, Commit: "slow"}, io.Discard); errs <- err }()
+	go func() {
+		_, err := p.svc.Deploy(ctx, deploy.DeployRequest{Dir: slow, Commit: "slow"}, io.Discard)
+		errs <- err
+	}()
 	waitFor(t, 10*time.Second, "the slow deploy running", func() bool {
 		a, _ := p.svc.App(ctx, "hello")
 		return a.State == deploy.StateDeploying
 	})
 	second := make(chan error, 1)
-	go func() { _, err := p.svc.Deploy(ctx, deploy.DeployRequest{Dir: dir, Commit: "second"}, io.Discard); second <- err }()
+	go func() {
+		_, err := p.svc.Deploy(ctx, deploy.DeployRequest{Dir: dir, Commit: "second"}, io.Discard)
+		second <- err
+	}()
 	waitFor(t, 10*time.Second, "the second deploy queued", func() bool {
 		ds, _ := p.svc.Deploys(ctx, "hello")
 		return len(ds) == 3
 	})
-	go func() { _, err := p.svc.Deploy(ctx, deploy.DeployRequest{Dir: dir, Commit: "third"}, io.Discard); errs <- err }()
+	go func() {
+		_, err := p.svc.Deploy(ctx, deploy.DeployRequest{Dir: dir, Commit: "third"}, io.Discard)
+		errs <- err
+	}()
 	if err := <-second; !errors.Is(err, deploy.ErrSuperseded) {
 		t.Errorf("the queued deploy: %v, want ErrSuperseded", err)
 	}
