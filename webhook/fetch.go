@@ -44,7 +44,7 @@ func (g *GitHub) checkout(ctx context.Context, p Push, log io.Writer) (dir strin
 	}
 	fmt.Fprintf(log, "-----> Fetching %s at %s\n", redact(p.CloneURL), p.Commit)
 	steps := [][]string{
-		{"init", "-q", dir},
+		{"init", "-q", "--initial-branch=main", dir},
 		{"-C", dir, "fetch", "-q", "--no-tags", "--depth", "1", "--", p.CloneURL, p.Commit},
 		{"-C", dir, "checkout", "-q", "FETCH_HEAD"},
 	}

@@ -121,7 +121,7 @@ func TestGitHubDeploysExactCommitAndReports(t *testing.T) {
 		{path(first), "Bearer " + token, "pending", "Flock is deploying hello-world", "flock", target},
 		{path(first), "Bearer " + token, "success", "Deployed to http://hello-world.localhost:8000", "flock", target},
 		{path(second), "Bearer " + token, "pending", "Flock is deploying hello-world", "flock", target},
-		{path(second), "Bearer " + token, "failure", "Deploy failed: deploy hello-world: instances never became healthy", "flock", target},
+		{path(second), "Bearer " + token, "failure", "Deploy failed: instances never became healthy", "flock", target},
 	}
 	if diff := cmp.Diff(want, api.sent()); diff != "" {
 		t.Errorf("statuses sent to GitHub (-want +got):\n%s", diff)

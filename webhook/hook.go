@@ -105,7 +105,9 @@ func postTree(url, secret, rev, ref string, out, stderr io.Writer) error {
 	req.Header.Set(hookSecretHeader, secret)
 	req.Header.Set(hookCommitHeader, rev)
 	req.Header.Set(hookRefHeader, ref)
-	resp, err := http.DefaultClient.Do(req)
+	// Straight to Flock on this machine: no proxy from the environment.
+	client := &http.Client{Transport: &http.Transport{Proxy: nil}}
+	resp, err := client.Do(req)
 	if err != nil {
 		pr.Close()
 		return fmt.Errorf("call Flock: %w", err)

@@ -72,6 +72,11 @@ func NewRemote(cfg RemoteConfig, deploy DeployFunc) (*Remote, error) {
 	case cfg.Token == "":
 		return nil, errors.New("git remote: no token; the remote is never open")
 	}
+	dir, err := filepath.Abs(cfg.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("git remote: %w", err)
+	}
+	cfg.Dir = dir
 	if len(cfg.HookCommand) == 0 {
 		exe, err := os.Executable()
 		if err != nil {

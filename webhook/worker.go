@@ -2,7 +2,6 @@ package webhook
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/url"
@@ -59,11 +58,7 @@ func (g *GitHub) fetchAndDeploy(ctx context.Context, p Push, log *slog.Logger) (
 		return "", err
 	}
 	defer os.RemoveAll(dir)
-	url, err := g.deploy(ctx, p, dir, out)
-	if err != nil {
-		return "", fmt.Errorf("deploy %s: %w", p.Name, err)
-	}
-	return url, nil
+	return g.deploy(ctx, p, dir, out) // its errors name the app already
 }
 
 // report sets the commit status "flock" on the pushed commit when a token
