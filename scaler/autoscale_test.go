@@ -22,11 +22,11 @@ func servers(scur ...int64) []Row {
 func TestAutoscale(t *testing.T) {
 	scaled := func(a *deploy.App) { a.Desired = 3 }
 	tests := []struct {
-		name      string
-		desired   int
-		min, max  *int
-		cfg       Config
-		steps     []step
+		name     string
+		desired  int
+		min, max *int
+		cfg      Config
+		steps    []step
 	}{
 		{
 			name: "all overloaded adds a step", desired: 2, max: ptr(10),
