@@ -1,12 +1,14 @@
 package webhook
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -135,20 +137,72 @@ func TestGitHubDeploysExactCommitAndReports(t *testing.T) {
 
 func TestGitHubFetchFailureReported(t *testing.T) {
 	requireGit(t)
+	const token = "ghp_never_in_logs"
 	api := &fakeGitHubAPI{}
 	apiSrv := httptest.NewServer(api)
 	t.Cleanup(apiSrv.Close)
 	gone := httptest.NewServer(http.NotFoundHandler())
 	t.Cleanup(gone.Close)
-	g := newTestGitHub(t, GitHubConfig{Secret: testSecret, Token: "t", APIURL: apiSrv.URL}, noDeploy(t))
+	var logs syncBuffer
+	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	g := newTestGitHub(t, GitHubConfig{Secret: testSecret, Token: token, APIURL: apiSrv.URL, Logger: logger}, noDeploy(t))
 	runInBackground(t, g.Run)
 	body := edit(t, fixture(t, "push-branch-master.json"), map[string]any{"repository.clone_url": gone.URL + "/x.git"})
 	if code, out := serve(g, delivery(testSecret, "push", "1", body)); code != 202 {
 		t.Fatalf("got %d %s", code, out)
 	}
 	waitFor(t, 20*time.Second, "2 commit statuses", func() bool { return len(api.sent()) == 2 })
-	if s := api.sent()[1]; s.State != "failure" || !strings.Contains(s.Description, "git fetch") {
-		t.Errorf("final status %+v, want a failure naming git fetch", s)
+	final := api.sent()[1]
+	if final.State != "failure" || !strings.Contains(final.Description, "git fetch") {
+		t.Errorf("final status %+v, want a failure naming git fetch", final)
+	}
+	waitFor(t, 5*time.Second, "job done", func() bool { return g.Pending() == 0 })
+	if strings.Contains(logs.String(), token) || strings.Contains(final.Description, token) {
+		t.Errorf("the token leaked into the log or the status:\n%s", logs.String())
+	}
+	if !strings.Contains(logs.String(), "github push failed") {
+		t.Errorf("failure not logged:\n%s", logs.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger and a test at once.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func TestGitHubAnswersWhileDeploying(t *testing.T) {
+	body := fixture(t, "push-branch-master.json")
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	g := newTestGitHub(t, GitHubConfig{Secret: testSecret, Workers: 1}, func(ctx context.Context, p Push, dir string, log io.Writer) (string, error) {
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		return "http://x.localhost", nil
+	})
+	g.fetch = func(context.Context, Push, io.Writer) (string, error) { return t.TempDir(), nil }
+	runInBackground(t, g.Run)
+	for i := range 5 {
+		if code, out := serve(g, delivery(testSecret, "push", fmt.Sprint(i), body)); code != 202 {
+			t.Fatalf("delivery %d while a deploy runs: %d %s", i, code, out)
+		}
+	}
+	if g.Pending() != 5 {
+		t.Errorf("Pending = %d, want 5", g.Pending())
 	}
 }
 
