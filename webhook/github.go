@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/google/go-github/v57/github"
@@ -36,7 +37,8 @@ type GitHubConfig struct {
 	// MaxBody is the largest delivery accepted, in bytes. Default 25 MiB,
 	// GitHub's own cap.
 	MaxBody int64
-	// Workers is how many pushes are fetched and deployed at once. Default 2.
+	// Workers is how many pushes are fetched and deployed at once, each of
+	// a different repository. Default 2.
 	Workers int
 	// Queue is how many accepted pushes may wait for a worker; more are
 	// answered 503 so GitHub shows the failure. Default 256.
@@ -55,6 +57,9 @@ type GitHub struct {
 	queue   chan Push
 	pending atomic.Int64
 	status  *github.Client // nil without a token
+	mu      sync.Mutex
+	running map[string]bool // repositories deploying now
+	parked  map[string]Push // by repository: the newest push waiting for it
 	// fetch checks a push's commit out into a new folder; tests replace it.
 	fetch func(ctx context.Context, p Push, log io.Writer) (string, error)
 }
@@ -78,11 +83,13 @@ func NewGitHub(cfg GitHubConfig, deploy DeployFunc) (*GitHub, error) {
 	}
 	cfg.DashboardURL = strings.TrimRight(cfg.DashboardURL, "/")
 	g := &GitHub{
-		cfg:    cfg,
-		deploy: deploy,
-		log:    cfg.Logger,
-		seen:   newDeliveries(4096),
-		queue:  make(chan Push, cfg.Queue),
+		cfg:     cfg,
+		deploy:  deploy,
+		log:     cfg.Logger,
+		seen:    newDeliveries(4096),
+		queue:   make(chan Push, cfg.Queue),
+		running: make(map[string]bool),
+		parked:  make(map[string]Push),
 	}
 	if cfg.Token != "" {
 		c := github.NewClient(nil).WithAuthToken(cfg.Token)

@@ -268,3 +268,62 @@ func TestAuthHeaderOnlyToGitHub(t *testing.T) {
 		}
 	}
 }
+
+func TestGitHubOneDeployPerRepoAndSupersede(t *testing.T) {
+	master := fixture(t, "push-branch-master.json")
+	other := edit(t, master, map[string]any{"repository.full_name": "Codertocat/Other", "repository.name": "Other"})
+	sha := func(c byte) string { return strings.Repeat(string(c), 40) }
+	api := &fakeGitHubAPI{}
+	apiSrv := httptest.NewServer(api)
+	t.Cleanup(apiSrv.Close)
+
+	release := make(chan struct{})
+	var mu sync.Mutex
+	var order []string
+	g := newTestGitHub(t, GitHubConfig{Secret: testSecret, Token: "t", APIURL: apiSrv.URL},
+		func(ctx context.Context, p Push, dir string, log io.Writer) (string, error) {
+			mu.Lock()
+			order = append(order, p.Name+"@"+p.Commit[:1])
+			mu.Unlock()
+			if p.Commit == sha('1') {
+				<-release // the first push of hello-world takes long
+			}
+			return "http://x.localhost", nil
+		})
+	g.fetch = func(context.Context, Push, io.Writer) (string, error) { return t.TempDir(), nil }
+	deployed := func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]string(nil), order...)
+	}
+	runInBackground(t, g.Run)
+
+	send := func(body []byte, c byte) {
+		t.Helper()
+		b := edit(t, body, map[string]any{"after": sha(c)})
+		if code, out := serve(g, delivery(testSecret, "push", "d"+string(c), b)); code != 202 {
+			t.Fatalf("push %c: %d %s", c, code, out)
+		}
+	}
+	send(master, '1')
+	waitFor(t, 10*time.Second, "first deploy", func() bool { return len(deployed()) == 1 })
+	send(master, '2') // parked behind 1
+	send(master, '3') // supersedes 2
+	send(other, '4')  // another repository: not held up by hello-world
+	waitFor(t, 10*time.Second, "other repository deployed", func() bool { return len(deployed()) == 2 })
+	close(release)
+	waitFor(t, 10*time.Second, "all done", func() bool { return g.Pending() == 0 })
+	if diff := cmp.Diff([]string{"hello-world@1", "other@4", "hello-world@3"}, deployed()); diff != "" {
+		t.Errorf("deploys (-want +got):\n%s", diff)
+	}
+	var superseded []sentStatus
+	for _, s := range api.sent() {
+		if s.State == "error" {
+			superseded = append(superseded, s)
+		}
+	}
+	if len(superseded) != 1 || !strings.HasSuffix(superseded[0].Path, sha('2')) ||
+		superseded[0].Description != "Superseded by a newer push (3333333)" {
+		t.Errorf("superseded statuses: %+v", superseded)
+	}
+}

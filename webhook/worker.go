@@ -15,6 +15,11 @@ import (
 
 // Run fetches and deploys queued pushes with cfg.Workers workers until ctx
 // ends. A push in progress when ctx ends is cancelled through its context.
+//
+// Pushes to one repository deploy one at a time: a push that arrives while
+// its repository deploys is parked, and a newer push replaces a parked one
+// (it is reported superseded), so a burst of pushes deploys the first and
+// the last, and never holds a worker that other repositories could use.
 func (g *GitHub) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	for range g.cfg.Workers {
@@ -24,14 +29,58 @@ func (g *GitHub) Run(ctx context.Context) error {
 				case <-ctx.Done():
 					return
 				case p := <-g.queue:
-					g.run(ctx, p)
-					g.pending.Add(-1)
+					for ok := g.start(ctx, p); ok; {
+						g.run(ctx, p)
+						g.pending.Add(-1)
+						p, ok = g.next(p.Repo)
+					}
 				}
 			}
 		})
 	}
 	wg.Wait()
 	return nil
+}
+
+// start reports whether p may deploy now; if its repository is deploying,
+// p is parked instead, superseding the push parked before it.
+func (g *GitHub) start(ctx context.Context, p Push) bool {
+	g.mu.Lock()
+	if !g.running[p.Repo] {
+		g.running[p.Repo] = true
+		g.mu.Unlock()
+		return true
+	}
+	old, had := g.parked[p.Repo]
+	g.parked[p.Repo] = p
+	g.mu.Unlock()
+	if had {
+		g.pending.Add(-1)
+		log := g.log.With("app", old.Name, "repo", old.Repo, "commit", old.Commit, "delivery", old.Delivery)
+		log.Info("github push superseded", "by", p.Commit)
+		g.report(ctx, log, old, "error", "Superseded by a newer push ("+short(p.Commit)+")", "")
+	}
+	return false
+}
+
+// next returns the push parked for repo, if any, or marks repo idle.
+func (g *GitHub) next(repo string) (Push, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	p, ok := g.parked[repo]
+	if ok {
+		delete(g.parked, repo)
+	} else {
+		delete(g.running, repo)
+	}
+	return p, ok
+}
+
+func short(commit string) string {
+	if len(commit) > 7 {
+		return commit[:7]
+	}
+	return commit
 }
 
 // run deploys one push and reports its outcome to GitHub. Errors are logged
