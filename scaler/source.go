@@ -4,12 +4,14 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -156,12 +158,35 @@ func parseProc(b []byte) (current int, old []int, err error) {
 	return cur.pid, old, nil
 }
 
+// reloadGrace is how long cli retries a socket that refuses connections:
+// during a reload the master re-executes itself and its socket is gone
+// for a few milliseconds.
+const reloadGrace = 2 * time.Second
+
+// dial connects to a HAProxy unix socket, retrying for reloadGrace while
+// it refuses connections.
+func dial(ctx context.Context, socket string) (net.Conn, error) {
+	var d net.Dialer
+	give := time.Now().Add(reloadGrace)
+	for {
+		conn, err := d.DialContext(ctx, "unix", socket)
+		if err == nil || !errors.Is(err, syscall.ECONNREFUSED) ||
+			time.Now().After(give) {
+			return conn, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
 // cli sends one command to a HAProxy unix socket and reads the answer
 // until HAProxy closes the connection. Closing our write side tells the
 // master CLI that no more command comes (it would otherwise wait).
 func cli(ctx context.Context, socket, cmd string) ([]byte, error) {
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "unix", socket)
+	conn, err := dial(ctx, socket)
 	if err != nil {
 		return nil, err
 	}
