@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -106,11 +107,14 @@ func MasterStats(masterSocket string) StatsFunc {
 	}
 }
 
+// procColumn matches a column name in the header of `show proc`.
+var procColumn = regexp.MustCompile(`<[^>]+>`)
+
 // parseProc reads the master's `show proc`: the master line, then
 // "# workers", then "# old workers" (2.6; 2.2–2.4 list old workers under
 // "# workers" with a reload count above the newest), then "# programs".
 func parseProc(b []byte) (current int, old []int, err error) {
-	section := ""
+	section, reloadsAt := "", 2
 	type worker struct{ pid, reloads int }
 	var workers []worker
 	sc := bufio.NewScanner(bytes.NewReader(b))
@@ -119,19 +123,28 @@ func parseProc(b []byte) (current int, old []int, err error) {
 		if line == "" {
 			continue
 		}
+		if strings.HasPrefix(line, "#<") {
+			// "#<PID> <type> [<relative PID>] <reloads> <uptime> …"
+			for i, col := range procColumn.FindAllString(line, -1) {
+				if col == "<reloads>" {
+					reloadsAt = i
+				}
+			}
+			continue
+		}
 		if strings.HasPrefix(line, "#") {
 			section = strings.TrimSpace(strings.TrimPrefix(line, "#"))
 			continue
 		}
 		f := strings.Fields(line)
-		if len(f) < 3 || f[1] != "worker" {
+		if len(f) <= reloadsAt || f[1] != "worker" {
 			continue
 		}
 		pid, err := strconv.Atoi(f[0])
 		if err != nil || pid <= 0 {
 			continue
 		}
-		reloads, _ := strconv.Atoi(f[2])
+		reloads, _ := strconv.Atoi(f[reloadsAt])
 		switch section {
 		case "workers":
 			workers = append(workers, worker{pid, reloads})
