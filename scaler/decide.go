@@ -43,9 +43,23 @@ func newAppState(app deploy.App, now time.Time) *appState {
 	return &appState{state: app.State, desired: app.Desired, lastActive: now, changed: now}
 }
 
-// tickApp handles one app in one tick; rows are its backend's rows, found
-// reports whether HAProxy has the backend at all.
-func (s *Scaler) tickApp(ctx context.Context, app deploy.App, st *appState, rows []Row, found bool, now time.Time, elapsed time.Duration) error {
+// action is what a tick decided for one app; Tick carries it out without
+// holding the scaler's lock (a sleep drains, which takes a while).
+type action struct {
+	app      string
+	report   *deploy.Activity // activity to record, when it changed
+	sleep    bool             // put the app to sleep
+	scale    int              // new instance count, 0 for none
+	from     int              // instance count before scale
+	over     int              // overloaded running instances (for the log)
+	running  int              // running instances (for the log)
+	lastSeen time.Time        // last activity (for the log)
+}
+
+// decide updates one app's state from its backend's rows and says what to
+// do; found reports whether HAProxy has the backend at all.
+func (s *Scaler) decide(app deploy.App, st *appState, rows []Row, found bool, now time.Time, elapsed time.Duration) action {
+	act := action{app: app.Name, from: app.Desired}
 	if app.State == deploy.StateRunning && st.state != deploy.StateRunning {
 		// Deployed, woken or started by hand: a fresh idle period, and
 		// time for the new instances to warm up before autoscaling.
@@ -59,21 +73,51 @@ func (s *Scaler) tickApp(ctx context.Context, app deploy.App, st *appState, rows
 	if !found {
 		// No backend yet (or the router names it otherwise): nothing is
 		// known, so nothing is decided.
-		return nil
+		return act
 	}
 	rate := st.observe(rows, now, elapsed)
-	s.report(app.Name, st, rate)
-
-	if idle(app, st, now) {
-		if err := s.p.Sleep(ctx, app.Name); err != nil {
-			return fmt.Errorf("sleep %s: %w", app.Name, err)
-		}
-		s.log.Info("app idle: put to sleep", "app", app.Name,
-			"idle", app.IdleTimeout.String(), "lastActive", st.lastActive)
-		st.state = deploy.StateSleeping
-		return nil
+	a := deploy.Activity{LastRequestAt: st.lastRequest, RequestRate: rate}
+	if !st.reportedOnce || !a.LastRequestAt.Equal(st.reported.LastRequestAt) || a.RequestRate != st.reported.RequestRate {
+		st.reported, st.reportedOnce = a, true
+		act.report = &a
 	}
-	return s.autoscale(ctx, app, st, rows, now, elapsed)
+	if idle(app, st, now) {
+		act.sleep, act.lastSeen = true, st.lastActive
+		return act
+	}
+	s.autoscale(app, st, rows, now, elapsed, &act)
+	return act
+}
+
+// do carries out an action: the platform calls, outside the lock.
+func (s *Scaler) do(ctx context.Context, act action) error {
+	if act.report != nil {
+		s.p.RecordActivity(act.app, *act.report)
+	}
+	switch {
+	case act.sleep:
+		if err := s.p.Sleep(ctx, act.app); err != nil {
+			return fmt.Errorf("sleep %s: %w", act.app, err)
+		}
+		s.log.Info("app idle: put to sleep", "app", act.app, "lastActive", act.lastSeen)
+	case act.scale > 0:
+		if err := s.p.Scale(ctx, act.app, act.scale); err != nil {
+			return fmt.Errorf("scale %s to %d: %w", act.app, act.scale, err)
+		}
+		s.log.Info("app autoscaled", "app", act.app, "from", act.from, "to", act.scale,
+			"overloaded", act.over, "running", act.running)
+	}
+	return nil
+}
+
+// done records a carried-out action in the app's state.
+func (st *appState) done(act action, now time.Time) {
+	switch {
+	case act.sleep:
+		st.state = deploy.StateSleeping
+	case act.scale > 0:
+		st.desired, st.changed = act.scale, now
+	}
 }
 
 // observe updates the app's activity from its backend's rows and returns
@@ -117,16 +161,6 @@ func (st *appState) observe(rows []Row, now time.Time, elapsed time.Duration) fl
 	return 0
 }
 
-// report tells the platform about the app's traffic when it changed.
-func (s *Scaler) report(app string, st *appState, rate float64) {
-	a := deploy.Activity{LastRequestAt: st.lastRequest, RequestRate: rate}
-	if st.reportedOnce && a.LastRequestAt.Equal(st.reported.LastRequestAt) && a.RequestRate == st.reported.RequestRate {
-		return
-	}
-	st.reported, st.reportedOnce = a, true
-	s.p.RecordActivity(app, a)
-}
-
 // idle reports whether the app should go to sleep now: it runs with at
 // least one instance wanted, may sleep (idle time set, minInstances 0 or
 // unset), and showed no activity for its idle time.
@@ -145,11 +179,11 @@ func idle(app deploy.App, st *appState, now time.Time) bool {
 // (up to max), when at most DownRatio are it removes Step (down to min,
 // and never below 1: going to zero is sleeping's job). After any change of
 // the instance count it waits Cooldown.
-func (s *Scaler) autoscale(ctx context.Context, app deploy.App, st *appState, rows []Row, now time.Time, elapsed time.Duration) error {
+func (s *Scaler) autoscale(app deploy.App, st *appState, rows []Row, now time.Time, elapsed time.Duration, act *action) {
 	d := app.Descriptor
 	if d.MaxInstances == nil || app.State != deploy.StateRunning || app.Desired < 1 {
 		st.servers = nil
-		return nil
+		return
 	}
 	lo := 1
 	if d.MinInstances != nil && *d.MinInstances > lo {
@@ -175,7 +209,7 @@ func (s *Scaler) autoscale(ctx context.Context, app deploy.App, st *appState, ro
 	}
 	st.servers = servers
 	if running == 0 || now.Sub(st.changed) < s.cfg.Cooldown {
-		return nil
+		return
 	}
 	share := float64(over) / float64(running)
 	n := app.Desired
@@ -185,15 +219,9 @@ func (s *Scaler) autoscale(ctx context.Context, app deploy.App, st *appState, ro
 	case share <= s.cfg.DownRatio+ratioSlack && n > lo:
 		n = max(n-s.cfg.Step, lo)
 	default:
-		return nil
+		return
 	}
-	if err := s.p.Scale(ctx, app.Name, n); err != nil {
-		return fmt.Errorf("scale %s to %d: %w", app.Name, n, err)
-	}
-	s.log.Info("app autoscaled", "app", app.Name, "from", app.Desired, "to", n,
-		"overloaded", over, "running", running)
-	st.desired, st.changed = n, now
-	return nil
+	act.scale, act.over, act.running = n, over, running
 }
 
 func later(a, b time.Time) time.Time {

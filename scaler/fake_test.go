@@ -16,7 +16,8 @@ type fakePlatform struct {
 	apps     map[string]deploy.App
 	calls    []string // "sleep a", "scale a 3"
 	activity map[string]deploy.Activity
-	err      error // returned by Sleep and Scale when set
+	err      error  // returned by Sleep and Scale when set
+	onSleep  func() // called by Sleep, without the fake's lock
 }
 
 func newFakePlatform(apps ...deploy.App) *fakePlatform {
@@ -38,6 +39,9 @@ func (p *fakePlatform) Apps(context.Context) ([]deploy.App, error) {
 }
 
 func (p *fakePlatform) Sleep(_ context.Context, app string) error {
+	if p.onSleep != nil {
+		p.onSleep()
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.err != nil {

@@ -76,9 +76,11 @@ type Scaler struct {
 	stats StatsFunc
 	log   *slog.Logger
 
-	mu   sync.Mutex // serialises ticks and guards apps
+	tickMu sync.Mutex // serialises ticks; guards last
+	last   time.Time  // time of the previous tick
+
+	mu   sync.Mutex // guards apps; never held during a Platform call
 	apps map[string]*appState
-	last time.Time // time of the previous tick
 }
 
 // New checks cfg, fills in its defaults and returns a Scaler. It starts
@@ -159,8 +161,8 @@ func (s *Scaler) Run(ctx context.Context) error {
 // scales the apps that need it. Without readable stats it does nothing:
 // an app is never put to sleep on missing information.
 func (s *Scaler) Tick(ctx context.Context) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.tickMu.Lock()
+	defer s.tickMu.Unlock()
 	raw, err := s.stats(ctx)
 	if err != nil {
 		return fmt.Errorf("read stats: %w", err)
@@ -184,8 +186,9 @@ func (s *Scaler) Tick(ctx context.Context) error {
 	for _, r := range rows {
 		byProxy[r.Proxy] = append(byProxy[r.Proxy], r)
 	}
-	var errs []error
+	acts := make([]action, 0, len(apps))
 	listed := make(map[string]bool, len(apps))
+	s.mu.Lock()
 	for _, app := range apps {
 		listed[app.Name] = true
 		st, ok := s.apps[app.Name]
@@ -194,16 +197,39 @@ func (s *Scaler) Tick(ctx context.Context) error {
 			s.apps[app.Name] = st
 		}
 		be, ok := byProxy[s.cfg.Backend(app.Name)]
-		if err := s.tickApp(ctx, app, st, be, ok, now, elapsed); err != nil {
-			errs = append(errs, err)
-		}
+		acts = append(acts, s.decide(app, st, be, ok, now, elapsed))
 	}
 	for name := range s.apps {
 		if !listed[name] {
 			delete(s.apps, name) // destroyed
 		}
 	}
+	s.mu.Unlock()
+
+	var errs []error
+	for _, act := range acts {
+		if err := s.do(ctx, act); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		s.mu.Lock()
+		if st, ok := s.apps[act.app]; ok {
+			st.done(act, now)
+		}
+		s.mu.Unlock()
+	}
 	return errors.Join(errs...)
+}
+
+// Touch records activity of an app that HAProxy's counters may not show
+// yet, e.g. a request the waker is holding or a wake by hand: the app's
+// idle time starts again now.
+func (s *Scaler) Touch(app string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st, ok := s.apps[app]; ok {
+		st.lastActive = later(st.lastActive, s.cfg.Now())
+	}
 }
 
 // LastActive returns the scaler's last-active time of an app: its last

@@ -270,3 +270,39 @@ func TestNewValidates(t *testing.T) {
 		t.Errorf("defaults (-want +got):\n%s", diff)
 	}
 }
+
+// TestTouch shows activity reported from outside HAProxy's counters (the
+// waker) restarting the idle time, and that the scaler can be asked while
+// a sleep is under way (it holds no lock during Platform calls).
+func TestTouch(t *testing.T) {
+	clock := &fakeClock{t: t0}
+	p := newFakePlatform(runningApp())
+	stats := &fakeStats{rows: []Row{be(1, 0)}}
+	s, err := New(Config{Now: clock.Now, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, p, stats.read)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.onSleep = func() { s.LastActive("a"); s.Touch("a") }
+	ctx := context.Background()
+	for i, st := range []struct {
+		after time.Duration
+		touch bool
+		want  []string
+	}{
+		{},
+		{after: 9 * time.Minute, touch: true},
+		{after: 9 * time.Minute},
+		{after: time.Minute, want: []string{"sleep a"}},
+	} {
+		clock.Advance(st.after)
+		if st.touch {
+			s.Touch("a")
+		}
+		if err := s.Tick(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(st.want, p.takeCalls()); diff != "" {
+			t.Errorf("step %d: calls (-want +got):\n%s", i, diff)
+		}
+	}
+}
