@@ -1,0 +1,157 @@
+package router
+
+import (
+	"context"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/flock-paas/flock/deploy"
+)
+
+// Drain takes the instance out of rotation at once (maintenance: no new
+// request, those in flight go on) and waits until no HAProxy worker, old
+// ones included, holds a session to it, up to ctx or DrainTimeout. The
+// router deletes the server afterwards. An instance the router never
+// routed to drains at once.
+func (r *Router) Drain(ctx context.Context, app string, in deploy.Instance) error {
+	if !deploy.ValidName(app) {
+		return fmt.Errorf("drain %q: %w", app, deploy.ErrInvalid)
+	}
+	name := serverName(in)
+	r.mu.Lock()
+	if r.drained[app] == nil {
+		r.drained[app] = map[string]bool{}
+	}
+	r.drained[app][name] = true
+	r.mu.Unlock()
+	r.poke()
+
+	be := backendName(app)
+	log := r.log.With("app", app, "instance", in.ID)
+	dctx, cancel := context.WithTimeout(ctx, r.cfg.DrainTimeout)
+	defer cancel()
+	err := r.admin.do(dctx, "set server "+be+"/"+name+" state maint")
+	switch {
+	case isNoServer(err) || isNoBackend(err):
+		return nil
+	case err != nil:
+		// HAProxy is restarting or reloading: the loop keeps the server
+		// out of every new worker; wait on the sessions anyway.
+		log.Warn("drain: set maintenance", "err", err)
+	}
+	for delay := 5 * time.Millisecond; ; delay = min(delay*2, 100*time.Millisecond) {
+		n, err := r.sessions(dctx, be, name)
+		if err == nil && n == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("drain %s/%s: %w", app, in.ID, ctx.Err())
+		case <-dctx.Done():
+			log.Warn("drain: sessions still open after the grace period", "sessions", n, "grace", r.cfg.DrainTimeout)
+			return nil
+		case <-time.After(delay):
+		}
+	}
+}
+
+func isNoBackend(err error) bool {
+	return err != nil && errors.Is(err, errRuntime) && strings.Contains(err.Error(), "No such backend")
+}
+
+// sessions returns the current sessions of one server summed over every
+// worker, so that requests held by old workers after a reload count too.
+func (r *Router) sessions(ctx context.Context, be, srv string) (int, error) {
+	all, err := r.StatsAll(ctx)
+	if err != nil {
+		return 0, err
+	}
+	total := 0
+	for _, w := range all {
+		rows, err := parseStats(w.CSV)
+		if err != nil {
+			return 0, err
+		}
+		for _, row := range rows {
+			if row["pxname"] == be && row["svname"] == srv {
+				n, _ := strconv.Atoi(row["scur"])
+				total += n
+			}
+		}
+	}
+	return total, nil
+}
+
+// Stats returns the current worker's "show stat" CSV: one row per
+// frontend, backend and server, with counters since the last reload.
+func (r *Router) Stats(ctx context.Context) ([]byte, error) {
+	out, err := r.admin.cmd(ctx, "show stat")
+	if err != nil {
+		return nil, fmt.Errorf("stats: %w", err)
+	}
+	return []byte(out), nil
+}
+
+// WorkerStats is one HAProxy worker's "show stat" CSV.
+type WorkerStats struct {
+	Pid int
+	// Current is false for an old worker that still serves connections it
+	// held when a reload happened.
+	Current bool
+	CSV     []byte
+}
+
+// StatsAll returns every worker's "show stat" CSV through the master
+// socket, the current worker first, so that long-lived connections held
+// by old workers after a reload stay visible.
+func (r *Router) StatsAll(ctx context.Context) ([]WorkerStats, error) {
+	pids, err := r.master.workers(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("stats: %w", err)
+	}
+	var out []WorkerStats
+	for i, pid := range pids {
+		b, err := r.master.cmd(ctx, "@!"+strconv.Itoa(pid)+" show stat")
+		if err != nil {
+			if i == 0 {
+				return nil, fmt.Errorf("stats of worker %d: %w", pid, err)
+			}
+			continue // an old worker that just left
+		}
+		out = append(out, WorkerStats{Pid: pid, Current: i == 0, CSV: []byte(b)})
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("stats: no worker")
+	}
+	return out, nil
+}
+
+// parseStats reads "show stat" CSV into rows keyed by column name.
+func parseStats(b []byte) ([]map[string]string, error) {
+	s := strings.TrimPrefix(strings.TrimLeft(string(b), " \r\n"), "# ")
+	rd := csv.NewReader(strings.NewReader(s))
+	rd.FieldsPerRecord = -1
+	recs, err := rd.ReadAll()
+	if err != nil {
+		return nil, fmt.Errorf("parse stats: %w", err)
+	}
+	if len(recs) == 0 {
+		return nil, nil
+	}
+	head := recs[0]
+	rows := make([]map[string]string, 0, len(recs)-1)
+	for _, rec := range recs[1:] {
+		row := make(map[string]string, len(head))
+		for i, h := range head {
+			if i < len(rec) {
+				row[h] = rec[i]
+			}
+		}
+		rows = append(rows, row)
+	}
+	return rows, nil
+}

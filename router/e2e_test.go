@@ -1,0 +1,316 @@
+package router
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/flock-paas/flock/deploy"
+)
+
+func TestRoutingByHost(t *testing.T) {
+	h := newHarness(t, nil)
+	hello := newInstance(t, "hello.v1.1")
+	other := newInstance(t, "other.v1.1")
+	withDomains := app("other", other)
+	withDomains.Domains = []string{"www.Example.com", "example.org"}
+	h.r.Update([]deploy.App{app("hello", hello), withDomains})
+	waitFor(t, 5*time.Second, "hello routed", func() bool { return h.routesTo("hello.localhost", "hello.v1.1") })
+
+	for _, tc := range []struct {
+		name, host string
+		code       int
+		body       string
+	}{
+		{"app host", "hello.localhost", 200, "hello.v1.1"},
+		{"any case and a port", "HeLLo.LocalHost:8000", 200, "hello.v1.1"},
+		{"extra domain, lower-cased", "www.example.com", 200, "other.v1.1"},
+		{"second extra domain", "EXAMPLE.org:80", 200, "other.v1.1"},
+		{"app host of the other", "other.localhost", 200, "other.v1.1"},
+		{"unknown host", "nope.localhost", 404, "No app answers at this address (Flock)."},
+		{"no such subdomain", "x.hello.localhost", 404, "No app answers at this address (Flock)."},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, body, hdr, err := h.get(tc.host)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if code != tc.code || body != tc.body {
+				t.Errorf("GET Host %s = %d %q, want %d %q", tc.host, code, body, tc.code, tc.body)
+			}
+			if tc.code == 404 && !strings.HasPrefix(hdr.Get("Content-Type"), "text/plain") {
+				t.Errorf("404 content type %q, want text/plain", hdr.Get("Content-Type"))
+			}
+		})
+	}
+	if got := hello.seenApps(); len(got) == 0 || got[0] != "hello" {
+		t.Errorf("instance saw X-Flock-App %v, want hello", got)
+	}
+
+	t.Run("stats page", func(t *testing.T) {
+		resp, err := http.Get("http://" + h.cfg.StatsAddr + "/stats;csv")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 || !strings.Contains(string(b), "app_hello,hello.v1.1,") {
+			t.Errorf("stats: %d %.200q", resp.StatusCode, b)
+		}
+		csv, err := h.r.Stats(context.Background())
+		if err != nil || !strings.Contains(string(csv), "app_other,other.v1.1,") {
+			t.Errorf("Stats() = %.200q, %v", csv, err)
+		}
+		all, err := h.r.StatsAll(context.Background())
+		if err != nil || len(all) == 0 || !all[0].Current {
+			t.Errorf("StatsAll() = %d workers, %v", len(all), err)
+		}
+	})
+
+	t.Run("domain added at runtime", func(t *testing.T) {
+		withDomains.Domains = append(withDomains.Domains, "new.example.net")
+		h.r.Update([]deploy.App{app("hello", hello), withDomains})
+		waitFor(t, 5*time.Second, "new domain routed", func() bool { return h.routesTo("new.example.net", "other.v1.1") })
+	})
+}
+
+func TestBackupAtZeroInstances(t *testing.T) {
+	waker := newInstance(t, "waker")
+	h := newHarness(t, func(c *Config) { c.WakerAddr = net.JoinHostPort(waker.Host, itoa(waker.Port)) })
+	h.r.Update([]deploy.App{app("sleepy")})
+	waitFor(t, 5*time.Second, "waker answers for sleepy", func() bool { return h.routesTo("sleepy.localhost", "waker") })
+	if got := waker.seenApps(); got[len(got)-1] != "sleepy" {
+		t.Errorf("waker saw X-Flock-App %v, want sleepy", got)
+	}
+	in := newInstance(t, "sleepy.v1.1")
+	h.r.Update([]deploy.App{app("sleepy", in)})
+	waitFor(t, 5*time.Second, "instance answers", func() bool { return h.routesTo("sleepy.localhost", "sleepy.v1.1") })
+	h.r.Update([]deploy.App{app("sleepy")})
+	waitFor(t, 5*time.Second, "waker answers again", func() bool { return h.routesTo("sleepy.localhost", "waker") })
+}
+
+func TestNoWakerAnswers503(t *testing.T) {
+	h := newHarness(t, nil)
+	h.r.Update([]deploy.App{app("idle")})
+	waitFor(t, 5*time.Second, "503 with Retry-After", func() bool {
+		code, _, hdr, err := h.get("idle.localhost")
+		return err == nil && code == 503 && hdr.Get("Retry-After") != ""
+	})
+}
+
+func TestScaleAndReleaseUnderLoad(t *testing.T) {
+	h := newHarness(t, nil)
+	a1 := newInstance(t, "web.v1.1")
+	h.r.Update([]deploy.App{app("web", a1)})
+	waitFor(t, 5*time.Second, "web routed", func() bool { return h.routesTo("web.localhost", "web.v1.1") })
+	l := startLoad(h, "web.localhost", 4)
+
+	a2, a3 := newInstance(t, "web.v1.2"), newInstance(t, "web.v1.3")
+	h.r.Update([]deploy.App{app("web", a1, a2, a3)})
+	waitFor(t, 5*time.Second, "3 instances take traffic", func() bool { return a2.hits.Load() > 10 && a3.hits.Load() > 10 })
+
+	// Scale down: drain first (as the scheduler does), then stop.
+	for _, in := range []*instance{a2, a3} {
+		if err := h.r.Drain(context.Background(), "web", in.Instance); err != nil {
+			t.Fatalf("drain %s: %v", in.ID, err)
+		}
+		in.srv.Close()
+	}
+	h.r.Update([]deploy.App{app("web", a1, a2, a3)}) // not yet gone from the scheduler's list
+	h.r.Update([]deploy.App{app("web", a1)})
+	before := a1.hits.Load()
+	waitFor(t, 5*time.Second, "back to one instance", func() bool { return a1.hits.Load() > before+20 })
+
+	// New release: new instance healthy, then the old one drained.
+	b1 := newInstance(t, "web.v2.1")
+	b1.Release = "v2"
+	h.r.Update([]deploy.App{app("web", a1, b1)})
+	waitFor(t, 5*time.Second, "v2 takes traffic", func() bool { return b1.hits.Load() > 10 })
+	if err := h.r.Drain(context.Background(), "web", a1.Instance); err != nil {
+		t.Fatal(err)
+	}
+	a1.srv.Close()
+	h.r.Update([]deploy.App{app("web", b1)})
+	waitFor(t, 5*time.Second, "only v2 serves", func() bool { return h.routesTo("web.localhost", "web.v2.1") })
+	waitFor(t, 5*time.Second, "old servers deleted", func() bool {
+		csv, err := h.r.Stats(context.Background())
+		return err == nil && !strings.Contains(string(csv), "web.v1.")
+	})
+	time.Sleep(100 * time.Millisecond) // let the load run on the final state
+	sent, failed := l.finish()
+	t.Logf("scale 1→3→1 and new release: %d requests, %d failed", sent, failed)
+	if failed != 0 {
+		t.Errorf("%d of %d requests failed, last: %v", failed, sent, l.lastErr.Load())
+	}
+}
+
+func TestDrainWaitsForRequestInFlight(t *testing.T) {
+	h := newHarness(t, nil)
+	slow := newInstance(t, "slow.v1.1")
+	h.r.Update([]deploy.App{app("slow", slow)})
+	waitFor(t, 5*time.Second, "slow routed", func() bool { return h.routesTo("slow.localhost", "slow.v1.1") })
+	slow.delay.Store(int64(500 * time.Millisecond))
+	res := make(chan error, 1)
+	go func() {
+		code, body, _, err := h.get("slow.localhost")
+		if err == nil && (code != 200 || body != "slow.v1.1") {
+			err = &net.AddrError{Err: "bad answer " + body}
+		}
+		res <- err
+	}()
+	waitFor(t, 5*time.Second, "request in flight", func() bool { return slow.hits.Load() >= 2 })
+	start := time.Now()
+	if err := h.r.Drain(context.Background(), "slow", slow.Instance); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took < 200*time.Millisecond {
+		t.Errorf("Drain returned after %v, before the request in flight ended", took)
+	}
+	select {
+	case err := <-res:
+		if err != nil {
+			t.Errorf("request in flight: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("request in flight never ended")
+	}
+	if err := h.r.Drain(context.Background(), "slow", deploy.Instance{ID: "never-routed", Host: "127.0.0.1", Port: 1}); err != nil {
+		t.Errorf("drain of an unknown instance: %v", err)
+	}
+}
+
+func TestInstanceKilled(t *testing.T) {
+	h := newHarness(t, nil)
+	a, b := newInstance(t, "k.v1.1"), newInstance(t, "k.v1.2")
+	h.r.Update([]deploy.App{app("k", a, b)})
+	waitFor(t, 5*time.Second, "both serve", func() bool {
+		h.get("k.localhost")
+		return a.hits.Load() > 0 && b.hits.Load() > 0
+	})
+	b.srv.Close() // crash
+	// Before Flock notices, a refused connection is redispatched.
+	for range 20 {
+		if code, body, _, err := h.get("k.localhost"); err != nil || code != 200 || body != "k.v1.1" {
+			t.Fatalf("after the crash: %d %q %v", code, body, err)
+		}
+	}
+	b.Healthy = false
+	h.r.Update([]deploy.App{{Name: "k", Instances: []deploy.Instance{a.Instance, b.Instance}, Descriptor: app("k").Descriptor}})
+	waitFor(t, 5*time.Second, "dead server deleted", func() bool {
+		csv, err := h.r.Stats(context.Background())
+		return err == nil && !strings.Contains(string(csv), "k.v1.2")
+	})
+}
+
+func TestReloadsUnderLoad(t *testing.T) {
+	h := newHarness(t, nil)
+	web := newInstance(t, "web.v1.1")
+	h.r.Update([]deploy.App{app("web", web)})
+	waitFor(t, 5*time.Second, "web routed", func() bool { return h.routesTo("web.localhost", "web.v1.1") })
+	l := startLoad(h, "web.localhost", 4)
+	reloads := 20
+	if testing.Short() {
+		reloads = 5
+	}
+	for i := range reloads {
+		name := "extra" + itoa(i)
+		h.r.Update([]deploy.App{app("web", web), app(name)})
+		waitFor(t, 10*time.Second, name+" live", func() bool {
+			code, _, _, err := h.get(name + ".localhost")
+			return err == nil && code == 503
+		})
+	}
+	sent, failed := l.finish()
+	t.Logf("%d reloads: %d requests, %d failed", reloads, sent, failed)
+	if failed != 0 {
+		t.Errorf("%d of %d requests failed during reloads, last: %v", failed, sent, l.lastErr.Load())
+	}
+}
+
+func TestInvalidConfigNeverInstalled(t *testing.T) {
+	h := newHarness(t, nil)
+	web := newInstance(t, "web.v1.1")
+	h.r.Update([]deploy.App{app("web", web)})
+	waitFor(t, 5*time.Second, "web routed", func() bool { return h.routesTo("web.localhost", "web.v1.1") })
+	good, err := os.ReadFile(h.r.settings.path(cfgFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.r.mu.Lock()
+	h.r.testMutate = func(b []byte) []byte { return append(b, "  this-is-not-a-keyword\n"...) }
+	h.r.mu.Unlock()
+	h.r.Update([]deploy.App{app("web", web), app("broken")})
+	waitFor(t, 5*time.Second, "error shown for the new app", func() bool { return h.r.Err("broken") != "" })
+	if got := h.r.Err("broken"); !strings.Contains(got, "haproxy -c") {
+		t.Errorf("Err(broken) = %q, want the haproxy -c error", got)
+	}
+	if got, _ := os.ReadFile(h.r.settings.path(cfgFile)); string(got) != string(good) {
+		t.Error("the refused configuration was installed")
+	}
+	if !h.routesTo("web.localhost", "web.v1.1") {
+		t.Error("the last good configuration stopped serving")
+	}
+	h.r.mu.Lock()
+	h.r.testMutate = nil
+	h.r.mu.Unlock()
+	h.r.Update([]deploy.App{app("web", web), app("broken")})
+	waitFor(t, 5*time.Second, "error cleared", func() bool { return h.r.Err("broken") == "" })
+}
+
+func TestHAProxyKilledIsRestarted(t *testing.T) {
+	h := newHarness(t, nil)
+	web := newInstance(t, "web.v1.1")
+	h.r.Update([]deploy.App{app("web", web)})
+	waitFor(t, 5*time.Second, "web routed", func() bool { return h.routesTo("web.localhost", "web.v1.1") })
+	old := h.masterPid()
+	if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "a new master", func() bool { p := h.masterPid(); return p != 0 && p != old })
+	h.client.CloseIdleConnections()
+	waitFor(t, 10*time.Second, "web routed again", func() bool { return h.routesTo("web.localhost", "web.v1.1") })
+	// A server added after the restart goes through the runtime API.
+	web2 := newInstance(t, "web.v1.2")
+	h.r.Update([]deploy.App{app("web", web, web2)})
+	waitFor(t, 5*time.Second, "web2 serves", func() bool { h.get("web.localhost"); return web2.hits.Load() > 0 })
+}
+
+func TestLeftoverHAProxyReplaced(t *testing.T) {
+	requireHAProxy(t)
+	dir := shortTempDir(t)
+	web := newInstance(t, "web.v1.1")
+	// A previous Flock ran on dir and was killed: its HAProxy lives on.
+	first := newHarness(t, func(c *Config) { c.Dir = dir })
+	first.r.Update([]deploy.App{app("web", web)})
+	waitFor(t, 5*time.Second, "web routed", func() bool { return first.routesTo("web.localhost", "web.v1.1") })
+	old := first.masterPid()
+	first.r.mu.Lock()
+	first.r.keepOnExit = true
+	first.r.mu.Unlock()
+	first.cancel()
+	<-first.done
+	first.done <- nil // for the harness's own cleanup
+	t.Cleanup(func() { _ = syscall.Kill(-old, syscall.SIGKILL) })
+	if !first.routesTo("web.localhost", "web.v1.1") {
+		t.Fatal("the leftover haproxy does not serve")
+	}
+
+	second := newHarness(t, func(c *Config) {
+		c.Dir, c.HTTPAddr, c.StatsAddr = dir, first.cfg.HTTPAddr, first.cfg.StatsAddr
+	})
+	if p := second.masterPid(); p == old || p == 0 {
+		t.Fatalf("pid file names %d, want the new master", p)
+	}
+	waitFor(t, 10*time.Second, "old haproxy gone", func() bool { return syscall.Kill(-old, 0) != nil })
+	second.r.Update([]deploy.App{app("web", web)})
+	waitFor(t, 5*time.Second, "web routed by the new haproxy", func() bool { return second.routesTo("web.localhost", "web.v1.1") })
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }

@@ -1,0 +1,196 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"maps"
+	"strings"
+)
+
+// live is what the current HAProxy worker holds: its backends with their
+// servers, and its host map. It starts as the installed file's model and
+// follows every runtime command that succeeded.
+type live struct {
+	backends map[string]*liveBackend
+	hosts    map[string]string
+}
+
+type liveBackend struct {
+	app     string
+	check   check
+	servers map[string]*liveServer
+}
+
+type liveServer struct {
+	server
+	removing bool // in maintenance, to be deleted once it has no connection
+}
+
+func newLive(m *model) *live {
+	v := &live{backends: map[string]*liveBackend{}, hosts: map[string]string{}}
+	if m == nil {
+		return v
+	}
+	for _, b := range m.backends {
+		lb := &liveBackend{app: b.App, check: b.Check, servers: map[string]*liveServer{}}
+		for _, s := range b.Servers {
+			lb.servers[s.Name] = &liveServer{server: s}
+		}
+		v.backends[b.Name] = lb
+	}
+	maps.Copy(v.hosts, m.hosts)
+	return v
+}
+
+// apps returns the apps whose backend the worker has.
+func (v *live) apps() map[string]bool {
+	out := make(map[string]bool, len(v.backends))
+	for _, b := range v.backends {
+		out[b.app] = true
+	}
+	return out
+}
+
+// pending reports whether a server waits to be deleted.
+func (v *live) pending() bool {
+	for _, b := range v.backends {
+		for _, s := range b.servers {
+			if s.removing {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// needsReload reports whether want has backends the worker lacks, lacks
+// backends the worker has, or changes a backend's health check.
+func (v *live) needsReload(want *model) bool {
+	if len(want.backends) != len(v.backends) {
+		return true
+	}
+	for _, b := range want.backends {
+		lb, ok := v.backends[b.Name]
+		if !ok || lb.check != b.Check {
+			return true
+		}
+	}
+	return false
+}
+
+// sync applies, through the runtime API, every difference between the
+// worker and want that needs no reload: servers added, removed or put back
+// in rotation in existing backends, and host map entries. Failures are
+// logged and retried by a later sync.
+func (v *live) sync(ctx context.Context, r *Router, want *model) bool {
+	wanted := map[string]bool{}
+	for i := range want.backends {
+		b := &want.backends[i]
+		wanted[b.Name] = true
+		lb, ok := v.backends[b.Name]
+		if !ok || lb.check != b.Check {
+			continue // needs a reload
+		}
+		v.syncServers(ctx, r, b, lb)
+	}
+	// Backends that are going away: take them out of the map now, delete
+	// their servers at the next reload.
+	for h, be := range v.hosts {
+		if want.hosts[h] == be {
+			continue
+		}
+		if err := r.admin.do(ctx, "del map "+r.settings.path(mapFile)+" "+h); err != nil && !errors.Is(err, errRuntime) {
+			r.log.Warn("del map", "host", h, "err", err)
+			continue
+		}
+		delete(v.hosts, h)
+	}
+	byName := want.byName()
+	for h, be := range want.hosts {
+		if v.hosts[h] == be {
+			continue
+		}
+		if lb, ok := v.backends[be]; !ok || lb.check != byName[be].Check {
+			continue // the backend arrives with the next reload
+		}
+		if err := r.admin.do(ctx, "add map "+r.settings.path(mapFile)+" "+h+" "+be); err != nil {
+			r.log.Warn("add map", "host", h, "err", err)
+			continue
+		}
+		v.hosts[h] = be
+	}
+	return v.needsReload(want)
+}
+
+// syncServers makes lb's servers those of b.
+func (v *live) syncServers(ctx context.Context, r *Router, b *backend, lb *liveBackend) {
+	log := r.log.With("app", b.App)
+	want := make(map[string]server, len(b.Servers))
+	for _, s := range b.Servers {
+		want[s.Name] = s
+	}
+	for name, ls := range lb.servers {
+		ws, ok := want[name]
+		if ok && ws == ls.server {
+			if ls.removing {
+				// Wanted again before it could be deleted.
+				if err := r.admin.do(ctx, "set server "+b.Name+"/"+name+" state ready"); err != nil {
+					log.Warn("put server back", "instance", name, "err", err)
+					continue
+				}
+				ls.removing = false
+			}
+			continue
+		}
+		// Gone, or moved to another address: out of rotation, then delete.
+		if !ls.removing {
+			if err := r.admin.do(ctx, "set server "+b.Name+"/"+name+" state maint"); err != nil {
+				if isNoServer(err) {
+					delete(lb.servers, name)
+					continue
+				}
+				log.Warn("server to maintenance", "instance", name, "err", err)
+				continue
+			}
+			ls.removing = true
+		}
+		if err := r.admin.do(ctx, "del server "+b.Name+"/"+name, "Server deleted."); err != nil && !isNoServer(err) {
+			// Still has connections; the retry tick tries again.
+			log.Debug("server not deleted yet", "instance", name, "err", err)
+			continue
+		}
+		delete(lb.servers, name)
+	}
+	for name, s := range want {
+		if _, ok := lb.servers[name]; ok {
+			continue
+		}
+		if err := addServer(ctx, r.admin, b, s); err != nil {
+			log.Warn("add server", "instance", name, "err", err)
+			continue
+		}
+		lb.servers[name] = &liveServer{server: s}
+	}
+}
+
+// addServer adds a server to a running backend: it arrives in
+// maintenance, its checks are turned on, then it takes traffic at once
+// (Flock only routes to instances it saw healthy).
+func addServer(ctx context.Context, api runtimeAPI, b *backend, s server) error {
+	id := b.Name + "/" + s.Name
+	var opts []string
+	for _, o := range serverParams(b.Check, s) {
+		opts = append(opts, o.String())
+	}
+	if err := api.do(ctx, "add server "+id+" "+s.Addr+" "+strings.Join(opts, " "), "New server registered."); err != nil {
+		return err
+	}
+	if err := api.do(ctx, "enable health "+id); err != nil {
+		return err
+	}
+	return api.do(ctx, "enable server "+id)
+}
+
+func isNoServer(err error) bool {
+	return err != nil && errors.Is(err, errRuntime) && strings.Contains(err.Error(), "No such server")
+}

@@ -1,0 +1,224 @@
+package router
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// loop is the state only Run's goroutine touches: the running HAProxy,
+// what its configuration file says, and what its current worker holds.
+type loop struct {
+	r    *Router
+	proc *proc
+
+	file      *model // the model of the installed haproxy.cfg
+	fileBytes []byte
+	mapBytes  []byte
+	mapOK     bool // hosts.map holds mapBytes
+	badBytes  []byte // a configuration haproxy -c refused, not retried
+	live      *live  // what the current worker holds
+
+	dirty      bool      // the file may be behind the desired state
+	dirtySince time.Time // first change not yet written
+}
+
+// run applies updates until ctx ends. It returns ctx's error.
+func (l *loop) run(ctx context.Context) error {
+	r := l.r
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	retry := time.NewTicker(time.Second)
+	defer retry.Stop()
+	backoff := 100 * time.Millisecond
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-r.kick:
+			l.sync(ctx)
+			now := time.Now()
+			if !l.dirty {
+				l.dirty, l.dirtySince = true, now
+			}
+			wait := min(r.cfg.ReloadDebounce, time.Until(l.dirtySince.Add(r.cfg.ReloadMaxWait)))
+			timer.Reset(max(wait, 0))
+		case <-timer.C:
+			l.dirty = false
+			l.flush(ctx)
+		case <-retry.C:
+			if l.live.pending() {
+				l.sync(ctx)
+			}
+		case <-l.proc.done:
+			r.log.Error("haproxy exited, restarting", "pid", l.proc.pid, "err", l.proc.err, "backoff", backoff)
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(backoff):
+			}
+			p, err := r.startHAProxy(ctx)
+			if err != nil {
+				backoff = min(backoff*2, 5*time.Second)
+				r.log.Error("restart haproxy", "err", err)
+				// Keep waiting on the dead one's closed done channel.
+				continue
+			}
+			backoff = 100 * time.Millisecond
+			l.started(p)
+			l.sync(ctx)
+		}
+	}
+}
+
+// started records a new master whose worker runs the installed file.
+func (l *loop) started(p *proc) {
+	l.proc = p
+	l.setLive(newLive(l.file))
+}
+
+func (l *loop) setLive(v *live) {
+	l.live = v
+	l.r.mu.Lock()
+	l.r.liveApps = v.apps()
+	l.r.mu.Unlock()
+}
+
+// sync brings the current worker's servers and map in step with the
+// desired state through the runtime API; it returns whether backends must
+// be added or removed, which only a reload can do.
+func (l *loop) sync(ctx context.Context) bool {
+	want := l.r.snapshot()
+	return l.live.sync(ctx, l.r, want)
+}
+
+// flush writes the desired state to disk and reloads if the backends
+// changed.
+func (l *loop) flush(ctx context.Context) {
+	r := l.r
+	want := r.snapshot()
+	if err := l.install(ctx, want); err != nil {
+		r.log.Error("configuration refused, the last good one keeps serving", "err", err)
+		return
+	}
+	if !l.live.needsReload(want) {
+		return
+	}
+	if err := l.reload(ctx); err != nil {
+		r.mu.Lock()
+		r.reloadErr = err
+		r.mu.Unlock()
+		r.log.Error("reload", "err", err)
+		return
+	}
+	l.sync(ctx)
+}
+
+// install renders m; when the bytes differ from the installed file it
+// writes hosts.map and a temporary haproxy.cfg, validates it with haproxy
+// -c and renames it into place. An invalid configuration is never
+// installed: the error is kept for Err.
+func (l *loop) install(ctx context.Context, m *model) error {
+	r := l.r
+	b, err := r.rend.render(m)
+	if err != nil {
+		return l.refused(err)
+	}
+	r.mu.Lock()
+	mutate := r.testMutate
+	r.mu.Unlock()
+	if mutate != nil {
+		b = mutate(bytes.Clone(b))
+	}
+	s := r.settings
+	mb := renderMap(m)
+	if !l.mapOK || !bytes.Equal(mb, l.mapBytes) {
+		// The map only matters when a worker starts; write it first so
+		// that haproxy -c finds it.
+		if err := writeFile(s.path(mapFile), mb); err != nil {
+			return l.refused(err)
+		}
+		l.mapBytes, l.mapOK = mb, true
+	}
+	if bytes.Equal(b, l.fileBytes) {
+		l.file = m
+		return nil
+	}
+	if l.badBytes != nil && bytes.Equal(b, l.badBytes) {
+		return nil // already refused and reported
+	}
+	tmp := s.path(cfgFile + ".new")
+	if err := writeFile(tmp, b); err != nil {
+		return l.refused(err)
+	}
+	if err := r.checkConfig(ctx, tmp); err != nil {
+		os.Remove(tmp)
+		l.badBytes = bytes.Clone(b)
+		return l.refused(err)
+	}
+	if err := os.Rename(tmp, s.path(cfgFile)); err != nil {
+		return l.refused(err)
+	}
+	l.file, l.fileBytes, l.badBytes = m, b, nil
+	r.mu.Lock()
+	r.reloadErr = nil
+	r.mu.Unlock()
+	return nil
+}
+
+func (l *loop) refused(err error) error {
+	err = fmt.Errorf("configuration not installed: %w", err)
+	l.r.mu.Lock()
+	l.r.reloadErr = err
+	l.r.mu.Unlock()
+	return err
+}
+
+// reload asks the master to reload the installed file and waits for the
+// new worker. Old workers finish their requests (up to hard-stop-after).
+func (l *loop) reload(ctx context.Context) error {
+	r := l.r
+	start := time.Now()
+	old, err := r.admin.pid(ctx)
+	if err != nil {
+		return fmt.Errorf("reload: %w", err)
+	}
+	if _, err := r.master.cmd(ctx, "reload"); err != nil {
+		return fmt.Errorf("reload: %w", err)
+	}
+	if err := r.waitWorker(ctx, l.proc, old); err != nil {
+		return fmt.Errorf("reload: %w", err)
+	}
+	l.setLive(newLive(l.file))
+	r.log.Debug("reloaded", "backends", len(l.file.backends), "took", time.Since(start))
+	return nil
+}
+
+// writeFile writes b to path through a temporary file in the same folder,
+// synced before the rename, so a reader never sees half a file.
+func writeFile(path string, b []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Chmod(0o644); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}

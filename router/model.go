@@ -1,0 +1,222 @@
+package router
+
+import (
+	"fmt"
+	"hash/fnv"
+	"net"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/flock-paas/flock/deploy"
+	"github.com/haproxytech/config-parser/v5/params"
+)
+
+// model is the routing state that HAProxy should have: one backend per app,
+// sorted by app name. It is built from deploy.Apps by build and rendered by
+// render; the runtime diff compares two models.
+type model struct {
+	backends []backend
+	// hosts maps every lower-cased host to its backend name.
+	hosts map[string]string
+	// errs holds, per app, why some of its routing was refused.
+	errs map[string]string
+}
+
+// backend is one app's HAProxy backend.
+type backend struct {
+	App     string
+	Name    string   // "app_<app>"
+	Hosts   []string // lower-case, sorted
+	Check   check
+	Servers []server // sorted by name
+}
+
+// check is the health check HAProxy runs against every server of a backend.
+type check struct {
+	Path    string // "" means a TCP check
+	Inter   int    // seconds
+	Timeout int    // seconds
+	Fall    int
+	PortIdx int // index into the instance's ports
+}
+
+// server is one instance as a HAProxy server.
+type server struct {
+	Name      string // from the instance ID, safe for a config line
+	Addr      string // host:port
+	CheckPort int    // 0: the server's port
+}
+
+// backendName is the backend of an app. App names are DNS labels, so they
+// never contain "_" and can never collide with be_default.
+func backendName(app string) string { return "app_" + app }
+
+var (
+	hostRE     = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$`)
+	pathRE     = regexp.MustCompile(`^/[A-Za-z0-9._~/%?&=+:@,!-]{0,200}$`)
+	serverRE   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
+	addrHostRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.:-]{0,252})$`)
+	dirRE      = regexp.MustCompile(`^/[A-Za-z0-9/._+-]*$`)
+)
+
+// validHost reports whether h is a lower-case host name that is safe in the
+// map file: dot-separated DNS labels, at most 253 characters.
+func validHost(h string) bool { return len(h) <= 253 && hostRE.MatchString(h) }
+
+// validPath reports whether p is a check path that stays one word on a
+// config line: no spaces, quotes, "#", "\" or "$".
+func validPath(p string) bool { return pathRE.MatchString(p) }
+
+// serverName gives the HAProxy server name of an instance: its ID when that
+// is a safe name, else a hash of it, so that an odd ID can never break a
+// line or a runtime command.
+func serverName(in deploy.Instance) string {
+	if serverRE.MatchString(in.ID) {
+		return in.ID
+	}
+	h := fnv.New64a()
+	h.Write([]byte(in.ID))
+	h.Write([]byte{0})
+	h.Write([]byte(in.Host + ":" + strconv.Itoa(in.Port)))
+	return fmt.Sprintf("i%016x", h.Sum64())
+}
+
+// serverAddr returns the instance's host:port, or an error when either
+// part could break a config line.
+func serverAddr(host string, port int) (string, error) {
+	if port <= 0 || port > 65535 {
+		return "", fmt.Errorf("port %d out of range", port)
+	}
+	if !addrHostRE.MatchString(host) {
+		return "", fmt.Errorf("host %q is not an address", host)
+	}
+	if strings.Contains(host, ":") { // IPv6
+		if net.ParseIP(host) == nil {
+			return "", fmt.Errorf("host %q is not an address", host)
+		}
+		return "[" + host + "]:" + strconv.Itoa(port), nil
+	}
+	return net.JoinHostPort(host, strconv.Itoa(port)), nil
+}
+
+// build turns the desired apps into a model. Apps with invalid names are
+// skipped, invalid hosts and instances are left out; every refusal is kept
+// in errs so that `flock apps` can show it. drained names instances that
+// must not get new traffic (app → server names).
+func build(apps []deploy.App, domain string, drained map[string]map[string]bool) *model {
+	m := &model{hosts: map[string]string{}, errs: map[string]string{}}
+	sorted := slices.Clone(apps)
+	slices.SortFunc(sorted, func(a, b deploy.App) int { return strings.Compare(a.Name, b.Name) })
+	for _, a := range sorted {
+		if !deploy.ValidName(a.Name) {
+			continue // no app of that name can exist; nothing to report it on
+		}
+		if len(m.backends) > 0 && m.backends[len(m.backends)-1].App == a.Name {
+			continue
+		}
+		b := backend{App: a.Name, Name: backendName(a.Name), Check: checkOf(a.Descriptor)}
+		var problems []string
+		if b.Check.Path != "" && !validPath(b.Check.Path) {
+			problems = append(problems, fmt.Sprintf("check path %q refused, using a TCP check", b.Check.Path))
+			b.Check.Path = ""
+		}
+		hosts := append([]string{a.Name + "." + domain}, a.Domains...)
+		for _, h := range hosts {
+			h = strings.ToLower(strings.TrimSuffix(h, "."))
+			if !validHost(h) {
+				problems = append(problems, fmt.Sprintf("domain %q refused", h))
+				continue
+			}
+			if owner, ok := m.hosts[h]; ok {
+				if owner != b.Name {
+					problems = append(problems, fmt.Sprintf("domain %q already routes to %s", h, strings.TrimPrefix(owner, "app_")))
+				}
+				continue
+			}
+			m.hosts[h] = b.Name
+			b.Hosts = append(b.Hosts, h)
+		}
+		slices.Sort(b.Hosts)
+		seen := map[string]bool{}
+		for _, in := range a.Instances {
+			if !in.Healthy {
+				continue
+			}
+			name := serverName(in)
+			if seen[name] || drained[a.Name][name] {
+				continue
+			}
+			addr, err := serverAddr(in.Host, in.Port)
+			if err != nil {
+				problems = append(problems, fmt.Sprintf("instance %s refused: %v", in.ID, err))
+				continue
+			}
+			s := server{Name: name, Addr: addr}
+			if b.Check.PortIdx > 0 && b.Check.PortIdx < len(in.Ports) {
+				s.CheckPort = in.Ports[b.Check.PortIdx]
+			}
+			seen[name] = true
+			b.Servers = append(b.Servers, s)
+		}
+		slices.SortFunc(b.Servers, func(x, y server) int { return strings.Compare(x.Name, y.Name) })
+		if len(problems) > 0 {
+			m.errs[a.Name] = strings.Join(problems, "; ")
+		}
+		m.backends = append(m.backends, b)
+	}
+	return m
+}
+
+// checkOf takes the backend's health check from the descriptor's first
+// check, with the descriptor defaults where a field is unset.
+func checkOf(d deploy.Descriptor) check {
+	c := check{Inter: 10, Timeout: 5, Fall: 3}
+	if len(d.Checks) == 0 {
+		return c
+	}
+	dc := d.Checks[0]
+	c.Path = dc.Path
+	c.PortIdx = dc.PortIndex
+	if dc.IntervalSeconds > 0 {
+		c.Inter = dc.IntervalSeconds
+	}
+	if dc.TimeoutSeconds > 0 {
+		c.Timeout = dc.TimeoutSeconds
+	}
+	c.Timeout = min(c.Timeout, c.Inter)
+	if dc.MaxConsecutiveFailures > 0 {
+		c.Fall = dc.MaxConsecutiveFailures
+	}
+	return c
+}
+
+// serverParams are the options after "server <name> <addr>", the same in
+// the file and in a runtime "add server", so a reload reproduces what the
+// runtime API built.
+func serverParams(c check, s server) []params.ServerOption {
+	p := []params.ServerOption{
+		&params.ServerOptionWord{Name: "check"},
+		&params.ServerOptionValue{Name: "inter", Value: strconv.Itoa(c.Inter) + "s"},
+		&params.ServerOptionValue{Name: "fall", Value: strconv.Itoa(c.Fall)},
+		&params.ServerOptionValue{Name: "rise", Value: "1"},
+	}
+	if s.CheckPort > 0 {
+		p = append(p, &params.ServerOptionValue{Name: "port", Value: strconv.Itoa(s.CheckPort)})
+	}
+	return p
+}
+
+// byName returns the model's backends by name.
+func (m *model) byName() map[string]*backend {
+	out := make(map[string]*backend, len(m.backends))
+	for i := range m.backends {
+		out[m.backends[i].Name] = &m.backends[i]
+	}
+	return out
+}
+
+// sameShape reports whether two backends need no reload to go from one to
+// the other: everything but the servers and the hosts is equal.
+func sameShape(a, b *backend) bool { return a.Name == b.Name && a.Check == b.Check }

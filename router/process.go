@@ -1,0 +1,212 @@
+package router
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// proc is one HAProxy master process started by the router, in its own
+// process group with its workers.
+type proc struct {
+	cmd  *exec.Cmd
+	pid  int
+	done chan struct{} // closed by the one waiter goroutine when it exits
+	err  error         // set before done is closed
+}
+
+// startHAProxy starts a master in master-worker mode on the configuration
+// in Dir and waits until one of its workers answers on the admin socket.
+func (r *Router) startHAProxy(ctx context.Context) (*proc, error) {
+	s := r.settings
+	cmd := exec.Command(r.binary, "-W", "-S", s.path(masterSocket)+",mode,600", "-f", s.path(cfgFile))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// HAProxy's workers inherit stdout and stderr. A pipe we read
+	// ourselves (not cmd.Stderr = writer) keeps Wait from blocking until
+	// every old worker has closed it.
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("start haproxy: %w", err)
+	}
+	cmd.Stdout, cmd.Stderr = pw, pw
+	if err := cmd.Start(); err != nil {
+		pw.Close()
+		pr.Close()
+		return nil, fmt.Errorf("start haproxy: %w", err)
+	}
+	pw.Close()
+	p := &proc{cmd: cmd, pid: cmd.Process.Pid, done: make(chan struct{})}
+	go logLines(r.log, pr, p.pid)
+	go func() {
+		p.err = cmd.Wait()
+		close(p.done)
+	}()
+	if err := r.waitWorker(ctx, p, 0); err != nil {
+		p.stop(r.log, 0)
+		return nil, fmt.Errorf("start haproxy: %w", err)
+	}
+	return p, nil
+}
+
+// waitWorker waits until the admin socket is answered by a worker of p
+// other than old (the worker before a reload, 0 at start).
+func (r *Router) waitWorker(ctx context.Context, p *proc, old int) error {
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	for delay := time.Millisecond; ; delay = min(delay*2, 50*time.Millisecond) {
+		pid, err := r.admin.pid(ctx)
+		if err == nil && pid != old && parentOf(pid) == p.pid {
+			return nil
+		}
+		select {
+		case <-p.done:
+			return fmt.Errorf("haproxy exited: %v", p.err)
+		case <-ctx.Done():
+			return fmt.Errorf("no worker answered: %w", ctx.Err())
+		case <-time.After(delay):
+		}
+	}
+}
+
+// stop asks the master to stop softly (SIGUSR1: stop listening, finish the
+// requests in flight), then SIGTERM, then kills what is left of the
+// process group.
+func (p *proc) stop(log *slog.Logger, grace time.Duration) {
+	stopGroup(log, p.pid, p.done, grace)
+}
+
+// stopGroup stops the master pid and its process group; done, when not
+// nil, is closed once the master has exited.
+func stopGroup(log *slog.Logger, pid int, done <-chan struct{}, grace time.Duration) {
+	exited := func(d time.Duration) bool {
+		deadline := time.Now().Add(d)
+		for {
+			if done != nil {
+				select {
+				case <-done:
+					return true
+				case <-time.After(min(10*time.Millisecond, time.Until(deadline))):
+				}
+			} else {
+				if syscall.Kill(pid, 0) != nil {
+					return true
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			if time.Now().After(deadline) {
+				return false
+			}
+		}
+	}
+	_ = syscall.Kill(pid, syscall.SIGUSR1)
+	if !exited(grace) {
+		log.Warn("haproxy did not stop in time, terminating", "pid", pid, "grace", grace)
+		_ = syscall.Kill(pid, syscall.SIGTERM)
+		if !exited(2 * time.Second) {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+			exited(2 * time.Second)
+		}
+	}
+	// Workers still holding connections after the master left.
+	_ = syscall.Kill(-pid, syscall.SIGKILL)
+}
+
+// leftover returns the pid of a HAProxy master that a previous Flock
+// started on this Dir and left running (Flock was killed), or 0. It only
+// trusts the pid file when the process is a haproxy on our config.
+func (r *Router) leftover() int {
+	b, err := os.ReadFile(r.settings.path(pidFile))
+	if err != nil {
+		return 0
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 1 {
+		return 0
+	}
+	cmdline, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	if err != nil {
+		return 0
+	}
+	args := bytes.Split(bytes.TrimRight(cmdline, "\x00"), []byte{0})
+	if len(args) == 0 || !strings.Contains(string(args[0]), "haproxy") {
+		return 0
+	}
+	for _, a := range args {
+		if string(a) == r.settings.path(cfgFile) {
+			return pid
+		}
+	}
+	return 0
+}
+
+// parentOf returns the parent pid of pid, or 0.
+func parentOf(pid int) int {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	// "pid (comm) state ppid ..."; comm may hold spaces, so cut at ')'.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 2 {
+		return 0
+	}
+	ppid, _ := strconv.Atoi(f[1])
+	return ppid
+}
+
+// logLines logs what HAProxy writes to stdout and stderr, a line at a time.
+func logLines(log *slog.Logger, f *os.File, pid int) {
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case strings.HasPrefix(line, "[ALERT]"):
+			log.Error("haproxy", "pid", pid, "msg", line)
+		case strings.HasPrefix(line, "[WARNING]"):
+			log.Info("haproxy", "pid", pid, "msg", line)
+		default:
+			log.Debug("haproxy", "pid", pid, "msg", line)
+		}
+	}
+}
+
+// checkConfig runs haproxy -c on path.
+func (r *Router) checkConfig(ctx context.Context, path string) error {
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, r.binary, "-c", "-f", path).CombinedOutput()
+	if err != nil {
+		msg := strings.TrimSpace(string(out))
+		var ee *exec.ExitError
+		if msg == "" || !errors.As(err, &ee) {
+			msg = err.Error()
+		}
+		return fmt.Errorf("haproxy -c: %s", firstAlert(msg))
+	}
+	return nil
+}
+
+// firstAlert keeps the first [ALERT] line of HAProxy's output, the one that
+// says what is wrong, else the first line.
+func firstAlert(out string) string {
+	for _, l := range strings.Split(out, "\n") {
+		if strings.Contains(l, "[ALERT]") {
+			return strings.TrimSpace(l)
+		}
+	}
+	return firstLine(out)
+}

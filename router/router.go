@@ -1,0 +1,270 @@
+// Package router routes every app's hosts through a HAProxy that Flock
+// starts and supervises (master-worker mode). Instance changes go through
+// HAProxy's runtime API with no reload; a reload, validated first and
+// coalesced, happens only when apps (backends) are added or removed.
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/flock-paas/flock/deploy"
+)
+
+// Config configures the router.
+type Config struct {
+	// Dir holds haproxy.cfg, hosts.map, the sockets and the pid file. It
+	// must be an absolute path of plain characters, short enough for a
+	// Unix socket path.
+	Dir string
+	// Binary is the haproxy executable. Default "haproxy" from PATH.
+	Binary string
+	// HTTPAddr is where apps are served (--http). Default 127.0.0.1:8000.
+	HTTPAddr string
+	// StatsAddr is where the stats page answers at /stats (--stats).
+	// Default 127.0.0.1:9090.
+	StatsAddr string
+	// WakerAddr is the waker's host:port, every backend's backup server.
+	// Empty: a backend without a healthy server answers 503 with
+	// Retry-After.
+	WakerAddr string
+	// Domain is the routing domain: an app answers at <app>.<Domain>.
+	// Default "localhost".
+	Domain string
+	// HardStopAfter bounds how long an old worker may keep serving after
+	// a reload. Default 2m.
+	HardStopAfter time.Duration
+	// ReloadDebounce is how long the router waits for more changes before
+	// it writes the configuration and reloads. Default 100ms.
+	ReloadDebounce time.Duration
+	// ReloadMaxWait bounds the wait of a burst of changes. Default 1s.
+	ReloadMaxWait time.Duration
+	// DrainTimeout bounds how long Drain waits for an instance's sessions
+	// to end, and how long HAProxy may take to stop. Default 30s.
+	DrainTimeout time.Duration
+	// Logger receives the router's logs. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// Router keeps HAProxy's routing in step with the apps it is given.
+type Router struct {
+	cfg      Config
+	settings settings
+	binary   string
+	log      *slog.Logger
+	admin    runtimeAPI
+	master   runtimeAPI
+	rend     *renderer
+
+	kick  chan struct{}
+	ready chan struct{}
+
+	mu         sync.Mutex
+	apps       []deploy.App
+	drained    map[string]map[string]bool // app → server names draining
+	appErrs    map[string]string
+	reloadErr  error
+	liveApps   map[string]bool // backends the running worker has
+	readyOnce  sync.Once
+	testMutate func([]byte) []byte // tests: corrupt a rendered config
+	keepOnExit bool                // tests: leave HAProxy running, as a killed Flock would
+}
+
+// New validates cfg and returns a router; it starts nothing. A missing
+// haproxy binary is an error that names the Debian package.
+func New(cfg Config) (*Router, error) {
+	if cfg.Binary == "" {
+		cfg.Binary = "haproxy"
+	}
+	if cfg.HTTPAddr == "" {
+		cfg.HTTPAddr = "127.0.0.1:8000"
+	}
+	if cfg.StatsAddr == "" {
+		cfg.StatsAddr = "127.0.0.1:9090"
+	}
+	if cfg.Domain == "" {
+		cfg.Domain = "localhost"
+	}
+	if cfg.HardStopAfter <= 0 {
+		cfg.HardStopAfter = 2 * time.Minute
+	}
+	if cfg.ReloadDebounce <= 0 {
+		cfg.ReloadDebounce = 100 * time.Millisecond
+	}
+	if cfg.ReloadMaxWait <= 0 {
+		cfg.ReloadMaxWait = time.Second
+	}
+	if cfg.DrainTimeout <= 0 {
+		cfg.DrainTimeout = 30 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	bin, err := exec.LookPath(cfg.Binary)
+	if err != nil {
+		return nil, fmt.Errorf("router: haproxy not found (%s); install the Debian package \"haproxy\" (apt-get install haproxy): %w", cfg.Binary, err)
+	}
+	if !dirRE.MatchString(cfg.Dir) {
+		return nil, fmt.Errorf("router: dir %q must be an absolute path of letters, digits and /._+-", cfg.Dir)
+	}
+	if len(cfg.Dir)+len("/"+masterSocket) > 100 {
+		return nil, fmt.Errorf("router: dir %q is too long for a Unix socket path", cfg.Dir)
+	}
+	for _, a := range []struct{ name, v string }{{"http", cfg.HTTPAddr}, {"stats", cfg.StatsAddr}, {"waker", cfg.WakerAddr}} {
+		if a.v == "" && a.name == "waker" {
+			continue
+		}
+		if err := validAddr(a.v); err != nil {
+			return nil, fmt.Errorf("router: %s address: %w", a.name, err)
+		}
+	}
+	if !validHost(cfg.Domain) {
+		return nil, fmt.Errorf("router: domain %q is not a lower-case host name", cfg.Domain)
+	}
+	s := settings{Dir: cfg.Dir, HTTPAddr: cfg.HTTPAddr, StatsAddr: cfg.StatsAddr, WakerAddr: cfg.WakerAddr, HardStopAfter: cfg.HardStopAfter}
+	rend, err := newRenderer(s)
+	if err != nil {
+		return nil, fmt.Errorf("router: %w", err)
+	}
+	return &Router{
+		cfg:      cfg,
+		settings: s,
+		binary:   bin,
+		log:      cfg.Logger,
+		admin:    runtimeAPI{path: s.path(adminSocket)},
+		master:   runtimeAPI{path: s.path(masterSocket), master: true},
+		rend:     rend,
+		kick:     make(chan struct{}, 1),
+		ready:    make(chan struct{}),
+		drained:  map[string]map[string]bool{},
+		appErrs:  map[string]string{},
+		liveApps: map[string]bool{},
+	}, nil
+}
+
+// validAddr accepts host:port with a numeric port and a plain host.
+func validAddr(a string) error {
+	host, port, err := net.SplitHostPort(a)
+	if err != nil {
+		return err
+	}
+	if host == "" {
+		return fmt.Errorf("%q: a host is required", a)
+	}
+	var p int
+	if _, err := fmt.Sscanf(port, "%d", &p); err != nil || p <= 0 || p > 65535 || fmt.Sprint(p) != port {
+		return fmt.Errorf("%q: bad port", a)
+	}
+	if _, err := serverAddr(host, p); err != nil {
+		return err
+	}
+	return nil
+}
+
+// Update sets the full desired state: every app that exists, with its
+// instances. It does not block; Run applies it.
+func (r *Router) Update(apps []deploy.App) {
+	r.mu.Lock()
+	r.apps = slices.Clone(apps)
+	// Forget drained instances that are gone from their app.
+	for app, names := range r.drained {
+		still := map[string]bool{}
+		for _, a := range apps {
+			if a.Name != app {
+				continue
+			}
+			for _, in := range a.Instances {
+				if n := serverName(in); names[n] {
+					still[n] = true
+				}
+			}
+		}
+		if len(still) == 0 {
+			delete(r.drained, app)
+		} else {
+			r.drained[app] = still
+		}
+	}
+	r.mu.Unlock()
+	r.poke()
+}
+
+func (r *Router) poke() {
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Ready is closed once HAProxy serves for the first time.
+func (r *Router) Ready() <-chan struct{} { return r.ready }
+
+// Err returns why the app is not routed as asked, for `flock apps`: a
+// refused domain or instance, or the last reload error while the app's
+// backend is not live. Empty when all is well.
+func (r *Router) Err(app string) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if e := r.appErrs[app]; e != "" {
+		return e
+	}
+	if r.reloadErr != nil && !r.liveApps[app] {
+		return r.reloadErr.Error()
+	}
+	return ""
+}
+
+// snapshot builds the model of the desired state.
+func (r *Router) snapshot() *model {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m := build(r.apps, r.cfg.Domain, r.drained)
+	r.appErrs = m.errs
+	return m
+}
+
+// Run starts HAProxy, keeps it in step with Update until ctx ends, restarts
+// it when it dies, and stops it before it returns.
+func (r *Router) Run(ctx context.Context) error {
+	if err := os.MkdirAll(r.cfg.Dir, 0o755); err != nil {
+		return fmt.Errorf("router: %w", err)
+	}
+	l := &loop{r: r}
+	if err := l.install(ctx, r.snapshot()); err != nil {
+		return fmt.Errorf("router: first configuration: %w", err)
+	}
+	old := r.leftover()
+	p, err := r.startHAProxy(ctx)
+	if err != nil {
+		return fmt.Errorf("router: %w", err)
+	}
+	if old != 0 {
+		// Both bind with SO_REUSEPORT: the leftover stops listening only
+		// once ours serves, and finishes the requests it holds.
+		r.log.Info("replacing haproxy left by a previous run", "pid", old)
+		go stopGroup(r.log, old, nil, r.cfg.DrainTimeout)
+	}
+	l.started(p)
+	r.readyOnce.Do(func() { close(r.ready) })
+	err = l.run(ctx)
+	r.mu.Lock()
+	keep := r.keepOnExit
+	r.mu.Unlock()
+	if !keep {
+		l.proc.stop(r.log, r.cfg.DrainTimeout)
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return nil
+	}
+	return err
+}
+
+var _ deploy.Drainer = (*Router)(nil)

@@ -1,0 +1,120 @@
+package router
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// runtimeAPI talks to HAProxy's CLI on a Unix socket: the admin stats
+// socket of the current worker, or the master socket. Each command uses
+// its own connection: write the command and a newline, read until EOF.
+type runtimeAPI struct {
+	path string
+	// master is set for the master socket, which keeps a connection open
+	// after a command unless told to quit.
+	master bool
+}
+
+// errRuntime marks an answer from HAProxy that reports a failure.
+var errRuntime = errors.New("haproxy refused")
+
+// cmd sends one command and returns HAProxy's answer.
+func (a runtimeAPI) cmd(ctx context.Context, command string) (string, error) {
+	if strings.ContainsAny(command, "\n\r") {
+		return "", fmt.Errorf("command %q: contains a newline", command)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", a.path)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", command, err)
+	}
+	defer conn.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(dl)
+	}
+	line := command
+	if a.master {
+		line += ";quit"
+	}
+	if _, err := io.WriteString(conn, line+"\n"); err != nil {
+		return "", fmt.Errorf("%s: %w", command, err)
+	}
+	out, err := io.ReadAll(conn)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", command, err)
+	}
+	return string(out), nil
+}
+
+// do sends a command whose success is an empty answer or one that starts
+// with one of ok; any other answer is an error wrapping errRuntime.
+func (a runtimeAPI) do(ctx context.Context, command string, ok ...string) error {
+	out, err := a.cmd(ctx, command)
+	if err != nil {
+		return err
+	}
+	msg := strings.TrimSpace(out)
+	if msg == "" {
+		return nil
+	}
+	for _, o := range ok {
+		if strings.HasPrefix(msg, o) {
+			return nil
+		}
+	}
+	return fmt.Errorf("%s: %w: %s", command, errRuntime, firstLine(msg))
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+// pid returns the process id of the worker answering on the socket.
+func (a runtimeAPI) pid(ctx context.Context) (int, error) {
+	out, err := a.cmd(ctx, "show info")
+	if err != nil {
+		return 0, err
+	}
+	sc := bufio.NewScanner(strings.NewReader(out))
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "Pid: "); ok {
+			return strconv.Atoi(strings.TrimSpace(v))
+		}
+	}
+	return 0, fmt.Errorf("show info: no Pid in %q", firstLine(out))
+}
+
+// workers lists the pids of the master's workers, the current one first,
+// from "show proc" on the master socket.
+func (a runtimeAPI) workers(ctx context.Context) ([]int, error) {
+	out, err := a.cmd(ctx, "show proc")
+	if err != nil {
+		return nil, err
+	}
+	var pids []int
+	sc := bufio.NewScanner(strings.NewReader(out))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		// "#<PID> <type> <reloads> <uptime> <version>"; old workers are
+		// listed under "# old workers" with the same columns.
+		if len(f) < 2 || f[1] != "worker" {
+			continue
+		}
+		if pid, err := strconv.Atoi(f[0]); err == nil {
+			pids = append(pids, pid)
+		}
+	}
+	return pids, nil
+}
