@@ -18,7 +18,7 @@ type loop struct {
 	file      *model // the model of the installed haproxy.cfg
 	fileBytes []byte
 	mapBytes  []byte
-	mapOK     bool // hosts.map holds mapBytes
+	mapOK     bool   // hosts.map holds mapBytes
 	badBytes  []byte // a configuration haproxy -c refused, not retried
 	live      *live  // what the current worker holds
 
