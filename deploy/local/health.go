@@ -49,7 +49,7 @@ func checksOf(d deploy.Descriptor) ([]check, error) {
 		}
 		if c.Path != "" {
 			u, err := url.ParseRequestURI(c.Path)
-			if err != nil || !strings.HasPrefix(c.Path, "/") || u.Host != "" || strings.ContainsAny(c.Path, " \t\r\n") {
+			if err != nil || !strings.HasPrefix(c.Path, "/") || strings.HasPrefix(c.Path, "//") || u.Host != "" || strings.ContainsAny(c.Path, " \t\r\n") {
 				return nil, fmt.Errorf("checks[%d].path %q must be a URL path starting with /: %w", i, c.Path, deploy.ErrInvalid)
 			}
 		}

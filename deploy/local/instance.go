@@ -84,9 +84,10 @@ func (in *instance) start() (*proc, error) {
 	s := in.s
 	in.mu.Lock()
 	list := in.ports
+	restart := !in.startedAt.IsZero()
 	in.mu.Unlock()
 	for _, p := range list {
-		if !free(s.cfg.Host, p) { // taken since the last run: take new ones
+		if restart && !free(s.cfg.Host, p) { // taken since the last run: take new ones
 			fresh, err := ports.reserve(s.cfg.Host, len(list))
 			if err != nil {
 				return nil, err

@@ -146,7 +146,8 @@ func appSpec(app, rel string, n int, env ...string) deploy.Spec {
 	if err != nil {
 		panic(err)
 	}
-	e := map[string]string{"FLOCK_TEST_ROLE": "app", "FLOCK_TEST_BIN": bin, "GREETING": "hi there"}
+	// GORACE: a race-enabled child would otherwise sleep 1s before it exits.
+	e := map[string]string{"FLOCK_TEST_ROLE": "app", "GORACE": "atexit_sleep_ms=0", "FLOCK_TEST_BIN": bin, "GREETING": "hi there"}
 	for i := 0; i+1 < len(env); i += 2 {
 		e[env[i]] = env[i+1]
 	}
