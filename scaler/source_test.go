@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/spf13/pflag"
 )
 
 func TestParseProc(t *testing.T) {
@@ -99,5 +100,18 @@ func TestRun(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Run did not return after cancel")
+	}
+}
+
+func TestAddFlags(t *testing.T) {
+	var c Config
+	fs := pflag.NewFlagSet("flock", pflag.ContinueOnError)
+	c.AddFlags(fs)
+	if err := fs.Parse([]string{"--scale-every=30s", "--target-sessions=50", "--scale-cooldown=5m"}); err != nil {
+		t.Fatal(err)
+	}
+	want := Config{Every: 30 * time.Second, TargetSessions: 50, UpRatio: 0.9, DownRatio: 0.5, Step: 2, Cooldown: 5 * time.Minute}
+	if diff := cmp.Diff(want, c); diff != "" {
+		t.Errorf("config (-want +got):\n%s", diff)
 	}
 }

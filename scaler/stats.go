@@ -154,7 +154,7 @@ func parseStats(data []byte) ([]Row, error) {
 			seenIn[i] = dump
 			row.Dumps++
 			if row.Dumps == 1 {
-				row.Status = string(field(fields, cols.status))
+				row.Status = status(field(fields, cols.status))
 			}
 		}
 		row.Qcur = add(row.Qcur, num(field(fields, cols.qcur)))
@@ -175,6 +175,25 @@ func parseStats(data []byte) ([]Row, error) {
 		return nil, errors.New("parse stats: no header line (one starting with \"# \")")
 	}
 	return rows, nil
+}
+
+// status returns b as a string, without allocating for the usual ones.
+func status(b []byte) string {
+	switch string(b) {
+	case "UP":
+		return "UP"
+	case "DOWN":
+		return "DOWN"
+	case "no check":
+		return "no check"
+	case "OPEN":
+		return "OPEN"
+	case "MAINT":
+		return "MAINT"
+	case "DRAIN":
+		return "DRAIN"
+	}
+	return string(b)
 }
 
 // splitCSV splits one CSV line into fields. HAProxy quotes a field only

@@ -2,11 +2,16 @@ package scaler
 
 import (
 	"bytes"
+	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/flock-paas/flock/deploy"
 )
 
 func FuzzParseStats(f *testing.F) {
@@ -73,4 +78,33 @@ func BenchmarkParseStats10kApps(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(time.Since(start).Microseconds())/1000/float64(b.N), "ms/parse")
+}
+
+// BenchmarkTick10kApps is one scaler tick over 10,000 apps: parse the
+// stats, update every app's activity, decide (nothing to do).
+func BenchmarkTick10kApps(b *testing.B) {
+	data := statsForApps(b, 10000)
+	var apps []deploy.App
+	for i := range 10000 {
+		apps = append(apps, deploy.App{Name: fmt.Sprintf("app%05d", i), State: deploy.StateRunning,
+			Desired: 1, IdleTimeout: time.Hour, Descriptor: deploy.Descriptor{MaxInstances: ptr(4)}})
+	}
+	p := newFakePlatform(apps...)
+	s, err := New(Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, p,
+		func(context.Context) ([]byte, error) { return data, nil })
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	b.ResetTimer()
+	start := time.Now()
+	for b.Loop() {
+		if err := s.Tick(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(time.Since(start).Microseconds())/1000/float64(b.N), "ms/tick")
+	if len(p.takeCalls()) != 0 {
+		b.Fatal("unexpected calls")
+	}
 }
