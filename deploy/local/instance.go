@@ -258,6 +258,11 @@ func (in *instance) lastOutput() string {
 // first failure is reported to the deploy instead, and supervision ends.
 func (in *instance) supervise() {
 	defer close(in.exited)
+	defer func() { // stopped (Remove, shutdown) while a deploy waits for it
+		if r := in.takeReport(); r != nil {
+			r(fmt.Errorf("instance %s was stopped before passing its check", in.id))
+		}
+	}()
 	s := in.s
 	backoff := s.backoffMin
 	for {

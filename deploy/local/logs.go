@@ -30,8 +30,9 @@ type appLog struct {
 	mu   sync.Mutex
 	f    *os.File
 	size int64
-	ring []string // the last recentLines lines, oldest first
-	subs map[chan string]struct{}
+	ring   []string // the last recentLines lines, oldest first
+	subs   map[chan string]struct{}
+	closed bool // the app was removed or the scheduler stopped: drop late lines
 }
 
 // openAppLog opens path for appending and loads its last lines, so the
@@ -62,6 +63,9 @@ func openAppLog(path string) *appLog {
 func (l *appLog) write(line string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.closed {
+		return
+	}
 	if len(l.ring) >= recentLines {
 		copy(l.ring, l.ring[1:])
 		l.ring = l.ring[:recentLines-1]
@@ -97,6 +101,7 @@ func (l *appLog) write(line string) {
 func (l *appLog) close() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.closed = true
 	if l.f != nil {
 		l.f.Close()
 		l.f = nil
