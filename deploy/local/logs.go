@@ -27,9 +27,9 @@ const (
 type appLog struct {
 	path string
 
-	mu   sync.Mutex
-	f    *os.File
-	size int64
+	mu     sync.Mutex
+	f      *os.File
+	size   int64
 	ring   []string // the last recentLines lines, oldest first
 	subs   map[chan string]struct{}
 	closed bool // the app was removed or the scheduler stopped: drop late lines
