@@ -7,8 +7,10 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/flock-paas/flock/deploy"
@@ -171,4 +173,119 @@ func (p *prober) one(ctx context.Context, c check, port int) error {
 		return fmt.Errorf("http check GET %s on port %d: status %d", c.path, port, resp.StatusCode)
 	}
 	return nil
+}
+
+// outcome is how one run of an instance ended.
+type outcome struct {
+	kind     int
+	err      error     // the last failed check
+	passedAt time.Time // when it first passed; zero if never
+}
+
+const (
+	stopped = iota
+	exited
+	neverHealthy
+	unhealthy
+)
+
+func (o outcome) describe(in *instance, p *proc) error {
+	var msg string
+	switch o.kind {
+	case exited:
+		msg = fmt.Sprintf("instance %s exited with %s", in.id, exitStatus(p.state))
+		if o.passedAt.IsZero() {
+			msg += " before passing its check"
+		}
+	case neverHealthy:
+		msg = fmt.Sprintf("instance %s did not pass its check within %s (%v)", in.id, startDeadline(in.rel.checks), o.err)
+	default:
+		msg = fmt.Sprintf("instance %s failed %d checks in a row (%v)", in.id, policyOf(in.rel.checks).maxFailures, o.err)
+	}
+	return fmt.Errorf("%s: %s", msg, in.lastOutput())
+}
+
+func exitStatus(st *os.ProcessState) string {
+	if st == nil {
+		return "unknown status"
+	}
+	if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return "signal " + ws.Signal().String()
+	}
+	return fmt.Sprintf("status %d", st.ExitCode())
+}
+
+// watch probes a running process until it exits, is asked to stop, never
+// passes within its start deadline, or fails too many checks in a row.
+// Until the first pass it probes every few milliseconds (fastProbe), after
+// that at the check interval.
+func (in *instance) watch(p *proc) outcome {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-p.done:
+		case <-in.stopCh:
+		case <-ctx.Done():
+		}
+		cancel()
+	}()
+	pol := policyOf(in.rel.checks)
+	started := time.Now()
+	deadline := started.Add(startDeadline(in.rel.checks))
+	list := in.portList()
+	var out outcome
+	fails := 0
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-in.stopCh:
+			out.kind = stopped
+			return out
+		case <-p.done:
+			out.kind = exited
+			return out
+		case <-t.C:
+		}
+		var limit time.Duration
+		if out.passedAt.IsZero() {
+			limit = time.Until(deadline)
+		}
+		err := in.s.prober.probe(ctx, in.rel.checks, list, limit)
+		if ctx.Err() != nil {
+			continue // exited or stopping: the next select says which
+		}
+		if out.passedAt.IsZero() {
+			if err == nil {
+				out.passedAt = time.Now()
+				in.setHealthy(true)
+				if r := in.takeReport(); r != nil {
+					r(nil)
+				}
+				t.Reset(pol.interval)
+				continue
+			}
+			out.err = err
+			if time.Now().After(deadline) {
+				out.kind = neverHealthy
+				return out
+			}
+			t.Reset(fastProbe(time.Since(started)))
+			continue
+		}
+		if err == nil {
+			fails = 0
+			in.setHealthy(true)
+		} else {
+			fails++
+			out.err = err
+			in.setHealthy(false)
+			if fails >= pol.maxFailures {
+				out.kind = unhealthy
+				return out
+			}
+		}
+		t.Reset(pol.interval)
+	}
 }
