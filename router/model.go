@@ -57,7 +57,7 @@ var (
 	hostRE     = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$`)
 	pathRE     = regexp.MustCompile(`^/[A-Za-z0-9._~/%?&=+:@,!-]{0,200}$`)
 	serverRE   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
-	addrHostRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.:-]{0,252})$`)
+	addrHostRE = regexp.MustCompile(`^[A-Za-z0-9:]([A-Za-z0-9.:-]{0,252})$`)
 	dirRE      = regexp.MustCompile(`^/[A-Za-z0-9/._+-]*$`)
 )
 
