@@ -69,4 +69,10 @@ func TestDeployOfZeroInstancesRecordsTheRelease(t *testing.T) {
 	if len(after) != 2 || after[0].ID != before[0].ID || !after[1].Healthy {
 		t.Errorf("redeploy of v2 with 2: %+v (before %+v)", after, before)
 	}
+	if err := s.Scale(ctx, "web", 1); err != nil {
+		t.Fatal(err)
+	}
+	if got := instances(t, s, "web"); len(got) != 1 || got[0].ID != before[0].ID {
+		t.Errorf("scale to 1 after the redeploy: %+v", got)
+	}
 }

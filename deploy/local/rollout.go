@@ -218,7 +218,7 @@ func (s *Scheduler) Scale(ctx context.Context, name string, n int) error {
 	rel := a.current
 	var live []*instance
 	for _, in := range a.instances {
-		if rel != nil && in.rel == rel && !in.isRetiring() {
+		if rel != nil && in.rel.name == rel.name && !in.isRetiring() {
 			live = append(live, in)
 		}
 	}
