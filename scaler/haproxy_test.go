@@ -212,7 +212,7 @@ func backendRow(t *testing.T, stats StatsFunc) Row {
 // the idle time puts the app to sleep, and a stream held open keeps it
 // awake across reloads (seen through the old workers, MasterStats).
 func TestRealHAProxy(t *testing.T) {
-	const idleFor = 2 * time.Second
+	const idleFor = 3 * time.Second
 	release := make(chan struct{})
 	var releaseOnce sync.Once
 	t.Cleanup(func() { releaseOnce.Do(func() { close(release) }) })
@@ -289,7 +289,7 @@ func TestRealHAProxy(t *testing.T) {
 	}
 
 	t.Run("traffic keeps the app awake", func(t *testing.T) {
-		tickFor(t, 2*idleFor, get)
+		tickFor(t, 3*idleFor/2, get)
 	})
 
 	t.Run("a reload resets the counters and is not idleness", func(t *testing.T) {
@@ -348,7 +348,7 @@ func TestRealHAProxy(t *testing.T) {
 		if got := backendRow(t, MasterStats(h.master)).Scur; got != 1 {
 			t.Errorf("all workers: scur %d, want 1", got)
 		}
-		tickFor(t, 2*idleFor, nil)
+		tickFor(t, 3*idleFor/2, nil)
 
 		releaseOnce.Do(func() { close(release) })
 		resp.Body.Close()
