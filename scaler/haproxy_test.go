@@ -86,8 +86,8 @@ defaults
   timeout tunnel 60s
 frontend fe_http
   bind %[2]s
-  default_backend be_app1
-backend be_app1
+  default_backend app_app1
+backend app_app1
   server app1_task1 %[3]s check inter 500ms
   server waker %[4]s backup
 listen stats
@@ -187,7 +187,7 @@ func (h *haproxy) reload(t *testing.T, oldLeft int) {
 	})
 }
 
-// backendRow reads be_app1's BACKEND row from a stats source.
+// backendRow reads app_app1's BACKEND row from a stats source.
 func backendRow(t *testing.T, stats StatsFunc) Row {
 	t.Helper()
 	b, err := stats(context.Background())
@@ -199,11 +199,11 @@ func backendRow(t *testing.T, stats StatsFunc) Row {
 		t.Fatal(err)
 	}
 	for _, r := range rows {
-		if r.Proxy == "be_app1" && r.Server == Backend {
+		if r.Proxy == "app_app1" && r.Server == Backend {
 			return r
 		}
 	}
-	t.Fatalf("no be_app1 BACKEND row in %s", b)
+	t.Fatalf("no app_app1 BACKEND row in %s", b)
 	return Row{}
 }
 
@@ -378,7 +378,7 @@ func TestRealHAProxySources(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			r := backendRow(t, stats)
 			if r.Dumps != 1 || r.Status != "UP" {
-				t.Errorf("be_app1: %+v", r)
+				t.Errorf("app_app1: %+v", r)
 			}
 		})
 	}

@@ -61,7 +61,7 @@ type Config struct {
 	// that it cannot flap. Default 1m.
 	Cooldown time.Duration
 	// Backend maps an app to the name of its HAProxy backend. Default
-	// "be_<app>", as the router names them.
+	// BackendName, "app_<app>", as the router names them.
 	Backend func(app string) string
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
@@ -135,8 +135,9 @@ func New(cfg Config, p Platform, stats StatsFunc) (*Scaler, error) {
 	return &Scaler{cfg: cfg, p: p, stats: stats, log: cfg.Logger, apps: map[string]*appState{}}, nil
 }
 
-// BackendName is the router's name for an app's backend: "be_<app>".
-func BackendName(app string) string { return "be_" + app }
+// BackendName is the router's name for an app's backend: "app_<app>"
+// (app names never hold "_", so no app's backend is be_default).
+func BackendName(app string) string { return "app_" + app }
 
 // Run ticks once at once, then every cfg.Every (a robfig/cron schedule),
 // until ctx ends. A failed tick is logged and the next one tries again.

@@ -16,16 +16,16 @@ var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 
 // be is app "a"'s BACKEND row: stot requests so far, scur open sessions.
 func be(stot, scur int64) Row {
-	return Row{Proxy: "be_a", Server: Backend, Stot: stot, ReqTot: stot, Scur: scur, LastSess: -1, Status: "UP"}
+	return Row{Proxy: "app_a", Server: Backend, Stot: stot, ReqTot: stot, Scur: scur, LastSess: -1, Status: "UP"}
 }
 
 // srv is a server row of app "a".
 func srv(name string, scur int64, status string) Row {
-	return Row{Proxy: "be_a", Server: name, Scur: scur, LastSess: -1, Status: status}
+	return Row{Proxy: "app_a", Server: name, Scur: scur, LastSess: -1, Status: status}
 }
 
 func waker() Row {
-	return Row{Proxy: "be_a", Server: "waker", LastSess: -1, Status: "no check", Backup: true}
+	return Row{Proxy: "app_a", Server: "waker", LastSess: -1, Status: "no check", Backup: true}
 }
 
 type step struct {

@@ -23,7 +23,7 @@ const (
 //
 // A column that the dump lacks (older HAProxy) reads as 0, LastSess as -1.
 type Row struct {
-	Proxy  string // pxname: "be_hello"
+	Proxy  string // pxname: "app_hello"
 	Server string // svname: a server's name, or Frontend or Backend
 	Qcur   int64  // requests queued now, waiting for a server
 	Scur   int64  // sessions open now (a websocket or SSE stream is one)

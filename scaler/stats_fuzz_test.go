@@ -58,7 +58,7 @@ func statsForApps(tb testing.TB, n int) []byte {
 	var b strings.Builder
 	b.WriteString(lines[0] + "\n")
 	for i := range n {
-		name := fmt.Sprintf("be_app%05d,", i)
+		name := fmt.Sprintf("app_app%05d,", i)
 		for _, l := range app {
 			b.WriteString(name + strings.TrimPrefix(l, "be_app1,") + "\n")
 		}
