@@ -282,6 +282,9 @@ func (s *Server) logs(c *gin.Context) {
 	lw := newLineWriter(c)
 	if follow {
 		lw.begin()
+		var cancel context.CancelFunc
+		ctx, cancel = s.streamContext(c)
+		defer cancel()
 	}
 	err = s.p.Logs(ctx, name, follow, lw)
 	if err == nil && !lw.hasStarted() {
@@ -313,6 +316,8 @@ func (s *Server) getDeploy(c *gin.Context) {
 	}
 	lw := newLineWriter(c)
 	lw.begin()
+	ctx, cancel := s.streamContext(c)
+	defer cancel()
 	if err := s.p.FollowDeploy(ctx, id, lw); err != nil {
 		s.finish(c, lw, fmt.Errorf("follow deploy %s: %w", id, err))
 		return

@@ -481,3 +481,44 @@ func TestMounts(t *testing.T) {
 		t.Errorf("/hooks/github/x = %d, want 404 (exact mount)", w.Code)
 	}
 }
+
+func TestRunEndsStreams(t *testing.T) {
+	s, f := newTestServer(t, func(c *Config) { c.SampleEvery = 20 * time.Millisecond })
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	ctx, stop := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- s.Run(ctx) }()
+	waitFor(t, 5*time.Second, "a sample", func() bool { return len(s.history.series("hello")) > 0 })
+
+	streams := []string{"/api/v1/events", "/api/v1/apps/hello/logs?follow=1"}
+	bodies := make(chan error, len(streams))
+	for _, p := range streams {
+		r, _ := http.NewRequest("GET", srv.URL+p, nil)
+		r.Header.Set("Authorization", "Bearer "+testToken)
+		res, err := http.DefaultClient.Do(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			defer res.Body.Close()
+			_, err := io.Copy(io.Discard, res.Body)
+			bodies <- err
+		}()
+	}
+	waitFor(t, 5*time.Second, "the event stream to subscribe", func() bool { return f.subscribers() == 1 })
+	stop()
+	if err := <-ran; err != nil {
+		t.Errorf("Run = %v", err)
+	}
+	for range streams {
+		select {
+		case err := <-bodies:
+			if err != nil {
+				t.Errorf("stream ended with %v, want a clean end", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("a stream is still open after Run returned")
+		}
+	}
+}

@@ -109,6 +109,7 @@ func TestBrowser(t *testing.T) {
 	f.Emit(deploy.Event{App: "fresh", Type: "deploy", Message: "v1 live"})
 	step(t, ctx, "a new app appears without reload",
 		until(`document.querySelector('#app-fresh .state') !== null`),
+		until(`document.getElementById('summary').textContent.startsWith('3 apps')`),
 	)
 	if err := f.Sleep(t.Context(), "world"); err != nil {
 		t.Fatal(err)

@@ -85,8 +85,8 @@ func TestAppsPage(t *testing.T) {
 	w := do(t, h, req{path: "/", cookies: []*http.Cookie{sc}})
 	body := w.Body.String()
 	for _, want := range []string{
-		`<tr id="app-hello" data-app="hello" data-state="running">`,
-		`<tr id="app-world" data-app="world" data-state="sleeping">`,
+		`<tr id="app-hello" data-app="hello" data-state="running"`,
+		`<tr id="app-world" data-app="world" data-state="sleeping"`,
 		`<span class="state s-running">running</span>`,
 		`<span class="state s-sleeping">sleeping</span>`,
 		`href="http://hello.localhost:8000"`,

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/flock-paas/flock/deploy"
@@ -87,6 +88,10 @@ type Server struct {
 	pages    *pages
 	metrics  http.Handler
 	mounts   []mount
+	// stop closes when Run returns, ending the endless streams (events,
+	// followed logs) so that an HTTP server's Shutdown is not held up.
+	stop     chan struct{}
+	stopOnce sync.Once
 }
 
 type mount struct {
@@ -120,6 +125,7 @@ func New(cfg Config, p Platform) (*Server, error) {
 		log:      cfg.Logger,
 		sessions: newSessions(24 * time.Hour),
 		history:  newHistory(int(time.Hour / cfg.SampleEvery)),
+		stop:     make(chan struct{}),
 	}
 	for prefix, h := range cfg.Mounts {
 		if !strings.HasPrefix(prefix, "/") || h == nil {
@@ -158,10 +164,13 @@ func (s *Server) Handler() http.Handler {
 }
 
 // Run samples every app's request rate and instance count each
-// SampleEvery, for the sparklines and charts, until ctx ends.
+// SampleEvery, for the sparklines and charts, until ctx ends. When it
+// returns it ends every open event stream and followed log, so run it
+// under the same context that shuts the HTTP server down.
 func (s *Server) Run(ctx context.Context) error {
 	t := time.NewTicker(s.cfg.SampleEvery)
 	defer t.Stop()
+	defer s.stopOnce.Do(func() { close(s.stop) })
 	for {
 		s.sample(ctx)
 		select {
@@ -170,6 +179,19 @@ func (s *Server) Run(ctx context.Context) error {
 		case <-t.C:
 		}
 	}
+}
+
+// streamContext is the request's context, also ended when Run returns.
+func (s *Server) streamContext(c *gin.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(c.Request.Context())
+	go func() {
+		select {
+		case <-s.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
 }
 
 func (s *Server) sample(ctx context.Context) {

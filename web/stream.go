@@ -2,6 +2,8 @@ package web
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -66,7 +68,7 @@ func (l *lineWriter) hasStarted() bool {
 // finish ends a stream that failed: as a JSON error while nothing was sent,
 // else as a last "error: ..." line.
 func (s *Server) finish(c *gin.Context, l *lineWriter, err error) {
-	if err == nil || c.Request.Context().Err() != nil {
+	if err == nil || errors.Is(err, context.Canceled) || c.Request.Context().Err() != nil {
 		return
 	}
 	if !l.hasStarted() {
@@ -99,7 +101,8 @@ func (s *Server) events(c *gin.Context) {
 
 	ping := time.NewTicker(25 * time.Second)
 	defer ping.Stop()
-	ctx := c.Request.Context()
+	ctx, cancel := s.streamContext(c)
+	defer cancel()
 	for {
 		select {
 		case <-ctx.Done():

@@ -42,6 +42,7 @@ type appRow struct {
 	LastRequest          string
 	Rate, RateMax, Saved string
 	Spark                string
+	SavedSeconds         int64
 	Error                string
 	CSRF                 string
 	CanSleep, CanWake    bool
@@ -50,22 +51,23 @@ type appRow struct {
 func (s *Server) row(a deploy.App, now time.Time, csrf string) appRow {
 	sp := plot(s.history.series(a.Name), now, sparkW, sparkH, sparkPoints, rateOf)
 	return appRow{
-		Name:        a.Name,
-		URL:         a.URL,
-		State:       string(a.State),
-		Healthy:     a.HealthyCount(),
-		Desired:     a.Desired,
-		Release:     a.Release,
-		Commit:      shortCommit(a.Commit),
-		LastRequest: ago(a.LastRequestAt, now),
-		Rate:        rate(a.RequestRate),
-		RateMax:     rate(sp.Max),
-		Saved:       hours(a.SavedInstanceSeconds),
-		Spark:       sp.Points,
-		Error:       a.Error,
-		CSRF:        csrf,
-		CanSleep:    a.State == deploy.StateRunning || a.State == deploy.StateWaking || a.State == deploy.StateDeploying,
-		CanWake:     a.State == deploy.StateSleeping || a.State == deploy.StateStopped || a.State == deploy.StateFailed,
+		Name:         a.Name,
+		URL:          a.URL,
+		State:        string(a.State),
+		Healthy:      a.HealthyCount(),
+		Desired:      a.Desired,
+		Release:      a.Release,
+		Commit:       shortCommit(a.Commit),
+		LastRequest:  ago(a.LastRequestAt, now),
+		Rate:         rate(a.RequestRate),
+		RateMax:      rate(sp.Max),
+		Saved:        hours(a.SavedInstanceSeconds),
+		SavedSeconds: int64(a.SavedInstanceSeconds),
+		Spark:        sp.Points,
+		Error:        a.Error,
+		CSRF:         csrf,
+		CanSleep:     a.State == deploy.StateRunning || a.State == deploy.StateWaking || a.State == deploy.StateDeploying,
+		CanWake:      a.State == deploy.StateSleeping || a.State == deploy.StateStopped || a.State == deploy.StateFailed,
 	}
 }
 

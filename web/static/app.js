@@ -103,7 +103,7 @@
     return fetch('/ui/apps/' + encodeURIComponent(app) + '/row', { credentials: 'same-origin' })
       .then(function (res) {
         var old = document.getElementById('app-' + app);
-        if (res.status === 404) { if (old) old.remove(); return; }
+        if (res.status === 404) { if (old) old.remove(); summarize(); return; }
         if (!res.ok) return;
         return res.text().then(function (html) {
           var row = fragment(html).firstElementChild;
@@ -126,6 +126,7 @@
           }
           if (focused && focused.name === 'instances') row.querySelector('input[name=instances]').focus();
           row.classList.add('flash');
+          summarize();
         });
       });
   }
@@ -149,6 +150,31 @@
     }
   }
 
+  // The line above the table counts the rows again after each change.
+  var order = ['running', 'sleeping', 'waking', 'deploying', 'failed', 'stopped'];
+  function summarize() {
+    var el = document.getElementById('summary');
+    if (!el || !tbody) return;
+    var rows = tbody.querySelectorAll('tr[data-app]');
+    var counts = {};
+    var saved = 0;
+    rows.forEach(function (r) {
+      counts[r.dataset.state] = (counts[r.dataset.state] || 0) + 1;
+      saved += Number(r.dataset.saved) || 0;
+    });
+    el.textContent = rows.length + ' apps';
+    order.forEach(function (st) {
+      if (!counts[st]) return;
+      el.appendChild(document.createTextNode(' · '));
+      var sp = document.createElement('span');
+      sp.className = 'state s-' + st;
+      sp.textContent = counts[st] + ' ' + st;
+      el.appendChild(sp);
+    });
+    var h = saved / 3600;
+    el.appendChild(document.createTextNode(' · sleeping saved ' + (h < 10 ? h.toFixed(1) : h.toFixed(0)) + ' h of instances'));
+  }
+
   // Events of one app that arrive together are handled once.
   function schedule(app, type) {
     var key = app + '|' + (type === 'deploy' || type === 'release' || type === 'destroyed' ? type : 'state');
@@ -169,6 +195,7 @@
           var doc = new DOMParser().parseFromString(html, 'text/html');
           var fresh = doc.getElementById('apps');
           if (fresh) tbody.innerHTML = fresh.innerHTML;
+          summarize();
         });
     } else if (live) {
       refreshApp(live.dataset.liveApp, 'release');
