@@ -306,3 +306,50 @@ func TestTouch(t *testing.T) {
 		}
 	}
 }
+
+// TestTickOnCaptures runs ticks over real HAProxy captures: a running app
+// and a scaled-to-zero one, then the same process right after a reload.
+func TestTickOnCaptures(t *testing.T) {
+	clock := &fakeClock{t: t0}
+	app1, app2 := runningApp(), runningApp()
+	app1.Name, app2.Name, app2.State = "app1", "app2", deploy.StateSleeping
+	p := newFakePlatform(app1, app2)
+	dump := readFixture(t, "show-stat-haproxy26-local-capture-scale-to-zero-backup.csv")
+	stats := func(context.Context) ([]byte, error) { return dump, nil }
+	s, err := New(Config{Now: clock.Now, Backend: func(app string) string { return "be_" + app },
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, p, stats)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := s.Tick(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]deploy.Activity{
+		"app1": {LastRequestAt: t0.Add(-3 * time.Second)}, // lastsess 3
+		"app2": {LastRequestAt: t0.Add(-6 * time.Second)}, // the waker's request
+	}
+	if diff := cmp.Diff(want, p.activity); diff != "" {
+		t.Errorf("activity (-want +got):\n%s", diff)
+	}
+
+	dump = readFixture(t, "show-stat-haproxy26-local-capture-after-reload-counters-reset.csv")
+	for i, st := range []struct {
+		after time.Duration
+		want  []string
+	}{
+		{after: 5 * time.Minute},                               // every counter reset: not activity
+		{after: 5 * time.Minute, want: []string{"sleep app1"}}, // 10 min idle since first sight
+	} {
+		clock.Advance(st.after)
+		if err := s.Tick(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(st.want, p.takeCalls()); diff != "" {
+			t.Errorf("tick %d: calls (-want +got):\n%s", i+2, diff)
+		}
+	}
+	if diff := cmp.Diff(want, p.activity); diff != "" {
+		t.Errorf("activity after the reload (-want +got):\n%s", diff)
+	}
+}
