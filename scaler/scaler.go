@@ -244,3 +244,6 @@ func (s *Scaler) LastActive(app string) (time.Time, bool) {
 	}
 	return st.lastActive, true
 }
+
+// deploy.Service is the Platform cmd/flock wires in.
+var _ Platform = (*deploy.Service)(nil)
