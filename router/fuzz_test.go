@@ -33,7 +33,7 @@ func FuzzRender(f *testing.F) {
 		}
 		_, backends, _ := strings.Cut(string(cfg), "\nbackend be_default from flock\n")
 		allowed := []string{"  http-request return status 404 ", "backend app_", "  option httpchk GET /", "  timeout check ",
-			"  http-request set-header X-Flock-App ", "  server "}
+			"  http-error status 503 ", "  server "}
 		servers := 0
 		for _, l := range strings.Split(backends, "\n") {
 			if l == "" {

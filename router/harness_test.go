@@ -37,7 +37,7 @@ func requireHAProxy(tb testing.TB) {
 func waitFor(tb testing.TB, timeout time.Duration, what string, cond func() bool) {
 	tb.Helper()
 	deadline := time.Now().Add(timeout)
-	for delay := time.Millisecond; ; delay = min(delay*2, 50*time.Millisecond) {
+	for delay := time.Millisecond; ; delay = min(delay*2, 10*time.Millisecond) {
 		if cond() {
 			return
 		}

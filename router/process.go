@@ -62,7 +62,7 @@ func (r *Router) startHAProxy(ctx context.Context) (*proc, error) {
 func (r *Router) waitWorker(ctx context.Context, p *proc, old int) error {
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	for delay := time.Millisecond; ; delay = min(delay*2, 50*time.Millisecond) {
+	for delay := time.Millisecond; ; delay = min(delay*2, 10*time.Millisecond) {
 		pid, err := r.admin.pid(ctx)
 		if err == nil && pid != old && parentOf(pid) == p.pid {
 			return nil

@@ -11,6 +11,7 @@ import (
 	parser "github.com/haproxytech/config-parser/v5"
 	"github.com/haproxytech/config-parser/v5/common"
 	"github.com/haproxytech/config-parser/v5/params"
+	parseractions "github.com/haproxytech/config-parser/v5/parsers/actions"
 	"github.com/haproxytech/config-parser/v5/parsers"
 	"github.com/haproxytech/config-parser/v5/parsers/http"
 	"github.com/haproxytech/config-parser/v5/parsers/http/actions"
@@ -31,6 +32,13 @@ const (
 // defaultsName names the defaults section; every proxy names it with
 // "from", as HAProxy refuses a mix of explicit and implicit use.
 const defaultsName = "flock"
+
+// appHeader tells the app and the waker which app a request is for.
+const appHeader = "X-Flock-App"
+
+// defaultCheckTimeout is the defaults section's "timeout check", in
+// seconds; backends only say theirs when it differs.
+const defaultCheckTimeout = 5
 
 // notFoundBody is what an unknown host gets, with status 404.
 const notFoundBody = `"No app answers at this address (Flock)."`
@@ -154,7 +162,7 @@ func renderHead(s settings) ([]byte, error) {
 		{d, dn, "timeout http-keep-alive", &types.SimpleTimeout{Value: "10s"}, false},
 		{d, dn, "timeout queue", &types.SimpleTimeout{Value: "30s"}, false},
 		{d, dn, "timeout tunnel", &types.SimpleTimeout{Value: "1h"}, false},
-		{d, dn, "timeout check", &types.SimpleTimeout{Value: "5s"}, false},
+		{d, dn, "timeout check", &types.SimpleTimeout{Value: strconv.Itoa(defaultCheckTimeout) + "s"}, false},
 	}
 	if err := p.SectionsCreate(parser.Defaults, dn); err != nil {
 		return nil, fmt.Errorf("defaults: %w", err)
@@ -177,9 +185,17 @@ func renderHead(s settings) ([]byte, error) {
 		multi bool
 	}{
 		{f, "http", "bind", &types.Bind{Path: s.HTTPAddr}, true},
-		// The map is keyed by the lower-cased host without its port, so the
-		// cost of routing does not grow with the number of apps.
-		{f, "http", "use_backend", &types.UseBackend{Name: "%[req.hdr(host),lower,word(1,:),map(" + s.path(mapFile) + ",be_default)]"}, true},
+		// One map lookup, keyed by the lower-cased host without its port,
+		// picks the backend: the cost of routing does not grow with the
+		// number of apps. The app's name, for the app and the waker, is
+		// the backend's name without "app_".
+		{f, "http", "http-request", &actions.DelHeader{Name: appHeader}, true},
+		{f, "http", "http-request", &parseractions.SetVar{VarScope: "txn", VarName: "backend", Expr: common.Expression{
+			Expr: []string{"req.hdr(host),lower,word(1,:),map(" + s.path(mapFile) + ",be_default)"},
+		}}, true},
+		{f, "http", "http-request", &actions.SetHeader{Name: appHeader, Fmt: "%[var(txn.backend),regsub(^app_,)]",
+			Cond: "if", CondTest: "{ var(txn.backend) -m beg app_ }"}, true},
+		{f, "http", "use_backend", &types.UseBackend{Name: "%[var(txn.backend)]"}, true},
 		{f, "http", "default_backend", &types.StringC{Value: "be_default"}, false},
 		{f, "stats", "bind", &types.Bind{Path: s.StatsAddr}, true},
 		{f, "stats", "stats", &statsettings.OneWord{Name: "enable"}, true},
@@ -203,17 +219,17 @@ func renderHead(s settings) ([]byte, error) {
 	return []byte(out), nil
 }
 
-// renderBackend renders one app's backend. It uses config-parser's parsers
+// renderBackend renders one app's backend: its health check, its servers
+// and the waker as backup. It uses config-parser's parsers
 // for the few lines a backend has rather than its full section model,
 // which builds ~150 parsers per section and would take most of a second
 // for 10,000 apps.
 func renderBackend(s settings, b backend) ([]byte, error) {
 	chk := &parsers.OptionHttpchk{}
 	timeout := &simple.Timeout{Name: "check"}
-	reqs := &http.Requests{Mode: "backend"}
 	srvs := &parsers.Server{}
 	errs := &http.HTTPErrors{}
-	seq := []parser.ParserInterface{chk, timeout, reqs, errs, srvs}
+	seq := []parser.ParserInterface{chk, timeout, errs, srvs}
 	for _, p := range seq {
 		p.Init()
 	}
@@ -222,12 +238,10 @@ func renderBackend(s settings, b backend) ([]byte, error) {
 			return nil, err
 		}
 	}
-	if err := timeout.Set(&types.SimpleTimeout{Value: strconv.Itoa(b.Check.Timeout) + "s"}, -1); err != nil {
-		return nil, err
-	}
-	// The header tells the waker which app a request is for.
-	if err := reqs.Insert(&actions.SetHeader{Name: "X-Flock-App", Fmt: b.App}, -1); err != nil {
-		return nil, err
+	if b.Check.Timeout != defaultCheckTimeout {
+		if err := timeout.Set(&types.SimpleTimeout{Value: strconv.Itoa(b.Check.Timeout) + "s"}, -1); err != nil {
+			return nil, err
+		}
 	}
 	if s.WakerAddr == "" {
 		// No waker yet: the 503 HAProxy answers when no server is up
