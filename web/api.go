@@ -150,8 +150,9 @@ func (s *Server) destroyApp(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"app": name, "destroyed": true})
 }
 
-// releasesView is GET /api/v1/apps/:app/releases: the releases, newest
-// first as the platform lists them, and the deploy records behind them.
+// releasesView is GET /api/v1/apps/:app/releases: the releases (oldest
+// first) and the deploy records behind them (newest first), as the
+// platform lists them.
 type releasesView struct {
 	App      string           `json:"app"`
 	Releases []deploy.Release `json:"releases"`
@@ -200,10 +201,32 @@ func (s *Server) releases(c *gin.Context) {
 		v.Releases = []deploy.Release{}
 	}
 	withLog := c.Query("log") == "1"
+	if withLog {
+		s.fillLogs(ctx, deps, maxLogsListed)
+	}
 	for _, d := range deps {
 		v.Deploys = append(v.Deploys, viewDeploy(d, withLog))
 	}
 	c.JSON(http.StatusOK, v)
+}
+
+// maxLogsListed caps how many deploy logs one listing reads.
+const maxLogsListed = 20
+
+// fillLogs reads the logs of the first max deploys: the platform lists
+// deploys without them, to keep listings cheap.
+func (s *Server) fillLogs(ctx context.Context, deps []deploy.Deploy, max int) {
+	for i := range deps {
+		if i >= max {
+			return
+		}
+		if deps[i].Log != "" {
+			continue
+		}
+		if d, err := s.p.DeployByID(ctx, deps[i].ID); err == nil {
+			deps[i].Log = d.Log
+		}
+	}
 }
 
 // rollback re-runs an old release ({"release":"v3"}; empty: the one before

@@ -328,7 +328,7 @@ func TestDeployUpload(t *testing.T) {
 		s, f := newTestServer(t, nil)
 		f.deployFn = func(req deploy.DeployRequest, log io.Writer) (deploy.Release, error) {
 			fmt.Fprintln(log, "-----> npm install")
-			return deploy.Release{}, &deploy.DescriptorError{File: "package.json", Key: "flock.instances", Rule: "must be\na number"}
+			return deploy.Release{}, fmt.Errorf("deploy: %w", &deploy.DescriptorError{File: "package.json", Key: "flock.instances", Rule: "must be\na number"})
 		}
 		w := do(t, s.Handler(), req{method: "POST", path: "/api/v1/deploys", body: string(src), token: testToken})
 		if got, want := lastLine(w.Body.String()), "deploy failed: package.json: flock.instances must be a number"; got != want {

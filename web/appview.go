@@ -92,6 +92,7 @@ func (s *Server) releaseHistory(ctx context.Context, a deploy.App, csrf string) 
 	if err != nil {
 		return releasesPart{}, fmt.Errorf("deploys of %s: %w", a.Name, err)
 	}
+	s.fillLogs(ctx, deps, maxLogsListed)
 	known := map[string]bool{}
 	for _, r := range rels {
 		known[r.Name] = true

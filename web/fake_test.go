@@ -137,7 +137,14 @@ func (f *fakePlatform) Deploys(ctx context.Context, name string) ([]deploy.Deplo
 	if _, err := f.get(name); err != nil {
 		return nil, err
 	}
-	return append([]deploy.Deploy(nil), f.deploys[name]...), nil
+	// Like the Service: newest first, without logs.
+	out := make([]deploy.Deploy, 0, len(f.deploys[name]))
+	for i := len(f.deploys[name]) - 1; i >= 0; i-- {
+		d := f.deploys[name][i]
+		d.Log = ""
+		out = append(out, d)
+	}
+	return out, nil
 }
 
 func (f *fakePlatform) DeployByID(ctx context.Context, id string) (deploy.Deploy, error) {

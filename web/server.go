@@ -268,3 +268,5 @@ func (s *Server) logRequests(c *gin.Context) {
 	s.log.Debug("http", "method", c.Request.Method, "path", c.Request.URL.Path,
 		"status", c.Writer.Status(), "duration", time.Since(start))
 }
+
+var _ Platform = (*deploy.Service)(nil)

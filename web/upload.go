@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"regexp"
+	"strings"
 
 	"github.com/flock-paas/flock/deploy"
 	"github.com/gin-gonic/gin"
@@ -70,7 +71,7 @@ func (s *Server) upload(c *gin.Context) {
 	fmt.Fprintf(lw, "-----> received %s of source\n", byteSize(body.n))
 	rel, err := s.p.Deploy(ctx, deploy.DeployRequest{App: app, Dir: dir, Commit: commit, Trigger: "cli"}, lw)
 	if err != nil {
-		fmt.Fprintf(lw, "deploy failed: %s\n", oneLine(err.Error()))
+		fmt.Fprintf(lw, "deploy failed: %s\n", oneLine(strings.TrimPrefix(err.Error(), "deploy: ")))
 		return
 	}
 	fmt.Fprintf(lw, "deploy succeeded: %s\n", s.appURL(ctx, rel.App))
