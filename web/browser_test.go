@@ -142,6 +142,12 @@ func TestBrowser(t *testing.T) {
 	)
 	screenshot(t, ctx, "app.png")
 
+	step(t, ctx, "a deploy's page shows its log",
+		chromedp.Navigate(srv.URL+"/deploys/hello-1"),
+		until(`document.querySelector('#deploylog').textContent.includes('v1 live')`),
+	)
+	screenshot(t, ctx, "deploy.png")
+
 	step(t, ctx, "the apps page on a phone",
 		chromedp.EmulateViewport(390, 844),
 		chromedp.Navigate(srv.URL+"/"),

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/gin-gonic/gin"
 )
@@ -150,7 +151,13 @@ func (s *Server) login(c *gin.Context) {
 		s.showLogin(c, http.StatusForbidden, "The form expired. Please try again.")
 		return
 	}
+	ip, now := clientIP(c.Request), time.Now()
+	if !s.failed.allowed(ip, now) {
+		s.showLogin(c, http.StatusTooManyRequests, "Too many wrong tokens. Wait a minute and try again.")
+		return
+	}
 	if !equal(strings.TrimSpace(c.PostForm("token")), s.cfg.Token) {
+		s.failed.add(ip, now)
 		s.showLogin(c, http.StatusUnauthorized, "That is not the Flock token.")
 		return
 	}

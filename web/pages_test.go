@@ -267,3 +267,21 @@ func TestAgo(t *testing.T) {
 		})
 	}
 }
+
+func TestLoginLimit(t *testing.T) {
+	s, _ := newTestServer(t, nil)
+	h := s.Handler()
+	try := func(token string) int {
+		lc := cookie(do(t, h, req{path: "/login"}), loginCookie)
+		return do(t, h, req{method: "POST", path: "/login", body: "csrf=" + lc.Value + "&token=" + token,
+			cookies: []*http.Cookie{lc}, header: map[string]string{"Content-Type": formType}}).Code
+	}
+	for i := range loginLimit {
+		if got := try("guess"); got != 401 {
+			t.Fatalf("wrong token #%d = %d, want 401", i+1, got)
+		}
+	}
+	if got := try(testToken); got != 429 {
+		t.Errorf("after %d wrong tokens, the right one = %d, want 429 until the window passes", loginLimit, got)
+	}
+}

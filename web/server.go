@@ -84,6 +84,7 @@ type Server struct {
 	log      *slog.Logger
 	engine   *gin.Engine
 	sessions *sessions
+	failed   *failures
 	history  *history
 	pages    *pages
 	metrics  http.Handler
@@ -124,6 +125,7 @@ func New(cfg Config, p Platform) (*Server, error) {
 		p:        p,
 		log:      cfg.Logger,
 		sessions: newSessions(24 * time.Hour),
+		failed:   newFailures(),
 		history:  newHistory(int(time.Hour / cfg.SampleEvery)),
 		stop:     make(chan struct{}),
 	}

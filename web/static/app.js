@@ -51,11 +51,23 @@
     fetch(pre.dataset.stream, { credentials: 'same-origin', headers: { Accept: 'text/plain' } })
       .then(function (res) {
         if (!res.ok) return errorOf(res).then(function (e) { pre.textContent = e; });
-        return pump(res, pre);
+        return pump(res, pre).then(function () { if (pre.dataset.status) showStatus(pre.dataset.status); });
       })
       .catch(function () { pre.textContent += '\n(stream closed)'; });
   }
   document.querySelectorAll('pre[data-stream]').forEach(stream);
+
+  // A deploy's page shows the outcome once its log stream ends.
+  function showStatus(url) {
+    fetch(url, { credentials: 'same-origin', headers: { Accept: 'application/json' } })
+      .then(function (res) { return res.ok ? res.json() : null; })
+      .then(function (d) {
+        var el = document.getElementById('deploy-status');
+        if (!d || !el) return;
+        el.textContent = d.status;
+        el.className = 'outcome o-' + d.status;
+      });
+  }
 
   // Forms marked data-fetch post without leaving the page.
   document.addEventListener('submit', function (ev) {
