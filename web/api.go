@@ -16,7 +16,7 @@ import (
 )
 
 // maxInstances bounds a scale request before it reaches the scheduler.
-const maxInstances = 1000
+const maxInstances = 100
 
 var releaseRE = regexp.MustCompile(`^v[0-9]{1,9}$`)
 
