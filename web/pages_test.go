@@ -1,6 +1,9 @@
 package web
 
 import (
+	"compress/gzip"
+	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -283,5 +286,25 @@ func TestLoginLimit(t *testing.T) {
 	}
 	if got := try(testToken); got != 429 {
 		t.Errorf("after %d wrong tokens, the right one = %d, want 429 until the window passes", loginLimit, got)
+	}
+}
+
+func TestAppsPageGzip(t *testing.T) {
+	s, f := newTestServer(t, nil)
+	for i := range 50 {
+		f.add(fmt.Sprintf("app-%02d", i), 1)
+	}
+	sc, _ := login(t, s.Handler())
+	w := do(t, s.Handler(), req{path: "/", cookies: []*http.Cookie{sc}, header: map[string]string{"Accept-Encoding": "gzip"}})
+	if w.Header().Get("Content-Encoding") != "gzip" {
+		t.Fatal("a large page was not gzipped")
+	}
+	zr, err := gzip.NewReader(w.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(zr)
+	if err != nil || !strings.Contains(string(body), `id="app-app-49"`) {
+		t.Errorf("gzipped page does not hold the last app (%v)", err)
 	}
 }
