@@ -5,13 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/google/go-cmp/cmp"
 	"net/http"
 	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/flock-paas/flock/deploy"
+	"github.com/google/go-cmp/cmp"
 )
 
 var csrfMetaRE = regexp.MustCompile(`<meta name="csrf" content="([^"]+)">`)
