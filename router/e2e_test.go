@@ -276,6 +276,21 @@ func TestHAProxyKilledIsRestarted(t *testing.T) {
 	waitFor(t, 10*time.Second, "a new master", func() bool { p := h.masterPid(); return p != 0 && p != old })
 	h.client.CloseIdleConnections()
 	waitFor(t, 10*time.Second, "web routed again", func() bool { return h.routesTo("web.localhost", "web.v1.1") })
+	// The worker alone killed: the master follows it and is restarted.
+	worker, err := h.r.admin.pid(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	master := h.masterPid()
+	if err := syscall.Kill(worker, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	h.client.CloseIdleConnections()
+	waitFor(t, 10*time.Second, "a new worker serving", func() bool {
+		pid, err := h.r.admin.pid(context.Background())
+		return err == nil && pid != worker && h.routesTo("web.localhost", "web.v1.1")
+	})
+	t.Logf("worker %d killed: master %d, now %d", worker, master, h.masterPid())
 	// A server added after the restart goes through the runtime API.
 	web2 := newInstance(t, "web.v1.2")
 	h.r.Update([]deploy.App{app("web", web, web2)})

@@ -122,6 +122,12 @@ func shortTempDir(tb testing.TB) string {
 // stop ends Run and checks that no HAProxy process is left behind.
 func (h *harness) stop() {
 	pid := h.masterPid()
+	// Idle keep-alive connections would hold HAProxy's soft stop.
+	h.client.CloseIdleConnections()
+	if os.Getenv("DEBUG_SESS") != "" {
+		out, _ := h.r.admin.cmd(context.Background(), "show sess")
+		h.tb.Logf("sessions at stop:\n%s", out)
+	}
 	h.cancel()
 	select {
 	case err := <-h.done:

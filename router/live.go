@@ -13,6 +13,7 @@ import (
 type live struct {
 	backends map[string]*liveBackend
 	hosts    map[string]string
+	failed   bool // the last sync left something undone; retry it
 }
 
 type liveBackend struct {
@@ -51,8 +52,12 @@ func (v *live) apps() map[string]bool {
 	return out
 }
 
-// pending reports whether a server waits to be deleted.
+// pending reports whether a server waits to be deleted or the last sync
+// failed somewhere.
 func (v *live) pending() bool {
+	if v.failed {
+		return true
+	}
 	for _, b := range v.backends {
 		for _, s := range b.servers {
 			if s.removing {
@@ -83,10 +88,9 @@ func (v *live) needsReload(want *model) bool {
 // in rotation in existing backends, and host map entries. Failures are
 // logged and retried by a later sync.
 func (v *live) sync(ctx context.Context, r *Router, want *model) bool {
-	wanted := map[string]bool{}
+	v.failed = false
 	for i := range want.backends {
 		b := &want.backends[i]
-		wanted[b.Name] = true
 		lb, ok := v.backends[b.Name]
 		if !ok || lb.check != b.Check {
 			continue // needs a reload
@@ -101,6 +105,7 @@ func (v *live) sync(ctx context.Context, r *Router, want *model) bool {
 		}
 		if err := r.admin.do(ctx, "del map "+r.settings.path(mapFile)+" "+h); err != nil && !errors.Is(err, errRuntime) {
 			r.log.Warn("del map", "host", h, "err", err)
+			v.failed = true
 			continue
 		}
 		delete(v.hosts, h)
@@ -115,6 +120,7 @@ func (v *live) sync(ctx context.Context, r *Router, want *model) bool {
 		}
 		if err := r.admin.do(ctx, "add map "+r.settings.path(mapFile)+" "+h+" "+be); err != nil {
 			r.log.Warn("add map", "host", h, "err", err)
+			v.failed = true
 			continue
 		}
 		v.hosts[h] = be
@@ -136,6 +142,7 @@ func (v *live) syncServers(ctx context.Context, r *Router, b *backend, lb *liveB
 				// Wanted again before it could be deleted.
 				if err := r.admin.do(ctx, "set server "+b.Name+"/"+name+" state ready"); err != nil {
 					log.Warn("put server back", "instance", name, "err", err)
+					v.failed = true
 					continue
 				}
 				ls.removing = false
@@ -150,6 +157,7 @@ func (v *live) syncServers(ctx context.Context, r *Router, b *backend, lb *liveB
 					continue
 				}
 				log.Warn("server to maintenance", "instance", name, "err", err)
+				v.failed = true
 				continue
 			}
 			ls.removing = true
@@ -167,6 +175,7 @@ func (v *live) syncServers(ctx context.Context, r *Router, b *backend, lb *liveB
 		}
 		if err := addServer(ctx, r.admin, b, s); err != nil {
 			log.Warn("add server", "instance", name, "err", err)
+			v.failed = true
 			continue
 		}
 		lb.servers[name] = &liveServer{server: s}
@@ -182,7 +191,8 @@ func addServer(ctx context.Context, api runtimeAPI, b *backend, s server) error 
 	for _, o := range serverParams(b.Check, s) {
 		opts = append(opts, o.String())
 	}
-	if err := api.do(ctx, "add server "+id+" "+s.Addr+" "+strings.Join(opts, " "), "New server registered."); err != nil {
+	// "Already exists": a previous attempt added it, then failed later.
+	if err := api.do(ctx, "add server "+id+" "+s.Addr+" "+strings.Join(opts, " "), "New server registered.", "Already exists"); err != nil {
 		return err
 	}
 	if err := api.do(ctx, "enable health "+id); err != nil {

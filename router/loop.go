@@ -192,6 +192,11 @@ func (l *loop) reload(ctx context.Context) error {
 	if err := r.waitWorker(ctx, l.proc, old); err != nil {
 		return fmt.Errorf("reload: %w", err)
 	}
+	// The master re-executed itself; wait until it answers again, so that
+	// the next reload or stop finds it listening.
+	if _, err := r.master.workers(ctx); err != nil {
+		return fmt.Errorf("reload: master: %w", err)
+	}
 	l.setLive(newLive(l.file))
 	r.log.Debug("reloaded", "backends", len(l.file.backends), "took", time.Since(start))
 	return nil

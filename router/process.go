@@ -107,8 +107,17 @@ func stopGroup(log *slog.Logger, pid int, done <-chan struct{}, grace time.Durat
 			}
 		}
 	}
-	_ = syscall.Kill(pid, syscall.SIGUSR1)
-	if !exited(grace) {
+	// A master that is re-executing itself for a reload misses signals:
+	// repeat the soft stop until it takes.
+	soft := false
+	for deadline := time.Now().Add(grace); time.Now().Before(deadline); {
+		_ = syscall.Kill(pid, syscall.SIGUSR1)
+		if exited(min(250*time.Millisecond, time.Until(deadline))) {
+			soft = true
+			break
+		}
+	}
+	if !soft {
 		log.Warn("haproxy did not stop in time, terminating", "pid", pid, "grace", grace)
 		_ = syscall.Kill(pid, syscall.SIGTERM)
 		if !exited(2 * time.Second) {

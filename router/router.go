@@ -259,7 +259,9 @@ func (r *Router) Run(ctx context.Context) error {
 	keep := r.keepOnExit
 	r.mu.Unlock()
 	if !keep {
-		l.proc.stop(r.log, r.cfg.DrainTimeout)
+		// Requests in flight may finish; idle keep-alive connections
+		// must not hold Flock's exit for long.
+		l.proc.stop(r.log, min(r.cfg.DrainTimeout, 10*time.Second))
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return nil

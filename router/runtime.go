@@ -9,6 +9,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -32,8 +33,7 @@ func (a runtimeAPI) cmd(ctx context.Context, command string) (string, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "unix", a.path)
+	conn, err := a.dial(ctx)
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", command, err)
 	}
@@ -53,6 +53,25 @@ func (a runtimeAPI) cmd(ctx context.Context, command string) (string, error) {
 		return "", fmt.Errorf("%s: %w", command, err)
 	}
 	return string(out), nil
+}
+
+// dial connects to the socket. The master re-executes itself on a reload
+// and is deaf for a moment: its socket is retried for up to 3 s.
+func (a runtimeAPI) dial(ctx context.Context) (net.Conn, error) {
+	var d net.Dialer
+	deadline := time.Now().Add(3 * time.Second)
+	for delay := time.Millisecond; ; delay = min(delay*2, 20*time.Millisecond) {
+		conn, err := d.DialContext(ctx, "unix", a.path)
+		if err == nil || !a.master || time.Now().After(deadline) ||
+			!(errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT)) {
+			return conn, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(delay):
+		}
+	}
 }
 
 // do sends a command whose success is an empty answer or one that starts
