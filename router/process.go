@@ -87,20 +87,21 @@ func (p *proc) stop(log *slog.Logger, grace time.Duration) {
 // stopGroup stops the master pid and its process group; done, when not
 // nil, is closed once the master has exited.
 func stopGroup(log *slog.Logger, pid int, done <-chan struct{}, grace time.Duration) {
+	gone := func() bool {
+		if done == nil { // not our child: a zombie counts as gone
+			return syscall.Kill(pid, 0) != nil || procState(pid) == 'Z'
+		}
+		select {
+		case <-done:
+			return true
+		default:
+			return false
+		}
+	}
 	exited := func(d time.Duration) bool {
-		deadline := time.Now().Add(d)
-		for {
-			if done != nil {
-				select {
-				case <-done:
-					return true
-				case <-time.After(min(10*time.Millisecond, time.Until(deadline))):
-				}
-			} else {
-				if syscall.Kill(pid, 0) != nil {
-					return true
-				}
-				time.Sleep(10 * time.Millisecond)
+		for deadline := time.Now().Add(d); ; time.Sleep(5 * time.Millisecond) {
+			if gone() {
+				return true
 			}
 			if time.Now().After(deadline) {
 				return false
@@ -109,8 +110,8 @@ func stopGroup(log *slog.Logger, pid int, done <-chan struct{}, grace time.Durat
 	}
 	// A master that is re-executing itself for a reload misses signals:
 	// repeat the soft stop until it takes.
-	soft := false
-	for deadline := time.Now().Add(grace); time.Now().Before(deadline); {
+	soft := gone()
+	for deadline := time.Now().Add(grace); !soft && time.Now().Before(deadline); {
 		_ = syscall.Kill(pid, syscall.SIGUSR1)
 		if exited(min(250*time.Millisecond, time.Until(deadline))) {
 			soft = true
@@ -159,21 +160,36 @@ func (r *Router) leftover() int {
 
 // parentOf returns the parent pid of pid, or 0.
 func parentOf(pid int) int {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0
-	}
-	// "pid (comm) state ppid ..."; comm may hold spaces, so cut at ')'.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(string(b[i+1:]))
+	f := statFields(pid)
 	if len(f) < 2 {
 		return 0
 	}
 	ppid, _ := strconv.Atoi(f[1])
 	return ppid
+}
+
+// procState returns the state letter of pid ('R', 'S', 'Z'…), or 0.
+func procState(pid int) byte {
+	f := statFields(pid)
+	if len(f) < 1 || f[0] == "" {
+		return 0
+	}
+	return f[0][0]
+}
+
+// statFields returns the fields of /proc/<pid>/stat after the command
+// name: state, ppid, …
+func statFields(pid int) []string {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return nil
+	}
+	// "pid (comm) state ppid ..."; comm may hold spaces, so cut at ')'.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return nil
+	}
+	return strings.Fields(string(b[i+1:]))
 }
 
 // logLines logs what HAProxy writes to stdout and stderr, a line at a time.
