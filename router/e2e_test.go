@@ -3,6 +3,7 @@ package router
 import (
 	"context"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -329,3 +330,24 @@ func TestLeftoverHAProxyReplaced(t *testing.T) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+func TestPortInUseIsAClearError(t *testing.T) {
+	requireHAProxy(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	// Without SO_REUSEPORT on our listener, HAProxy cannot bind next to it.
+	r, err := New(Config{Dir: shortTempDir(t), HTTPAddr: l.Addr().String(), StatsAddr: freeAddr(t),
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err = r.Run(ctx)
+	if err == nil || !strings.Contains(err.Error(), "Address already in use") && !strings.Contains(err.Error(), "cannot bind") {
+		t.Errorf("Run() = %v, want an error naming the busy address", err)
+	}
+}

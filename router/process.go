@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -22,6 +23,10 @@ type proc struct {
 	pid  int
 	done chan struct{} // closed by the one waiter goroutine when it exits
 	err  error         // set before done is closed
+
+	logged chan struct{} // closed when HAProxy's output is read to the end
+	mu     sync.Mutex
+	alert  string // the first [ALERT] line HAProxy wrote: what went wrong
 }
 
 // startHAProxy starts a master in master-worker mode on the configuration
@@ -44,8 +49,8 @@ func (r *Router) startHAProxy(ctx context.Context) (*proc, error) {
 		return nil, fmt.Errorf("start haproxy: %w", err)
 	}
 	pw.Close()
-	p := &proc{cmd: cmd, pid: cmd.Process.Pid, done: make(chan struct{})}
-	go logLines(r.log, pr, p.pid)
+	p := &proc{cmd: cmd, pid: cmd.Process.Pid, done: make(chan struct{}), logged: make(chan struct{})}
+	go logLines(r.log, pr, p)
 	go func() {
 		p.err = cmd.Wait()
 		close(p.done)
@@ -69,6 +74,16 @@ func (r *Router) waitWorker(ctx context.Context, p *proc, old int) error {
 		}
 		select {
 		case <-p.done:
+			select { // the alert may still be in the pipe
+			case <-p.logged:
+			case <-time.After(time.Second):
+			}
+			p.mu.Lock()
+			a := p.alert
+			p.mu.Unlock()
+			if a != "" {
+				return fmt.Errorf("haproxy exited: %v: %s", p.err, a)
+			}
 			return fmt.Errorf("haproxy exited: %v", p.err)
 		case <-ctx.Done():
 			return fmt.Errorf("no worker answered: %w", ctx.Err())
@@ -193,13 +208,20 @@ func statFields(pid int) []string {
 }
 
 // logLines logs what HAProxy writes to stdout and stderr, a line at a time.
-func logLines(log *slog.Logger, f *os.File, pid int) {
+func logLines(log *slog.Logger, f *os.File, p *proc) {
+	defer close(p.logged)
 	defer f.Close()
+	pid := p.pid
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		line := sc.Text()
 		switch {
 		case strings.HasPrefix(line, "[ALERT]"):
+			p.mu.Lock()
+			if p.alert == "" {
+				p.alert = line
+			}
+			p.mu.Unlock()
 			log.Error("haproxy", "pid", pid, "msg", line)
 		case strings.HasPrefix(line, "[WARNING]"):
 			log.Info("haproxy", "pid", pid, "msg", line)
