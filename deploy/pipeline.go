@@ -257,8 +257,16 @@ func (s *Service) rollout(ctx context.Context, rel Release, log io.Writer) error
 	if err != nil {
 		return fmt.Errorf("roll out %s %s: %w", rel.App, rel.Name, err)
 	}
-	fmt.Fprintf(log, "-----> %s is live at %s\n", rel.Name, s.URL(rel.App))
 	s.publish(Event{App: rel.App, Type: "release", Message: rel.Name + " live"})
+	if s.cfg.Routed != nil && n > 0 {
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := s.cfg.Routed(rctx, rel.App)
+		cancel()
+		if err != nil {
+			fmt.Fprintf(log, "-----> Warning: the router has not picked up %s yet: %v\n", rel.App, err)
+		}
+	}
+	fmt.Fprintf(log, "-----> %s is live at %s\n", rel.Name, s.URL(rel.App))
 	return nil
 }
 

@@ -33,6 +33,10 @@ type Config struct {
 	// MemoryEnforced is reported in every app's JSON: whether the
 	// scheduler enforces "mem".
 	MemoryEnforced bool
+	// Routed, when set, returns once the router sends the app's host to
+	// the app. A deploy waits for it (up to 10s) before it reports the
+	// release live, so the URL it prints answers at once.
+	Routed func(ctx context.Context, app string) error
 }
 
 // DeployRequest asks for a source tree to be built and rolled out.

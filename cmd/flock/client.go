@@ -97,7 +97,8 @@ func (c *client) postJSON(path string, v any) error {
 }
 
 // stream copies a streamed deploy log to out and reports its outcome from
-// the final line ("deploy succeeded: <url>" or "deploy failed: <why>").
+// the final line ("deploy succeeded: <url>", "deploy failed: <why>", and
+// the same for "rollback").
 func stream(resp *http.Response, out io.Writer) error {
 	defer resp.Body.Close()
 	sc := bufio.NewScanner(resp.Body)
@@ -113,11 +114,13 @@ func stream(resp *http.Response, out io.Writer) error {
 	if err := sc.Err(); err != nil {
 		return fmt.Errorf("reading the deploy log: %w", err)
 	}
-	if strings.HasPrefix(last, "deploy succeeded") {
-		return nil
-	}
-	if strings.HasPrefix(last, "deploy failed: ") {
-		return errors.New(strings.TrimPrefix(last, "deploy failed: "))
+	for _, op := range []string{"deploy", "rollback"} {
+		if strings.HasPrefix(last, op+" succeeded") {
+			return nil
+		}
+		if why, ok := strings.CutPrefix(last, op+" failed: "); ok {
+			return errors.New(why)
+		}
 	}
 	return errors.New("the deploy log ended without an outcome (connection lost?)")
 }

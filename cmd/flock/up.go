@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -143,6 +144,9 @@ func up(ctx context.Context, c upConfig) error {
 		return err
 	}
 	slog.SetDefault(logger)
+	if abs, err := filepath.Abs(c.DataDir); err == nil {
+		c.DataDir = abs
+	}
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
@@ -170,29 +174,46 @@ func up(ctx context.Context, c upConfig) error {
 	if err != nil {
 		return err
 	}
-	sched, memEnforced, err := newScheduler(c, rt, logger)
+	// Before an instance stops, both paths to it drain: HAProxy's and the
+	// waker's (it proxies held requests straight to instances).
+	var waker *backup.Waker
+	drainer := deploy.DrainFunc(func(ctx context.Context, app string, in deploy.Instance) error {
+		err := rt.Drain(ctx, app, in)
+		if waker != nil {
+			if werr := waker.Drain(ctx, app, in); err == nil {
+				err = werr
+			}
+		}
+		return err
+	})
+	sched, memEnforced, err := newScheduler(c, drainer, logger)
 	if err != nil {
 		return err
 	}
 	svc, err := deploy.New(deploy.Config{
 		Domain: c.Domain, URLPort: urlPort(c.HTTP), Idle: c.Idle, Builds: c.Builds,
 		ArtifactURL: c.ArtifactURL, Artifacts: filepath.Join(c.DataDir, "artifacts"), MemoryEnforced: memEnforced,
+		Routed: rt.WaitRouted,
 	}, store, sched, b)
 	if err != nil {
 		return err
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	waker, err := backup.New(backup.Config{Addr: c.Waker, QueueSize: c.WakeQueue, Timeout: c.WakeTimeout, Registerer: reg, Logger: logger}, svc)
+	waker, err = backup.New(backup.Config{Addr: c.Waker, QueueSize: c.WakeQueue, Timeout: c.WakeTimeout, Registerer: reg, Logger: logger}, svc)
 	if err != nil {
 		return err
 	}
-	sc, err := scaler.New(scaler.Config{Every: c.ScaleEvery, TargetSessions: c.TargetSessions, Logger: logger}, svc, rt.Stats)
+	sc, err := scaler.New(scaler.Config{Every: c.ScaleEvery, TargetSessions: c.TargetSessions, Logger: logger}, svc, allStats(rt))
 	if err != nil {
 		return err
 	}
 	deployTree := func(ctx context.Context, p webhook.Push, dir string, log io.Writer) (string, error) {
-		rel, err := svc.Deploy(ctx, deploy.DeployRequest{App: p.Name, Dir: dir, Commit: p.Commit, Trigger: p.Pusher}, log)
+		trigger := p.Pusher
+		if p.Delivery != "" {
+			trigger = "github push by " + p.Pusher
+		}
+		rel, err := svc.Deploy(ctx, deploy.DeployRequest{App: p.Name, Dir: dir, Commit: p.Commit, Trigger: trigger}, log)
 		if err != nil {
 			return "", err
 		}
@@ -200,6 +221,14 @@ func up(ctx context.Context, c upConfig) error {
 	}
 	gh, err := webhook.NewGitHub(webhook.GitHubConfig{
 		Secret: c.GitHubSecret, Token: c.GitHubToken, APIURL: c.GitHubAPIURL, DashboardURL: "http://" + c.API, Logger: logger,
+		// An app's descriptor may name the branch its pushes deploy from.
+		Branch: func(repo string) string {
+			a, err := svc.App(context.Background(), strings.ToLower(path.Base(repo)))
+			if err != nil {
+				return ""
+			}
+			return a.Descriptor.Branch
+		},
 	}, deployTree)
 	if err != nil {
 		return err
@@ -224,6 +253,9 @@ func up(ctx context.Context, c upConfig) error {
 	if err != nil {
 		return err
 	}
+	if err := waker.Listen(); err != nil {
+		return fmt.Errorf("waker on --waker %s: %w", c.Waker, err)
+	}
 	api := &http.Server{Addr: c.API, Handler: site.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	ln, err := net.Listen("tcp", c.API)
 	if err != nil {
@@ -237,6 +269,8 @@ func up(ctx context.Context, c upConfig) error {
 	g.Go(func() error { return waker.Run(ctx) })
 	g.Go(func() error { return sc.Run(ctx) })
 	g.Go(func() error { return gh.Run(ctx) })
+	g.Go(func() error { return site.Run(ctx) })
+	g.Go(func() error { return keepProxiedAwake(ctx, svc, waker, sc) })
 	g.Go(func() error { return feedRouter(ctx, svc, rt) })
 	g.Go(func() error {
 		if err := api.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -257,11 +291,51 @@ func up(ctx context.Context, c upConfig) error {
 	return g.Wait()
 }
 
-func newScheduler(c upConfig, rt *router.Router, logger *slog.Logger) (deploy.Scheduler, bool, error) {
+// allStats reads every HAProxy worker's stats, old workers' too, so a
+// connection an old worker still holds after a reload keeps its app awake.
+func allStats(rt *router.Router) scaler.StatsFunc {
+	return func(ctx context.Context) ([]byte, error) {
+		ws, err := rt.StatsAll(ctx)
+		if err != nil {
+			return nil, err
+		}
+		var out []byte
+		for _, w := range ws {
+			out = append(out, w.CSV...)
+		}
+		return out, nil
+	}
+}
+
+// keepProxiedAwake tells the scaler about requests HAProxy cannot see:
+// those the waker proxies straight to an instance while an app wakes (a
+// websocket opened then lasts as long as it likes).
+func keepProxiedAwake(ctx context.Context, svc *deploy.Service, waker *backup.Waker, sc *scaler.Scaler) error {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+		apps, err := svc.Apps(ctx)
+		if err != nil {
+			continue
+		}
+		for _, a := range apps {
+			if waker.Active(a.Name) > 0 {
+				sc.Touch(a.Name)
+			}
+		}
+	}
+}
+
+func newScheduler(c upConfig, drainer deploy.Drainer, logger *slog.Logger) (deploy.Scheduler, bool, error) {
 	switch c.Scheduler {
 	case "local":
 		s, err := local.New(local.Config{
-			Dir: filepath.Join(c.DataDir, "instances"), Drainer: rt, Logger: logger,
+			Dir: filepath.Join(c.DataDir, "instances"), Drainer: drainer, Logger: logger,
 			Unpack: func(slug, dir string) error {
 				f, err := os.Open(slug)
 				if err != nil {
@@ -279,7 +353,7 @@ func newScheduler(c upConfig, rt *router.Router, logger *slog.Logger) (deploy.Sc
 		if c.MarathonURL == "" {
 			return nil, false, errors.New("--scheduler marathon needs --marathon-url (env FLOCK_MARATHON_URL)")
 		}
-		s, err := marathon.New(marathon.Config{URLs: strings.Split(c.MarathonURL, ","), Group: c.MarathonGroup, Drainer: rt, Logger: logger})
+		s, err := marathon.New(marathon.Config{URLs: strings.Split(c.MarathonURL, ","), Group: c.MarathonGroup, Drainer: drainer, Logger: logger})
 		if err != nil {
 			return nil, false, err
 		}
