@@ -72,7 +72,7 @@ func (s *Server) getApp(c *gin.Context) {
 	}
 	a, err := s.p.App(c.Request.Context(), name)
 	if err != nil {
-		s.fail(c, fmt.Errorf("app %s: %w", name, err))
+		s.fail(c, err) // the platform names the operation and the app
 		return
 	}
 	c.JSON(http.StatusOK, a)
@@ -87,12 +87,12 @@ func (s *Server) act(c *gin.Context, what string, f func(ctx context.Context, na
 	}
 	ctx := c.Request.Context()
 	if err := f(ctx, name); err != nil {
-		s.fail(c, fmt.Errorf("%s %s: %w", what, name, err))
+		s.fail(c, err) // the platform names the operation and the app
 		return
 	}
 	a, err := s.p.App(ctx, name)
 	if err != nil {
-		s.fail(c, fmt.Errorf("app %s: %w", name, err))
+		s.fail(c, err) // the platform names the operation and the app
 		return
 	}
 	c.JSON(http.StatusOK, a)
@@ -144,7 +144,7 @@ func (s *Server) destroyApp(c *gin.Context) {
 		return
 	}
 	if err := s.p.Destroy(c.Request.Context(), name); err != nil {
-		s.fail(c, fmt.Errorf("destroy %s: %w", name, err))
+		s.fail(c, err) // the platform names the operation and the app
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"app": name, "destroyed": true})
@@ -253,14 +253,14 @@ func (s *Server) rollback(c *gin.Context) {
 	}
 	ctx := c.Request.Context()
 	if _, err := s.p.App(ctx, name); err != nil {
-		s.fail(c, fmt.Errorf("app %s: %w", name, err))
+		s.fail(c, err) // the platform names the operation and the app
 		return
 	}
 	if wantsJSON(c) {
 		var log strings.Builder
 		rel, err := s.p.Rollback(ctx, name, body.Release, &log)
 		if err != nil {
-			s.fail(c, fmt.Errorf("rollback %s: %w", name, err))
+			s.fail(c, err) // the platform names the operation and the app
 			return
 		}
 		c.JSON(http.StatusOK, gin.H{"release": rel, "url": s.appURL(ctx, name), "log": log.String()})
@@ -298,7 +298,7 @@ func (s *Server) logs(c *gin.Context) {
 	}
 	ctx := c.Request.Context()
 	if _, err := s.p.App(ctx, name); err != nil {
-		s.fail(c, fmt.Errorf("app %s: %w", name, err))
+		s.fail(c, err) // the platform names the operation and the app
 		return
 	}
 	follow := c.Query("follow") == "1" || c.Query("follow") == "true"

@@ -125,7 +125,7 @@ func (s *Server) lookup(c *gin.Context) (deploy.App, bool) {
 	}
 	a, err := s.p.App(c.Request.Context(), name)
 	if err != nil {
-		s.fail(c, fmt.Errorf("app %s: %w", name, err))
+		s.fail(c, err) // the platform names the operation and the app
 		return deploy.App{}, false
 	}
 	return a, true
@@ -142,7 +142,7 @@ func (s *Server) formAction(what string, f func(ctx context.Context, name string
 			return
 		}
 		if err := f(c.Request.Context(), name); err != nil {
-			s.fail(c, fmt.Errorf("%s %s: %w", what, name, err))
+			s.fail(c, err) // the platform names the operation and the app
 			return
 		}
 		s.done(c, "/apps/"+name, what+" "+name)
@@ -183,7 +183,7 @@ func (s *Server) formDestroy(c *gin.Context) {
 		return
 	}
 	if err := s.p.Destroy(c.Request.Context(), name); err != nil {
-		s.fail(c, fmt.Errorf("destroy %s: %w", name, err))
+		s.fail(c, err) // the platform names the operation and the app
 		return
 	}
 	if wantsJSON(c) {

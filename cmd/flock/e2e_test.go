@@ -108,7 +108,7 @@ func TestBadInputKeepsServing(t *testing.T) {
 		cause string
 	}{
 		{"bad descriptor", func(dir string) {
-			rewrite(t, filepath.Join(dir, "package.json"), `"instances": 2`, `"instances": -4`)
+			rewrite(t, filepath.Join(dir, "package.json"), `"instances": 1`, `"instances": -4`)
 		}, "flock.instances"},
 		{"exits at once", func(dir string) {
 			os.WriteFile(filepath.Join(dir, "server.js"), []byte("process.exit(3)\n"), 0o644)
@@ -159,7 +159,7 @@ func TestRestartAfterSIGKILL(t *testing.T) {
 	f.mustCLI("scale", "hello", "2")
 	py := copyExample(t, "python")
 	f.mustCLI("deploy", py)
-	f.mustCLI("sleep", "python")
+	f.mustCLI("sleep", "hello-python")
 	f.kill()
 
 	f.start()
@@ -169,7 +169,7 @@ func TestRestartAfterSIGKILL(t *testing.T) {
 	if code, body, _ := f.get("hello.localhost"); code != 200 {
 		t.Errorf("after restart: %d %q", code, body)
 	}
-	if a := f.apps()["python"]; a.State != "sleeping" || len(a.Instances) != 0 {
+	if a := f.apps()["hello-python"]; a.State != "sleeping" || len(a.Instances) != 0 {
 		t.Errorf("python after restart: %s with %d instances, want sleeping with none", a.State, len(a.Instances))
 	}
 }

@@ -262,6 +262,12 @@ func up(ctx context.Context, c upConfig) error {
 		return fmt.Errorf("listen on --api %s: %w", c.API, err)
 	}
 
+	// HAProxy's first configuration already holds every app, so that after
+	// a restart requests wait in the waker while apps come back instead of
+	// meeting a 404.
+	if apps, err := svc.Apps(ctx); err == nil {
+		rt.Update(apps)
+	}
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return sched.Run(ctx) })
 	g.Go(func() error { return rt.Run(ctx) })
