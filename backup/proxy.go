@@ -114,8 +114,7 @@ func (w *Waker) serve(rw http.ResponseWriter, r *http.Request, app deploy.App, a
 			continue
 		}
 		a := &attempt{app: app.Name, arrived: arrived, held: held, target: instanceURL(in), start: time.Now()}
-		w.proxy.ServeHTTP(rw, r.WithContext(context.WithValue(r.Context(), attemptKey{}, a)))
-		w.release(in)
+		w.proxyTo(rw, r, in, a)
 		if a.err == nil || r.Context().Err() != nil {
 			return
 		}
@@ -136,6 +135,16 @@ func (w *Waker) serve(rw http.ResponseWriter, r *http.Request, app deploy.App, a
 		break
 	}
 	writePage(rw, &pageError{status: http.StatusBadGateway, msg: "the app's instance went away"}, coldStartIf(held, arrived))
+}
+
+// proxyTo proxies one attempt to in. The release is deferred because
+// ReverseProxy aborts the handler with a panic (http.ErrAbortHandler)
+// when the client leaves in the middle of a streamed response: without
+// it, a closed websocket or stream would count as in flight for ever and
+// keep its app awake.
+func (w *Waker) proxyTo(rw http.ResponseWriter, r *http.Request, in deploy.Instance, a *attempt) {
+	defer w.release(in)
+	w.proxy.ServeHTTP(rw, r.WithContext(context.WithValue(r.Context(), attemptKey{}, a)))
 }
 
 // target picks where the request goes. It reports whether the request
