@@ -209,6 +209,8 @@ func BenchmarkScaleUnderLoad(b *testing.B) {
 	h := newHarness(b, nil)
 	var sent, failed int64
 	for b.Loop() {
+		// The same IDs each round, on new ports: as a scheduler that
+		// restarts instances under their old names.
 		a1 := newInstance(b, "web.v1.1")
 		h.r.Update([]deploy.App{app("web", a1)})
 		waitFor(b, 5*time.Second, "web routed", func() bool { return h.routesTo("web.localhost", "web.v1.1") })
@@ -236,6 +238,9 @@ func BenchmarkScaleUnderLoad(b *testing.B) {
 		n = v2.hits.Load()
 		waitFor(b, 5*time.Second, "only v2", func() bool { return v2.hits.Load() > n+200 })
 		s, f := l.finish()
+		if f > 0 {
+			b.Logf("round: %d of %d failed, last: %v", f, s, l.lastErr.Load())
+		}
 		sent, failed = sent+s, failed+f
 		h.r.Update(nil)
 		v2.srv.Close()

@@ -283,3 +283,22 @@ func (l *load) finish() (sent, failed int64) {
 	l.wg.Wait()
 	return l.sent.Load(), l.failed.Load()
 }
+
+// serving reports whether a server of backend be whose name starts with
+// prefix is in rotation (not in maintenance) in the current worker.
+func (h *harness) serving(be, prefix string) bool {
+	csv, err := h.r.Stats(context.Background())
+	if err != nil {
+		return true
+	}
+	rows, err := parseStats([]byte(csv))
+	if err != nil {
+		return true
+	}
+	for _, row := range rows {
+		if row["pxname"] == be && strings.HasPrefix(row["svname"], prefix) && !strings.HasPrefix(row["status"], "MAINT") {
+			return true
+		}
+	}
+	return false
+}

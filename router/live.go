@@ -14,6 +14,7 @@ type live struct {
 	backends map[string]*liveBackend
 	hosts    map[string]string
 	failed   bool // the last sync left something undone; retry it
+	conflict bool // a wanted server's name is held by a parked one
 }
 
 type liveBackend struct {
@@ -24,8 +25,15 @@ type liveBackend struct {
 
 type liveServer struct {
 	server
-	removing bool // in maintenance, to be deleted once it has no connection
+	// parked: in maintenance with checks off, out of the file. HAProxy
+	// 2.6.12 (Debian 12) crashes on "del server" after some churn, so a
+	// removed server stays parked until the next reload drops it.
+	parked bool
 }
+
+// maxParked is how many parked servers a worker may hold before the
+// router reloads to drop them.
+const maxParked = 64
 
 func newLive(m *model) *live {
 	v := &live{backends: map[string]*liveBackend{}, hosts: map[string]string{}}
@@ -52,26 +60,27 @@ func (v *live) apps() map[string]bool {
 	return out
 }
 
-// pending reports whether a server waits to be deleted or the last sync
-// failed somewhere.
-func (v *live) pending() bool {
-	if v.failed {
-		return true
-	}
+// pending reports whether the last sync failed somewhere.
+func (v *live) pending() bool { return v.failed }
+
+// parked counts the parked servers.
+func (v *live) parked() int {
+	n := 0
 	for _, b := range v.backends {
 		for _, s := range b.servers {
-			if s.removing {
-				return true
+			if s.parked {
+				n++
 			}
 		}
 	}
-	return false
+	return n
 }
 
 // needsReload reports whether want has backends the worker lacks, lacks
-// backends the worker has, or changes a backend's health check.
+// backends the worker has, or changes a backend's health check, or whether
+// too many servers are parked.
 func (v *live) needsReload(want *model) bool {
-	if len(want.backends) != len(v.backends) {
+	if len(want.backends) != len(v.backends) || v.conflict || v.parked() > maxParked {
 		return true
 	}
 	for _, b := range want.backends {
@@ -88,7 +97,7 @@ func (v *live) needsReload(want *model) bool {
 // in rotation in existing backends, and host map entries. Failures are
 // logged and retried by a later sync.
 func (v *live) sync(ctx context.Context, r *Router, want *model) bool {
-	v.failed = false
+	v.failed, v.conflict = false, false
 	for i := range want.backends {
 		b := &want.backends[i]
 		lb, ok := v.backends[b.Name]
@@ -138,39 +147,42 @@ func (v *live) syncServers(ctx context.Context, r *Router, b *backend, lb *liveB
 	for name, ls := range lb.servers {
 		ws, ok := want[name]
 		if ok && ws == ls.server {
-			if ls.removing {
-				// Wanted again before it could be deleted.
-				if err := r.admin.do(ctx, "set server "+b.Name+"/"+name+" state ready"); err != nil {
+			if ls.parked {
+				// Wanted again before a reload dropped it.
+				if err := enableServer(ctx, r.admin, b.Name+"/"+name); err != nil {
 					log.Warn("put server back", "instance", name, "err", err)
 					v.failed = true
 					continue
 				}
-				ls.removing = false
+				ls.parked = false
 			}
 			continue
 		}
-		// Gone, or moved to another address: out of rotation, then delete.
-		if !ls.removing {
-			if err := r.admin.do(ctx, "set server "+b.Name+"/"+name+" state maint"); err != nil {
-				if isNoServer(err) {
-					delete(lb.servers, name)
-					continue
-				}
-				log.Warn("server to maintenance", "instance", name, "err", err)
-				v.failed = true
+		if ls.parked {
+			continue
+		}
+		// Out of rotation: requests in flight finish, no new one comes.
+		if err := r.admin.do(ctx, "set server "+b.Name+"/"+name+" state maint"); err != nil {
+			if isNoServer(err) {
+				delete(lb.servers, name)
 				continue
 			}
-			ls.removing = true
-		}
-		if err := r.admin.do(ctx, "del server "+b.Name+"/"+name, "Server deleted."); err != nil && !isNoServer(err) {
-			// Still has connections; the retry tick tries again.
-			log.Debug("server not deleted yet", "instance", name, "err", err)
+			log.Warn("server to maintenance", "instance", name, "err", err)
+			v.failed = true
 			continue
 		}
-		delete(lb.servers, name)
+		// Its checks would only report a stopped instance as down.
+		_ = r.admin.do(ctx, "disable health "+b.Name+"/"+name)
+		ls.parked = true
 	}
 	for name, s := range want {
-		if _, ok := lb.servers[name]; ok {
+		if ls, ok := lb.servers[name]; ok {
+			if ls.server != s {
+				// Same name, another address: only a reload can free the
+				// name (see parked).
+				log.Info("instance name held by a parked server until the next reload", "instance", name)
+				v.conflict = true
+			}
 			continue
 		}
 		if err := addServer(ctx, r.admin, b, s); err != nil {
@@ -195,6 +207,11 @@ func addServer(ctx context.Context, api runtimeAPI, b *backend, s server) error 
 	if err := api.do(ctx, "add server "+id+" "+s.Addr+" "+strings.Join(opts, " "), "New server registered.", "Already exists"); err != nil {
 		return err
 	}
+	return enableServer(ctx, api, id)
+}
+
+// enableServer turns a server's checks on and puts it in rotation.
+func enableServer(ctx context.Context, api runtimeAPI, id string) error {
 	if err := api.do(ctx, "enable health "+id); err != nil {
 		return err
 	}

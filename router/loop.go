@@ -40,18 +40,13 @@ func (l *loop) run(ctx context.Context) error {
 			return ctx.Err()
 		case <-r.kick:
 			l.sync(ctx)
-			now := time.Now()
-			if !l.dirty {
-				l.dirty, l.dirtySince = true, now
-			}
-			wait := min(r.cfg.ReloadDebounce, time.Until(l.dirtySince.Add(r.cfg.ReloadMaxWait)))
-			timer.Reset(max(wait, 0))
+			l.markDirty(timer)
 		case <-timer.C:
 			l.dirty = false
 			l.flush(ctx)
 		case <-retry.C:
-			if l.live.pending() {
-				l.sync(ctx)
+			if l.live.pending() && l.sync(ctx) {
+				l.markDirty(timer)
 			}
 		case <-l.proc.done:
 			r.log.Error("haproxy exited, restarting", "pid", l.proc.pid, "err", l.proc.err, "backoff", backoff)
@@ -72,6 +67,17 @@ func (l *loop) run(ctx context.Context) error {
 			l.sync(ctx)
 		}
 	}
+}
+
+// markDirty arms the timer that writes the file (and reloads if needed):
+// ReloadDebounce after the last change, at most ReloadMaxWait after the
+// first one not yet written.
+func (l *loop) markDirty(timer *time.Timer) {
+	if !l.dirty {
+		l.dirty, l.dirtySince = true, time.Now()
+	}
+	wait := min(l.r.cfg.ReloadDebounce, time.Until(l.dirtySince.Add(l.r.cfg.ReloadMaxWait)))
+	timer.Reset(max(wait, 0))
 }
 
 // started records a new master whose worker runs the installed file.

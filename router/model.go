@@ -69,12 +69,14 @@ func validHost(h string) bool { return len(h) <= 253 && hostRE.MatchString(h) }
 // config line: no spaces, quotes, "#", "\" or "$".
 func validPath(p string) bool { return pathRE.MatchString(p) }
 
-// serverName gives the HAProxy server name of an instance: its ID when that
-// is a safe name, else a hash of it, so that an odd ID can never break a
-// line or a runtime command.
+// serverName gives the HAProxy server name of an instance: its ID and port
+// when the ID is a safe name, else a hash of ID, host and port, so that an
+// odd ID can never break a line or a runtime command. The port is part of
+// the name: an instance restarted under the same ID on a new port is a new
+// server, never an old one with a changed address.
 func serverName(in deploy.Instance) string {
 	if serverRE.MatchString(in.ID) {
-		return in.ID
+		return in.ID + "_" + strconv.Itoa(in.Port)
 	}
 	h := fnv.New64a()
 	h.Write([]byte(in.ID))

@@ -59,7 +59,7 @@ func TestBuild(t *testing.T) {
 		{Name: "copy", Domains: []string{"api.example.com"}},
 		{Name: "NOPE"},
 	}
-	m := build(apps, "localhost", map[string]map[string]bool{"web": {"web.2": true}})
+	m := build(apps, "localhost", map[string]map[string]bool{"web": {"web.2_1002": true}})
 	var names []string
 	for _, b := range m.backends {
 		names = append(names, b.Name)
@@ -68,7 +68,7 @@ func TestBuild(t *testing.T) {
 		t.Errorf("backends (-want +got):\n%s", diff)
 	}
 	web := m.byName()["app_web"]
-	if diff := cmp.Diff([]server{{Name: "web.1", Addr: "127.0.0.1:1001"}}, web.Servers); diff != "" {
+	if diff := cmp.Diff([]server{{Name: "web.1_1001", Addr: "127.0.0.1:1001"}}, web.Servers); diff != "" {
 		t.Errorf("web servers: drained and unhealthy instances must be left out (-want +got):\n%s", diff)
 	}
 	wantHosts := map[string]string{
@@ -103,7 +103,7 @@ func TestServerName(t *testing.T) {
 		{strings.Repeat("x", 80), false},
 	} {
 		got := serverName(deploy.Instance{ID: tc.id, Host: "127.0.0.1", Port: 1})
-		if (got == tc.id) != tc.same || !serverRE.MatchString(got) {
+		if (got == tc.id+"_1") != tc.same || !serverRE.MatchString(got) {
 			t.Errorf("serverName(%q) = %q", tc.id, got)
 		}
 	}
@@ -132,7 +132,7 @@ func TestRenderedConfigParses(t *testing.T) {
 	for _, s := range data.([]types.Server) {
 		servers = append(servers, s.Name+" "+s.Address)
 	}
-	want := []string{"web.v2.1 10.0.0.1:31001", "web.v2.3 10.0.0.3:31003", "waker 127.0.0.1:8001"}
+	want := []string{"web.v2.1_31001 10.0.0.1:31001", "web.v2.3_31003 10.0.0.3:31003", "waker 127.0.0.1:8001"}
 	if diff := cmp.Diff(want, servers); diff != "" {
 		t.Errorf("servers (-want +got):\n%s", diff)
 	}
@@ -212,6 +212,16 @@ func TestLiveNeedsReload(t *testing.T) {
 		{"app removed", []deploy.App{{Name: "a"}}, true},
 		{"check changed", []deploy.App{{Name: "a", Descriptor: httpCheck("/h", 5, 3)}, {Name: "b"}}, true},
 	} {
+		if tc.name == "app added" {
+			// Too many parked servers call for a reload too.
+			parked := newLive(m)
+			for i := range maxParked + 1 {
+				parked.backends["app_a"].servers[itoa(i)] = &liveServer{parked: true}
+			}
+			if !parked.needsReload(build([]deploy.App{{Name: "a"}, {Name: "b"}}, "localhost", nil)) {
+				t.Errorf("needsReload = false with %d parked servers", maxParked+1)
+			}
+		}
 		t.Run(tc.name, func(t *testing.T) {
 			if got := v.needsReload(build(tc.apps, "localhost", nil)); got != tc.want {
 				t.Errorf("needsReload = %v, want %v", got, tc.want)
