@@ -43,9 +43,19 @@ func (r *Router) Drain(ctx context.Context, app string, in deploy.Instance) erro
 		// out of every new worker; wait on the sessions anyway.
 		log.Warn("drain: set maintenance", "err", err)
 	}
+	var failingSince time.Time
 	for delay := 5 * time.Millisecond; ; delay = min(delay*2, 100*time.Millisecond) {
 		n, err := r.sessions(dctx, be, name)
-		if err == nil && n == 0 {
+		switch {
+		case err == nil && n == 0:
+			return nil
+		case err == nil:
+			failingSince = time.Time{}
+		case failingSince.IsZero():
+			failingSince = time.Now()
+		case time.Since(failingSince) > 2*time.Second:
+			// No HAProxy answers: nothing can route to the instance.
+			log.Warn("drain: haproxy does not answer, not waiting", "err", err)
 			return nil
 		}
 		select {

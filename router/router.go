@@ -172,8 +172,16 @@ func validAddr(a string) error {
 // Update sets the full desired state: every app that exists, with its
 // instances. It does not block; Run applies it.
 func (r *Router) Update(apps []deploy.App) {
+	// A deep enough copy: Run reads the apps later, the caller may reuse
+	// its slices.
+	own := slices.Clone(apps)
+	for i := range own {
+		own[i].Instances = slices.Clone(own[i].Instances)
+		own[i].Domains = slices.Clone(own[i].Domains)
+		own[i].Descriptor.Checks = slices.Clone(own[i].Descriptor.Checks)
+	}
 	r.mu.Lock()
-	r.apps = slices.Clone(apps)
+	r.apps = own
 	// Forget drained instances that are gone from their app.
 	for app, names := range r.drained {
 		still := map[string]bool{}
@@ -244,6 +252,9 @@ func (r *Router) Run(ctx context.Context) error {
 	old := r.leftover()
 	p, err := r.startHAProxy(ctx)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
 		return fmt.Errorf("router: %w", err)
 	}
 	if old != 0 {
