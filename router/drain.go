@@ -125,7 +125,8 @@ func (r *Router) StatsAll(ctx context.Context) ([]WorkerStats, error) {
 	}
 	var out []WorkerStats
 	for i, pid := range pids {
-		b, err := r.master.cmd(ctx, "@!"+strconv.Itoa(pid)+" show stat")
+		w := runtimeAPI{path: r.master.path, master: true, prefix: "@!" + strconv.Itoa(pid) + " "}
+		b, err := w.cmd(ctx, "show stat")
 		if err != nil {
 			if i == 0 {
 				return nil, fmt.Errorf("stats of worker %d: %w", pid, err)

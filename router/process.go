@@ -30,7 +30,7 @@ type proc struct {
 }
 
 // startHAProxy starts a master in master-worker mode on the configuration
-// in Dir and waits until one of its workers answers on the admin socket.
+// in Dir and waits until its worker answers.
 func (r *Router) startHAProxy(ctx context.Context) (*proc, error) {
 	s := r.settings
 	cmd := exec.Command(r.binary, "-W", "-S", s.path(masterSocket)+",mode,600", "-f", s.path(cfgFile))
@@ -62,11 +62,18 @@ func (r *Router) startHAProxy(ctx context.Context) (*proc, error) {
 	return p, nil
 }
 
-// waitWorker waits until the admin socket is answered by a worker of p
-// other than old (the worker before a reload, 0 at start).
+// waitWorker waits until the master's current worker is a worker of p
+// other than old (the worker before a reload, 0 at start) and answers.
 func (r *Router) waitWorker(ctx context.Context, p *proc, old int) error {
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
+	go func() { // a dead master answers no more: stop dialing it
+		select {
+		case <-p.done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	for delay := time.Millisecond; ; delay = min(delay*2, 10*time.Millisecond) {
 		pid, err := r.admin.pid(ctx)
 		if err == nil && pid != old && parentOf(pid) == p.pid {
@@ -86,6 +93,11 @@ func (r *Router) waitWorker(ctx context.Context, p *proc, old int) error {
 			}
 			return fmt.Errorf("haproxy exited: %v", p.err)
 		case <-ctx.Done():
+			select {
+			case <-p.done:
+				continue // report the exit above
+			default:
+			}
 			return fmt.Errorf("no worker answered: %w", ctx.Err())
 		case <-time.After(delay):
 		}

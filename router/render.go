@@ -40,6 +40,8 @@ const appHeader = "X-Flock-App"
 // seconds; backends only say theirs when it differs.
 const defaultCheckTimeout = 5
 
+var redispatchEvery int64 = 1
+
 // notFoundBody is what an unknown host gets, with status 404.
 const notFoundBody = `"No app answers at this address (Flock)."`
 
@@ -149,7 +151,9 @@ func renderHead(s settings) ([]byte, error) {
 		{g, gn, "stats timeout", &types.StringC{Value: "2m"}, false},
 		{g, gn, "hard-stop-after", &types.StringC{Value: durationWord(hardStop)}, false},
 		{d, dn, "mode", &types.StringC{Value: "http"}, false},
-		{d, dn, "option redispatch", &types.OptionRedispatch{}, false},
+		// Every retry goes to another server: a crashed instance costs a
+		// refused connection, not a one-second turn-around per retry.
+		{d, dn, "option redispatch", &types.OptionRedispatch{Interval: &redispatchEvery}, false},
 		{d, dn, "option forwardfor", &types.OptionForwardFor{}, false},
 		{d, dn, "retries", &types.Int64C{Value: 3}, false},
 		{d, dn, "retry-on", &types.StringC{Value: "conn-failure empty-response"}, false},

@@ -60,8 +60,8 @@ type Router struct {
 	settings settings
 	binary   string
 	log      *slog.Logger
-	admin    runtimeAPI
-	master   runtimeAPI
+	admin    runtimeAPI // the current worker, through the master
+	master   runtimeAPI // the master itself
 	rend     *renderer
 
 	kick  chan struct{}
@@ -139,7 +139,7 @@ func New(cfg Config) (*Router, error) {
 		settings: s,
 		binary:   bin,
 		log:      cfg.Logger,
-		admin:    runtimeAPI{path: s.path(adminSocket)},
+		admin:    runtimeAPI{path: s.path(masterSocket), master: true, prefix: "@1 "},
 		master:   runtimeAPI{path: s.path(masterSocket), master: true},
 		rend:     rend,
 		kick:     make(chan struct{}, 1),

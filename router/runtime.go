@@ -13,14 +13,21 @@ import (
 	"time"
 )
 
-// runtimeAPI talks to HAProxy's CLI on a Unix socket: the admin stats
-// socket of the current worker, or the master socket. Each command uses
+// runtimeAPI talks to HAProxy's CLI on a Unix socket. Each command uses
 // its own connection: write the command and a newline, read until EOF.
+//
+// The router sends its commands through the master socket, prefixed with
+// "@1" (the current worker): the admin socket's listening socket passes
+// from the old worker to the new one on a reload, and for a moment either
+// may answer, so a change sent there could land on a worker on its way out.
 type runtimeAPI struct {
 	path string
 	// master is set for the master socket, which keeps a connection open
 	// after a command unless told to quit.
 	master bool
+	// prefix targets a process through the master: "@1 " is the current
+	// worker.
+	prefix string
 }
 
 // errRuntime marks an answer from HAProxy that reports a failure.
@@ -28,8 +35,8 @@ var errRuntime = errors.New("haproxy refused")
 
 // cmd sends one command and returns HAProxy's answer.
 func (a runtimeAPI) cmd(ctx context.Context, command string) (string, error) {
-	if strings.ContainsAny(command, "\n\r") {
-		return "", fmt.Errorf("command %q: contains a newline", command)
+	if strings.ContainsAny(command, "\n\r;") {
+		return "", fmt.Errorf("command %q: contains a newline or ';'", command)
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -41,7 +48,7 @@ func (a runtimeAPI) cmd(ctx context.Context, command string) (string, error) {
 	if dl, ok := ctx.Deadline(); ok {
 		_ = conn.SetDeadline(dl)
 	}
-	line := command
+	line := a.prefix + command
 	if a.master {
 		line += ";quit"
 	}
