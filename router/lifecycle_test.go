@@ -299,3 +299,19 @@ func TestChurnKeepsHAProxyUp(t *testing.T) {
 		}
 	}
 }
+
+// TestFileCatchesUp checks that servers added through the runtime API
+// reach haproxy.cfg once changes quiet down, so a restart starts from them.
+func TestFileCatchesUp(t *testing.T) {
+	h := newHarness(t, nil)
+	a := newInstance(t, "f.v1.1")
+	h.r.Update([]deploy.App{app("f")})
+	waitFor(t, 5*time.Second, "f at zero", func() bool { code, _, _, _ := h.get("f.localhost"); return code == 503 })
+	h.r.Update([]deploy.App{app("f", a)})
+	waitFor(t, 5*time.Second, "f routed", func() bool { return h.routesTo("f.localhost", "f.v1.1") })
+	name := serverName(a.Instance)
+	waitFor(t, persistMaxWait+5*time.Second, "server written to haproxy.cfg", func() bool {
+		b, err := os.ReadFile(h.r.settings.path(cfgFile))
+		return err == nil && strings.Contains(string(b), "server "+name+" ")
+	})
+}

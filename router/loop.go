@@ -22,8 +22,10 @@ type loop struct {
 	badBytes  []byte // a configuration haproxy -c refused, not retried
 	live      *live  // what the current worker holds
 
-	dirty      bool      // the file may be behind the desired state
-	dirtySince time.Time // first change not yet written
+	dirty       bool      // the file may be behind the desired state
+	dirtySince  time.Time // first change not yet written
+	dueReload   bool      // the timer is armed for a reload
+	reloadSince time.Time // first change that needs a reload
 }
 
 // run applies updates until ctx ends. It returns ctx's error.
@@ -39,14 +41,13 @@ func (l *loop) run(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-r.kick:
-			l.sync(ctx)
-			l.markDirty(timer)
+			l.markDirty(timer, l.sync(ctx))
 		case <-timer.C:
-			l.dirty = false
+			l.dirty, l.dueReload = false, false
 			l.flush(ctx)
 		case <-retry.C:
 			if l.live.pending() && l.sync(ctx) {
-				l.markDirty(timer)
+				l.markDirty(timer, true)
 			}
 		case <-l.proc.done:
 			r.log.Error("haproxy exited, restarting", "pid", l.proc.pid, "err", l.proc.err, "backoff", backoff)
@@ -69,16 +70,45 @@ func (l *loop) run(ctx context.Context) error {
 	}
 }
 
-// markDirty arms the timer that writes the file (and reloads if needed):
-// ReloadDebounce after the last change, at most ReloadMaxWait after the
-// first one not yet written.
-func (l *loop) markDirty(timer *time.Timer) {
+// markDirty arms the timer that writes the file, and reloads when
+// reload is set: ReloadDebounce after the last change, at most
+// ReloadMaxWait after the first one not yet written. Changes the runtime
+// API already applied only need the file to catch up for the next start,
+// so they wait for a quiet spell (persistDelay, at most persistMaxWait):
+// haproxy -c on a large configuration takes a while, during which the
+// loop would not apply instance changes.
+func (l *loop) markDirty(timer *time.Timer, reload bool) {
+	now := time.Now()
 	if !l.dirty {
-		l.dirty, l.dirtySince = true, time.Now()
+		l.dirty, l.dirtySince = true, now
 	}
-	wait := min(l.r.cfg.ReloadDebounce, time.Until(l.dirtySince.Add(l.r.cfg.ReloadMaxWait)))
-	timer.Reset(max(wait, 0))
+	var due time.Time
+	switch {
+	case reload:
+		if !l.dueReload {
+			l.dueReload, l.reloadSince = true, now
+		}
+		due = earliest(now.Add(l.r.cfg.ReloadDebounce), l.reloadSince.Add(l.r.cfg.ReloadMaxWait))
+	case l.dueReload:
+		return // the coming reload writes the file too
+	default:
+		due = earliest(now.Add(persistDelay), l.dirtySince.Add(persistMaxWait))
+	}
+	timer.Reset(max(time.Until(due), 0))
 }
+
+func earliest(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+// The wait before the file catches up with runtime-only changes.
+const (
+	persistDelay   = 2 * time.Second
+	persistMaxWait = 10 * time.Second
+)
 
 // started records a new master whose worker runs the installed file.
 func (l *loop) started(p *proc) {
