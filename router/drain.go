@@ -15,8 +15,9 @@ import (
 // Drain takes the instance out of rotation at once (maintenance: no new
 // request, those in flight go on) and waits until no HAProxy worker, old
 // ones included, holds a session to it, up to ctx or DrainTimeout. The
-// router deletes the server afterwards. An instance the router never
-// routed to drains at once.
+// server stays parked in maintenance until the next reload drops it. An
+// instance the router never routed to drains at once; so does any when no
+// HAProxy answers for 2 s.
 func (r *Router) Drain(ctx context.Context, app string, in deploy.Instance) error {
 	if !deploy.ValidName(app) {
 		return fmt.Errorf("drain %q: %w", app, deploy.ErrInvalid)

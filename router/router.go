@@ -48,7 +48,8 @@ type Config struct {
 	// ReloadMaxWait bounds the wait of a burst of changes. Default 1s.
 	ReloadMaxWait time.Duration
 	// DrainTimeout bounds how long Drain waits for an instance's sessions
-	// to end, and how long HAProxy may take to stop. Default 30s.
+	// to end, and how long HAProxy may take to stop (at most 10s).
+	// Default 30s.
 	DrainTimeout time.Duration
 	// Logger receives the router's logs. Default slog.Default().
 	Logger *slog.Logger
