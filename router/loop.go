@@ -3,6 +3,7 @@ package router
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -22,10 +23,14 @@ type loop struct {
 	badBytes  []byte // a configuration haproxy -c refused, not retried
 	live      *live  // what the current worker holds
 
-	dirty       bool      // the file may be behind the desired state
-	dirtySince  time.Time // first change not yet written
-	dueReload   bool      // the timer is armed for a reload
-	reloadSince time.Time // first change that needs a reload
+	dirty      bool      // the file may be behind the desired state
+	dirtySince time.Time // first change not yet written
+	dueReload  bool      // the timer is armed for a reload
+
+	checking    bool           // haproxy -c runs in the background
+	flushAgain  bool           // a flush was due while it ran
+	checked     chan candidate // its verdict
+	reloadSince time.Time      // first change that needs a reload
 }
 
 // run applies updates until ctx ends. It returns ctx's error.
@@ -45,6 +50,8 @@ func (l *loop) run(ctx context.Context) error {
 		case <-timer.C:
 			l.dirty, l.dueReload = false, false
 			l.flush(ctx)
+		case c := <-l.checked:
+			l.checkedConfig(ctx, c)
 		case <-retry.C:
 			if l.live.pending() && l.sync(ctx) {
 				l.markDirty(timer, true)
@@ -132,15 +139,51 @@ func (l *loop) sync(ctx context.Context) bool {
 }
 
 // flush writes the desired state to disk and reloads if the backends
-// changed.
+// changed. haproxy -c runs in the background (it takes a while on a large
+// configuration) while the loop goes on applying instance changes; the
+// result comes back through l.checked.
 func (l *loop) flush(ctx context.Context) {
-	r := l.r
-	want := r.snapshot()
-	if err := l.install(ctx, want); err != nil {
-		r.log.Error("configuration refused, the last good one keeps serving", "err", err)
+	if l.checking {
+		l.flushAgain = true
 		return
 	}
-	if !l.live.needsReload(want) {
+	c, err := l.prepare(l.r.snapshot())
+	if errors.Is(err, errAlreadyRefused) {
+		return
+	}
+	if err != nil {
+		l.r.log.Error("configuration refused, the last good one keeps serving", "err", err)
+		return
+	}
+	if c.tmp == "" { // nothing to validate
+		l.afterInstall(ctx, c.m)
+		return
+	}
+	l.checking = true
+	go func() {
+		c.err = l.r.checkConfig(ctx, c.tmp)
+		l.checked <- c
+	}()
+}
+
+// checkedConfig ends a flush once haproxy -c has answered.
+func (l *loop) checkedConfig(ctx context.Context, c candidate) {
+	l.checking = false
+	if err := l.commit(c); err != nil {
+		l.r.log.Error("configuration refused, the last good one keeps serving", "err", err)
+	} else {
+		l.afterInstall(ctx, c.m)
+	}
+	if l.flushAgain {
+		l.flushAgain = false
+		l.flush(ctx)
+	}
+}
+
+// afterInstall reloads when the installed file adds or removes backends.
+func (l *loop) afterInstall(ctx context.Context, m *model) {
+	r := l.r
+	if !l.live.needsReload(m) {
 		return
 	}
 	if err := l.reload(ctx); err != nil {
@@ -153,15 +196,33 @@ func (l *loop) flush(ctx context.Context) {
 	l.sync(ctx)
 }
 
+// candidate is a rendered configuration on its way to being installed.
+type candidate struct {
+	m   *model
+	b   []byte
+	tmp string // the temporary file to validate; "" if b is installed
+	err error  // haproxy -c's verdict
+}
+
 // install renders m; when the bytes differ from the installed file it
 // writes hosts.map and a temporary haproxy.cfg, validates it with haproxy
 // -c and renames it into place. An invalid configuration is never
 // installed: the error is kept for Err.
 func (l *loop) install(ctx context.Context, m *model) error {
+	c, err := l.prepare(m)
+	if err != nil || c.tmp == "" {
+		return err
+	}
+	c.err = l.r.checkConfig(ctx, c.tmp)
+	return l.commit(c)
+}
+
+// prepare renders m and writes what must be validated.
+func (l *loop) prepare(m *model) (candidate, error) {
 	r := l.r
 	b, err := r.rend.render(m)
 	if err != nil {
-		return l.refused(err)
+		return candidate{}, l.refused(err)
 	}
 	r.mu.Lock()
 	mutate := r.testMutate
@@ -175,30 +236,40 @@ func (l *loop) install(ctx context.Context, m *model) error {
 		// The map only matters when a worker starts; write it first so
 		// that haproxy -c finds it.
 		if err := writeFile(s.path(mapFile), mb); err != nil {
-			return l.refused(err)
+			return candidate{}, l.refused(err)
 		}
 		l.mapBytes, l.mapOK = mb, true
 	}
 	if bytes.Equal(b, l.fileBytes) {
 		l.file = m
-		return nil
+		return candidate{m: m}, nil
 	}
 	if l.badBytes != nil && bytes.Equal(b, l.badBytes) {
-		return nil // already refused and reported
+		return candidate{}, errAlreadyRefused
 	}
 	tmp := s.path(cfgFile + ".new")
 	if err := writeFile(tmp, b); err != nil {
+		return candidate{}, l.refused(err)
+	}
+	return candidate{m: m, b: b, tmp: tmp}, nil
+}
+
+// errAlreadyRefused: the same configuration was refused before and its
+// error is already shown.
+var errAlreadyRefused = errors.New("configuration already refused")
+
+// commit installs a validated candidate, or keeps why it was refused.
+func (l *loop) commit(c candidate) error {
+	r := l.r
+	if c.err != nil {
+		os.Remove(c.tmp)
+		l.badBytes = bytes.Clone(c.b)
+		return l.refused(c.err)
+	}
+	if err := os.Rename(c.tmp, r.settings.path(cfgFile)); err != nil {
 		return l.refused(err)
 	}
-	if err := r.checkConfig(ctx, tmp); err != nil {
-		os.Remove(tmp)
-		l.badBytes = bytes.Clone(b)
-		return l.refused(err)
-	}
-	if err := os.Rename(tmp, s.path(cfgFile)); err != nil {
-		return l.refused(err)
-	}
-	l.file, l.fileBytes, l.badBytes = m, b, nil
+	l.file, l.fileBytes, l.badBytes = c.m, c.b, nil
 	r.mu.Lock()
 	r.reloadErr = nil
 	r.mu.Unlock()

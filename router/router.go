@@ -246,7 +246,7 @@ func (r *Router) Run(ctx context.Context) error {
 	if err := os.MkdirAll(r.cfg.Dir, 0o755); err != nil {
 		return fmt.Errorf("router: %w", err)
 	}
-	l := &loop{r: r}
+	l := &loop{r: r, checked: make(chan candidate, 1)}
 	if err := l.install(ctx, r.snapshot()); err != nil {
 		return fmt.Errorf("router: first configuration: %w", err)
 	}
