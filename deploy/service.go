@@ -37,6 +37,10 @@ type Config struct {
 	// the app. A deploy waits for it (up to 10s) before it reports the
 	// release live, so the URL it prints answers at once.
 	Routed func(ctx context.Context, app string) error
+	// RouteErr, when set, says why the router does not route the app as
+	// asked (a refused domain, a configuration HAProxy rejected); it shows
+	// as the app's error.
+	RouteErr func(app string) string
 }
 
 // DeployRequest asks for a source tree to be built and rolled out.
@@ -321,6 +325,9 @@ func (s *Service) view(ctx context.Context, rec appRecord) (App, error) {
 		a.RequestRate = act.RequestRate
 	}
 	a.Error = rec.Failed
+	if a.Error == "" && s.cfg.RouteErr != nil {
+		a.Error = s.cfg.RouteErr(rec.Name)
+	}
 	a.State = state(rec, a.HealthyCount(), deploying, waking)
 	return a, nil
 }

@@ -193,7 +193,7 @@ func up(ctx context.Context, c upConfig) error {
 	svc, err := deploy.New(deploy.Config{
 		Domain: c.Domain, URLPort: urlPort(c.HTTP), Idle: c.Idle, Builds: c.Builds,
 		ArtifactURL: c.ArtifactURL, Artifacts: filepath.Join(c.DataDir, "artifacts"), MemoryEnforced: memEnforced,
-		Routed: rt.WaitRouted,
+		Routed: rt.WaitRouted, RouteErr: rt.Err,
 	}, store, sched, b)
 	if err != nil {
 		return err

@@ -1,12 +1,14 @@
 package local
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -212,8 +214,44 @@ func (in *instance) finish(p *proc) {
 	}
 }
 
+// groupGone reports whether no process of the group is left running.
+// Members that exited but wait to be reaped count as gone: an app's
+// children orphaned by its shell are reaped by PID 1, which on some hosts
+// (containers) takes a second or more, and they hold nothing meanwhile.
 func groupGone(pgid int) bool {
-	return errors.Is(syscall.Kill(-pgid, 0), syscall.ESRCH)
+	if errors.Is(syscall.Kill(-pgid, 0), syscall.ESRCH) {
+		return true
+	}
+	return !groupHasLiving(pgid)
+}
+
+// groupHasLiving scans /proc for a member of the group that is not a
+// zombie. Without /proc it assumes one is there.
+func groupHasLiving(pgid int) bool {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return true
+	}
+	want := strconv.Itoa(pgid)
+	for _, e := range ents {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// "pid (comm) state ppid pgrp ...": comm may hold spaces and ')'.
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 || i+2 > len(b) {
+			continue
+		}
+		f := strings.Fields(string(b[i+2:]))
+		if len(f) > 2 && f[2] == want && f[0] != "Z" {
+			return true
+		}
+	}
+	return false
 }
 
 // stop asks the supervisor to stop the process and waits until it has.

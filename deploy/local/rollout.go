@@ -165,6 +165,7 @@ func (s *Scheduler) retire(ctx context.Context, in *instance, drain bool) {
 	in.retiring = true
 	running := in.pgid != 0
 	in.mu.Unlock()
+	start := time.Now()
 	if drain && running && s.cfg.Drainer != nil {
 		dctx, cancel := context.WithTimeout(ctx, drainLimit)
 		if err := s.cfg.Drainer.Drain(dctx, in.app, in.snapshot()); err != nil {
@@ -173,7 +174,9 @@ func (s *Scheduler) retire(ctx context.Context, in *instance, drain bool) {
 		}
 		cancel()
 	}
+	drained := time.Since(start)
 	in.stop()
+	s.log.Debug("instance retired", "app", in.app, "instance", in.id, "drain", drained, "stop", time.Since(start)-drained)
 	ports.release(in.portList())
 	s.mu.Lock()
 	if a := s.apps[in.app]; a != nil {
