@@ -40,9 +40,10 @@ type upConfig struct {
 	Scheduler, MarathonURL, MarathonGroup    string
 	GitHubSecret, GitHubToken, GitHubAPIURL  string
 	ArtifactURL, Token, DemoDir, LogLevel    string
-	Idle, ScaleEvery, WakeTimeout, HardStop  time.Duration
-	Builds, WakeQueue, TargetSessions        int
+	Idle, WakeTimeout, HardStop              time.Duration
+	Builds, WakeQueue                        int
 	Demo, ReadOnly                           bool
+	Scaler                                   scaler.Config // its flags: scaler.Config.AddFlags
 }
 
 func upCmd() *cobra.Command {
@@ -74,12 +75,12 @@ func upCmd() *cobra.Command {
 	f.StringVar(&c.DemoDir, "demo-dir", "docs/examples/hello", "the app --demo deploys")
 	f.StringVar(&c.LogLevel, "log-level", envOr("FLOCK_LOG_LEVEL", "info"), "debug, info, warn or error")
 	f.DurationVar(&c.Idle, "idle", envDuration("FLOCK_IDLE", 15*time.Minute), "default idle time before an app sleeps (env FLOCK_IDLE)")
-	f.DurationVar(&c.ScaleEvery, "scale-every", envDuration("FLOCK_SCALE_EVERY", 10*time.Second), "how often the scaler reads HAProxy's stats (env FLOCK_SCALE_EVERY)")
+	c.Scaler.AddFlags(f)
+	c.Scaler.Every = envDuration("FLOCK_SCALE_EVERY", c.Scaler.Every)
 	f.DurationVar(&c.WakeTimeout, "wake-timeout", envDuration("FLOCK_WAKE_TIMEOUT", 60*time.Second), "how long a request waits for a sleeping app to wake")
 	f.DurationVar(&c.HardStop, "hard-stop-after", 10*time.Minute, "how long an old HAProxy worker may finish its connections after a reload")
 	f.IntVar(&c.Builds, "builds", 2, "apps that may build at once")
 	f.IntVar(&c.WakeQueue, "wake-queue", 1000, "requests held per app while it wakes; beyond, 503")
-	f.IntVar(&c.TargetSessions, "target-sessions", 10, "concurrent sessions per instance that count as overloaded (autoscaling)")
 	f.BoolVar(&c.Demo, "demo", false, "deploy the demo app (--demo-dir) at start")
 	f.BoolVar(&c.ReadOnly, "read-only-dashboard", false, "show the dashboard without login (read only)")
 	return cmd
@@ -204,7 +205,8 @@ func up(ctx context.Context, c upConfig) error {
 	if err != nil {
 		return err
 	}
-	sc, err := scaler.New(scaler.Config{Every: c.ScaleEvery, TargetSessions: c.TargetSessions, Logger: logger}, svc, allStats(rt))
+	c.Scaler.Logger = logger
+	sc, err := scaler.New(c.Scaler, svc, allStats(rt))
 	if err != nil {
 		return err
 	}
