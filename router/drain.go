@@ -28,6 +28,7 @@ func (r *Router) Drain(ctx context.Context, app string, in deploy.Instance) erro
 		r.drained[app] = map[string]bool{}
 	}
 	r.drained[app][name] = true
+	r.gen++
 	r.mu.Unlock()
 	r.poke()
 

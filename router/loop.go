@@ -23,14 +23,15 @@ type loop struct {
 	badBytes  []byte // a configuration haproxy -c refused, not retried
 	live      *live  // what the current worker holds
 
-	dirty      bool      // the file may be behind the desired state
-	dirtySince time.Time // first change not yet written
-	dueReload  bool      // the timer is armed for a reload
+	dirty       bool      // the file may be behind the desired state
+	dirtySince  time.Time // first change not yet written
+	dueReload   bool      // the timer is armed for a reload
+	reloadSince time.Time // first change that needs a reload
 
-	checking    bool           // haproxy -c runs in the background
-	flushAgain  bool           // a flush was due while it ran
-	checked     chan candidate // its verdict
-	reloadSince time.Time      // first change that needs a reload
+	checking   bool           // haproxy -c runs in the background
+	flushAgain bool           // a flush was due while it ran
+	stale      int            // validated configurations set aside in a row
+	checked    chan candidate // haproxy -c's verdicts
 }
 
 // run applies updates until ctx ends. It returns ctx's error.
@@ -147,7 +148,9 @@ func (l *loop) flush(ctx context.Context) {
 		l.flushAgain = true
 		return
 	}
-	c, err := l.prepare(l.r.snapshot())
+	m, gen := l.r.snapshotGen()
+	c, err := l.prepare(m)
+	c.gen = gen
 	if errors.Is(err, errAlreadyRefused) {
 		return
 	}
@@ -169,6 +172,16 @@ func (l *loop) flush(ctx context.Context) {
 // checkedConfig ends a flush once haproxy -c has answered.
 func (l *loop) checkedConfig(ctx context.Context, c candidate) {
 	l.checking = false
+	if c.err == nil && l.live.needsReload(c.m) && c.gen != l.r.generation() && l.stale < maxStale {
+		// The desired state moved while haproxy -c ran: a worker started
+		// from this file would briefly route to instances already gone.
+		// Render again (a few times at most, or churn would starve
+		// reloads).
+		l.stale++
+		l.flush(ctx)
+		return
+	}
+	l.stale = 0
 	if err := l.commit(c); err != nil {
 		l.r.log.Error("configuration refused, the last good one keeps serving", "err", err)
 	} else {
@@ -202,7 +215,12 @@ type candidate struct {
 	b   []byte
 	tmp string // the temporary file to validate; "" if b is installed
 	err error  // haproxy -c's verdict
+	gen uint64 // the generation of the desired state m reflects
 }
+
+// maxStale bounds how many times in a row a validated configuration is
+// set aside because the desired state moved on.
+const maxStale = 3
 
 // install renders m; when the bytes differ from the installed file it
 // writes hosts.map and a temporary haproxy.cfg, validates it with haproxy

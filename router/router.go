@@ -71,6 +71,7 @@ type Router struct {
 	mu         sync.Mutex
 	apps       []deploy.App
 	drained    map[string]map[string]bool // app → server names draining
+	gen        uint64                     // bumped by every Update and Drain
 	appErrs    map[string]string
 	reloadErr  error
 	liveApps   map[string]bool // backends the running worker has
@@ -182,6 +183,7 @@ func (r *Router) Update(apps []deploy.App) {
 		own[i].Descriptor.Checks = slices.Clone(own[i].Descriptor.Checks)
 	}
 	r.mu.Lock()
+	r.gen++
 	r.apps = own
 	// Forget drained instances that are gone from their app.
 	for app, names := range r.drained {
@@ -233,11 +235,25 @@ func (r *Router) Err(app string) string {
 
 // snapshot builds the model of the desired state.
 func (r *Router) snapshot() *model {
+	m, _ := r.snapshotGen()
+	return m
+}
+
+// snapshotGen builds the model of the desired state and returns the
+// generation it reflects.
+func (r *Router) snapshotGen() (*model, uint64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	m := build(r.apps, r.cfg.Domain, r.drained)
 	r.appErrs = m.errs
-	return m
+	return m, r.gen
+}
+
+// generation counts the changes to the desired state.
+func (r *Router) generation() uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.gen
 }
 
 // Run starts HAProxy, keeps it in step with Update until ctx ends, restarts
