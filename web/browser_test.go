@@ -70,6 +70,13 @@ func step(t *testing.T, ctx context.Context, what string, actions ...chromedp.Ac
 	}
 }
 
+// click finds the element and clicks it in one step inside the page: a
+// row the live updates re-render between a find and a click would
+// otherwise be a stale node.
+func click(selector string) chromedp.Action[chromedp.Void] {
+	return until(`(() => { const e = document.querySelector(` + "`" + selector + "`" + `); if (!e) return false; e.click(); return true })()`)
+}
+
 func until(js string) chromedp.Action[chromedp.Void] {
 	return chromedp.Poll[chromedp.Void](js, chromedp.WithPollingTimeout(15*time.Second), chromedp.WithPollingInterval(20*time.Millisecond))
 }
@@ -97,7 +104,7 @@ func TestBrowser(t *testing.T) {
 	)
 	step(t, ctx, "scale hello to 2 from its row",
 		chromedp.SetValue(chromedp.CSS(`#app-hello input[name=instances]`), "2"),
-		chromedp.Click(chromedp.CSS(`#app-hello button.scale`)),
+		click(`#app-hello button.scale`),
 		until(`document.querySelector('#app-hello .inst').textContent.trim() === '2/2'`),
 	)
 	if a, _ := f.App(t.Context(), "hello"); a.Desired != 2 {
@@ -119,12 +126,12 @@ func TestBrowser(t *testing.T) {
 	)
 
 	step(t, ctx, "sleep hello",
-		chromedp.Click(chromedp.CSS(`#app-hello button.sleep`)),
+		click(`#app-hello button.sleep`),
 		until(`document.querySelector('#app-hello').dataset.state === 'sleeping'`),
 		until(`document.querySelector('#app-hello .inst').textContent.trim() === '0/2'`),
 	)
 	step(t, ctx, "wake hello",
-		chromedp.Click(chromedp.CSS(`#app-hello button.wake`)),
+		click(`#app-hello button.wake`),
 		until(`document.querySelector('#app-hello').dataset.state === 'running'`),
 		until(`document.querySelector('#app-hello .inst').textContent.trim() === '2/2'`),
 	)
