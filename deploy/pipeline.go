@@ -349,10 +349,12 @@ func (s *Service) Scale(ctx context.Context, app string, n int) error {
 	}); err != nil {
 		return fmt.Errorf("scale %s: %w", app, err)
 	}
+	// Tell subscribers first: the router then knows, before the scheduler
+	// drains anything, whether other instances are coming.
+	s.publish(Event{App: app, Type: "state", Message: fmt.Sprintf("scaled to %d", n)})
 	if err := s.sched.Scale(ctx, app, n); err != nil {
 		return fmt.Errorf("scale %s: %w", app, err)
 	}
-	s.publish(Event{App: app, Type: "state", Message: fmt.Sprintf("scaled to %d", n)})
 	return nil
 }
 
@@ -379,9 +381,8 @@ func (s *Service) Sleep(ctx context.Context, app string) error {
 	s.mu.Lock()
 	delete(s.waking, app)
 	s.mu.Unlock()
-	err = s.sched.Scale(ctx, app, 0)
 	s.publish(Event{App: app, Type: "state", State: StateSleeping, Message: "asleep"})
-	if err != nil {
+	if err := s.sched.Scale(ctx, app, 0); err != nil {
 		return fmt.Errorf("sleep %s: %w", app, err)
 	}
 	return nil

@@ -36,6 +36,7 @@ func (r *Router) Drain(ctx context.Context, app string, in deploy.Instance) erro
 	log := r.log.With("app", app, "instance", in.ID)
 	dctx, cancel := context.WithTimeout(ctx, r.cfg.DrainTimeout)
 	defer cancel()
+	r.awaitSuccessor(dctx, app, be, name)
 	err := r.admin.do(dctx, "set server "+be+"/"+name+" state maint")
 	switch {
 	case isNoServer(err) || isNoBackend(err):
@@ -69,6 +70,73 @@ func (r *Router) Drain(ctx context.Context, app string, in deploy.Instance) erro
 		case <-time.After(delay):
 		}
 	}
+}
+
+// successorWait bounds how long a drain waits for the app's other
+// instances to be routed before it takes this one out.
+const successorWait = time.Second
+
+// awaitSuccessor holds a drain back until HAProxy routes the app to
+// another instance, or the app is going to zero (asleep, stopped,
+// destroyed), or successorWait passes. A rollout retires the old release
+// the moment the new one is healthy, while the router hears of the new
+// instances a few milliseconds later: without the wait, the requests of
+// that moment would go to the waker instead of the new release.
+func (r *Router) awaitSuccessor(ctx context.Context, app, be, name string) {
+	ctx, cancel := context.WithTimeout(ctx, successorWait)
+	defer cancel()
+	for delay := 2 * time.Millisecond; ; delay = min(delay*2, 20*time.Millisecond) {
+		if r.goingToZero(app) || r.otherServerUp(ctx, app, be, name) {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+	}
+}
+
+// goingToZero reports whether the desired state has the app without
+// instances to route to (or without the app at all).
+func (r *Router) goingToZero(app string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, a := range r.apps {
+		if a.Name == app {
+			return a.Desired == 0 || a.State == deploy.StateSleeping || a.State == deploy.StateStopped
+		}
+	}
+	return true
+}
+
+// otherServerUp reports whether the serving worker has a server of the
+// backend up, other than name and the ones being drained.
+func (r *Router) otherServerUp(ctx context.Context, app, be, name string) bool {
+	b, err := r.Stats(ctx)
+	if err != nil {
+		return false
+	}
+	rows, err := parseStats(b)
+	if err != nil {
+		return false
+	}
+	r.mu.Lock()
+	drained := r.drained[app]
+	r.mu.Unlock()
+	for _, row := range rows {
+		srv := row["svname"]
+		if row["pxname"] != be || srv == name || srv == "BACKEND" || srv == "FRONTEND" || row["bck"] == "1" {
+			continue
+		}
+		r.mu.Lock()
+		gone := drained[srv]
+		r.mu.Unlock()
+		if !gone && strings.HasPrefix(row["status"], "UP") {
+			return true
+		}
+	}
+	return false
 }
 
 func isNoBackend(err error) bool {
