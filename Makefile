@@ -29,3 +29,8 @@ fuzz:
 	$(GO) test ./builder -run '^$$' -fuzz FuzzUnpack -fuzztime 30s
 	$(GO) test ./scaler -run '^$$' -fuzz FuzzParseStats -fuzztime 30s
 	$(GO) test ./webhook -run '^$$' -fuzz FuzzGitHubHandler -fuzztime 30s
+	$(GO) test ./deploy/marathon -run '^$$' -fuzz FuzzParseEvent -fuzztime 30s
+	$(GO) test ./deploy/marathon -run '^$$' -fuzz FuzzReadSSE -fuzztime 30s
+	$(GO) test ./deploy/marathon -run '^$$' -fuzz FuzzDecodeApps -fuzztime 30s
+	$(GO) test ./router -run '^$$' -fuzz FuzzRender -fuzztime 30s
+	$(GO) test ./web -run '^$$' -fuzz FuzzScaleBody -fuzztime 30s
