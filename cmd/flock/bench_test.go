@@ -1,10 +1,13 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -90,4 +93,49 @@ func BenchmarkGitPushHello(b *testing.B) {
 		ds = append(ds, time.Since(start))
 	}
 	b.ReportMetric(medianMS(ds), "median-ms")
+}
+
+// rssKiB reads a process's resident memory from /proc.
+func rssKiB(b *testing.B, pid int) float64 {
+	b.Helper()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			n, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 64)
+			if err != nil {
+				b.Fatal(err)
+			}
+			return n
+		}
+	}
+	b.Fatal("no VmRSS")
+	return 0
+}
+
+// BenchmarkTwentySleepingApps: 20 apps deployed then put to sleep leave
+// no app process, and Flock's own memory grows by little for them.
+func BenchmarkTwentySleepingApps(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		f := newFlock(b)
+		f.start()
+		before := rssKiB(b, f.cmd.Process.Pid)
+		src := copyExampleB(b, "hello")
+		for n := 0; n < 20; n++ {
+			f.mustCLI("deploy", "--app", fmt.Sprintf("sleepy%d", n), src)
+		}
+		for n := 0; n < 20; n++ {
+			f.mustCLI("sleep", fmt.Sprintf("sleepy%d", n))
+		}
+		procs := 0
+		for _, a := range f.apps() {
+			procs += len(a.Instances)
+		}
+		after := rssKiB(b, f.cmd.Process.Pid)
+		b.ReportMetric(float64(procs), "app-processes")
+		b.ReportMetric((after-before)/1024, "flock-rss-growth-MiB")
+		f.stop()
+	}
 }
