@@ -41,6 +41,9 @@ type Config struct {
 	// asked (a refused domain, a configuration HAProxy rejected); it shows
 	// as the app's error.
 	RouteErr func(app string) string
+	// SignURL, when set, signs slug URLs handed to schedulers, so that the
+	// artifact server can serve them to machines without the token.
+	SignURL func(url string) string
 }
 
 // DeployRequest asks for a source tree to be built and rolled out.
@@ -236,6 +239,9 @@ func (s *Service) spec(r Release, n int) Spec {
 	}
 	if r.Slug != "" && s.cfg.ArtifactURL != "" {
 		sp.SlugURL = strings.TrimSuffix(s.cfg.ArtifactURL, "/") + "/artifacts/" + r.App + "/" + r.Name + ".tar.gz"
+		if s.cfg.SignURL != nil {
+			sp.SlugURL = s.cfg.SignURL(sp.SlugURL)
+		}
 	}
 	return sp
 }
@@ -426,10 +432,16 @@ func (s *Service) Logs(ctx context.Context, name string, follow bool, w io.Write
 }
 
 // RecordActivity keeps what the scaler saw of an app's traffic.
+// The change is published (type "activity") so that open dashboards show
+// the last request without polling.
 func (s *Service) RecordActivity(name string, a Activity) {
 	s.mu.Lock()
+	old := s.activity[name]
 	s.activity[name] = a
 	s.mu.Unlock()
+	if !old.LastRequestAt.Equal(a.LastRequestAt) || old.RequestRate != a.RequestRate {
+		s.publish(Event{App: name, Type: "activity"})
+	}
 }
 
 // Subscribe returns a channel of events and a function that ends the

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"path"
 	"regexp"
 	"strings"
 )
@@ -122,3 +123,7 @@ func redact(raw string) string {
 	}
 	return u.Redacted()
 }
+
+// AppName is the app a GitHub repository deploys to: its name (owner/
+// name or name) made a DNS label, as the webhook names pushes.
+func AppName(repo string) string { return defaultName(path.Base(repo)) }

@@ -199,6 +199,7 @@ func addClientCommands(root *cobra.Command) {
 
 	scaleCmd := &cobra.Command{
 		Use: "scale APP N", Short: "Run N instances of an app (0 stops it)", Args: cobra.ExactArgs(2),
+
 		RunE: func(cmd *cobra.Command, args []string) error {
 			n, err := strconv.Atoi(args[1])
 			if err != nil || n < 0 {
@@ -212,6 +213,10 @@ func addClientCommands(root *cobra.Command) {
 			return nil
 		},
 	}
+	// "flock scale web -1" reads as a flag: say what is wrong.
+	scaleCmd.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+		return fmt.Errorf("%w; N must be a whole number ≥ 0", err)
+	})
 	action := func(name, short, done string) *cobra.Command {
 		return &cobra.Command{
 			Use: name + " APP", Short: short, Args: cobra.ExactArgs(1),

@@ -102,6 +102,7 @@ type flock struct {
 	waker   string
 	extra   []string
 	cmd     *exec.Cmd
+	exited  chan struct{} // closed once cmd.Wait returned
 	out     *syncBuffer
 }
 
@@ -148,7 +149,9 @@ func (f *flock) start() {
 		f.t.Fatalf("start flock: %v", err)
 	}
 	exited := make(chan struct{})
-	go func() { f.cmd.Wait(); close(exited) }()
+	f.exited = exited
+	cmd := f.cmd
+	go func() { cmd.Wait(); close(exited) }()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		select {
@@ -172,21 +175,15 @@ func (f *flock) start() {
 
 // stop ends flock with SIGTERM, as Ctrl-C would.
 func (f *flock) stop() {
-	if f.cmd == nil || f.cmd.Process == nil || f.cmd.ProcessState != nil {
+	if f.cmd == nil {
 		return
 	}
 	f.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() {
-		for f.cmd.ProcessState == nil {
-			time.Sleep(10 * time.Millisecond)
-		}
-		close(done)
-	}()
 	select {
-	case <-done:
+	case <-f.exited:
 	case <-time.After(20 * time.Second):
 		f.cmd.Process.Kill()
+		<-f.exited
 		f.t.Errorf("flock did not stop on SIGTERM within 20s:\n%s", f.out.String())
 	}
 	if f.t.Failed() {
@@ -198,9 +195,7 @@ func (f *flock) stop() {
 // kill ends flock with SIGKILL, leaving whatever it leaves.
 func (f *flock) kill() {
 	f.cmd.Process.Kill()
-	for f.cmd.ProcessState == nil {
-		time.Sleep(10 * time.Millisecond)
-	}
+	<-f.exited
 	f.cmd = nil
 }
 

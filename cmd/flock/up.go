@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"path"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -40,6 +39,7 @@ type upConfig struct {
 	Scheduler, MarathonURL, MarathonGroup    string
 	GitHubSecret, GitHubToken, GitHubAPIURL  string
 	ArtifactURL, Token, DemoDir, LogLevel    string
+	PublicURL                                string
 	Idle, WakeTimeout, HardStop              time.Duration
 	Builds, WakeQueue                        int
 	Demo, ReadOnly                           bool
@@ -66,18 +66,20 @@ func upCmd() *cobra.Command {
 	f.StringVar(&c.Waker, "waker", envOr("FLOCK_WAKER", "127.0.0.1:8001"), "the waker, HAProxy's backup server; keep it on loopback (env FLOCK_WAKER)")
 	f.StringVar(&c.Scheduler, "scheduler", envOr("FLOCK_SCHEDULER", "local"), "local (this machine) or marathon (env FLOCK_SCHEDULER)")
 	f.StringVar(&c.MarathonURL, "marathon-url", envOr("FLOCK_MARATHON_URL", ""), "Marathon URLs, comma-separated (env FLOCK_MARATHON_URL)")
-	f.StringVar(&c.MarathonGroup, "marathon-group", envOr("FLOCK_MARATHON_GROUP", "/flock"), "Marathon group that holds Flock's apps")
+	f.StringVar(&c.MarathonGroup, "marathon-group", envOr("FLOCK_MARATHON_GROUP", "/flock"), "Marathon group that holds Flock's apps (env FLOCK_MARATHON_GROUP)")
 	f.StringVar(&c.GitHubSecret, "github-secret", envOr("FLOCK_GITHUB_SECRET", ""), "GitHub webhook secret; without it the webhook answers 503 (env FLOCK_GITHUB_SECRET)")
 	f.StringVar(&c.GitHubToken, "github-token", envOr("FLOCK_GITHUB_TOKEN", ""), "GitHub token for private clones and commit statuses (env FLOCK_GITHUB_TOKEN)")
 	f.StringVar(&c.GitHubAPIURL, "github-api-url", envOr("FLOCK_GITHUB_API_URL", ""), "GitHub Enterprise API base URL (env FLOCK_GITHUB_API_URL)")
 	f.StringVar(&c.ArtifactURL, "artifact-url", envOr("FLOCK_ARTIFACT_URL", ""), "base URL schedulers fetch slugs from; default http://<--api> (env FLOCK_ARTIFACT_URL)")
+	f.StringVar(&c.PublicURL, "public-url", envOr("FLOCK_PUBLIC_URL", ""), "the dashboard's URL as users reach it, for links Flock sends out (GitHub statuses); default http://<--api> (env FLOCK_PUBLIC_URL)")
 	f.StringVar(&c.Token, "token", envOr("FLOCK_TOKEN", ""), "API token; default: generated once and kept in <data-dir>/token (env FLOCK_TOKEN)")
 	f.StringVar(&c.DemoDir, "demo-dir", "docs/examples/hello", "the app --demo deploys")
-	f.StringVar(&c.LogLevel, "log-level", envOr("FLOCK_LOG_LEVEL", "info"), "debug, info, warn or error")
+	f.StringVar(&c.LogLevel, "log-level", envOr("FLOCK_LOG_LEVEL", "info"), "debug, info, warn or error (env FLOCK_LOG_LEVEL)")
 	f.DurationVar(&c.Idle, "idle", envDuration("FLOCK_IDLE", 15*time.Minute), "default idle time before an app sleeps (env FLOCK_IDLE)")
 	c.Scaler.AddFlags(f)
 	c.Scaler.Every = envDuration("FLOCK_SCALE_EVERY", c.Scaler.Every)
-	f.DurationVar(&c.WakeTimeout, "wake-timeout", envDuration("FLOCK_WAKE_TIMEOUT", 60*time.Second), "how long a request waits for a sleeping app to wake")
+	f.Lookup("scale-every").Usage += " (env FLOCK_SCALE_EVERY)"
+	f.DurationVar(&c.WakeTimeout, "wake-timeout", envDuration("FLOCK_WAKE_TIMEOUT", 60*time.Second), "how long a request waits for a sleeping app to wake (env FLOCK_WAKE_TIMEOUT)")
 	f.DurationVar(&c.HardStop, "hard-stop-after", 10*time.Minute, "how long an old HAProxy worker may finish its connections after a reload")
 	f.IntVar(&c.Builds, "builds", 2, "apps that may build at once")
 	f.IntVar(&c.WakeQueue, "wake-queue", 1000, "requests held per app while it wakes; beyond, 503")
@@ -158,6 +160,9 @@ func up(ctx context.Context, c upConfig) error {
 	if c.ArtifactURL == "" {
 		c.ArtifactURL = "http://" + c.API
 	}
+	if c.PublicURL == "" {
+		c.PublicURL = "http://" + c.API
+	}
 	store, err := deploy.OpenStore(c.DataDir)
 	if err != nil {
 		return err
@@ -191,10 +196,11 @@ func up(ctx context.Context, c upConfig) error {
 	if err != nil {
 		return err
 	}
+	artifacts := newSigner(token)
 	svc, err := deploy.New(deploy.Config{
 		Domain: c.Domain, URLPort: urlPort(c.HTTP), Idle: c.Idle, Builds: c.Builds,
 		ArtifactURL: c.ArtifactURL, Artifacts: filepath.Join(c.DataDir, "artifacts"), MemoryEnforced: memEnforced,
-		Routed: rt.WaitRouted, RouteErr: rt.Err,
+		Routed: rt.WaitRouted, RouteErr: rt.Err, SignURL: artifacts.signURL,
 	}, store, sched, b)
 	if err != nil {
 		return err
@@ -222,10 +228,10 @@ func up(ctx context.Context, c upConfig) error {
 		return svc.URL(rel.App), nil
 	}
 	gh, err := webhook.NewGitHub(webhook.GitHubConfig{
-		Secret: c.GitHubSecret, Token: c.GitHubToken, APIURL: c.GitHubAPIURL, DashboardURL: "http://" + c.API, Logger: logger,
+		Secret: c.GitHubSecret, Token: c.GitHubToken, APIURL: c.GitHubAPIURL, DashboardURL: c.PublicURL, Workers: c.Builds, Logger: logger,
 		// An app's descriptor may name the branch its pushes deploy from.
 		Branch: func(repo string) string {
-			a, err := svc.App(context.Background(), strings.ToLower(path.Base(repo)))
+			a, err := svc.App(context.Background(), webhook.AppName(repo))
 			if err != nil {
 				return ""
 			}
@@ -242,7 +248,7 @@ func up(ctx context.Context, c upConfig) error {
 	site, err := web.New(web.Config{
 		Token: token, ReadOnly: c.ReadOnly, Logger: logger, Gatherer: reg, Registerer: reg,
 		Unpack: func(r io.Reader, dir string) error { return builder.Unpack(r, dir, 1<<30) },
-		Mounts: map[string]http.Handler{"/hooks/github": gh, "/git/": remote, "/artifacts/": b.Handler()},
+		Mounts: map[string]http.Handler{"/hooks/github": gh, "/git/": remote, "/artifacts/": artifacts.guard(token, b.Handler())},
 		Ready: func() error {
 			select {
 			case <-rt.Ready():
@@ -384,11 +390,8 @@ func feedRouter(ctx context.Context, svc *deploy.Service, rt *router.Router) err
 		} else if ctx.Err() == nil {
 			slog.Error("router feed", "err", err)
 		}
-		select {
-		case <-ctx.Done():
+		if !awaitRoutingChange(ctx, events, tick.C) {
 			return nil
-		case <-events:
-		case <-tick.C:
 		}
 		// Drain what else is already queued: one update covers them all.
 	drain:
@@ -398,6 +401,23 @@ func feedRouter(ctx context.Context, svc *deploy.Service, rt *router.Router) err
 			default:
 				break drain
 			}
+		}
+	}
+}
+
+// awaitRoutingChange waits for an event that may change routing (traffic
+// figures do not) or the periodic tick; false when ctx ends.
+func awaitRoutingChange(ctx context.Context, events <-chan deploy.Event, tick <-chan time.Time) bool {
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case e := <-events:
+			if e.Type != "activity" {
+				return true
+			}
+		case <-tick:
+			return true
 		}
 	}
 }

@@ -174,7 +174,7 @@
       counts[r.dataset.state] = (counts[r.dataset.state] || 0) + 1;
       saved += Number(r.dataset.saved) || 0;
     });
-    el.textContent = rows.length + ' apps';
+    el.textContent = rows.length + (rows.length === 1 ? ' app' : ' apps');
     order.forEach(function (st) {
       if (!counts[st]) return;
       el.appendChild(document.createTextNode(' · '));
