@@ -1,9 +1,6 @@
 package deploy
 
-import (
-	"errors"
-	"time"
-)
+import "time"
 
 // Check is one health check of an app (DESIGN.md, "The descriptor").
 // An empty Path means a TCP check on the first port.
@@ -82,9 +79,3 @@ func (e *DescriptorError) Error() string {
 func (e *DescriptorError) Unwrap() error { return ErrInvalid }
 
 var _ error = (*DescriptorError)(nil)
-
-// ReadDescriptor reads the descriptor of the source tree in dir:
-// package.json's "flock" (and "checks"), else flock.json. A tree with
-// neither gets the defaults and the name must come from elsewhere.
-// IMPLEMENTED IN descriptor_parse.go.
-var _ = errors.New

@@ -2,7 +2,6 @@ package deploy
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -477,5 +476,3 @@ func (s *Service) publish(e Event) {
 		}
 	}
 }
-
-var _ = json.Marshal
