@@ -1,7 +1,6 @@
 package local
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -232,22 +231,12 @@ func groupHasLiving(pgid int) bool {
 	if err != nil {
 		return true
 	}
-	want := strconv.Itoa(pgid)
 	for _, e := range ents {
-		if _, err := strconv.Atoi(e.Name()); err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		pid, err := strconv.Atoi(e.Name())
 		if err != nil {
 			continue
 		}
-		// "pid (comm) state ppid pgrp ...": comm may hold spaces and ')'.
-		i := bytes.LastIndexByte(b, ')')
-		if i < 0 || i+2 > len(b) {
-			continue
-		}
-		f := strings.Fields(string(b[i+2:]))
-		if len(f) > 2 && f[2] == want && f[0] != "Z" {
+		if st, g, ok := procStat(pid); ok && g == pgid && st != 'Z' {
 			return true
 		}
 	}

@@ -109,7 +109,7 @@ func groupMembers(pgid int, marker string) []int {
 		}
 		env, _ := os.ReadFile("/proc/" + e.Name() + "/environ")
 		has := bytes.Contains(append([]byte{0}, env...), append(append([]byte{0}, want...), 0))
-		if has || procGroup(pid) == pgid {
+		if _, g, _ := procStat(pid); has || g == pgid {
 			pids = append(pids, pid)
 			marked = marked || has
 		}
@@ -120,33 +120,30 @@ func groupMembers(pgid int, marker string) []int {
 	return pids
 }
 
-// procGroup reads the process group of pid from /proc/<pid>/stat.
-func procGroup(pid int) int {
+// procStat reads the state letter ('R', 'S', 'Z'...) and the process
+// group of pid from /proc/<pid>/stat; ok is false when pid is gone.
+func procStat(pid int) (state byte, pgrp int, ok bool) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
-		return 0
+		return 0, 0, false
 	}
-	// pid (comm) state ppid pgrp ...; comm may hold spaces and parentheses.
+	// "pid (comm) state ppid pgrp ...": comm may hold spaces and ')'.
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
-		return 0
+		return 0, 0, false
 	}
 	f := strings.Fields(string(b[i+1:]))
 	if len(f) < 3 {
-		return 0
+		return 0, 0, false
 	}
-	g, _ := strconv.Atoi(f[2])
-	return g
+	pgrp, _ = strconv.Atoi(f[2])
+	return f[0][0], pgrp, true
 }
 
 // alive reports whether pid exists and is not a zombie.
 func alive(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	i := bytes.LastIndexByte(b, ')')
-	return i >= 0 && i+2 < len(b) && b[i+2] != 'Z' && b[i+2] != 'X'
+	st, _, ok := procStat(pid)
+	return ok && st != 'Z' && st != 'X'
 }
 
 func waitGone(pids []int, limit time.Duration) {
