@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"time"
@@ -216,13 +217,9 @@ func (s *Service) build(ctx context.Context, app string, desc Descriptor, req De
 		return Release{}, fmt.Errorf("build %s %s: %w", app, name, err)
 	}
 	fmt.Fprintf(log, "-----> Built %s in %s\n", name, time.Since(start).Round(time.Millisecond))
-	env := map[string]string{}
-	for k, v := range desc.Env {
-		env[k] = v
-	}
 	rel := Release{
 		App: app, Name: name, Version: prev.LastVersion, Commit: req.Commit, Trigger: rec.Trigger,
-		Slug: slug, Command: cmd, Image: desc.Image, Descriptor: desc, Env: env, CreatedAt: time.Now().UTC(),
+		Slug: slug, Command: cmd, Image: desc.Image, Descriptor: desc, Env: maps.Clone(desc.Env), CreatedAt: time.Now().UTC(),
 	}
 	if err := s.store.putRelease(rel); err != nil {
 		return Release{}, fmt.Errorf("record release %s %s: %w", app, name, err)

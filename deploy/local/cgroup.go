@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -131,14 +132,7 @@ func ownCgroup(self string) (string, error) {
 	return "", errors.New("own cgroup: no cgroup v2 entry")
 }
 
-func hasWord(s, w string) bool {
-	for _, f := range strings.Fields(s) {
-		if f == w {
-			return true
-		}
-	}
-	return false
-}
+func hasWord(s, w string) bool { return slices.Contains(strings.Fields(s), w) }
 
 func writeFile(path, v string) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)

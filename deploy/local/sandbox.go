@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -87,12 +89,8 @@ func (s *Scheduler) prepare(spec deploy.Spec) (*release, error) {
 	} else if err != nil {
 		return nil, fmt.Errorf("release folder: %w", err)
 	}
-	env := make(map[string]string, len(spec.Env))
-	for k, v := range spec.Env {
-		env[k] = v
-	}
 	return &release{
-		name: spec.Release, dir: dir, command: spec.Command, env: env,
+		name: spec.Release, dir: dir, command: spec.Command, env: maps.Clone(spec.Env),
 		ports: max(spec.Descriptor.Ports, 0), mem: spec.Descriptor.Mem, checks: checks,
 	}, nil
 }
@@ -132,19 +130,10 @@ func (s *Scheduler) removeReleases(app string, keep ...string) {
 		return
 	}
 	for _, e := range entries {
-		if !containsString(keep, e.Name()) {
+		if !slices.Contains(keep, e.Name()) {
 			os.RemoveAll(filepath.Join(root, e.Name()))
 		}
 	}
-}
-
-func containsString(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 func (s *Scheduler) appDir(app string) string { return filepath.Join(s.cfg.Dir, "apps", app) }
