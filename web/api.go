@@ -65,21 +65,13 @@ func (s *Server) listApps(c *gin.Context) {
 }
 
 func (s *Server) getApp(c *gin.Context) {
-	name, err := appName(c)
-	if err != nil {
-		s.fail(c, err)
-		return
+	if a, ok := s.lookup(c); ok {
+		c.JSON(http.StatusOK, a)
 	}
-	a, err := s.p.App(c.Request.Context(), name)
-	if err != nil {
-		s.fail(c, err) // the platform names the operation and the app
-		return
-	}
-	c.JSON(http.StatusOK, a)
 }
 
 // act runs one action on the :app and answers with the app as it is after.
-func (s *Server) act(c *gin.Context, what string, f func(ctx context.Context, name string) error) {
+func (s *Server) act(c *gin.Context, f func(ctx context.Context, name string) error) {
 	name, err := appName(c)
 	if err != nil {
 		s.fail(c, err)
@@ -98,8 +90,8 @@ func (s *Server) act(c *gin.Context, what string, f func(ctx context.Context, na
 	c.JSON(http.StatusOK, a)
 }
 
-func (s *Server) sleepApp(c *gin.Context) { s.act(c, "sleep", s.p.Sleep) }
-func (s *Server) wakeApp(c *gin.Context)  { s.act(c, "wake", s.p.Wake) }
+func (s *Server) sleepApp(c *gin.Context) { s.act(c, s.p.Sleep) }
+func (s *Server) wakeApp(c *gin.Context)  { s.act(c, s.p.Wake) }
 
 func (s *Server) scaleApp(c *gin.Context) {
 	n, err := instancesParam(c)
@@ -107,7 +99,7 @@ func (s *Server) scaleApp(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	s.act(c, "scale", func(ctx context.Context, name string) error { return s.p.Scale(ctx, name, n) })
+	s.act(c, func(ctx context.Context, name string) error { return s.p.Scale(ctx, name, n) })
 }
 
 // instancesParam reads {"instances": N} from JSON, or the "instances" field
@@ -291,16 +283,10 @@ func (s *Server) appURL(ctx context.Context, name string) string {
 }
 
 func (s *Server) logs(c *gin.Context) {
-	name, err := appName(c)
-	if err != nil {
-		s.fail(c, err)
+	if _, ok := s.lookup(c); !ok {
 		return
 	}
-	ctx := c.Request.Context()
-	if _, err := s.p.App(ctx, name); err != nil {
-		s.fail(c, err) // the platform names the operation and the app
-		return
-	}
+	name, ctx := c.Param("app"), c.Request.Context()
 	follow := c.Query("follow") == "1" || c.Query("follow") == "true"
 	lw := newLineWriter(c)
 	if follow {
@@ -309,7 +295,7 @@ func (s *Server) logs(c *gin.Context) {
 		ctx, cancel = s.streamContext(c)
 		defer cancel()
 	}
-	err = s.p.Logs(ctx, name, follow, lw)
+	err := s.p.Logs(ctx, name, follow, lw)
 	if err == nil && !lw.hasStarted() {
 		lw.begin() // no output yet: an empty 200, not a 404 from gin
 	}
