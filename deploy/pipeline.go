@@ -139,6 +139,7 @@ func (s *Service) work(app string, q *queue) {
 		q.pending = nil
 		if j == nil {
 			q.running = false
+			delete(s.queues, app) // the next deploy starts a fresh queue
 			s.mu.Unlock()
 			return
 		}
