@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -81,7 +82,7 @@ func (l *lineFlusher) Write(p []byte) (int, error) {
 	if len(p) > 0 {
 		l.partial = p[len(p)-1] != '\n'
 	}
-	if err == nil && strings.ContainsRune(string(p), '\n') {
+	if err == nil && bytes.IndexByte(p, '\n') >= 0 {
 		err = l.rc.Flush()
 	}
 	return n, err
