@@ -22,21 +22,16 @@ func (r *Router) Drain(ctx context.Context, app string, in deploy.Instance) erro
 	if !deploy.ValidName(app) {
 		return fmt.Errorf("drain %q: %w", app, deploy.ErrInvalid)
 	}
-	name := serverName(in)
-	r.mu.Lock()
-	if r.drained[app] == nil {
-		r.drained[app] = map[string]bool{}
-	}
-	r.drained[app][name] = true
-	r.gen++
-	r.mu.Unlock()
-	r.poke()
-
-	be := backendName(app)
+	name, be := serverName(in), backendName(app)
 	log := r.log.With("app", app, "instance", in.ID)
 	dctx, cancel := context.WithTimeout(ctx, r.cfg.DrainTimeout)
 	defer cancel()
+	// Leaving, still in rotation: concurrent drains of the app do not
+	// count it as a successor.
+	r.markDrained(app, name, false)
 	r.awaitSuccessor(dctx, app, be, name)
+	r.markDrained(app, name, true)
+	r.poke()
 	err := r.admin.do(dctx, "set server "+be+"/"+name+" state maint")
 	switch {
 	case isNoServer(err) || isNoBackend(err):
@@ -72,21 +67,36 @@ func (r *Router) Drain(ctx context.Context, app string, in deploy.Instance) erro
 	}
 }
 
+// markDrained records that the app's server name is leaving; out says
+// whether it is out of rotation yet (see Router.drained).
+func (r *Router) markDrained(app, name string, out bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.drained[app] == nil {
+		r.drained[app] = map[string]bool{}
+	}
+	r.drained[app][name] = out
+	if out {
+		r.gen++
+	}
+}
+
 // successorWait bounds how long a drain waits for the app's other
 // instances to be routed before it takes this one out.
 const successorWait = time.Second
 
-// awaitSuccessor holds a drain back until HAProxy routes the app to
-// another instance, or the app is going to zero (asleep, stopped,
-// destroyed), or successorWait passes. A rollout retires the old release
-// the moment the new one is healthy, while the router hears of the new
-// instances a few milliseconds later: without the wait, the requests of
-// that moment would go to the waker instead of the new release.
+// awaitSuccessor holds a drain back while the instance is the only one
+// HAProxy routes the app to, until another one is routed, or the app is
+// going to zero (asleep, stopped, destroyed), or successorWait passes. A
+// rollout retires the old release the moment the new one is healthy,
+// while the router hears of the new instances a few milliseconds later:
+// without the wait, the requests of that moment would go to the waker
+// instead of the new release.
 func (r *Router) awaitSuccessor(ctx context.Context, app, be, name string) {
 	ctx, cancel := context.WithTimeout(ctx, successorWait)
 	defer cancel()
 	for delay := 2 * time.Millisecond; ; delay = min(delay*2, 20*time.Millisecond) {
-		if r.goingToZero(app) || r.otherServerUp(ctx, app, be, name) {
+		if r.goingToZero(app) || !r.soleServer(ctx, app, be, name) {
 			return
 		}
 		select {
@@ -110,33 +120,33 @@ func (r *Router) goingToZero(app string) bool {
 	return true
 }
 
-// otherServerUp reports whether the serving worker has a server of the
-// backend up, other than name and the ones being drained.
-func (r *Router) otherServerUp(ctx context.Context, app, be, name string) bool {
-	b, err := r.Stats(ctx)
+// soleServer reports whether the serving worker routes the backend's
+// traffic to name and to no other server but the ones leaving. When
+// HAProxy does not answer it assumes so.
+func (r *Router) soleServer(ctx context.Context, app, be, name string) bool {
+	b, err := r.admin.cmd(ctx, "show stat "+be+" 4 -1") // the backend's servers
 	if err != nil {
-		return false
+		return true
 	}
-	rows, err := parseStats(b)
+	rows, err := parseStats([]byte(b))
 	if err != nil {
-		return false
+		return true
 	}
 	r.mu.Lock()
-	drained := r.drained[app]
-	r.mu.Unlock()
+	defer r.mu.Unlock()
+	routed, other := false, false
 	for _, row := range rows {
 		srv := row["svname"]
-		if row["pxname"] != be || srv == name || srv == "BACKEND" || srv == "FRONTEND" || row["bck"] == "1" {
+		if row["pxname"] != be || row["bck"] == "1" || !strings.HasPrefix(row["status"], "UP") {
 			continue
 		}
-		r.mu.Lock()
-		gone := drained[srv]
-		r.mu.Unlock()
-		if !gone && strings.HasPrefix(row["status"], "UP") {
-			return true
+		if srv == name {
+			routed = true
+		} else if _, leaving := r.drained[app][srv]; !leaving {
+			other = true
 		}
 	}
-	return false
+	return routed && !other
 }
 
 func isNoBackend(err error) bool {

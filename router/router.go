@@ -68,10 +68,12 @@ type Router struct {
 	kick  chan struct{}
 	ready chan struct{}
 
-	mu         sync.Mutex
-	apps       []deploy.App
-	drained    map[string]map[string]bool // app → server names draining
-	gen        uint64                     // bumped by every Update and Drain
+	mu   sync.Mutex
+	apps []deploy.App
+	// drained: app → server names being drained; true once out of
+	// rotation, false while the drain waits for a successor.
+	drained    map[string]map[string]bool
+	gen        uint64 // bumped by every Update and Drain
 	appErrs    map[string]string
 	reloadErr  error
 	liveApps   map[string]bool // backends the running worker has
@@ -193,8 +195,8 @@ func (r *Router) Update(apps []deploy.App) {
 				continue
 			}
 			for _, in := range a.Instances {
-				if n := serverName(in); names[n] {
-					still[n] = true
+				if out, ok := names[serverName(in)]; ok {
+					still[serverName(in)] = out
 				}
 			}
 		}

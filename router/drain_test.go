@@ -1,0 +1,51 @@
+package router
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/flock-paas/flock/deploy"
+)
+
+// TestDrainWaitsForSuccessor replays a rollout as the scheduler sees it:
+// the old instance is drained as soon as the new one is healthy, and the
+// router hears of the new one a moment later. No request may fail in
+// between (without a waker, a backend with no server up answers 503).
+func TestDrainWaitsForSuccessor(t *testing.T) {
+	h := newHarness(t, nil)
+	withDesired := func(ins ...*instance) []deploy.App {
+		a := app("web", ins...)
+		a.Desired = 1
+		return []deploy.App{a}
+	}
+	old := newInstance(t, "web.v1.1")
+	h.r.Update(withDesired(old))
+	waitFor(t, 5*time.Second, "web routed", func() bool { return h.routesTo("web.localhost", "web.v1.1") })
+	l := startLoad(h, "web.localhost", 4)
+
+	drained := make(chan error, 1)
+	go func() { drained <- h.r.Drain(context.Background(), "web", old.Instance) }()
+	n := old.hits.Load()
+	waitFor(t, 5*time.Second, "the old instance serves while it waits for a successor", func() bool { return old.hits.Load() > n+5 })
+	next := newInstance(t, "web.v2.1")
+	next.Release = "v2"
+	h.r.Update(withDesired(old, next))
+	select {
+	case err := <-drained:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("drain never returned")
+	}
+	h.r.Update(withDesired(next))
+	n = next.hits.Load()
+	waitFor(t, 5*time.Second, "the new release serves", func() bool { return next.hits.Load() > n+20 })
+	if sent, failed := l.finish(); failed != 0 {
+		t.Errorf("%d of %d requests failed, last: %v", failed, sent, l.lastErr.Load())
+	}
+	if h.serving("app_web", "web.v1.") {
+		t.Error("the drained instance is still in rotation")
+	}
+}
