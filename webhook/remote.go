@@ -51,6 +51,9 @@ type Remote struct {
 	log    *slog.Logger
 	git    string // path of git; "" when it is missing
 	hook   []byte // the pre-receive script
+	// repoMu serialises creating repositories; it is not mu, so a slow
+	// `git init` does not hold up other pushes' hook secrets.
+	repoMu sync.Mutex
 	mu     sync.Mutex
 	pushes map[string]pendingPush // by hook secret, while the push runs
 }
@@ -207,8 +210,8 @@ var userRE = regexp.MustCompile(`^[A-Za-z0-9._@-]{1,64}$`)
 // (re)writes its pre-receive hook, which names the Flock binary and so must
 // follow it when Flock is upgraded or moved.
 func (rm *Remote) ensureRepo(app, dir string) error {
-	rm.mu.Lock()
-	defer rm.mu.Unlock()
+	rm.repoMu.Lock()
+	defer rm.repoMu.Unlock()
 	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
 		if err := os.MkdirAll(rm.cfg.Dir, 0o750); err != nil {
 			return fmt.Errorf("create repository %s: %w", app, err)
