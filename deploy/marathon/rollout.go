@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -228,15 +229,13 @@ func (s *Scheduler) Scale(ctx context.Context, app string, n int) error {
 				return err
 			}
 			var ins []deploy.Instance
-			var ids []string
 			for _, in := range a.instances(nil) {
-				if slicesContains(victims, in.ID) {
+				if slices.Contains(victims, in.ID) {
 					ins = append(ins, in)
 				}
 			}
-			ids = victims
 			s.drain(ctx, app, ins)
-			return s.api.KillTasks(ctx, ids)
+			return s.api.KillTasks(ctx, victims)
 		default:
 			var labels map[string]string
 			if cur == 0 && a.Labels[awakeLabel] != strconv.Itoa(n) {
@@ -308,13 +307,4 @@ func youngest(tasks []mTask, k int) []string {
 		ids = append(ids, t.ID)
 	}
 	return ids
-}
-
-func slicesContains(s []string, v string) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }

@@ -333,15 +333,6 @@ func (s *Server) killTasks(w http.ResponseWriter, r *http.Request, body []byte) 
 	writeJSON(w, 200, map[string]any{"tasks": []any{}})
 }
 
-func contains(s []string, v string) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
-}
-
 func toInt(v any) int {
 	f, _ := v.(float64)
 	if i, ok := v.(int); ok {

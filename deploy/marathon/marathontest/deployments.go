@@ -3,6 +3,7 @@ package marathontest
 import (
 	"fmt"
 	"net/http"
+	"slices"
 )
 
 func (s *Server) listDeployments(w http.ResponseWriter) {
@@ -36,7 +37,7 @@ func (s *Server) cancelDeployment(w http.ResponseWriter, id string, force bool) 
 		return
 	}
 	for _, t := range s.tasks[d.AppID] {
-		if contains(d.tasks, t.ID) {
+		if slices.Contains(d.tasks, t.ID) {
 			s.killLocked(t)
 		}
 	}
