@@ -156,7 +156,7 @@ func isNoBackend(err error) bool {
 // sessions returns the current sessions of one server summed over every
 // worker, so that requests held by old workers after a reload count too.
 func (r *Router) sessions(ctx context.Context, be, srv string) (int, error) {
-	all, err := r.StatsAll(ctx)
+	all, err := r.statsAll(ctx, "show stat "+be+" 4 -1") // the backend's servers
 	if err != nil {
 		return 0, err
 	}
@@ -199,6 +199,11 @@ type WorkerStats struct {
 // socket, the current worker first, so that long-lived connections held
 // by old workers after a reload stay visible.
 func (r *Router) StatsAll(ctx context.Context) ([]WorkerStats, error) {
+	return r.statsAll(ctx, "show stat")
+}
+
+// statsAll sends command, a "show stat", to every worker.
+func (r *Router) statsAll(ctx context.Context, command string) ([]WorkerStats, error) {
 	pids, err := r.master.workers(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("stats: %w", err)
@@ -206,7 +211,7 @@ func (r *Router) StatsAll(ctx context.Context) ([]WorkerStats, error) {
 	var out []WorkerStats
 	for i, pid := range pids {
 		w := runtimeAPI{path: r.master.path, master: true, prefix: "@!" + strconv.Itoa(pid) + " "}
-		b, err := w.cmd(ctx, "show stat")
+		b, err := w.cmd(ctx, command)
 		if err != nil {
 			if i == 0 {
 				return nil, fmt.Errorf("stats of worker %d: %w", pid, err)
