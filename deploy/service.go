@@ -259,13 +259,13 @@ func (s *Service) lock(app string) *sync.Mutex {
 
 // Apps lists every app with its live instances, sorted by name.
 func (s *Service) Apps(ctx context.Context) ([]App, error) {
-	recs, err := s.store.apps()
+	recs, rels, err := s.store.appsWithCurrent()
 	if err != nil {
 		return nil, fmt.Errorf("list apps: %w", err)
 	}
 	out := make([]App, 0, len(recs))
-	for _, rec := range recs {
-		a, err := s.view(ctx, rec)
+	for i, rec := range recs {
+		a, err := s.view(ctx, rec, rels[i])
 		if err != nil {
 			return nil, fmt.Errorf("list apps: %w", err)
 		}
@@ -281,7 +281,17 @@ func (s *Service) App(ctx context.Context, name string) (App, error) {
 	if err != nil {
 		return App{}, fmt.Errorf("app %s: %w", name, err)
 	}
-	return s.view(ctx, rec)
+	var rel Release
+	if rec.Current != "" {
+		if rel, err = s.store.release(rec.Name, rec.Current); err != nil {
+			return App{}, fmt.Errorf("app %s: %w", name, err)
+		}
+	}
+	a, err := s.view(ctx, rec, rel)
+	if err != nil {
+		return App{}, fmt.Errorf("app %s: %w", name, err)
+	}
+	return a, nil
 }
 
 // URL is where an app answers.
@@ -289,18 +299,14 @@ func (s *Service) URL(app string) string {
 	return "http://" + app + "." + s.cfg.Domain + s.cfg.URLPort
 }
 
-func (s *Service) view(ctx context.Context, rec appRecord) (App, error) {
+// view joins an app's record, its current release (zero before the first
+// one) and what the scheduler and the scaler know into what users see.
+func (s *Service) view(ctx context.Context, rec appRecord, rel Release) (App, error) {
 	a := App{
 		Name: rec.Name, URL: s.URL(rec.Name), Desired: rec.Desired, Release: rec.Current,
 		MemoryEnforced: s.cfg.MemoryEnforced, SavedInstanceSeconds: rec.SavedSeconds,
 		Instances: []Instance{},
-	}
-	if rec.Current != "" {
-		rel, err := s.store.release(rec.Name, rec.Current)
-		if err != nil {
-			return App{}, err
-		}
-		a.Version, a.Commit, a.Descriptor, a.Domains = rel.Version, rel.Commit, rel.Descriptor, rel.Descriptor.Domains
+		Version:   rel.Version, Commit: rel.Commit, Descriptor: rel.Descriptor, Domains: rel.Descriptor.Domains,
 	}
 	a.IdleTimeout = a.Descriptor.IdleTimeout(s.cfg.Idle)
 	a.Idle = "never"

@@ -121,6 +121,36 @@ func (s *Store) apps() ([]appRecord, error) {
 	return out, err
 }
 
+// appsWithCurrent lists every app record with its current release (zero
+// when it has none) in one transaction: Service.Apps runs on every event
+// and every second, and a transaction per app would cost more than the
+// reads themselves.
+func (s *Store) appsWithCurrent() ([]appRecord, []Release, error) {
+	var recs []appRecord
+	var rels []Release
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketApps).ForEach(func(_, v []byte) error {
+			var r appRecord
+			if err := json.Unmarshal(v, &r); err != nil {
+				return err
+			}
+			var rel Release
+			if r.Current != "" {
+				n, ok := ParseReleaseName(r.Current)
+				if !ok {
+					return fmt.Errorf("release %q of %s: %w", r.Current, r.Name, ErrNotFound)
+				}
+				if err := get(tx, bucketReleases, releaseKey(r.Name, n), &rel); err != nil {
+					return fmt.Errorf("release %s of %s: %w", r.Current, r.Name, err)
+				}
+			}
+			recs, rels = append(recs, r), append(rels, rel)
+			return nil
+		})
+	})
+	return recs, rels, err
+}
+
 // updateApp reads, changes and writes an app record in one transaction.
 // create allows a missing app to start from a fresh record.
 func (s *Store) updateApp(name string, create bool, fn func(*appRecord) error) (appRecord, error) {

@@ -1,0 +1,56 @@
+package deploy
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"testing"
+)
+
+// nopSched and nopBuilder stand in for the parts Apps does not measure.
+type nopSched struct{}
+
+func (nopSched) Run(ctx context.Context) error                         { return nil }
+func (nopSched) Deploy(context.Context, Spec, io.Writer) error         { return nil }
+func (nopSched) Scale(context.Context, string, int) error              { return nil }
+func (nopSched) Remove(context.Context, string) error                  { return nil }
+func (nopSched) Instances(context.Context, string) ([]Instance, error) { return nil, nil }
+func (nopSched) Logs(context.Context, string, bool, io.Writer) error   { return nil }
+func (nopSched) Changes() <-chan string                                { return nil }
+
+type nopBuilder struct{}
+
+func (nopBuilder) Build(context.Context, string, string, string, string, io.Writer) (string, string, error) {
+	return "", "", nil
+}
+
+// BenchmarkApps lists 50 deployed apps. Apps runs on every event (the
+// router feed, the waker) and every second (cmd/flock keepProxiedAwake).
+func BenchmarkApps(b *testing.B) {
+	st, err := OpenStore(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	for i := range 50 {
+		name := fmt.Sprintf("app%d", i)
+		if _, err := st.updateApp(name, true, func(r *appRecord) error { r.Current = "v1"; r.Desired = 1; return nil }); err != nil {
+			b.Fatal(err)
+		}
+		err := st.putRelease(Release{App: name, Name: "v1", Version: 1, Env: map[string]string{"A": "b"},
+			Descriptor: Descriptor{Name: name, Instances: 1, Checks: []Check{{Path: "/", IntervalSeconds: 10}}, Domains: []string{"x.example"}}})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	s, err := New(Config{}, st, nopSched{}, nopBuilder{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.Apps(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
