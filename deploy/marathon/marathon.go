@@ -84,6 +84,7 @@ func New(cfg Config) (*Scheduler, error) {
 	if len(cfg.URLs) == 0 {
 		return nil, fmt.Errorf("marathon: no URL (--marathon-url): %w", deploy.ErrInvalid)
 	}
+	cfg.URLs = slices.Clone(cfg.URLs) // trimmed below; the caller's slice stays as it was
 	for i, u := range cfg.URLs {
 		u = strings.TrimSuffix(strings.TrimSpace(u), "/")
 		p, err := url.Parse(u)
@@ -226,8 +227,12 @@ func (s *Scheduler) store(name string, a mApp) {
 	old := s.apps[name]
 	e := &entry{app: a, older: map[string]string{}, at: time.Now()}
 	if old != nil {
+		// Only versions of tasks still running can be asked about: the
+		// map would otherwise gain an entry with every release, for ever.
 		for k, v := range old.older {
-			e.older[k] = v
+			if slices.ContainsFunc(a.Tasks, func(t mTask) bool { return t.Version == k }) {
+				e.older[k] = v
+			}
 		}
 		if r := old.app.Labels[releaseLabel]; r != "" && r != a.Labels[releaseLabel] {
 			for _, t := range old.app.Tasks {
