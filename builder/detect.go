@@ -70,7 +70,7 @@ func (b *Builder) buildNode(ctx context.Context, tree string, lw *lineWriter) (s
 		main = "server.js"
 	}
 	clean := filepath.Clean(main)
-	if filepath.IsAbs(clean) || strings.HasPrefix(clean, "..") {
+	if !filepath.IsLocal(clean) {
 		return "", nil
 	}
 	if !exists(tree, clean) && !exists(tree, clean+".js") { // node resolves "main": "index" to index.js
