@@ -62,3 +62,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	return m, nil
 }
+
+// forget deletes every series of the app.
+func (m *metrics) forget(app string) {
+	for _, v := range []interface{ DeletePartialMatch(prometheus.Labels) int }{m.phase, m.total, m.held, m.rejected, m.timedOut, m.wakes} {
+		v.DeletePartialMatch(prometheus.Labels{"app": app})
+	}
+}

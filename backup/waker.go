@@ -247,15 +247,21 @@ func (w *Waker) shutdownGates() {
 }
 
 // notify pokes the gate of the event's app so it re-reads the app now
-// instead of at its next periodic refresh.
+// instead of at its next periodic refresh. A destroyed app's memory goes,
+// its metric series too: app names come and go, the waker runs for long.
 func (w *Waker) notify(ev deploy.Event) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	g := w.gates[ev.App]
 	if ev.Type == "destroyed" {
 		delete(w.verified, ev.App)
 		delete(w.failedAt, ev.App)
+		if g != nil && g.finished() {
+			delete(w.gates, ev.App)
+		}
+		w.m.forget(ev.App)
 	}
-	if g := w.gates[ev.App]; g != nil {
+	if g != nil {
 		select {
 		case g.poke <- struct{}{}:
 		default:

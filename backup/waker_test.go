@@ -255,3 +255,33 @@ func TestNewValidates(t *testing.T) {
 		t.Error("second waker on one registry: want a registration error")
 	}
 }
+
+// TestDestroyedAppForgotten checks that a destroyed app leaves no metric
+// series behind: app names come and go while the waker runs for months.
+func TestDestroyedAppForgotten(t *testing.T) {
+	p := newTestPlatform(t)
+	p.add("hello", appOpts{})
+	reg := prometheus.NewRegistry()
+	_, url := startWaker(t, p, Config{Registerer: reg})
+	if r := mustSend(t, newClient(), "GET", url+"/", "hello", nil); r.status != 200 {
+		t.Fatalf("got %d %q, want 200 from an instance", r.status, r.body)
+	}
+	series := func() int {
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, mf := range mfs {
+			n += len(mf.GetMetric())
+		}
+		return n
+	}
+	if series() == 0 {
+		t.Fatal("no metric series after a wake")
+	}
+	p.mu.Lock()
+	p.publishLocked("hello", "destroyed")
+	p.mu.Unlock()
+	waitFor(t, 5*time.Second, "the app's series deleted", func() bool { return series() == 0 })
+}
