@@ -29,7 +29,9 @@ type client struct {
 	http  *http.Client
 }
 
-func newClient(cmd *cobra.Command) (*client, error) {
+// newClient reads --api-url and the token (--token, else <data-dir>/token:
+// the CLI on the machine that runs flock up needs no flag).
+func newClient(cmd *cobra.Command) *client {
 	base, _ := cmd.Flags().GetString("api-url")
 	tok, _ := cmd.Flags().GetString("token")
 	if tok == "" {
@@ -39,7 +41,7 @@ func newClient(cmd *cobra.Command) (*client, error) {
 			tok = strings.TrimSpace(string(b))
 		}
 	}
-	return &client{base: strings.TrimSuffix(base, "/"), token: tok, http: &http.Client{}}, nil
+	return &client{base: strings.TrimSuffix(base, "/"), token: tok, http: &http.Client{}}
 }
 
 // do sends a request and returns the response when its status is 2xx;
@@ -142,10 +144,7 @@ func addClientCommands(root *cobra.Command) {
 			if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
 				return fmt.Errorf("%s is not a directory", dir)
 			}
-			c, err := newClient(cmd)
-			if err != nil {
-				return err
-			}
+			c := newClient(cmd)
 			pr, pw := io.Pipe()
 			go func() { pw.CloseWithError(builder.Pack(dir, pw)) }()
 			q := url.Values{}
@@ -166,10 +165,7 @@ func addClientCommands(root *cobra.Command) {
 		Short: "List apps: name, state, instances healthy/desired, release, URL",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := newClient(cmd)
-			if err != nil {
-				return err
-			}
+			c := newClient(cmd)
 			var apps []deploy.App
 			if err := c.getJSON("/api/v1/apps", &apps); err != nil {
 				return err
@@ -205,7 +201,7 @@ func addClientCommands(root *cobra.Command) {
 			if err != nil || n < 0 {
 				return fmt.Errorf("N must be a whole number ≥ 0, not %q", args[1])
 			}
-			c, _ := newClient(cmd)
+			c := newClient(cmd)
 			if err := c.postJSON("/api/v1/apps/"+url.PathEscape(args[0])+"/scale", map[string]int{"instances": n}); err != nil {
 				return err
 			}
@@ -221,7 +217,7 @@ func addClientCommands(root *cobra.Command) {
 		return &cobra.Command{
 			Use: name + " APP", Short: short, Args: cobra.ExactArgs(1),
 			RunE: func(cmd *cobra.Command, args []string) error {
-				c, _ := newClient(cmd)
+				c := newClient(cmd)
 				if err := c.postJSON("/api/v1/apps/"+url.PathEscape(args[0])+"/"+name, nil); err != nil {
 					return err
 				}
@@ -233,7 +229,7 @@ func addClientCommands(root *cobra.Command) {
 	logsCmd := &cobra.Command{
 		Use: "logs APP", Short: "Print an app's output", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, _ := newClient(cmd)
+			c := newClient(cmd)
 			path := "/api/v1/apps/" + url.PathEscape(args[0]) + "/logs"
 			if f, _ := cmd.Flags().GetBool("follow"); f {
 				path += "?follow=1"
@@ -252,7 +248,7 @@ func addClientCommands(root *cobra.Command) {
 	releasesCmd := &cobra.Command{
 		Use: "releases APP", Short: "List an app's deploys and releases", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, _ := newClient(cmd)
+			c := newClient(cmd)
 			var out struct {
 				Releases []deploy.Release `json:"releases"`
 				Deploys  []deploy.Deploy  `json:"deploys"`
@@ -275,7 +271,7 @@ func addClientCommands(root *cobra.Command) {
 	rollbackCmd := &cobra.Command{
 		Use: "rollback APP [RELEASE]", Short: "Run an earlier release again, without building", Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, _ := newClient(cmd)
+			c := newClient(cmd)
 			rel := ""
 			if len(args) == 2 {
 				rel = args[1]
@@ -291,7 +287,7 @@ func addClientCommands(root *cobra.Command) {
 	destroyCmd := &cobra.Command{
 		Use: "destroy APP", Short: "Stop an app and delete it with its releases", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, _ := newClient(cmd)
+			c := newClient(cmd)
 			resp, err := c.do(http.MethodDelete, "/api/v1/apps/"+url.PathEscape(args[0]), nil, "")
 			if err != nil {
 				return err
