@@ -12,9 +12,12 @@ import (
 	"github.com/flock-paas/flock/deploy"
 )
 
-// Drain takes the instance out of rotation at once (maintenance: no new
-// request, those in flight go on) and waits until no HAProxy worker, old
-// ones included, holds a session to it, up to ctx or DrainTimeout. The
+// Drain takes the instance out of rotation (maintenance: no new request,
+// those in flight go on) and waits until no HAProxy worker, old ones
+// included, holds a session to it, up to ctx or DrainTimeout. While it is
+// the app's only routed instance and the app is not going to zero, it
+// stays in rotation until another is routed, up to a second (see
+// awaitSuccessor). The
 // server stays parked in maintenance until the next reload drops it. An
 // instance the router never routed to drains at once; so does any when no
 // HAProxy answers for 2 s.
