@@ -218,7 +218,3 @@ func (m *model) byName() map[string]*backend {
 	}
 	return out
 }
-
-// sameShape reports whether two backends need no reload to go from one to
-// the other: everything but the servers and the hosts is equal.
-func sameShape(a, b *backend) bool { return a.Name == b.Name && a.Check == b.Check }
