@@ -124,7 +124,6 @@ func New(cfg Config) (*Scheduler, error) {
 		s.log.Info("memory limits not enforced", "reason", err)
 	}
 	s.cg = cg
-	go s.forward()
 	return s, nil
 }
 
@@ -141,10 +140,10 @@ func probeHost(host string) string {
 // memory limit (cgroup v2); otherwise "mem" is advisory.
 func (s *Scheduler) MemoryEnforced() bool { return s.cg.enabled() }
 
-// Run waits until ctx ends, then stops every instance (SIGTERM, then
-// SIGKILL after StopGrace) and returns. Supervision itself runs from the
-// moment an instance is started, so Deploy and Scale may come before Run;
-// after Run returns they fail.
+// Run delivers Changes until ctx ends, then stops every instance
+// (SIGTERM, then SIGKILL after StopGrace) and returns. Supervision itself
+// runs from the moment an instance is started, so Deploy and Scale may
+// come before Run (their changes wait for it); after Run returns they fail.
 func (s *Scheduler) Run(ctx context.Context) error {
 	s.mu.Lock()
 	if s.ran {
@@ -153,6 +152,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	}
 	s.ran = true
 	s.mu.Unlock()
+	go s.forward()
 	<-ctx.Done()
 	s.mu.Lock()
 	s.closed = true
@@ -203,8 +203,9 @@ func (s *Scheduler) notify(name string) {
 	}
 }
 
-// forward moves pending names into the changes channel; it is the only
-// sender, so notify never blocks.
+// forward moves pending names into the changes channel while Run runs;
+// it is the only sender, so notify never blocks. Run starts it, so that a
+// Scheduler that is never run leaves no goroutine behind.
 func (s *Scheduler) forward() {
 	for {
 		s.pendMu.Lock()
