@@ -106,17 +106,27 @@ func (s *Service) enqueue(ctx context.Context, app, commit, trigger string, log 
 		q = &queue{}
 		s.queues[app] = q
 	}
-	if old := q.pending; old != nil {
+	old := q.pending
+	var oldLive *liveLog
+	if old != nil {
 		now := time.Now().UTC()
 		old.rec.Status, old.rec.FinishedAt, old.rec.Error = DeploySuperseded, &now, "superseded by "+j.rec.ID
+		oldLive = s.live[old.rec.ID]
 		delete(s.live, old.rec.ID)
-		defer s.saveDeploy(old.rec)
-		old.done <- jobResult{err: fmt.Errorf("deploy %s: %w", app, ErrSuperseded)}
 	}
 	q.pending = j
 	start := !q.running
 	q.running = true
 	s.mu.Unlock()
+	if old != nil {
+		// Record the outcome before its followers stop (they read it next)
+		// and before its caller hears of it.
+		s.saveDeploy(old.rec)
+		if oldLive != nil {
+			oldLive.Close()
+		}
+		old.done <- jobResult{err: fmt.Errorf("deploy %s: %w", app, ErrSuperseded)}
+	}
 	if start {
 		go s.work(app, q)
 	} else {

@@ -264,8 +264,12 @@ func TestDeployQueueSupersedes(t *testing.T) {
 		_, err := p.svc.Deploy(ctx, deploy.DeployRequest{Dir: dir, Commit: "second"}, io.Discard)
 		second <- err
 	}()
+	var queuedID string
 	waitFor(t, 10*time.Second, "the second deploy queued", func() bool {
 		ds, _ := p.svc.Deploys(ctx, "hello")
+		if len(ds) == 3 {
+			queuedID = ds[0].ID
+		}
 		return len(ds) == 3
 	})
 	go func() {
@@ -274,6 +278,11 @@ func TestDeployQueueSupersedes(t *testing.T) {
 	}()
 	if err := <-second; !errors.Is(err, deploy.ErrSuperseded) {
 		t.Errorf("the queued deploy: %v, want ErrSuperseded", err)
+	}
+	// Its record says so at once, not when the deploy that replaced it
+	// ends.
+	if d, err := p.svc.DeployByID(ctx, queuedID); err != nil || d.Status != deploy.DeploySuperseded {
+		t.Errorf("the queued deploy's record: %v %+v, want status superseded", err, d.Status)
 	}
 	for i := 0; i < 2; i++ {
 		if err := <-errs; err != nil {
