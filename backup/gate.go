@@ -112,6 +112,7 @@ func (w *Waker) runGate(g *gate, app deploy.App) {
 		lastRefresh = time.Now()
 		woke        time.Time // when our last Wake call returned
 		awakeSince  bool      // the app was seen awake after our last Wake
+		started     bool      // an instance was listed after our last Wake
 		healthyFrom = g.started
 		mayFail     = true
 	)
@@ -127,7 +128,7 @@ func (w *Waker) runGate(g *gate, app deploy.App) {
 				}
 				err := w.p.Wake(ctx, g.app)
 				woke = time.Now()
-				awakeSince = false
+				awakeSince, started = false, false
 				healthyFrom = woke
 				w.m.phase.WithLabelValues(g.app, "scale").Observe(woke.Sub(begin).Seconds())
 				w.m.wakes.WithLabelValues(g.app).Inc()
@@ -148,6 +149,12 @@ func (w *Waker) runGate(g *gate, app deploy.App) {
 		case deploy.StateDeploying:
 			// The deploy pipeline owns the state of a deploying app.
 			mayFail = false
+		}
+		if !woke.IsZero() && !started && app.State != deploy.StateSleeping && len(app.Instances) > 0 {
+			// The scheduler lists the first instance: its process runs.
+			// What follows, until it passes its check, is the app's boot.
+			started, healthyFrom = true, time.Now()
+			w.m.phase.WithLabelValues(g.app, "start").Observe(healthyFrom.Sub(woke).Seconds())
 		}
 		if app.State != deploy.StateSleeping {
 			chk := firstCheck(app)

@@ -25,7 +25,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		phase: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "flock_waker_phase_seconds", Buckets: buckets,
-			Help: "Duration of each wake phase (detect, scale, healthy, first_byte) per app.",
+			Help: "Duration of each wake phase per app: detect (request → wake), scale (the wake call), start (→ first instance running), healthy (→ its check passes), first_byte (proxy → first response byte).",
 		}, []string{"app", "phase"}),
 		total: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "flock_waker_cold_start_seconds", Buckets: buckets,

@@ -54,7 +54,7 @@ func TestWakeSleepingApp(t *testing.T) {
 			}
 		}
 	}
-	want := map[string]bool{"detect": true, "scale": true, "healthy": true, "first_byte": true}
+	want := map[string]bool{"detect": true, "scale": true, "start": true, "healthy": true, "first_byte": true}
 	if diff := cmp.Diff(want, phases); diff != "" {
 		t.Errorf("phases observed (-want +got):\n%s", diff)
 	}
