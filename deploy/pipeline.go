@@ -188,6 +188,9 @@ func (s *Service) runJob(j *job, live *liveLog) (Release, error) {
 	}
 	rec.Log = live.String()
 	s.saveDeploy(*rec)
+	if err := s.store.pruneDeploys(rec.App, keepDeploys); err != nil {
+		s.log.Error("prune deploy records", "app", rec.App, "err", err)
+	}
 	msg := "deploy succeeded: " + rel.Name
 	if err != nil {
 		msg = "deploy failed: " + err.Error()

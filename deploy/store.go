@@ -283,3 +283,23 @@ func ParseReleaseName(s string) (int, bool) {
 
 // ReleaseName formats version 3 as "v3".
 func ReleaseName(version int) string { return fmt.Sprintf("v%d", version) }
+
+// keepDeploys is how many deploy records (with their logs, up to 1 MiB
+// each) the store keeps per app; older ones are pruned.
+const keepDeploys = 100
+
+// pruneDeploys deletes an app's deploy records beyond the newest keep.
+func (s *Store) pruneDeploys(app string, keep int) error {
+	ds, err := s.deploys(app)
+	if err != nil || len(ds) <= keep {
+		return err
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		for _, d := range ds[keep:] {
+			if err := tx.Bucket(bucketDeploys).Delete([]byte(d.ID)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}

@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -124,5 +125,30 @@ func TestSavedSecondsCountsSleep(t *testing.T) {
 	r.wake()
 	if r.Asleep || r.SavedSeconds < 29 || r.SavedSeconds > 40 {
 		t.Errorf("after 10 s asleep at 3 instances: asleep=%v saved=%.1f s, want about 30", r.Asleep, r.SavedSeconds)
+	}
+}
+
+func TestPruneDeploysKeepsTheNewest(t *testing.T) {
+	s, err := OpenStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for i := 0; i < 12; i++ {
+		for _, app := range []string{"a", "b"} {
+			if err := s.putDeploy(Deploy{ID: fmt.Sprintf("2026-%02d-%s", i, app), App: app}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := s.pruneDeploys("a", 5); err != nil {
+		t.Fatal(err)
+	}
+	ds, _ := s.deploys("a")
+	if len(ds) != 5 || ds[0].ID != "2026-11-a" || ds[4].ID != "2026-07-a" {
+		t.Errorf("after pruning a to 5: %d records, newest %q, oldest %q", len(ds), ds[0].ID, ds[len(ds)-1].ID)
+	}
+	if ds, _ := s.deploys("b"); len(ds) != 12 {
+		t.Errorf("pruning a touched b: %d records", len(ds))
 	}
 }
