@@ -235,12 +235,29 @@ func logLines(log *slog.Logger, f *os.File, p *proc) {
 			}
 			p.mu.Unlock()
 			log.Error("haproxy", "pid", pid, "msg", line)
-		case strings.HasPrefix(line, "[WARNING]"):
+		case strings.HasPrefix(line, "[WARNING]") && !routine(line):
 			log.Info("haproxy", "pid", pid, "msg", line)
 		default:
 			log.Debug("haproxy", "pid", pid, "msg", line)
 		}
 	}
+}
+
+// routineWarnings are what HAProxy says at WARNING level on every reload
+// and every runtime change the router makes; at info level they would
+// drown what matters (a server failing its checks, a worker dying).
+var routineWarnings = []string{
+	"stopped (cumulated conns", "Former worker", "Exiting Master", "All workers exited",
+	"leaving forced maintenance", "going DOWN for maintenance", "is UP/READY",
+}
+
+func routine(line string) bool {
+	for _, w := range routineWarnings {
+		if strings.Contains(line, w) {
+			return true
+		}
+	}
+	return false
 }
 
 // checkConfig runs haproxy -c on path.
