@@ -298,7 +298,12 @@ func up(ctx context.Context, c upConfig) error {
 		defer cancel()
 		return api.Shutdown(sctx)
 	})
-	logger.Info("flock is up", "api", "http://"+c.API, "apps", "http://<app>."+c.Domain+urlPort(c.HTTP), "stats", "http://"+c.Stats+"/stats", "scheduler", c.Scheduler, "data", c.DataDir)
+	tokenAt := filepath.Join(c.DataDir, "token")
+	if c.Token != "" {
+		tokenAt = "--token"
+	}
+	logger.Info("flock is up", "dashboard", c.PublicURL, "token", tokenAt, "apps", "http://<app>."+c.Domain+urlPort(c.HTTP),
+		"stats", "http://"+c.Stats+"/stats", "scheduler", c.Scheduler, "data", c.DataDir)
 	if c.Demo {
 		g.Go(func() error { return deployDemo(ctx, svc, rt, c.DemoDir, logger) })
 	}
