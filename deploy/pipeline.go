@@ -343,9 +343,11 @@ func (s *Service) Scale(ctx context.Context, app string, n int) error {
 	if n < 0 || n > 100 {
 		return fmt.Errorf("scale %s: instances must be between 0 and 100, not %d: %w", app, n, ErrInvalid)
 	}
-	l := s.lock(app)
-	l.Lock()
-	defer l.Unlock()
+	unlock, err := s.lockApp(app)
+	if err != nil {
+		return fmt.Errorf("scale %s: %w", app, err)
+	}
+	defer unlock()
 	rec, err := s.store.app(app)
 	if err != nil {
 		return fmt.Errorf("scale %s: %w", app, err)
@@ -372,9 +374,11 @@ func (s *Service) Scale(ctx context.Context, app string, n int) error {
 // Sleep drains and scales an app to zero until its next request. A
 // sleeping or stopped app is left as it is.
 func (s *Service) Sleep(ctx context.Context, app string) error {
-	l := s.lock(app)
-	l.Lock()
-	defer l.Unlock()
+	unlock, err := s.lockApp(app)
+	if err != nil {
+		return fmt.Errorf("sleep %s: %w", app, err)
+	}
+	defer unlock()
 	rec, err := s.store.app(app)
 	if err != nil {
 		return fmt.Errorf("sleep %s: %w", app, err)
@@ -402,9 +406,11 @@ func (s *Service) Sleep(ctx context.Context, app string) error {
 // Wake scales a sleeping app back to its desired instances and returns at
 // once; it is idempotent, so any number of concurrent requests may call it.
 func (s *Service) Wake(ctx context.Context, app string) error {
-	l := s.lock(app)
-	l.Lock()
-	defer l.Unlock()
+	unlock, err := s.lockApp(app)
+	if err != nil {
+		return fmt.Errorf("wake %s: %w", app, err)
+	}
+	defer unlock()
 	rec, err := s.store.app(app)
 	if err != nil {
 		return fmt.Errorf("wake %s: %w", app, err)
@@ -448,11 +454,13 @@ func (s *Service) Fail(app, reason string) {
 // Destroy stops every instance of an app and forgets it, its releases,
 // its deploys and its slugs.
 func (s *Service) Destroy(ctx context.Context, app string) error {
-	l := s.lock(app)
-	l.Lock()
-	defer l.Unlock()
-	if _, err := s.store.app(app); err != nil {
+	unlock, err := s.lockApp(app)
+	if err != nil {
 		return fmt.Errorf("destroy %s: %w", app, err)
+	}
+	defer unlock()
+	if _, err := s.store.app(app); err != nil {
+		return fmt.Errorf("destroy %s: %w", app, err) // destroyed while we waited
 	}
 	if err := s.sched.Remove(ctx, app); err != nil {
 		return fmt.Errorf("destroy %s: %w", app, err)
@@ -466,6 +474,9 @@ func (s *Service) Destroy(ctx context.Context, app string) error {
 	s.mu.Lock()
 	delete(s.activity, app)
 	delete(s.waking, app)
+	// Waiters on this lock find the app gone; new callers get ErrNotFound
+	// before they would make a new one.
+	delete(s.locks, app)
 	s.mu.Unlock()
 	s.publish(Event{App: app, Type: "destroyed", Message: "destroyed"})
 	return nil

@@ -245,6 +245,18 @@ func (s *Service) spec(r Release, n int) Spec {
 	return sp
 }
 
+// lockApp takes the state lock of an existing app. Names of apps that do
+// not exist get ErrNotFound and no lock, so the map of locks holds only
+// apps that existed.
+func (s *Service) lockApp(app string) (unlock func(), err error) {
+	if _, err := s.store.app(app); err != nil {
+		return nil, err
+	}
+	l := s.lock(app)
+	l.Lock()
+	return l.Unlock, nil
+}
+
 // lock returns the app's state lock.
 func (s *Service) lock(app string) *sync.Mutex {
 	s.mu.Lock()
