@@ -84,7 +84,7 @@ func HookMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 // the deploy log, to out line by line as it arrives.
 func postTree(url, secret, rev, ref string, out, stderr io.Writer) error {
 	pr, pw := io.Pipe()
-	archive := exec.Command("git", "archive", "--format=tar", rev)
+	archive := exec.Command("git", "archive", "--format=tar.gz", rev)
 	archive.Stdout = pw
 	archive.Stderr = stderr
 	if err := archive.Start(); err != nil {

@@ -38,6 +38,10 @@ type RemoteConfig struct {
 	// MaxSize bounds a pushed tree (the files of the commit) and a pushed
 	// pack, in bytes. Default 1 GiB.
 	MaxSize int64
+	// Unpack extracts the pushed tree (a .tar.gz) into a folder, refusing
+	// entries that escape it. Required; cmd/flock passes builder.Unpack, the
+	// extractor uploads go through too, so there is one to get right.
+	Unpack func(r io.Reader, dir string, maxBytes int64) error
 	// Logger receives one line per push. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -89,6 +93,9 @@ func NewRemote(cfg RemoteConfig, deploy DeployFunc) (*Remote, error) {
 	}
 	if cfg.MaxSize <= 0 {
 		cfg.MaxSize = 1 << 30
+	}
+	if cfg.Unpack == nil {
+		return nil, fmt.Errorf("new remote: no Unpack function")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

@@ -13,7 +13,7 @@ import (
 )
 
 // hookDeploy serves POST /git/<app>.git/flock-deploy, the call of one
-// push's pre-receive hook: the body is the pushed tree as a tar, the answer
+// push's pre-receive hook: the body is the pushed tree as a .tar.gz, the answer
 // streams the deploy log, and the trailer X-Flock-Status says "ok" or
 // "failed". The hook authenticates with its push's one-time secret.
 func (rm *Remote) hookDeploy(w http.ResponseWriter, r *http.Request, app string) error {
@@ -39,7 +39,7 @@ func (rm *Remote) hookDeploy(w http.ResponseWriter, r *http.Request, app string)
 		return fmt.Errorf("push %s: %w", app, err)
 	}
 	defer os.RemoveAll(dir)
-	if err := extractTar(r.Body, dir, rm.cfg.MaxSize); err != nil {
+	if err := rm.cfg.Unpack(r.Body, dir, rm.cfg.MaxSize); err != nil {
 		return errorf(http.StatusBadRequest, "push %s: %v", app, err)
 	}
 

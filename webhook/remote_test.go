@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/flock-paas/flock/builder"
 )
 
 const testToken = "s3cret-token"
@@ -38,6 +40,7 @@ func newTestRemote(t testing.TB, deploy DeployFunc) (*Remote, string, string) {
 		Dir:         dir,
 		Token:       testToken,
 		HookCommand: []string{"/usr/bin/env", "FLOCK_TEST_HOOK=1", exe},
+		Unpack:      builder.Unpack,
 		Logger:      discardLogger(),
 	}, deploy)
 	if err != nil {

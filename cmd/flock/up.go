@@ -241,7 +241,7 @@ func up(ctx context.Context, c upConfig) error {
 	if err != nil {
 		return err
 	}
-	remote, err := webhook.NewRemote(webhook.RemoteConfig{Dir: filepath.Join(c.DataDir, "git"), Token: token, Logger: logger}, deployTree)
+	remote, err := webhook.NewRemote(webhook.RemoteConfig{Dir: filepath.Join(c.DataDir, "git"), Token: token, Unpack: builder.Unpack, Logger: logger}, deployTree)
 	if err != nil {
 		return err
 	}
