@@ -5,8 +5,9 @@
 // HAProxy zeroes every counter when it reloads, and after a reload the
 // sessions still open live in old worker processes. So the scaler never
 // reads "no new requests" from one dump: a counter that goes down is a new
-// baseline, an open or queued session is activity, and MasterStats reads
-// the old workers too. See docs/scaling.md.
+// baseline, an open or queued session is activity, and the stats must
+// include the old workers' (cmd/flock reads every worker through the
+// router). See docs/scaling.md.
 package scaler
 
 import (
@@ -20,6 +21,10 @@ import (
 	"github.com/flock-paas/flock/deploy"
 	"github.com/robfig/cron/v3"
 )
+
+// StatsFunc returns HAProxy stats CSV: one `show stat` dump, or several
+// concatenated (ParseStats merges them).
+type StatsFunc func(ctx context.Context) ([]byte, error)
 
 // Platform is what the scaler needs of Flock: the apps, and the three
 // actions it takes. deploy.Service implements it.

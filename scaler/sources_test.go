@@ -1,5 +1,9 @@
 package scaler
 
+// The stats sources below read HAProxy directly. Flock itself feeds the
+// scaler from the router (cmd/flock: router.StatsAll, every worker through
+// the master socket), so these serve the tests against a real HAProxy.
+
 import (
 	"bufio"
 	"bytes"
@@ -15,10 +19,6 @@ import (
 	"syscall"
 	"time"
 )
-
-// StatsFunc returns HAProxy stats CSV: one `show stat` dump, or several
-// concatenated (ParseStats merges them).
-type StatsFunc func(ctx context.Context) ([]byte, error)
 
 // maxStats bounds what a stats source reads: 10,000 apps take about 10 MB.
 const maxStats = 256 << 20
