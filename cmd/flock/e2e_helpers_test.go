@@ -30,7 +30,13 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	flockBin = filepath.Join(dir, "flock")
-	out, err := exec.Command("go", "build", "-o", flockBin, ".").CombinedOutput()
+	args := []string{"build", "-o", flockBin}
+	if os.Getenv("FLOCK_E2E_RACE") == "1" {
+		// The race detector in the platform itself; stop fails a test
+		// whose flock reported a race.
+		args = append(args, "-race")
+	}
+	out, err := exec.Command("go", append(args, ".")...).CombinedOutput()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "build flock: %v\n%s", err, out)
 		os.Exit(1)
@@ -185,6 +191,9 @@ func (f *flock) stop() {
 		f.cmd.Process.Kill()
 		<-f.exited
 		f.t.Errorf("flock did not stop on SIGTERM within 20s:\n%s", f.out.String())
+	}
+	if strings.Contains(f.out.String(), "WARNING: DATA RACE") {
+		f.t.Errorf("flock reported a data race")
 	}
 	if f.t.Failed() {
 		f.t.Logf("flock output:\n%s", f.out.String())
