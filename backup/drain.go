@@ -106,4 +106,20 @@ func (w *Waker) Active(app string) int {
 	return n
 }
 
+// ActiveApps returns the apps the waker is proxying at least one request
+// or connection to right now.
+func (w *Waker) ActiveApps() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	seen := map[string]bool{}
+	var out []string
+	for _, f := range w.inflight {
+		if f.n > 0 && !seen[f.app] {
+			seen[f.app] = true
+			out = append(out, f.app)
+		}
+	}
+	return out
+}
+
 var _ deploy.Drainer = (*Waker)(nil)

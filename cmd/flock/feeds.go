@@ -32,7 +32,7 @@ func allStats(rt *router.Router) scaler.StatsFunc {
 // keepProxiedAwake tells the scaler about requests HAProxy cannot see:
 // those the waker proxies straight to an instance while an app wakes (a
 // websocket opened then lasts as long as it likes).
-func keepProxiedAwake(ctx context.Context, svc *deploy.Service, waker *backup.Waker, sc *scaler.Scaler) error {
+func keepProxiedAwake(ctx context.Context, waker *backup.Waker, sc *scaler.Scaler) error {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
@@ -41,14 +41,8 @@ func keepProxiedAwake(ctx context.Context, svc *deploy.Service, waker *backup.Wa
 			return nil
 		case <-tick.C:
 		}
-		apps, err := svc.Apps(ctx)
-		if err != nil {
-			continue
-		}
-		for _, a := range apps {
-			if waker.Active(a.Name) > 0 {
-				sc.Touch(a.Name)
-			}
+		for _, app := range waker.ActiveApps() {
+			sc.Touch(app)
 		}
 	}
 }

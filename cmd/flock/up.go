@@ -284,7 +284,7 @@ func up(ctx context.Context, c upConfig) error {
 	g.Go(func() error { return sc.Run(ctx) })
 	g.Go(func() error { return gh.Run(ctx) })
 	g.Go(func() error { return site.Run(ctx) })
-	g.Go(func() error { return keepProxiedAwake(ctx, svc, waker, sc) })
+	g.Go(func() error { return keepProxiedAwake(ctx, waker, sc) })
 	g.Go(func() error { return feedRouter(ctx, svc, rt) })
 	g.Go(func() error {
 		if err := api.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
