@@ -139,9 +139,10 @@ func TestRenderedConfigParses(t *testing.T) {
 }
 
 func TestParseStatsFixtures(t *testing.T) {
-	files, _ := filepath.Glob("../../shared/fixtures/haproxy/*.csv")
+	// The real HAProxy captures live with the scaler, their main reader.
+	files, _ := filepath.Glob("../scaler/testdata/haproxy/*.csv")
 	if len(files) == 0 {
-		t.Skip("no fixtures in ../shared/fixtures/haproxy")
+		t.Fatal("no stats fixtures in ../scaler/testdata/haproxy")
 	}
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {

@@ -9,7 +9,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-const fixtures = "../../shared/fixtures/haproxy"
+// fixtures are real HAProxy stats captures (testdata/haproxy/SOURCES.md).
+const fixtures = "testdata/haproxy"
 
 func readFixture(t testing.TB, name string) []byte {
 	t.Helper()

@@ -29,13 +29,13 @@ func TestMain(m *testing.M) {
 }
 
 // fixtures is the folder of real GitHub payloads (see its SOURCES.md).
-const fixtures = "../../shared/fixtures/github"
+const fixtures = "testdata/github"
 
 func fixture(t testing.TB, name string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(fixtures, name))
 	if err != nil {
-		t.Skipf("GitHub fixtures not available (%v)", err)
+		t.Fatalf("fixture: %v", err)
 	}
 	return b
 }

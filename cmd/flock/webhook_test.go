@@ -16,7 +16,7 @@ import (
 // without a secret it refuses everything (503), with one it accepts only
 // signed deliveries; and HAProxy's stats page answers at /stats;csv.
 func TestWebhookIsWired(t *testing.T) {
-	body, err := os.ReadFile(filepath.Join(repoRoot(t), "..", "shared", "fixtures", "github", "ping.json"))
+	body, err := os.ReadFile(filepath.Join(repoRoot(t), "webhook", "testdata", "github", "ping.json"))
 	if err != nil {
 		t.Fatalf("read the fixture: %v", err)
 	}

@@ -8,7 +8,7 @@ import (
 	"testing"
 )
 
-// TestEveryFixtureIsUsed: each file of ../shared/fixtures/marathon is
+// TestEveryFixtureIsUsed: each file of testdata/marathon is
 // described in its SOURCES.md and read by a test of this package (by name,
 // or through the events/*.json glob).
 func TestEveryFixtureIsUsed(t *testing.T) {

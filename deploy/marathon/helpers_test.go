@@ -18,8 +18,8 @@ import (
 	"github.com/flock-paas/flock/deploy/marathon/marathontest"
 )
 
-// fixtures is ../shared/fixtures/marathon, seen from this package.
-const fixtures = "../../../shared/fixtures/marathon"
+// fixtures holds real Marathon documents (testdata/marathon/SOURCES.md says where each comes from).
+const fixtures = "testdata/marathon"
 
 func fixture(t testing.TB, name string) []byte {
 	t.Helper()

@@ -15,7 +15,8 @@ import (
 	"time"
 )
 
-const fixtures = "../../../../shared/fixtures/marathon"
+// fixtures are the real Marathon documents the marathon package's tests use too.
+const fixtures = "../testdata/marathon"
 
 func fixture(t *testing.T, name string) []byte {
 	t.Helper()
