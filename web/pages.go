@@ -138,8 +138,9 @@ func safeNext(p string) string {
 
 type loginData struct {
 	layout
-	Next  string
-	Error string
+	Next      string
+	Error     string
+	TokenFile string
 }
 
 func (s *Server) loginPage(c *gin.Context) {
@@ -155,8 +156,9 @@ func (s *Server) showLogin(c *gin.Context, code int, msg string) {
 	s.setCookie(c, loginCookie, tok, 3600)
 	s.render(c, code, "login", "page", loginData{
 		layout: layout{Title: "Log in", CSRF: tok},
-		Next:   safeNext(c.DefaultQuery("next", c.PostForm("next"))),
-		Error:  msg,
+		Next:      safeNext(c.DefaultQuery("next", c.PostForm("next"))),
+		Error:     msg,
+		TokenFile: s.cfg.TokenFile,
 	})
 }
 

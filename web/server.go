@@ -45,6 +45,10 @@ type Config struct {
 	// Token is the Flock token: API mutations need it as a bearer token,
 	// and the dashboard's login asks for it. Required.
 	Token string
+	// TokenFile is where the token is kept (<data-dir>/token), for the
+	// login page's hint; empty when the token was given to flock up
+	// (--token or FLOCK_TOKEN) and no file holds it.
+	TokenFile string
 	// ReadOnly shows the dashboard and answers API reads (except app logs)
 	// without login. Off by default.
 	ReadOnly bool

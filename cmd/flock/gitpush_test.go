@@ -23,6 +23,10 @@ func git(t *testing.T, dir string, args ...string) (string, error) {
 // TestGitPushDeploys: `git push` to Flock's remote deploys, the build log
 // streams back as remote: lines ending with the URL, and a push whose
 // release cannot start is rejected while the old release keeps serving.
+// The repository is made with git's own defaults (`git init`: master on
+// Debian's git 2.39, main where init.defaultBranch says so) and pushed
+// with the README's line, `git push flock HEAD:main`, then by the local
+// branch's own name: main and master both deploy.
 func TestGitPushDeploys(t *testing.T) {
 	if _, err := exec.LookPath("git"); err != nil {
 		t.Skip("git is not installed")
@@ -30,14 +34,15 @@ func TestGitPushDeploys(t *testing.T) {
 	f := newFlock(t)
 	f.start()
 	dir := copyExample(t, "hello")
-	for _, args := range [][]string{{"init", "-q", "-b", "main"}, {"add", "."}, {"commit", "-qm", "first"}} {
+	for _, args := range [][]string{{"init", "-q"}, {"add", "."}, {"commit", "-qm", "first"}} {
 		if out, err := git(t, dir, args...); err != nil {
 			t.Fatalf("git %v: %v\n%s", args, err, out)
 		}
 	}
 	remote := "http://flock:" + f.token() + "@" + f.api + "/git/pushed.git"
 
-	out, err := git(t, dir, "push", remote, "main")
+	git(t, dir, "remote", "add", "flock", remote)
+	out, err := git(t, dir, "push", "flock", "HEAD:main")
 	if err != nil {
 		t.Fatalf("git push: %v\n%s\nflock:\n%s", err, out, f.out.String())
 	}
@@ -53,9 +58,13 @@ func TestGitPushDeploys(t *testing.T) {
 		t.Fatal(err)
 	}
 	git(t, dir, "commit", "-qam", "broken")
-	out, err = git(t, dir, "push", remote, "main")
+	branch, _ := git(t, dir, "branch", "--show-current")
+	out, err = git(t, dir, "push", "flock", strings.TrimSpace(branch))
 	if err == nil {
 		t.Errorf("push of a broken release was accepted:\n%s", out)
+	}
+	if !strings.Contains(strings.ToLower(out), "deploy failed") {
+		t.Errorf("push of branch %q was not deployed (want a failed deploy):\n%s", strings.TrimSpace(branch), out)
 	}
 	if code, _, _ := f.get("pushed.localhost"); code != 200 {
 		t.Errorf("old release stopped serving after a rejected push: %d", code)

@@ -245,8 +245,12 @@ func up(ctx context.Context, c upConfig) error {
 	if err != nil {
 		return err
 	}
+	tokenFile := filepath.Join(c.DataDir, "token")
+	if c.Token != "" {
+		tokenFile = ""
+	}
 	site, err := web.New(web.Config{
-		Token: token, ReadOnly: c.ReadOnly, Logger: logger, Gatherer: reg, Registerer: reg,
+		Token: token, TokenFile: tokenFile, ReadOnly: c.ReadOnly, Logger: logger, Gatherer: reg, Registerer: reg,
 		Unpack: func(r io.Reader, dir string) error { return builder.Unpack(r, dir, 1<<30) },
 		Mounts: map[string]http.Handler{"/hooks/github": gh, "/git/": remote, "/artifacts/": artifacts.guard(token, b.Handler())},
 		Ready: func() error {
