@@ -309,7 +309,7 @@ func up(ctx context.Context, c upConfig) error {
 	logger.Info("flock is up", "dashboard", c.PublicURL, "token", tokenAt, "apps", "http://<app>."+c.Domain+urlPort(c.HTTP),
 		"stats", "http://"+c.Stats+"/stats", "scheduler", c.Scheduler, "data", c.DataDir)
 	if c.Demo {
-		g.Go(func() error { return deployDemo(ctx, svc, rt, c.DemoDir, logger) })
+		g.Go(func() error { return deployDemo(ctx, svc, rt, c.DemoDir, c.DataDir, logger) })
 	}
 	return g.Wait()
 }
@@ -343,36 +343,4 @@ func newScheduler(c upConfig, drainer deploy.Drainer, logger *slog.Logger) (depl
 		return s, true, nil
 	}
 	return nil, false, fmt.Errorf("--scheduler %q: want local or marathon", c.Scheduler)
-}
-
-func deployDemo(ctx context.Context, svc *deploy.Service, rt *router.Router, dir string, logger *slog.Logger) error {
-	select {
-	case <-rt.Ready():
-	case <-ctx.Done():
-		return nil
-	}
-	if _, err := os.Stat(dir); err != nil {
-		logger.Error("demo: the demo app is not there; run flock up --demo from the repository, or pass --demo-dir", "dir", dir)
-		return nil
-	}
-	w := &logWriter{logger: logger.With("app", "demo")}
-	rel, err := svc.Deploy(ctx, deploy.DeployRequest{Dir: dir, Trigger: "demo"}, w)
-	if err != nil {
-		logger.Error("demo deploy failed", "err", err)
-		return nil
-	}
-	logger.Info("demo app deployed", "url", svc.URL(rel.App))
-	return nil
-}
-
-// logWriter turns a deploy log into log lines.
-type logWriter struct{ logger *slog.Logger }
-
-func (w *logWriter) Write(p []byte) (int, error) {
-	for _, line := range strings.Split(strings.TrimRight(string(p), "\n"), "\n") {
-		if line != "" {
-			w.logger.Info(line)
-		}
-	}
-	return len(p), nil
 }
