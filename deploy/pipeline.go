@@ -43,7 +43,8 @@ func (s *Service) Deploy(ctx context.Context, req DeployRequest, log io.Writer) 
 		name = desc.Name
 	}
 	if name == "" && derr == nil {
-		derr = &DescriptorError{File: "package.json", Key: "name", Rule: "is required (or name the app: flock deploy --app NAME, or push to /git/NAME.git)"}
+		return Release{}, fmt.Errorf("the app has no name: give it one with \"name\" in package.json or flock.json, "+
+			"with flock deploy --app NAME (flock deploy names it after its directory), or push to /git/NAME.git: %w", ErrInvalid)
 	}
 	if name != "" && !ValidName(name) {
 		return Release{}, fmt.Errorf("deploy: app name %q must be a DNS label (lower-case letters, digits and '-', at most 63): %w", name, ErrInvalid)
@@ -217,7 +218,11 @@ func (s *Service) build(ctx context.Context, app string, desc Descriptor, req De
 	s.saveDeploy(*rec) // the app exists now
 	name := ReleaseName(prev.LastVersion)
 	rec.Release = name
-	fmt.Fprintf(log, "-----> Building %s %s (%s)\n", app, name, desc.File)
+	from := desc.File
+	if from == "" {
+		from = "no package.json or flock.json: descriptor defaults"
+	}
+	fmt.Fprintf(log, "-----> Building %s %s (%s)\n", app, name, from)
 	select {
 	case s.builds <- struct{}{}:
 	case <-ctx.Done():
@@ -230,7 +235,7 @@ func (s *Service) build(ctx context.Context, app string, desc Descriptor, req De
 		s.markFailed(app, fmt.Sprintf("build of %s failed: %v", name, err))
 		return Release{}, fmt.Errorf("build %s %s: %w", app, name, err)
 	}
-	fmt.Fprintf(log, "-----> Built %s in %s\n", name, time.Since(start).Round(time.Millisecond))
+	s.log.Debug("built", "app", app, "release", name, "took", time.Since(start).Round(time.Millisecond))
 	rel := Release{
 		App: app, Name: name, Version: prev.LastVersion, Commit: req.Commit, Trigger: rec.Trigger,
 		Slug: slug, Command: cmd, Image: desc.Image, Descriptor: desc, Env: maps.Clone(desc.Env), CreatedAt: time.Now().UTC(),

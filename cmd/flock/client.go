@@ -100,15 +100,24 @@ func (c *client) postJSON(path string, v any) error {
 
 // stream copies a streamed deploy log to out and reports its outcome from
 // the final line ("deploy succeeded: <url>", "deploy failed: <why>", and
-// the same for "rollback").
+// the same for "rollback"). A final "failed" line becomes the command's
+// error, printed once on stderr, not also on out.
 func stream(resp *http.Response, out io.Writer) error {
 	defer resp.Body.Close()
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	last := ""
+	last, held := "", ""
 	for sc.Scan() {
 		line := sc.Text()
-		fmt.Fprintln(out, line)
+		if held != "" {
+			fmt.Fprintln(out, held)
+			held = ""
+		}
+		if strings.HasPrefix(line, "deploy failed: ") || strings.HasPrefix(line, "rollback failed: ") {
+			held = line
+		} else {
+			fmt.Fprintln(out, line)
+		}
 		if strings.TrimSpace(line) != "" {
 			last = line
 		}
@@ -120,11 +129,36 @@ func stream(resp *http.Response, out io.Writer) error {
 		if strings.HasPrefix(last, op+" succeeded") {
 			return nil
 		}
-		if why, ok := strings.CutPrefix(last, op+" failed: "); ok {
-			return errors.New(why)
+		if strings.HasPrefix(last, op+" failed: ") {
+			return errors.New(last)
 		}
 	}
+	if held != "" {
+		fmt.Fprintln(out, held)
+	}
 	return errors.New("the deploy log ended without an outcome (connection lost?)")
+}
+
+// nameFromDir names the app of a tree whose descriptor has no name
+// (a Python, Go or static app) after its directory, as Dokku and Piku
+// name an app after its remote: "" when the descriptor names the app, or
+// when it cannot be read (the server then says what is wrong with it).
+func nameFromDir(dir string, notes io.Writer) (string, error) {
+	desc, err := deploy.ReadDescriptor(dir)
+	if err != nil || desc.Name != "" {
+		return "", nil
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", fmt.Errorf("name the app: %w", err)
+	}
+	name := strings.ToLower(filepath.Base(abs))
+	if !deploy.ValidName(name) {
+		return "", fmt.Errorf("the app has no name: no \"name\" in package.json or flock.json, and the directory's name %q "+
+			"is not a DNS label (lower-case letters, digits and '-'); name it with --app NAME or \"name\" in flock.json", filepath.Base(abs))
+	}
+	fmt.Fprintf(notes, "-----> No name in package.json or flock.json: the app is named after its directory, %s (--app NAME to choose)\n", name)
+	return name, nil
 }
 
 func addClientCommands(root *cobra.Command) {
@@ -148,7 +182,15 @@ func addClientCommands(root *cobra.Command) {
 			pr, pw := io.Pipe()
 			go func() { pw.CloseWithError(builder.Pack(dir, pw)) }()
 			q := url.Values{}
-			if app, _ := cmd.Flags().GetString("app"); app != "" {
+			app, _ := cmd.Flags().GetString("app")
+			if app == "" {
+				named, err := nameFromDir(dir, cmd.ErrOrStderr())
+				if err != nil {
+					return err
+				}
+				app = named
+			}
+			if app != "" {
 				q.Set("app", app)
 			}
 			resp, err := c.do(http.MethodPost, "/api/v1/deploys?"+q.Encode(), pr, "application/gzip")
@@ -158,7 +200,7 @@ func addClientCommands(root *cobra.Command) {
 			return stream(resp, cmd.OutOrStdout())
 		},
 	}
-	deployCmd.Flags().String("app", "", "app name (default: the descriptor's name)")
+	deployCmd.Flags().String("app", "", `app name (default: "name" in package.json or flock.json, else the directory's name)`)
 
 	appsCmd := &cobra.Command{
 		Use:   "apps",

@@ -86,17 +86,17 @@ func (s *Scheduler) Deploy(ctx context.Context, spec deploy.Spec, w io.Writer) e
 		case r := <-results:
 			pending--
 			if r.err != nil {
-				failure = fmt.Errorf("%s: %w: %w", rel.name, deploy.ErrUnhealthy, r.err)
+				failure = fmt.Errorf("%w: %w", deploy.ErrUnhealthy, r.err) // the caller names the release
 				continue
 			}
 			logf(w, "%s: %s healthy on port %d after %s", rel.name, r.in.id, r.in.snapshot().Port,
 				time.Since(begin).Round(time.Millisecond))
 		case <-ctx.Done():
-			failure = fmt.Errorf("deploy %s %s: %w", spec.App, rel.name, ctx.Err())
+			failure = ctx.Err()
 		}
 	}
 	if failure != nil {
-		logf(w, "%v", failure)
+		logf(w, "%s: %v", rel.name, failure)
 		logf(w, "%s: stopping its %d new instance(s); the running release keeps serving", rel.name, len(fresh))
 		s.retireAll(context.Background(), fresh, false)
 		s.mu.Lock()
