@@ -104,58 +104,57 @@ func (b *Builder) Build(ctx context.Context, dir, app, release, cmd string, log 
 		log = io.Discard
 	}
 	lw := &lineWriter{w: log}
-	command, err = b.build(ctx, dir, app, release, cmd, slug, lw)
+	command, shown, err := b.build(ctx, dir, app, release, cmd, slug, lw)
 	if err != nil {
 		lw.printf(" !     Build failed: %v", err)
 		b.logger.Info("build failed", "app", app, "release", release, "err", err)
 		return "", "", fmt.Errorf("build %s %s: %w", app, release, err)
 	}
-	lw.printf("-----> Built %s %s in %s; start command: %s", app, release, time.Since(start).Round(10*time.Millisecond), command)
+	lw.printf("-----> Built %s %s in %s; start command: %s", app, release, time.Since(start).Round(10*time.Millisecond), shown)
 	b.logger.Info("build done", "app", app, "release", release, "duration", time.Since(start), "command", command)
 	return slug, command, nil
 }
 
-func (b *Builder) build(ctx context.Context, src, app, release, cmd, slug string, lw *lineWriter) (string, error) {
+func (b *Builder) build(ctx context.Context, src, app, release, cmd, slug string, lw *lineWriter) (command, shown string, err error) {
 	if fi, err := os.Stat(src); err != nil || !fi.IsDir() {
-		return "", fmt.Errorf("source %s is not a folder", src)
+		return "", "", fmt.Errorf("source %s is not a folder", src)
 	}
 	if err := os.MkdirAll(filepath.Join(b.cache, "work"), 0o755); err != nil {
-		return "", err
+		return "", "", err
 	}
 	work, err := os.MkdirTemp(filepath.Join(b.cache, "work"), app+"-"+release+"-")
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	defer os.RemoveAll(work)
 	tree := filepath.Join(work, "app")
 	if err := copyTree(src, tree); err != nil {
-		return "", fmt.Errorf("copy source: %w", err)
+		return "", "", fmt.Errorf("copy source: %w", err)
 	}
-	command, err := b.compile(ctx, tree, cmd, lw)
+	command, shown, err = b.compile(ctx, tree, cmd, lw)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	if err := ctx.Err(); err != nil {
-		return "", err
+		return "", "", err
 	}
 	lw.printf("-----> Writing slug %s/%s.tar.gz", app, release)
 	if err := writeSlug(tree, slug); err != nil {
-		return "", fmt.Errorf("write slug: %w", err)
+		return "", "", fmt.Errorf("write slug: %w", err)
 	}
-	return command, nil
+	return command, shown, nil
 }
 
 // compile detects the kind of app in tree, builds it in place and returns
-// its start command.
-func (b *Builder) compile(ctx context.Context, tree, cmd string, lw *lineWriter) (string, error) {
+// its start command, and that command as the build log shows it.
+func (b *Builder) compile(ctx context.Context, tree, cmd string, lw *lineWriter) (command, shown string, err error) {
 	web, hasProcfile, err := procfileWeb(tree)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
-	var command string
 	switch {
 	case exists(tree, "package.json"):
-		command, err = b.buildNode(ctx, tree, lw)
+		command, shown, err = b.buildNode(ctx, tree, lw)
 	case exists(tree, "go.mod"):
 		command, err = b.buildGo(ctx, tree, lw)
 	case exists(tree, "requirements.txt"):
@@ -163,20 +162,22 @@ func (b *Builder) compile(ctx context.Context, tree, cmd string, lw *lineWriter)
 	case hasProcfile:
 		lw.printf("-----> Procfile app detected")
 	default:
-		return "", errors.New("no start command: the source has no package.json, go.mod, requirements.txt " +
+		return "", "", errors.New("no start command: the source has no package.json, go.mod, requirements.txt " +
 			"or Procfile; add a Procfile with a line \"web: <command>\" or set flock.cmd")
 	}
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	switch {
 	case cmd != "":
-		command = cmd
+		command, shown = cmd, cmd
 	case web != "":
-		command = web
+		command, shown = web, web
+	case shown == "":
+		shown = command
 	}
 	if command == "" {
-		return "", errors.New("no start command: add a Procfile with a line \"web: <command>\", " +
+		return "", "", errors.New("no start command: add a Procfile with a line \"web: <command>\", " +
 			"a \"start\" script or \"main\" file in package.json, or set flock.cmd")
 	}
 	if exists(tree, ".venv/bin/python3") {
@@ -184,7 +185,7 @@ func (b *Builder) compile(ctx context.Context, tree, cmd string, lw *lineWriter)
 		// slug is unpacked.
 		command = `export PATH="$PWD/.venv/bin:$PATH" VIRTUAL_ENV="$PWD/.venv"; ` + command
 	}
-	return command, nil
+	return command, shown, nil
 }
 
 func exists(dir, name string) bool {

@@ -16,9 +16,10 @@ import (
 // recently used go first.
 const keepCached = 20
 
-// nodeCacheKey is the sha256 of the lockfile and the node version: native
-// modules built for one node do not load in another.
-func nodeCacheKey(lockfile, nodeVersion string) (string, error) {
+// nodeCacheKey is the sha256 of the lockfile, the node version (native
+// modules built for one node do not load in another) and the variant:
+// "full" (with devDependencies) or "prod" (pruned).
+func nodeCacheKey(lockfile, nodeVersion, variant string) (string, error) {
 	f, err := os.Open(lockfile)
 	if err != nil {
 		return "", fmt.Errorf("read lockfile: %w", err)
@@ -28,7 +29,7 @@ func nodeCacheKey(lockfile, nodeVersion string) (string, error) {
 	if _, err := io.Copy(h, f); err != nil {
 		return "", fmt.Errorf("read lockfile: %w", err)
 	}
-	fmt.Fprintf(h, "\x00node %s\x00omit=dev", nodeVersion)
+	fmt.Fprintf(h, "\x00node %s\x00%s", nodeVersion, variant)
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 

@@ -3,7 +3,6 @@ package builder
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -33,98 +32,6 @@ func procfileWeb(tree string) (string, bool, error) {
 		return "", true, fmt.Errorf("read Procfile: %w", err)
 	}
 	return "", true, nil
-}
-
-// nodePackage is the part of package.json the build needs.
-type nodePackage struct {
-	Main         string         `json:"main"`
-	Scripts      map[string]any `json:"scripts"`
-	Dependencies map[string]any `json:"dependencies"`
-}
-
-// buildNode installs the production dependencies and returns the default
-// start command: "npm start" when package.json has a start script, else
-// "node <main>" (main defaults to server.js) when that file exists.
-func (b *Builder) buildNode(ctx context.Context, tree string, lw *lineWriter) (string, error) {
-	data, err := os.ReadFile(filepath.Join(tree, "package.json"))
-	if err != nil {
-		return "", fmt.Errorf("read package.json: %w", err)
-	}
-	var pkg nodePackage
-	if err := json.Unmarshal(data, &pkg); err != nil {
-		return "", fmt.Errorf("package.json is not valid JSON: %w", err)
-	}
-	version, err := output(ctx, "node", "--version")
-	if err != nil {
-		return "", fmt.Errorf("node is not installed on this machine (needed to build a Node app): %w", err)
-	}
-	lw.printf("-----> Node app detected (node %s)", version)
-	if err := b.installNode(ctx, tree, version, len(pkg.Dependencies) > 0, lw); err != nil {
-		return "", err
-	}
-	if _, ok := pkg.Scripts["start"]; ok {
-		return "npm start", nil
-	}
-	main := pkg.Main
-	if main == "" {
-		main = "server.js"
-	}
-	clean := filepath.Clean(main)
-	if !filepath.IsLocal(clean) {
-		return "", nil
-	}
-	if !exists(tree, clean) && !exists(tree, clean+".js") { // node resolves "main": "index" to index.js
-		return "", nil
-	}
-	return "node " + shellQuote(clean), nil
-}
-
-// installNode installs node_modules from the cache when the lockfile is
-// unchanged, else with npm: `npm ci` when a lockfile exists, `npm install`
-// otherwise, without dev dependencies.
-func (b *Builder) installNode(ctx context.Context, tree, nodeVersion string, hasDeps bool, lw *lineWriter) error {
-	lock := ""
-	for _, name := range []string{"npm-shrinkwrap.json", "package-lock.json"} {
-		if exists(tree, name) {
-			lock = name
-			break
-		}
-	}
-	if lock == "" && !hasDeps {
-		lw.printf("-----> No dependencies in package.json: skipping npm")
-		return nil
-	}
-	env := []string{"npm_config_update_notifier=false", "npm_config_fund=false",
-		"npm_config_audit=false", "npm_config_progress=false", "NODE_ENV=production"}
-	args := []string{"install", "--omit=dev", "--no-audit", "--no-fund"}
-	if lock == "" {
-		lw.printf("-----> Installing dependencies with npm install (no lockfile: commit package-lock.json for repeatable, cached builds)")
-		return run(ctx, lw, tree, env, "npm", args...)
-	}
-	key, err := nodeCacheKey(filepath.Join(tree, lock), nodeVersion)
-	if err != nil {
-		return err
-	}
-	hit, err := b.restoreNodeModules(key, tree)
-	if err != nil {
-		return err
-	}
-	if hit {
-		lw.printf("-----> Restored node_modules from the build cache (%s unchanged): skipping npm", lock)
-		return nil
-	}
-	args[0] = "ci"
-	lw.printf("-----> Installing dependencies with npm ci (%s)", lock)
-	if err := run(ctx, lw, tree, env, "npm", args...); err != nil {
-		return err
-	}
-	if err := b.storeNodeModules(key, tree); err != nil {
-		// A cache that cannot be written costs the next build time, not
-		// this build its result.
-		lw.printf("       (could not cache node_modules: %v)", err)
-		b.logger.Warn("cache node_modules", "err", err)
-	}
-	return nil
 }
 
 // buildGo compiles the module at the root to ./app.

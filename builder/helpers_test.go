@@ -110,7 +110,9 @@ func runSlug(t *testing.T, slug, command, path, want string) *app {
 	a := &app{done: make(chan struct{}), url: fmt.Sprintf("http://127.0.0.1:%d", port)}
 	// Like a scheduler, exec the app's own process in the shell's place so
 	// that its exit status is the app's.
-	if i := strings.LastIndex(command, "; "); i >= 0 {
+	if i := strings.LastIndex(command, "; "); strings.Contains(command, "exec ") {
+		// the command execs its app itself
+	} else if i >= 0 {
 		command = command[:i+2] + "exec " + command[i+2:]
 	} else {
 		command = "exec " + command
