@@ -29,7 +29,7 @@ var (
 	ErrUnhealthy = errors.New("instances never became healthy")
 )
 
-// nameRE is the DNS-label rule for app names (DESIGN.md, "The descriptor").
+// nameRE is the DNS-label rule for app names (docs/descriptor.md, "Keys": name).
 var nameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 
 // ValidName reports whether s is a valid app name: a lower-case DNS label.
@@ -76,7 +76,7 @@ type Release struct {
 	CreatedAt  time.Time         `json:"createdAt"`
 }
 
-// App is an app as the API shows it (DESIGN.md, "An app as the API shows it").
+// App is an app as the API shows it (docs/api.md, "GET /api/v1/apps").
 type App struct {
 	Name           string     `json:"name"`
 	URL            string     `json:"url"`

@@ -2,7 +2,7 @@ package deploy
 
 import "time"
 
-// Check is one health check of an app (DESIGN.md, "The descriptor").
+// Check is one health check of an app (docs/descriptor.md, "Checks").
 // An empty Path means a TCP check on the first port.
 type Check struct {
 	Path                   string `json:"path,omitempty"`

@@ -19,7 +19,7 @@ import (
 // apps are a few KiB, so anything past 1 MiB is a mistake or an attack.
 const maxDescriptorBytes = 1 << 20
 
-// Descriptor defaults (DESIGN.md, "The descriptor").
+// Descriptor defaults (docs/descriptor.md, "Keys" and "Checks").
 const (
 	defaultInstances   = 1
 	defaultCPUs        = 0.1
