@@ -4,7 +4,9 @@
 // (Service) and the store of desired state.
 //
 // deploy imports nothing of Flock. What it needs from elsewhere (a builder,
-// a router to drain instances) it declares as small interfaces.
+// a router to drain instances) it declares as small interfaces. The
+// packages, the path of a push and the store layout are described in
+// docs/architecture.md.
 package deploy
 
 import (

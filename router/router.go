@@ -2,6 +2,8 @@
 // starts and supervises (master-worker mode). Instance changes go through
 // HAProxy's runtime API with no reload; a reload, validated first and
 // coalesced, happens only when apps (backends) are added or removed.
+// The HAProxy model (frontends, backends, the map file, the waker as backup
+// server) is described in docs/architecture.md.
 package router
 
 import (

@@ -1,5 +1,6 @@
 // Command flock is the Flock platform in one binary: `flock up` runs the
-// platform; the other commands are its client.
+// platform; the other commands are its client. docs/architecture.md
+// describes how `flock up` wires the parts and in which order they start.
 package main
 
 import (
