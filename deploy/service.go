@@ -234,7 +234,7 @@ func healthy(ins []Instance) int { return App{Instances: ins}.HealthyCount() }
 func (s *Service) spec(r Release, n int) Spec {
 	sp := Spec{
 		App: r.App, Release: r.Name, Commit: r.Commit, Command: r.Command,
-		SlugPath: r.Slug, Image: r.Image, Instances: n, Env: r.Env, Descriptor: r.Descriptor,
+		SlugPath: r.Slug, Image: r.Image, Instances: n, Env: RunEnv(r.Env), Descriptor: r.Descriptor,
 	}
 	if r.Slug != "" && s.cfg.ArtifactURL != "" {
 		sp.SlugURL = strings.TrimSuffix(s.cfg.ArtifactURL, "/") + "/artifacts/" + r.App + "/" + r.Name + ".tar.gz"
