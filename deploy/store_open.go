@@ -108,7 +108,7 @@ func restoreFix(path, bak string, moveAway bool) string {
 		return nil
 	})
 	db.Close()
-	return fmt.Sprintf("to restore the copy Flock made at %s (%d apps; later changes are lost), stop Flock and run: %scp %s %s",
+	return fmt.Sprintf("to restore the copy Flock made at %s (%d apps; later changes are lost), run: %scp %s %s",
 		fi.ModTime().UTC().Format(time.RFC3339), apps, move, bak, path)
 }
 
