@@ -15,6 +15,9 @@ import (
 type Config struct {
 	// Domain is the routing domain: an app answers at <app>.<Domain>.
 	Domain string
+	// APIHosts are the host names the API is served under; no app may
+	// claim one as a domain.
+	APIHosts []string
 	// URLPort is appended to app URLs when the router is not on port 80
 	// (":8000"); empty for port 80.
 	URLPort string
@@ -109,6 +112,7 @@ type Service struct {
 	waking    map[string]bool        // woken, no healthy instance seen yet
 	activity  map[string]Activity
 	live      map[string]*liveLog // logs of deploys in progress, by id
+	hosts     hostClaims          // hosts of rollouts in progress
 	subs      map[int]chan Event
 	nextSub   int
 	seq       int
