@@ -440,7 +440,7 @@ func (p parser) domains(key string, raw json.RawMessage) ([]string, error) {
 		switch {
 		case strings.Contains(s, "*"):
 			return nil, p.fail(k, "%s must not be a wildcard", quote(s))
-		case isAddress(s):
+		case IsAddress(s):
 			return nil, p.fail(k, "%s must be a host name, not an IP address (an address reaches every app and Flock)", quote(s))
 		case strings.Contains(s, ":"):
 			return nil, p.fail(k, "%s must not include a port", quote(s))
@@ -458,10 +458,10 @@ func (p parser) domains(key string, raw json.RawMessage) ([]string, error) {
 	return out, nil
 }
 
-// isAddress reports whether a host is an IP literal, including the short
+// IsAddress reports whether a host is an IP literal, including the short
 // and numeric forms browsers read as IPv4 ("127.1", "2130706433"): no
 // top-level domain is all digits.
-func isAddress(h string) bool {
+func IsAddress(h string) bool {
 	if net.ParseIP(h) != nil {
 		return true
 	}

@@ -39,7 +39,9 @@ func (h *harness) rawGet(t *testing.T, head string) (int, string) {
 func TestAmbiguousHostGets400(t *testing.T) {
 	h := newHarness(t, nil)
 	a, b := newInstance(t, "a.v1.1"), newInstance(t, "b.v1.1")
-	h.r.Update([]deploy.App{app("a", a), app("b", b)})
+	greedy := app("a", a)
+	greedy.Domains = []string{"b.localhost"} // refused: b's host stays b's
+	h.r.Update([]deploy.App{greedy, app("b", b)})
 	waitFor(t, 5*time.Second, "a and b routed", func() bool {
 		return h.routesTo("a.localhost", "a.v1.1") && h.routesTo("b.localhost", "b.v1.1")
 	})
