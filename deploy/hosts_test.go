@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/flock-paas/flock/deploy"
@@ -121,5 +122,36 @@ func TestHostBelongsToOneApp(t *testing.T) {
 	}
 	if a, _ := p.svc.App(ctx, "a"); a.Release != "v3" || a.HealthyCount() == 0 {
 		t.Errorf("a after the refused rollback: %s with %d healthy, want v3 serving", a.Release, a.HealthyCount())
+	}
+}
+
+// TestConcurrentDeploysCannotShareADomain: two new apps that deploy at
+// once with the same domain both pass the check before their builds;
+// the rollout that comes second sees the first one's claim and fails.
+func TestConcurrentDeploysCannotShareADomain(t *testing.T) {
+	ctx := context.Background()
+	p := startPlatform(t, t.TempDir())
+	dirs := map[string]string{"c": withDomains(t, "race.example"), "d": withDomains(t, "race.example")}
+	errs := map[string]error{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for app, dir := range dirs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := p.svc.Deploy(ctx, deploy.DeployRequest{App: app, Dir: dir}, io.Discard)
+			mu.Lock()
+			errs[app] = err
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if (errs["c"] == nil) == (errs["d"] == nil) {
+		t.Fatalf("deploys of c and d with the same domain: c %v, d %v; want exactly one refused", errs["c"], errs["d"])
+	}
+	for app, err := range errs {
+		if err != nil && !strings.Contains(err.Error(), `"race.example" is app `) {
+			t.Errorf("%s refused with %v; want the owner named", app, err)
+		}
 	}
 }

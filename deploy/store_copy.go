@@ -9,7 +9,7 @@ import (
 // backupEvery bounds how often changes are copied to flock.db.bak: the
 // first change after a quiet spell is copied at once, later ones together
 // at most this often, so a burst of deploys costs one copy.
-const backupEvery = 10 * time.Second
+const backupEvery = 30 * time.Second
 
 // copier runs Store.Backup in the background after changes to apps and
 // releases, so that the copy a damaged store is restored from is at most
