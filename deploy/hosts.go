@@ -14,7 +14,7 @@ type hostClaims struct {
 }
 
 // Host is the host an app answers at: <app>.<domain>.
-func (s *Service) Host(app string) string { return app + "." + s.cfg.Domain }
+func (s *Service) Host(app string) string { return app + "." + strings.ToLower(s.cfg.Domain) }
 
 // hostsOf lists the hosts an app with descriptor d answers at: its own
 // host first, then its domains.
