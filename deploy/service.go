@@ -104,6 +104,7 @@ type Service struct {
 	log     *slog.Logger
 
 	builds chan struct{} // semaphore: cfg.Builds slots
+	hosts  hostClaims    // hosts of rollouts in progress
 
 	mu        sync.Mutex
 	locks     map[string]*sync.Mutex // per-app lock for state changes
@@ -112,7 +113,6 @@ type Service struct {
 	waking    map[string]bool        // woken, no healthy instance seen yet
 	activity  map[string]Activity
 	live      map[string]*liveLog // logs of deploys in progress, by id
-	hosts     hostClaims          // hosts of rollouts in progress
 	subs      map[int]chan Event
 	nextSub   int
 	seq       int

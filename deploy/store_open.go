@@ -58,7 +58,8 @@ func OpenStore(dir string) (*Store, error) {
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 		if _, berr := os.Stat(bak); berr == nil {
-			return nil, &StoreError{Path: path, Reason: "is missing but its copy " + bak + " exists", Fix: restoreFix(path, bak, false)}
+			fix := fmt.Sprintf("to start with no apps instead, move the copy away (mv %s %s.old); ", bak, bak) + restoreFix(path, bak, false)
+			return nil, &StoreError{Path: path, Reason: "is missing but its copy " + bak + " exists", Fix: fix}
 		}
 	case err != nil:
 		return nil, fmt.Errorf("open store: %w", err)
