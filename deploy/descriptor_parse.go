@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -439,18 +440,33 @@ func (p parser) domains(key string, raw json.RawMessage) ([]string, error) {
 		switch {
 		case strings.Contains(s, "*"):
 			return nil, p.fail(k, "%s must not be a wildcard", quote(s))
+		case IsAddress(s):
+			return nil, p.fail(k, "%s must be a host name, not an IP address (an address reaches every app and Flock)", quote(s))
 		case strings.Contains(s, ":"):
 			return nil, p.fail(k, "%s must not include a port", quote(s))
 		case s != strings.ToLower(s):
 			return nil, p.fail(k, "%s must be lower case", quote(s))
 		case !validHost(s):
 			return nil, p.fail(k, "%s must be a host name: dot-separated DNS labels, at most 253 characters", quote(s))
+		case s == "localhost":
+			return nil, p.fail(k, "%s must not be localhost (it is this machine, not one app)", quote(s))
 		case slices.Contains(out, s):
 			return nil, p.fail(k, "%s is listed twice", quote(s))
 		}
 		out = append(out, s)
 	}
 	return out, nil
+}
+
+// IsAddress reports whether a host is an IP literal, including the short
+// and numeric forms browsers read as IPv4 ("127.1", "2130706433"): no
+// top-level domain is all digits.
+func IsAddress(h string) bool {
+	if net.ParseIP(h) != nil {
+		return true
+	}
+	last := h[strings.LastIndex(h, ".")+1:]
+	return last != "" && strings.Trim(last, "0123456789") == ""
 }
 
 // validHost reports whether s is a lower-case host name of DNS labels.

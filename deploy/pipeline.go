@@ -49,6 +49,9 @@ func (s *Service) Deploy(ctx context.Context, req DeployRequest, log io.Writer) 
 	if name != "" && !ValidName(name) {
 		return Release{}, fmt.Errorf("deploy: app name %q must be a DNS label (lower-case letters, digits and '-', at most 63): %w", name, ErrInvalid)
 	}
+	if derr == nil && name != "" {
+		derr = s.checkHosts(name, desc) // before the build: fail fast
+	}
 	if derr != nil {
 		if name != "" {
 			if _, err := s.store.app(name); err == nil {
@@ -254,6 +257,12 @@ func (s *Service) rollout(ctx context.Context, rel Release, log io.Writer) error
 	if err != nil {
 		return fmt.Errorf("roll out %s %s: %w", rel.App, rel.Name, err)
 	}
+	release, err := s.claimHosts(rel.App, rel.Descriptor)
+	if err != nil {
+		s.markFailed(rel.App, err.Error())
+		return fmt.Errorf("roll out %s %s: %w", rel.App, rel.Name, err)
+	}
+	defer release()
 	n := rel.Descriptor.Instances
 	if rec.Current != "" {
 		if cur, err := s.store.release(rel.App, rec.Current); err == nil && cur.Descriptor.Instances == n {

@@ -15,6 +15,9 @@ import (
 type Config struct {
 	// Domain is the routing domain: an app answers at <app>.<Domain>.
 	Domain string
+	// APIHosts are the host names the API is served under; no app may
+	// claim one as a domain.
+	APIHosts []string
 	// URLPort is appended to app URLs when the router is not on port 80
 	// (":8000"); empty for port 80.
 	URLPort string
@@ -101,6 +104,7 @@ type Service struct {
 	log     *slog.Logger
 
 	builds chan struct{} // semaphore: cfg.Builds slots
+	hosts  hostClaims    // hosts of rollouts in progress
 
 	mu        sync.Mutex
 	locks     map[string]*sync.Mutex // per-app lock for state changes

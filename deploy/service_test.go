@@ -54,7 +54,7 @@ func startPlatform(t *testing.T, dataDir string) *platform {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := deploy.New(deploy.Config{Domain: "localhost", Artifacts: filepath.Join(dataDir, "artifacts")}, store, sched, b)
+	svc, err := deploy.New(deploy.Config{Domain: "localhost", APIHosts: []string{"flock.example.com"}, Artifacts: filepath.Join(dataDir, "artifacts")}, store, sched, b)
 	if err != nil {
 		t.Fatal(err)
 	}

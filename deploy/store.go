@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -17,7 +15,9 @@ import (
 // their releases and the record of every deploy. Everything the platform
 // must bring back after a restart (or a SIGKILL) lives here.
 type Store struct {
-	db *bolt.DB
+	db     *bolt.DB
+	backup string // <data-dir>/flock.db.bak
+	copier copier
 }
 
 var (
@@ -48,38 +48,11 @@ type appRecord struct {
 	CreatedAt time.Time `json:"createdAt"`
 }
 
-// OpenStore opens (creating) the store at <dir>/flock.db. bbolt locks the
-// file, so a second Flock on the same data dir fails here with a clear
-// error instead of corrupting state.
-func OpenStore(dir string) (*Store, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("open store: %w", err)
-	}
-	path := filepath.Join(dir, "flock.db")
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
-	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
-			return nil, fmt.Errorf("open store %s: another flock is using this data dir", path)
-		}
-		return nil, fmt.Errorf("open store %s: %w", path, err)
-	}
-	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketApps, bucketReleases, bucketDeploys} {
-			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("open store %s: %w", path, err)
-	}
-	return &Store{db: db}, nil
+// Close writes a last copy of the store and closes it.
+func (s *Store) Close() error {
+	s.copier.stopAndWait()
+	return errors.Join(s.Backup(), s.db.Close())
 }
-
-// Close closes the store.
-func (s *Store) Close() error { return s.db.Close() }
 
 func put(tx *bolt.Tx, bucket []byte, key string, v any) error {
 	data, err := json.Marshal(v)
@@ -167,11 +140,18 @@ func (s *Store) updateApp(name string, create bool, fn func(*appRecord) error) (
 		}
 		return put(tx, bucketApps, name, r)
 	})
+	if err == nil {
+		s.changed()
+	}
 	return r, err
 }
 
 func (s *Store) putRelease(r Release) error {
-	return s.db.Update(func(tx *bolt.Tx) error { return put(tx, bucketReleases, releaseKey(r.App, r.Version), r) })
+	err := s.db.Update(func(tx *bolt.Tx) error { return put(tx, bucketReleases, releaseKey(r.App, r.Version), r) })
+	if err == nil {
+		s.changed()
+	}
+	return err
 }
 
 func (s *Store) release(app, name string) (Release, error) {
@@ -232,6 +212,7 @@ func (s *Store) deploys(app string) ([]Deploy, error) {
 
 // deleteApp removes an app with its releases and deploy records.
 func (s *Store) deleteApp(name string) error {
+	defer s.changed()
 	return s.db.Update(func(tx *bolt.Tx) error {
 		if tx.Bucket(bucketApps).Get([]byte(name)) == nil {
 			return ErrNotFound

@@ -111,6 +111,16 @@ func build(apps []deploy.App, domain string, drained map[string]map[string]bool)
 	m := &model{hosts: map[string]string{}, errs: map[string]string{}}
 	sorted := slices.Clone(apps)
 	slices.SortFunc(sorted, func(a, b deploy.App) int { return strings.Compare(a.Name, b.Name) })
+	// An app's own host is its own whatever another app's domains say, so
+	// every own host is claimed before any domain: a domain that names
+	// another app's host never takes its traffic, however the names sort.
+	for _, a := range sorted {
+		if h := strings.ToLower(a.Name + "." + domain); deploy.ValidName(a.Name) && validHost(h) {
+			if _, ok := m.hosts[h]; !ok {
+				m.hosts[h] = backendName(a.Name)
+			}
+		}
+	}
 	for _, a := range sorted {
 		if !deploy.ValidName(a.Name) {
 			continue // no app of that name can exist; nothing to report it on
@@ -124,10 +134,12 @@ func build(apps []deploy.App, domain string, drained map[string]map[string]bool)
 			problems = append(problems, fmt.Sprintf("check path %q refused, using a TCP check", b.Check.Path))
 			b.Check.Path = ""
 		}
-		hosts := append([]string{a.Name + "." + domain}, a.Domains...)
-		for _, h := range hosts {
+		if h := strings.ToLower(a.Name + "." + domain); m.hosts[h] == b.Name {
+			b.Hosts = append(b.Hosts, h)
+		}
+		for _, h := range a.Domains {
 			h = strings.ToLower(strings.TrimSuffix(h, "."))
-			if !validHost(h) {
+			if !validHost(h) || h == "localhost" || deploy.IsAddress(h) {
 				problems = append(problems, fmt.Sprintf("domain %q refused", h))
 				continue
 			}

@@ -230,3 +230,24 @@ func TestLiveNeedsReload(t *testing.T) {
 		})
 	}
 }
+
+// TestBuildKeepsEachAppsHost: an app's domains never take another app's
+// host (even one whose name sorts later), nor localhost or an address.
+func TestBuildKeepsEachAppsHost(t *testing.T) {
+	apps := []deploy.App{
+		{Name: "a", Domains: []string{"b.localhost", "localhost", "127.0.0.1", "www.a.example"}},
+		{Name: "b"},
+	}
+	m := build(apps, "localhost", nil)
+	want := map[string]string{"a.localhost": "app_a", "www.a.example": "app_a", "b.localhost": "app_b"}
+	if diff := cmp.Diff(want, m.hosts); diff != "" {
+		t.Errorf("hosts (-want +got):\n%s", diff)
+	}
+	wantErr := `domain "b.localhost" already routes to b; domain "localhost" refused; domain "127.0.0.1" refused`
+	if m.errs["a"] != wantErr {
+		t.Errorf("a's routing error %q, want %q", m.errs["a"], wantErr)
+	}
+	if diff := cmp.Diff([]string{"a.localhost", "www.a.example"}, m.byName()["app_a"].Hosts); diff != "" {
+		t.Errorf("a's hosts (-want +got):\n%s", diff)
+	}
+}

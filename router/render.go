@@ -45,6 +45,10 @@ var redispatchEvery int64 = 1
 // notFoundBody is what an unknown host gets, with status 404.
 const notFoundBody = `"No app answers at this address (Flock)."`
 
+// badHostBody is what a request naming more than one host gets, with
+// status 400.
+const badHostBody = `"A request names one host (Flock)."`
+
 // wakeBody is what a sleeping app's visitor gets while no waker exists.
 const wakeBody = `"This app is starting, retry in a few seconds (Flock)."`
 
@@ -179,7 +183,7 @@ func renderHead(s settings) ([]byte, error) {
 			return nil, fmt.Errorf("%s %s: %w", sec.t, sec.name, err)
 		}
 	}
-	status404 := int64(404)
+	status404, status400 := int64(404), int64(400)
 	f := parser.Frontends
 	steps = append(steps, []struct {
 		sec   parser.Section
@@ -189,6 +193,11 @@ func renderHead(s settings) ([]byte, error) {
 		multi bool
 	}{
 		{f, "http", "bind", &types.Bind{Path: s.HTTPAddr}, true},
+		// A request names one host. A Host list ("a.localhost,b.localhost")
+		// or a second Host header would let HAProxy route by one name
+		// while the app reads another; hdr_cnt counts both.
+		{f, "http", "http-request", &actions.Deny{Status: &status400, ContentType: "text/plain", ContentFormat: "string",
+			Content: badHostBody, Cond: "if", CondTest: "{ req.hdr_cnt(host) gt 1 }"}, true},
 		// One map lookup, keyed by the lower-cased host without its port,
 		// picks the backend: the cost of routing does not grow with the
 		// number of apps. The app's name, for the app and the waker, is

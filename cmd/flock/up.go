@@ -199,6 +199,7 @@ func up(ctx context.Context, c upConfig) error {
 	artifacts := newSigner(token)
 	svc, err := deploy.New(deploy.Config{
 		Domain: c.Domain, URLPort: urlPort(c.HTTP), Idle: c.Idle, Builds: c.Builds,
+		APIHosts:    apiHosts(c.API, c.PublicURL),
 		ArtifactURL: c.ArtifactURL, Artifacts: filepath.Join(c.DataDir, "artifacts"), MemoryEnforced: memEnforced,
 		Routed: rt.WaitRouted, RouteErr: rt.Err, SignURL: artifacts.signURL,
 	}, store, sched, b)
