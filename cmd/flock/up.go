@@ -196,11 +196,14 @@ func up(ctx context.Context, c upConfig) error {
 	if err != nil {
 		return err
 	}
-	artifacts := newSigner(token)
+	artifacts, err := builder.NewSigner(token, slugURLPeriod)
+	if err != nil {
+		return err
+	}
 	svc, err := deploy.New(deploy.Config{
 		Domain: c.Domain, URLPort: urlPort(c.HTTP), Idle: c.Idle, Builds: c.Builds,
 		ArtifactURL: c.ArtifactURL, Artifacts: filepath.Join(c.DataDir, "artifacts"), MemoryEnforced: memEnforced,
-		Routed: rt.WaitRouted, RouteErr: rt.Err, SignURL: artifacts.signURL,
+		Routed: rt.WaitRouted, RouteErr: rt.Err, SignURL: artifacts.SignURL,
 	}, store, sched, b)
 	if err != nil {
 		return err
@@ -248,7 +251,7 @@ func up(ctx context.Context, c upConfig) error {
 	site, err := web.New(web.Config{
 		Token: token, ReadOnly: c.ReadOnly, Logger: logger, Gatherer: reg, Registerer: reg,
 		Unpack: func(r io.Reader, dir string) error { return builder.Unpack(r, dir, 1<<30) },
-		Mounts: map[string]http.Handler{"/hooks/github": gh, "/git/": remote, "/artifacts/": artifacts.guard(token, b.Handler())},
+		Mounts: map[string]http.Handler{"/hooks/github": gh, "/git/": remote},
 		Ready: func() error {
 			select {
 			case <-rt.Ready():
@@ -257,6 +260,8 @@ func up(ctx context.Context, c upConfig) error {
 				return errors.New("haproxy is not serving yet")
 			}
 		},
+		// Slugs go to the token or a signed URL; Host must name this API.
+		Artifacts: b.Handler(), Signed: artifacts.Verify, Hosts: apiHosts(c.API, c.PublicURL, c.ArtifactURL),
 	}, svc)
 	if err != nil {
 		return err
