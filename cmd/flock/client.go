@@ -68,9 +68,9 @@ func (c *client) do(method, path string, body io.Reader, contentType string) (*h
 			Error string `json:"error"`
 		}
 		if json.Unmarshal(b, &e) == nil && e.Error != "" {
-			return nil, errors.New(e.Error)
+			return nil, errors.New(cleanText(e.Error))
 		}
-		return nil, fmt.Errorf("%s %s: %s %s", method, path, resp.Status, strings.TrimSpace(string(b)))
+		return nil, fmt.Errorf("%s %s: %s %s", method, path, resp.Status, cleanText(strings.TrimSpace(string(b))))
 	}
 	return resp, nil
 }
@@ -98,16 +98,17 @@ func (c *client) postJSON(path string, v any) error {
 	return nil
 }
 
-// stream copies a streamed deploy log to out and reports its outcome from
-// the final line ("deploy succeeded: <url>", "deploy failed: <why>", and
-// the same for "rollback").
+// stream copies a streamed deploy log to out, without escape sequences
+// (build output and commit messages are someone else's text), and reports
+// its outcome from the final line ("deploy succeeded: <url>", "deploy
+// failed: <why>", and the same for "rollback").
 func stream(resp *http.Response, out io.Writer) error {
 	defer resp.Body.Close()
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	last := ""
 	for sc.Scan() {
-		line := sc.Text()
+		line := cleanText(sc.Text())
 		fmt.Fprintln(out, line)
 		if strings.TrimSpace(line) != "" {
 			last = line
@@ -186,7 +187,7 @@ func addClientCommands(root *cobra.Command) {
 				if a.Error != "" {
 					state += " (" + a.Error + ")"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%s\t%s\t%s\n", a.Name, state, a.HealthyCount(), a.Desired, a.Release, a.URL, last)
+				fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%s\t%s\t%s\n", clean(a.Name), clean(state), a.HealthyCount(), a.Desired, clean(a.Release), clean(a.URL), last)
 			}
 			return tw.Flush()
 		},
@@ -239,8 +240,12 @@ func addClientCommands(root *cobra.Command) {
 				return err
 			}
 			defer resp.Body.Close()
-			_, err = io.Copy(cmd.OutOrStdout(), resp.Body)
-			return err
+			// An app's output is its own text: print it without escapes.
+			out := &cleaner{w: cmd.OutOrStdout()}
+			if _, err := io.Copy(out, resp.Body); err != nil {
+				return err
+			}
+			return out.flush()
 		},
 	}
 	logsCmd.Flags().BoolP("follow", "f", false, "keep printing new output")
@@ -263,7 +268,7 @@ func addClientCommands(root *cobra.Command) {
 				if d.StartedAt != nil && d.FinishedAt != nil {
 					dur = d.FinishedAt.Sub(*d.StartedAt).Round(time.Millisecond).String()
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.Release, d.Status, d.Trigger, short(d.Commit), dur, d.Error)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", clean(d.ID), clean(d.Release), clean(string(d.Status)), clean(d.Trigger), clean(short(d.Commit)), dur, clean(d.Error))
 			}
 			return tw.Flush()
 		},
