@@ -9,9 +9,9 @@ import (
 // valid: at least this long, at most twice as long (builder.Signer). Flock
 // signs them anew at every deploy, rollback, config change and start;
 // Marathon fetches a slug again whenever it starts a task, so a task
-// started past the expiry (a restart after a week without any of these)
+// started past the expiry (a crashed task restarted, or a sleeping app woken, a month or more after the last of these)
 // cannot fetch its slug until the next of them.
-const slugURLPeriod = 7 * 24 * time.Hour
+const slugURLPeriod = 30 * 24 * time.Hour
 
 // apiHosts are the names the API answers under (the web package refuses
 // other Host headers, against DNS rebinding): --api's host, the loopback
