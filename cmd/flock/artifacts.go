@@ -7,7 +7,7 @@ import (
 
 // slugURLPeriod is how long the signed slug URLs handed to schedulers stay
 // valid: at least this long, at most twice as long (builder.Signer). Flock
-// signs them anew at every deploy, rollback, config change and start;
+// signs them anew at every deploy, rollback and start;
 // Marathon fetches a slug again whenever it starts a task, so a task
 // started past the expiry (a crashed task restarted, or a sleeping app woken, a month or more after the last of these)
 // cannot fetch its slug until the next of them.
