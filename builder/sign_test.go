@@ -72,6 +72,17 @@ func TestSigner(t *testing.T) {
 			t.Errorf("SignURL = %s", got)
 		}
 	})
+	t.Run("resign an expired URL", func(t *testing.T) {
+		again := s.Resign(expired)
+		if got, err := s.Verify(strings.TrimPrefix(again, base)); err != nil || got != "/artifacts/web/v3.tar.gz" {
+			t.Errorf("Resign(expired) = %s: Verify %q, %v", again, got, err)
+		}
+		for _, u := range []string{tamperedExpiry, other.SignURL(base + "/artifacts/web/v3.tar.gz"), base + "/artifacts/web/v3.tar.gz", "http://x/y"} {
+			if got := s.Resign(u); got != u {
+				t.Errorf("Resign(%s) = %s, want it unchanged", u, got)
+			}
+		}
+	})
 	if _, err := NewSigner("", time.Hour); err == nil {
 		t.Error("NewSigner without a secret: no error")
 	}

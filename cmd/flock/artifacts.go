@@ -7,10 +7,10 @@ import (
 
 // slugURLPeriod is how long the signed slug URLs handed to schedulers stay
 // valid: at least this long, at most twice as long (builder.Signer). Flock
-// signs them anew at every deploy, rollback and start;
-// Marathon fetches a slug again whenever it starts a task, so a task
-// started past the expiry (a crashed task restarted, or a sleeping app woken, a month or more after the last of these)
-// cannot fetch its slug until the next of them.
+// signs them anew at every deploy, rollback and start, and the Marathon
+// scheduler when it wakes an app from zero. Marathon fetches a slug again
+// whenever it starts a task, so a task restarted past the expiry (a month
+// or more after the last of these) cannot fetch its slug until the next.
 const slugURLPeriod = 30 * 24 * time.Hour
 
 // apiHosts are the names the API answers under (the web package refuses

@@ -19,11 +19,11 @@ import (
 type escState int
 
 const (
-	escNone escState = iota
-	escStart         // after ESC
-	escCSI           // ESC [ or CSI: parameters until a final byte
-	escString        // OSC, DCS, SOS, PM, APC: until BEL or ST
-	escStringEsc     // ESC inside a string: ST if "\" follows
+	escNone      escState = iota
+	escStart              // after ESC
+	escCSI                // ESC [ or CSI: parameters until a final byte
+	escString             // OSC, DCS, SOS, PM, APC: until BEL or ST
+	escStringEsc          // ESC inside a string: ST if "\" follows
 )
 
 // cleaner is an io.Writer that writes what it is given to w, cleaned. It

@@ -192,11 +192,11 @@ func up(ctx context.Context, c upConfig) error {
 		}
 		return err
 	})
-	sched, memEnforced, err := newScheduler(c, drainer, logger)
+	artifacts, err := builder.NewSigner(token, slugURLPeriod)
 	if err != nil {
 		return err
 	}
-	artifacts, err := builder.NewSigner(token, slugURLPeriod)
+	sched, memEnforced, err := newScheduler(c, drainer, artifacts.Resign, logger)
 	if err != nil {
 		return err
 	}
@@ -315,7 +315,7 @@ func up(ctx context.Context, c upConfig) error {
 	return g.Wait()
 }
 
-func newScheduler(c upConfig, drainer deploy.Drainer, logger *slog.Logger) (deploy.Scheduler, bool, error) {
+func newScheduler(c upConfig, drainer deploy.Drainer, resign func(string) string, logger *slog.Logger) (deploy.Scheduler, bool, error) {
 	switch c.Scheduler {
 	case "local":
 		s, err := local.New(local.Config{
@@ -337,7 +337,7 @@ func newScheduler(c upConfig, drainer deploy.Drainer, logger *slog.Logger) (depl
 		if c.MarathonURL == "" {
 			return nil, false, errors.New("--scheduler marathon needs --marathon-url (env FLOCK_MARATHON_URL)")
 		}
-		s, err := marathon.New(marathon.Config{URLs: strings.Split(c.MarathonURL, ","), Group: c.MarathonGroup, Drainer: drainer, Logger: logger})
+		s, err := marathon.New(marathon.Config{URLs: strings.Split(c.MarathonURL, ","), Group: c.MarathonGroup, Drainer: drainer, Logger: logger, Resign: resign})
 		if err != nil {
 			return nil, false, err
 		}
