@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"strings"
 	"unicode/utf8"
@@ -149,5 +150,21 @@ func cleanText(s string) string {
 	c := &cleaner{w: &b}
 	c.Write([]byte(s))
 	c.flush()
+	return b.String()
+}
+
+// escapeC1 writes the C1 controls (U+0080 to U+009F) in JSON text as \u
+// escapes: encoding/json escapes the C0 ones but prints these as they
+// are, and some terminals obey them. In JSON they can only stand inside
+// strings, where the escape means the same.
+func escapeC1(js string) string {
+	var b strings.Builder
+	for _, r := range js {
+		if r >= 0x80 && r <= 0x9f {
+			fmt.Fprintf(&b, "\\u%04x", r)
+			continue
+		}
+		b.WriteRune(r)
+	}
 	return b.String()
 }

@@ -93,7 +93,7 @@ func TestCLIPrintsNoEscapes(t *testing.T) {
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 
-	for _, args := range [][]string{{"apps"}, {"releases", "web"}, {"logs", "web"}, {"rollback", "web"}, {"sleep", "web"}} {
+	for _, args := range [][]string{{"apps"}, {"apps", "--json"}, {"releases", "web"}, {"logs", "web"}, {"rollback", "web"}, {"sleep", "web"}} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			var out, errOut bytes.Buffer
 			root := rootCmd()
