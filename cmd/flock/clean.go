@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"strings"
@@ -132,6 +133,36 @@ func (c *cleaner) text(out []byte, r rune) []byte {
 		return out // bidirectional overrides and marks
 	}
 	return utf8.AppendRune(out, r)
+}
+
+// cleanReader reads r cleaned (lines and tabs kept).
+type cleanReader struct {
+	r     io.Reader
+	c     cleaner
+	buf   bytes.Buffer
+	chunk [32 << 10]byte
+	err   error
+}
+
+func newCleanReader(r io.Reader) io.Reader {
+	cr := &cleanReader{r: r}
+	cr.c.w = &cr.buf
+	return cr
+}
+
+func (cr *cleanReader) Read(p []byte) (int, error) {
+	for cr.buf.Len() == 0 && cr.err == nil {
+		n, err := cr.r.Read(cr.chunk[:])
+		cr.c.Write(cr.chunk[:n])
+		if err != nil {
+			cr.c.flush()
+			cr.err = err
+		}
+	}
+	if cr.buf.Len() > 0 {
+		return cr.buf.Read(p)
+	}
+	return 0, cr.err
 }
 
 // clean returns s fit to print in a table cell: one line, no escapes.

@@ -98,17 +98,16 @@ func (c *client) postJSON(path string, v any) error {
 	return nil
 }
 
-// stream copies a streamed deploy log to out, without escape sequences
-// (build output and commit messages are someone else's text), and reports
-// its outcome from the final line ("deploy succeeded: <url>", "deploy
-// failed: <why>", and the same for "rollback").
+// stream copies a streamed deploy log to out and reports its outcome from
+// the final line ("deploy succeeded: <url>", "deploy failed: <why>", and
+// the same for "rollback").
 func stream(resp *http.Response, out io.Writer) error {
 	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
+	sc := bufio.NewScanner(newCleanReader(resp.Body)) // build output, commit messages: others' text
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	last := ""
 	for sc.Scan() {
-		line := cleanText(sc.Text())
+		line := sc.Text()
 		fmt.Fprintln(out, line)
 		if strings.TrimSpace(line) != "" {
 			last = line
@@ -243,12 +242,8 @@ func addClientCommands(root *cobra.Command) {
 				return err
 			}
 			defer resp.Body.Close()
-			// An app's output is its own text: print it without escapes.
-			out := &cleaner{w: cmd.OutOrStdout()}
-			if _, err := io.Copy(out, resp.Body); err != nil {
-				return err
-			}
-			return out.flush()
+			_, err = io.Copy(cmd.OutOrStdout(), newCleanReader(resp.Body)) // an app's output: no escapes
+			return err
 		},
 	}
 	logsCmd.Flags().BoolP("follow", "f", false, "keep printing new output")
