@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -375,4 +376,27 @@ func TestLoginRedirectStaysOnSite(t *testing.T) {
 			}
 		})
 	}
+}
+
+// BenchmarkWrongTokenFlood sends wrong tokens from ever new addresses, as
+// a flood from a large network would: the count of tracked addresses and
+// the heap they hold stay bounded.
+func BenchmarkWrongTokenFlood(b *testing.B) {
+	s, _ := newTestServer(b, nil)
+	h := s.Handler()
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		r := httptest.NewRequest(http.MethodGet, "/api/v1/apps", nil)
+		r.Host, r.RemoteAddr = "flock.example.com", net.IPv4(10, byte(i>>16), byte(i>>8), byte(i)).String()+":4000"
+		r.Header.Set("Authorization", "Bearer wrong")
+		h.ServeHTTP(httptest.NewRecorder(), r)
+	}
+	b.StopTimer()
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	b.ReportMetric(float64(s.failed.tracked()), "tracked")
+	b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/(1<<20), "heap-MiB")
 }

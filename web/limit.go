@@ -25,8 +25,9 @@ const (
 // failures counts wrong tokens per client address, so that guessing the
 // token is slow even though each guess is cheap.
 type failures struct {
-	mu sync.Mutex
-	m  map[string]*window
+	mu    sync.Mutex
+	m     map[string]*window
+	swept time.Time // last sweep of finished windows
 }
 
 type window struct {
@@ -84,13 +85,18 @@ func (f *failures) add(ip string, now time.Time) {
 	w.n++
 }
 
-// evict makes room for one more address: every finished window goes, and
-// if none has finished, an arbitrary one (map order is random), so the
-// map never holds more than maxTracked addresses.
+// evict makes room for one more address, so the map never holds more
+// than maxTracked. Finished windows go first, in a sweep made at most
+// every quarter window (a sweep reads the whole map, too slow to do on
+// every wrong token of a flood); if none has finished, an arbitrary
+// address goes (map order is random).
 func (f *failures) evict(now time.Time) {
-	for k, w := range f.m {
-		if now.Sub(w.start) > loginWindow {
-			delete(f.m, k)
+	if now.Sub(f.swept) > loginWindow/4 {
+		f.swept = now
+		for k, w := range f.m {
+			if now.Sub(w.start) > loginWindow {
+				delete(f.m, k)
+			}
 		}
 	}
 	for k := range f.m {
