@@ -67,9 +67,6 @@ func (f *failures) wait(ip string, now time.Time) time.Duration {
 	return 0
 }
 
-// allowed reports whether the client may try another token now.
-func (f *failures) allowed(ip string, now time.Time) bool { return f.wait(ip, now) == 0 }
-
 // add counts a wrong token.
 func (f *failures) add(ip string, now time.Time) {
 	f.mu.Lock()
