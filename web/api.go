@@ -30,7 +30,7 @@ func appName(c *gin.Context) (string, error) {
 }
 
 // redact hides env values from callers that did not prove they know the
-// token (loopback and read-only readers).
+// token (readers of a read-only dashboard).
 func (s *Server) redact(c *gin.Context, rels []deploy.Release) {
 	if s.identify(c).authed() {
 		return

@@ -58,8 +58,17 @@ func TestAuth(t *testing.T) {
 		{"read without token from afar", false, req{path: "/api/v1/apps"}, 401},
 		{"read with token", false, req{path: "/api/v1/apps", token: testToken}, 200},
 		{"read with wrong token", false, req{path: "/api/v1/apps", token: "nope"}, 401},
-		{"read from loopback", false, req{path: "/api/v1/apps", loopback: true}, 200},
-		{"loopback but foreign Host (DNS rebinding)", false, req{path: "/api/v1/apps", loopback: true, header: map[string]string{"Host": "evil.example"}}, 401},
+		{"read from loopback without token", false, req{path: "/api/v1/apps", loopback: true}, 401},
+		{"logs from loopback without token", false, req{path: "/api/v1/apps/hello/logs", loopback: true}, 401},
+		{"deploy record from loopback without token", false, req{path: "/api/v1/deploys/d1", loopback: true}, 401},
+		{"events from loopback without token", false, req{path: "/api/v1/events", loopback: true}, 401},
+		{"metrics from loopback without token", false, req{path: "/metrics", loopback: true}, 401},
+		{"foreign Host (DNS rebinding)", false, req{path: "/api/v1/apps", loopback: true, header: map[string]string{"Host": "evil.example"}}, 421},
+		{"foreign Host with token", false, req{path: "/api/v1/apps", token: testToken, header: map[string]string{"Host": "evil.example:8080"}}, 421},
+		{"foreign Host: login page", false, req{path: "/login", header: map[string]string{"Host": "evil.example"}}, 421},
+		{"foreign Host: healthz", false, req{path: "/healthz", header: map[string]string{"Host": "evil.example"}}, 200},
+		{"IP literal Host", false, req{path: "/api/v1/apps", token: testToken, header: map[string]string{"Host": "192.0.2.1:8080"}}, 200},
+		{"localhost Host", false, req{path: "/api/v1/apps", token: testToken, header: map[string]string{"Host": "LOCALHOST:8080"}}, 200},
 		{"metrics from afar", false, req{path: "/metrics"}, 401},
 		{"scale from loopback without token", false, req{method: "POST", path: "/api/v1/apps/hello/scale", body: `{"instances":2}`, loopback: true}, 401},
 		{"scale with wrong token", false, req{method: "POST", path: "/api/v1/apps/hello/scale", body: `{"instances":2}`, token: "nope"}, 401},
@@ -87,8 +96,10 @@ func TestAuth(t *testing.T) {
 			if w.Code != tt.want {
 				t.Fatalf("%s %s = %d, want %d: %s", tt.r.method, tt.r.path, w.Code, tt.want, w.Body.String())
 			}
-			if w.Code == 401 {
+			if w.Code >= 400 {
 				errorOf(t, w)
+			}
+			if w.Code == 401 {
 				if w.Header().Get("WWW-Authenticate") == "" {
 					t.Error("401 without WWW-Authenticate")
 				}
@@ -222,7 +233,7 @@ func TestAppsAndActions(t *testing.T) {
 }
 
 func TestReleases(t *testing.T) {
-	s, f := newTestServer(t, nil)
+	s, f := newTestServer(t, func(c *Config) { c.ReadOnly = true })
 	f.mu.Lock()
 	f.releases["hello"][0].Env = map[string]string{"DB_PASSWORD": "hunter2"}
 	f.mu.Unlock()
@@ -234,7 +245,7 @@ func TestReleases(t *testing.T) {
 	}{
 		{"with token", req{path: "/api/v1/apps/hello/releases", token: testToken}, false, true},
 		{"with log", req{path: "/api/v1/apps/hello/releases?log=1", token: testToken}, true, true},
-		{"loopback hides env values", req{path: "/api/v1/apps/hello/releases", loopback: true}, false, false},
+		{"read-only dashboard hides env values", req{path: "/api/v1/apps/hello/releases"}, false, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -5,8 +5,8 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
-	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -25,8 +25,9 @@ const (
 
 // caller is who made a request, as far as auth is concerned.
 type caller struct {
-	token   bool     // sent the bearer token
-	session *session // logged in to the dashboard
+	token   bool          // sent the bearer token
+	session *session      // logged in to the dashboard
+	wait    time.Duration // > 0: its address sent too many wrong tokens
 }
 
 // authed reports whether the caller proved it knows the token.
@@ -100,14 +101,22 @@ func equal(a, b string) bool {
 	return subtle.ConstantTimeCompare(ha[:], hb[:]) == 1
 }
 
-// identify works out the caller once per request.
+// identify works out the caller once per request. A bearer token is
+// compared only while its client address is under the limit of wrong
+// tokens; each wrong one counts against that address.
 func (s *Server) identify(c *gin.Context) caller {
 	if v, ok := c.Get(keyCaller); ok {
 		return v.(caller)
 	}
 	var who caller
-	if h := c.GetHeader("Authorization"); len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
-		who.token = equal(strings.TrimSpace(h[7:]), s.cfg.Token)
+	if h := c.GetHeader("Authorization"); len(h) >= 7 && strings.EqualFold(h[:7], "bearer ") {
+		ip, now := clientIP(c.Request), time.Now()
+		if who.wait = s.failed.wait(ip, now); who.wait == 0 {
+			who.token = equal(strings.TrimSpace(h[7:]), s.cfg.Token)
+			if !who.token {
+				s.failed.add(ip, now)
+			}
+		}
 	}
 	if ck, err := c.Request.Cookie(sessionCookie); err == nil && ck.Value != "" {
 		who.session = s.sessions.get(ck.Value)
@@ -116,35 +125,26 @@ func (s *Server) identify(c *gin.Context) caller {
 	return who
 }
 
-// loopback reports whether the request comes from this machine and names
-// this machine in Host. The Host check keeps a web page that rebinds its
-// DNS name to 127.0.0.1 from reading the API through the visitor's browser.
-func loopback(r *http.Request) bool {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	ip := net.ParseIP(host)
-	if ip == nil || !ip.IsLoopback() {
+// limited answers 429 with Retry-After when the caller's address sent too
+// many wrong tokens, and reports whether it did.
+func (s *Server) limited(c *gin.Context, who caller) bool {
+	if who.wait <= 0 {
 		return false
 	}
-	name := r.Host
-	if h, _, err := net.SplitHostPort(name); err == nil {
-		name = h
-	}
-	name = strings.ToLower(strings.Trim(name, "[]"))
-	if name == "localhost" || strings.HasSuffix(name, ".localhost") {
-		return true
-	}
-	hip := net.ParseIP(name)
-	return hip != nil && hip.IsLoopback()
+	c.Header("Retry-After", retryAfter(who.wait))
+	s.fail(c, errTooMany)
+	return true
 }
 
-// readAuth lets a read through with the token, a session, from loopback,
-// or to anyone when the dashboard is read-only.
+// readAuth lets a read through with the token or a session, or to anyone
+// when the dashboard is read-only. Loopback is no exemption: every app
+// runs on this machine too.
 func (s *Server) readAuth(c *gin.Context) {
 	who := s.identify(c)
-	if who.authed() || s.cfg.ReadOnly || loopback(c.Request) {
+	if s.limited(c, who) {
+		return
+	}
+	if who.authed() || s.cfg.ReadOnly {
 		c.Next()
 		return
 	}
@@ -155,7 +155,10 @@ func (s *Server) readAuth(c *gin.Context) {
 // hold what a public status page should not show.
 func (s *Server) logsAuth(c *gin.Context) {
 	who := s.identify(c)
-	if who.authed() || loopback(c.Request) {
+	if s.limited(c, who) {
+		return
+	}
+	if who.authed() {
 		c.Next()
 		return
 	}
@@ -166,6 +169,9 @@ func (s *Server) logsAuth(c *gin.Context) {
 // session and its CSRF token (header X-CSRF-Token or form field "csrf").
 func (s *Server) writeAuth(c *gin.Context) {
 	who := s.identify(c)
+	if s.limited(c, who) {
+		return
+	}
 	if who.token {
 		c.Next()
 		return
@@ -199,4 +205,26 @@ func (s *Server) setCookie(c *gin.Context, name, value string, maxAge int) {
 		Secure:   c.Request.TLS != nil,
 		SameSite: http.SameSiteStrictMode,
 	})
+}
+
+// safeNext keeps the redirect after login on this site: it passes only a
+// plain path ("/apps/hello"), nothing a browser could read as another
+// host. Browsers drop tabs and newlines from URLs and read "\" as "/", so
+// "/\t/evil.com" and "/\evil.com" would become "//evil.com", a link to
+// evil.com; any control character, backslash or non-ASCII byte is
+// refused, and so is "//" and anything with a scheme or host.
+func safeNext(p string) string {
+	if p == "" || p[0] != '/' || len(p) > 2048 || strings.HasPrefix(p, "//") {
+		return "/"
+	}
+	for i := 0; i < len(p); i++ {
+		if b := p[i]; b < 0x21 || b > 0x7e || b == '\\' {
+			return "/"
+		}
+	}
+	u, err := url.Parse(p)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" || !strings.HasPrefix(u.Path, "/") {
+		return "/"
+	}
+	return p
 }

@@ -104,7 +104,7 @@ func TestWithService(t *testing.T) {
 	go func() { defer close(done); svc.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 
-	s, err := New(Config{Token: testToken, Unpack: untar, TempDir: t.TempDir()}, svc)
+	s, err := New(Config{Token: testToken, Unpack: untar, TempDir: t.TempDir(), Hosts: []string{"flock.example.com"}}, svc)
 	if err != nil {
 		t.Fatal(err)
 	}

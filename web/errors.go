@@ -14,6 +14,9 @@ var (
 	errForbidden    = errors.New("forbidden: missing or wrong CSRF token")
 	errTooLarge     = errors.New("upload too large")
 	errMethod       = errors.New("method not allowed")
+	errTooMany      = errors.New("too many wrong tokens from this address: wait and try again")
+	errHost         = errors.New("misdirected request")
+	errSignature    = errors.New("forbidden")
 )
 
 // status maps an error to its HTTP status. It is the one place that does.
@@ -35,6 +38,12 @@ func status(err error) int {
 		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, errMethod):
 		return http.StatusMethodNotAllowed
+	case errors.Is(err, errTooMany):
+		return http.StatusTooManyRequests
+	case errors.Is(err, errHost):
+		return http.StatusMisdirectedRequest
+	case errors.Is(err, errSignature):
+		return http.StatusForbidden
 	}
 	return http.StatusInternalServerError
 }

@@ -25,7 +25,7 @@ func newTestServer(t testing.TB, edit func(*Config)) (*Server, *fakePlatform) {
 	f := newFake()
 	f.add("hello", 2)
 	f.add("world", 1)
-	cfg := Config{Token: testToken, Unpack: untar, TempDir: t.TempDir()}
+	cfg := Config{Token: testToken, Unpack: untar, TempDir: t.TempDir(), Hosts: []string{"flock.example.com"}}
 	if edit != nil {
 		edit(&cfg)
 	}

@@ -128,14 +128,6 @@ func (s *Server) fragmentAuth(c *gin.Context) {
 	s.fail(c, errUnauthorized)
 }
 
-// safeNext keeps a redirect on this site.
-func safeNext(p string) string {
-	if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.HasPrefix(p, "/\\") {
-		return "/"
-	}
-	return p
-}
-
 type loginData struct {
 	layout
 	Next      string
@@ -172,7 +164,8 @@ func (s *Server) login(c *gin.Context) {
 		return
 	}
 	ip, now := clientIP(c.Request), time.Now()
-	if !s.failed.allowed(ip, now) {
+	if wait := s.failed.wait(ip, now); wait > 0 {
+		c.Header("Retry-After", retryAfter(wait))
 		s.showLogin(c, http.StatusTooManyRequests, "Too many wrong tokens. Wait a minute and try again.")
 		return
 	}

@@ -55,6 +55,21 @@ type Config struct {
 	// Unpack extracts an uploaded .tar.gz into dir, refusing paths that
 	// leave it. Without it POST /api/v1/deploys answers 501.
 	Unpack func(r io.Reader, dir string) error
+	// Hosts are the names the API is served under (host, host:port or a
+	// URL: --api, --public-url). Requests naming another Host get 421, so
+	// a DNS-rebinding page cannot read the API. Loopback names and IP
+	// literals always pass.
+	Hosts []string
+	// Artifacts serves /artifacts/<app>/<release>.tar.gz. It is served to
+	// token holders, and to requests on a path that Signed accepts.
+	// Optional: without it /artifacts/ answers 404.
+	Artifacts http.Handler
+	// Signed checks a signed artifact path (the slug URLs handed to
+	// schedulers, whose fetchers send no token). It returns the plain
+	// /artifacts/ path the signature stands for; "" and no error when the
+	// path is not a signed one; an error when the signature is wrong or
+	// expired (403). Optional.
+	Signed func(path string) (plain string, err error)
 	// Mounts are extra handlers by path: a prefix ending in "/" matches
 	// every path below it ("/git/"), any other matches exactly
 	// ("/hooks/github"). They do their own authentication.
@@ -89,6 +104,7 @@ type Server struct {
 	engine   *gin.Engine
 	sessions *sessions
 	failed   *failures
+	hosts    hosts
 	history  *history
 	pages    *pages
 	metrics  http.Handler
@@ -130,6 +146,7 @@ func New(cfg Config, p Platform) (*Server, error) {
 		log:      cfg.Logger,
 		sessions: newSessions(24 * time.Hour),
 		failed:   newFailures(),
+		hosts:    newHosts(cfg.Hosts),
 		history:  newHistory(int(time.Hour / cfg.SampleEvery)),
 		stop:     make(chan struct{}),
 	}
@@ -219,12 +236,14 @@ func (s *Server) routes() *gin.Engine {
 	}
 	e := gin.New()
 	e.HandleMethodNotAllowed = true
-	e.Use(s.recover, s.logRequests)
+	e.Use(s.recover, s.logRequests, s.checkHost)
 	e.NoRoute(func(c *gin.Context) { s.fail(c, fmt.Errorf("%s: %w", c.Request.URL.Path, deploy.ErrNotFound)) })
 	e.NoMethod(func(c *gin.Context) { s.fail(c, errMethod) })
 
 	e.GET("/healthz", s.healthz)
 	e.GET("/metrics", s.readAuth, gin.WrapH(s.metrics))
+	e.GET("/artifacts/*path", s.artifacts)
+	e.HEAD("/artifacts/*path", s.artifacts)
 
 	api := e.Group("/api/v1")
 	api.GET("/apps", s.readAuth, s.listApps)

@@ -1,40 +1,25 @@
 package main
 
 import (
-	"net/http"
-	"net/http/httptest"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 )
 
-func TestArtifactGuard(t *testing.T) {
-	s := newSigner("tok")
-	served := ""
-	h := s.guard("tok", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { served = r.URL.Path }))
-	signed := s.signURL("http://flock:8080/artifacts/web/v3.tar.gz")
+func TestAPIHosts(t *testing.T) {
 	tests := []struct {
-		name, url, remote, auth string
-		want                    int
-		path                    string
+		name, api string
+		urls      []string
+		want      []string
 	}{
-		{"loopback", "/artifacts/web/v3.tar.gz", "127.0.0.1:5000", "", 200, "/artifacts/web/v3.tar.gz"},
-		{"remote without token", "/artifacts/web/v3.tar.gz", "10.1.2.3:5000", "", 401, ""},
-		{"remote with token", "/artifacts/web/v3.tar.gz", "10.1.2.3:5000", "Bearer tok", 200, "/artifacts/web/v3.tar.gz"},
-		{"remote with wrong token", "/artifacts/web/v3.tar.gz", "10.1.2.3:5000", "Bearer nope", 401, ""},
-		{"signed", signed[len("http://flock:8080"):], "10.1.2.3:5000", "", 200, "/artifacts/web/v3.tar.gz"},
-		{"signature of another slug", signed[len("http://flock:8080"):len(signed)-len("web/v3.tar.gz")] + "web/v2.tar.gz", "10.1.2.3:5000", "", 401, ""},
+		{"defaults", "127.0.0.1:8080", []string{"http://127.0.0.1:8080"}, []string{"127.0.0.1", "http://127.0.0.1:8080"}},
+		{"every address", ":8080", []string{"https://flock.example.com"}, []string{"https://flock.example.com"}},
+		{"a name", "flock.lan:8080", nil, []string{"flock.lan"}},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			served = ""
-			req := httptest.NewRequest(http.MethodGet, tc.url, nil)
-			req.RemoteAddr = tc.remote
-			if tc.auth != "" {
-				req.Header.Set("Authorization", tc.auth)
-			}
-			w := httptest.NewRecorder()
-			h.ServeHTTP(w, req)
-			if w.Code != tc.want || served != tc.path {
-				t.Errorf("got %d serving %q, want %d serving %q", w.Code, served, tc.want, tc.path)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if diff := cmp.Diff(tt.want, apiHosts(tt.api, tt.urls...)); diff != "" {
+				t.Error(diff)
 			}
 		})
 	}

@@ -68,9 +68,9 @@ func (c *client) do(method, path string, body io.Reader, contentType string) (*h
 			Error string `json:"error"`
 		}
 		if json.Unmarshal(b, &e) == nil && e.Error != "" {
-			return nil, errors.New(e.Error)
+			return nil, errors.New(cleanText(e.Error))
 		}
-		return nil, fmt.Errorf("%s %s: %s %s", method, path, resp.Status, strings.TrimSpace(string(b)))
+		return nil, fmt.Errorf("%s %s: %s %s", method, path, resp.Status, cleanText(strings.TrimSpace(string(b))))
 	}
 	return resp, nil
 }
@@ -104,7 +104,7 @@ func (c *client) postJSON(path string, v any) error {
 // error, printed once on stderr, not also on out.
 func stream(resp *http.Response, out io.Writer) error {
 	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
+	sc := bufio.NewScanner(newCleanReader(resp.Body)) // build output, commit messages: others' text
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	last, held := "", ""
 	for sc.Scan() {
@@ -213,9 +213,12 @@ func addClientCommands(root *cobra.Command) {
 				return err
 			}
 			if asJSON, _ := cmd.Flags().GetBool("json"); asJSON {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				return enc.Encode(apps)
+				b, err := json.MarshalIndent(apps, "", "  ")
+				if err != nil {
+					return err
+				}
+				_, err = fmt.Fprintln(cmd.OutOrStdout(), escapeC1(string(b)))
+				return err
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "NAME\tSTATE\tINSTANCES\tRELEASE\tURL\tLAST REQUEST")
@@ -228,7 +231,7 @@ func addClientCommands(root *cobra.Command) {
 				if a.Error != "" {
 					state += " (" + a.Error + ")"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%s\t%s\t%s\n", a.Name, state, a.HealthyCount(), a.Desired, a.Release, a.URL, last)
+				fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%s\t%s\t%s\n", clean(a.Name), clean(state), a.HealthyCount(), a.Desired, clean(a.Release), clean(a.URL), last)
 			}
 			return tw.Flush()
 		},
@@ -281,7 +284,7 @@ func addClientCommands(root *cobra.Command) {
 				return err
 			}
 			defer resp.Body.Close()
-			_, err = io.Copy(cmd.OutOrStdout(), resp.Body)
+			_, err = io.Copy(cmd.OutOrStdout(), newCleanReader(resp.Body)) // an app's output: no escapes
 			return err
 		},
 	}
@@ -305,7 +308,7 @@ func addClientCommands(root *cobra.Command) {
 				if d.StartedAt != nil && d.FinishedAt != nil {
 					dur = d.FinishedAt.Sub(*d.StartedAt).Round(time.Millisecond).String()
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.Release, d.Status, d.Trigger, short(d.Commit), dur, d.Error)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", clean(d.ID), clean(d.Release), clean(string(d.Status)), clean(d.Trigger), clean(short(d.Commit)), dur, clean(d.Error))
 			}
 			return tw.Flush()
 		},

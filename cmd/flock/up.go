@@ -192,16 +192,19 @@ func up(ctx context.Context, c upConfig) error {
 		}
 		return err
 	})
-	sched, memEnforced, err := newScheduler(c, drainer, logger)
+	artifacts, err := builder.NewSigner(token, slugURLPeriod)
 	if err != nil {
 		return err
 	}
-	artifacts := newSigner(token)
+	sched, memEnforced, err := newScheduler(c, drainer, artifacts.Resign, logger)
+	if err != nil {
+		return err
+	}
 	svc, err := deploy.New(deploy.Config{
 		Domain: c.Domain, URLPort: urlPort(c.HTTP), Idle: c.Idle, Builds: c.Builds,
 		APIHosts:    apiHosts(c.API, c.PublicURL),
 		ArtifactURL: c.ArtifactURL, Artifacts: filepath.Join(c.DataDir, "artifacts"), MemoryEnforced: memEnforced,
-		Routed: rt.WaitRouted, RouteErr: rt.Err, SignURL: artifacts.signURL,
+		Routed: rt.WaitRouted, RouteErr: rt.Err, SignURL: artifacts.SignURL,
 	}, store, sched, b)
 	if err != nil {
 		return err
@@ -253,7 +256,7 @@ func up(ctx context.Context, c upConfig) error {
 	site, err := web.New(web.Config{
 		Token: token, TokenFile: tokenFile, ReadOnly: c.ReadOnly, Logger: logger, Gatherer: reg, Registerer: reg,
 		Unpack: func(r io.Reader, dir string) error { return builder.Unpack(r, dir, 1<<30) },
-		Mounts: map[string]http.Handler{"/hooks/github": gh, "/git/": remote, "/artifacts/": artifacts.guard(token, b.Handler())},
+		Mounts: map[string]http.Handler{"/hooks/github": gh, "/git/": remote},
 		Ready: func() error {
 			select {
 			case <-rt.Ready():
@@ -262,6 +265,8 @@ func up(ctx context.Context, c upConfig) error {
 				return errors.New("haproxy is not serving yet")
 			}
 		},
+		// Slugs go to the token or a signed URL; Host must name this API.
+		Artifacts: b.Handler(), Signed: artifacts.Verify, Hosts: apiHosts(c.API, c.PublicURL, c.ArtifactURL),
 	}, svc)
 	if err != nil {
 		return err
@@ -315,7 +320,7 @@ func up(ctx context.Context, c upConfig) error {
 	return g.Wait()
 }
 
-func newScheduler(c upConfig, drainer deploy.Drainer, logger *slog.Logger) (deploy.Scheduler, bool, error) {
+func newScheduler(c upConfig, drainer deploy.Drainer, resign func(string) string, logger *slog.Logger) (deploy.Scheduler, bool, error) {
 	switch c.Scheduler {
 	case "local":
 		s, err := local.New(local.Config{
@@ -337,7 +342,7 @@ func newScheduler(c upConfig, drainer deploy.Drainer, logger *slog.Logger) (depl
 		if c.MarathonURL == "" {
 			return nil, false, errors.New("--scheduler marathon needs --marathon-url (env FLOCK_MARATHON_URL)")
 		}
-		s, err := marathon.New(marathon.Config{URLs: strings.Split(c.MarathonURL, ","), Group: c.MarathonGroup, Drainer: drainer, Logger: logger})
+		s, err := marathon.New(marathon.Config{URLs: strings.Split(c.MarathonURL, ","), Group: c.MarathonGroup, Drainer: drainer, Logger: logger, Resign: resign})
 		if err != nil {
 			return nil, false, err
 		}

@@ -148,6 +148,25 @@ func def(v, d int) int {
 	return v
 }
 
+// resigned is a's fetch list with freshly signed slug URLs, or nil when
+// Config.Resign is unset or changes none of them (then nothing is sent:
+// a fetch change is a config change).
+func (s *Scheduler) resigned(a mApp) *[]gomarathon.Fetch {
+	if s.cfg.Resign == nil {
+		return nil
+	}
+	changed := false
+	out := make([]gomarathon.Fetch, len(a.Fetch))
+	for i, f := range a.Fetch {
+		out[i] = gomarathon.Fetch{URI: s.cfg.Resign(f.URI), Executable: f.Executable, Extract: f.Extract, Cache: f.Cache}
+		changed = changed || out[i].URI != f.URI
+	}
+	if !changed {
+		return nil
+	}
+	return &out
+}
+
 // scaleDefinition is the partial update that scales an app. Labels are
 // sent only when they change: a label change is a config change, and
 // Marathon restarts the running tasks for it.

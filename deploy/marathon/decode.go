@@ -27,6 +27,12 @@ type mApp struct {
 		ID string `json:"id"`
 	} `json:"deployments"`
 	Tasks []mTask `json:"tasks"`
+	Fetch []struct {
+		URI        string `json:"uri"`
+		Executable bool   `json:"executable"`
+		Extract    bool   `json:"extract"`
+		Cache      bool   `json:"cache"`
+	} `json:"fetch"`
 }
 
 // mTask is one Marathon task. Marathon ≤1.4 sends no state: a task with a

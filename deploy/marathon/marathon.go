@@ -41,6 +41,11 @@ type Config struct {
 	HTTPClient *http.Client
 	// Logger receives the event loop's logs. Default slog.Default().
 	Logger *slog.Logger
+	// Resign, when set, returns a freshly signed URL for a slug URL that
+	// Flock signed earlier (signed slug URLs expire). Waking an app from
+	// zero instances sends the fresh URL with the new count: no task runs
+	// then, so the change restarts nothing. Optional.
+	Resign func(url string) string
 }
 
 // Scheduler runs Flock's apps as Marathon apps. It implements

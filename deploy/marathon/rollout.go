@@ -242,7 +242,11 @@ func (s *Scheduler) Scale(ctx context.Context, app string, n int) error {
 				labels = maps.Clone(a.Labels)
 				labels[awakeLabel] = strconv.Itoa(n)
 			}
-			_, err = s.api.Update(ctx, s.scaleDefinition(app, n, labels))
+			def := s.scaleDefinition(app, n, labels)
+			if cur == 0 {
+				def.Fetch = s.resigned(a)
+			}
+			_, err = s.api.Update(ctx, def)
 			return err
 		}
 	})

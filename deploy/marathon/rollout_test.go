@@ -341,3 +341,52 @@ func TestFailedFirstDeploy(t *testing.T) {
 		t.Error("the failed app is still in Marathon")
 	}
 }
+
+// TestWakeResignsSlugURL: signed slug URLs expire, and Marathon fetches
+// the slug again for every task it starts. Waking from zero (no task
+// runs, so a fetch change restarts nothing) sends the re-signed URL;
+// scaling a running app up does not, as it would restart its tasks.
+func TestWakeResignsSlugURL(t *testing.T) {
+	f := newFake(t, marathontest.Options{})
+	fresh := func(u string) string { return strings.Replace(u, "/artifacts/s/old/", "/artifacts/s/new/", 1) }
+	s := newSched(t, Config{URLs: []string{f.URL}, Resign: fresh})
+	ctx := context.Background()
+	spec := testSpec("hello", "v1", 1)
+	spec.SlugURL = "http://flock.example:8080/artifacts/s/old/hello/v1.tar.gz"
+	if err := s.Deploy(ctx, spec, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	fetchOf := func(m map[string]any) any {
+		if f, ok := m["fetch"].([]any); ok && len(f) == 1 {
+			return f[0].(map[string]any)["uri"]
+		}
+		return m["fetch"]
+	}
+	if err := s.Scale(ctx, "hello", 2); err != nil {
+		t.Fatal(err)
+	}
+	if put := lastBody(t, f, "PUT", "/v2/apps/flock/hello"); put["fetch"] != nil {
+		t.Errorf("scaling a running app sent fetch %v: Marathon would restart its tasks", put["fetch"])
+	}
+	if err := s.Scale(ctx, "hello", 0); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "no task left", func() bool {
+		_ = s.refresh(ctx, "hello")
+		ins, _ := s.Instances(ctx, "hello")
+		return len(ins) == 0
+	})
+	if err := s.Scale(ctx, "hello", 1); err != nil {
+		t.Fatal(err)
+	}
+	put := lastBody(t, f, "PUT", "/v2/apps/flock/hello")
+	if got := fetchOf(put); got != "http://flock.example:8080/artifacts/s/new/hello/v1.tar.gz" {
+		t.Errorf("wake PUT fetch = %v, want the re-signed URL", got)
+	}
+	if f0 := put["fetch"].([]any)[0].(map[string]any); f0["extract"] != true {
+		t.Errorf("wake PUT fetch = %v, want extract kept", f0)
+	}
+	if got := fetchOf(f.App("/flock/hello")); got != "http://flock.example:8080/artifacts/s/new/hello/v1.tar.gz" {
+		t.Errorf("Marathon's fetch after wake = %v", got)
+	}
+}
