@@ -2,6 +2,8 @@ package main
 
 import (
 	"net"
+	"net/url"
+	"strings"
 	"time"
 )
 
@@ -13,13 +15,20 @@ import (
 // or more after the last of these) cannot fetch its slug until the next.
 const slugURLPeriod = 30 * 24 * time.Hour
 
-// apiHosts are the names the API answers under (the web package refuses
-// other Host headers, against DNS rebinding): --api's host, the loopback
-// names (always), and the hosts of --public-url and --artifact-url.
+// apiHosts are the lower-case host names the API is served under: --api's
+// host and the hosts of the URLs given (--public-url, --artifact-url).
+// The web package refuses other Host headers (against DNS rebinding,
+// beside the loopback names it always allows), and no app may claim one
+// of them as a domain.
 func apiHosts(api string, urls ...string) []string {
 	hosts := []string{}
 	if h, _, err := net.SplitHostPort(api); err == nil && h != "" {
-		hosts = append(hosts, h)
+		hosts = append(hosts, strings.ToLower(h))
 	}
-	return append(hosts, urls...)
+	for _, s := range urls {
+		if u, err := url.Parse(s); err == nil && u.Hostname() != "" {
+			hosts = append(hosts, strings.ToLower(u.Hostname()))
+		}
+	}
+	return hosts
 }

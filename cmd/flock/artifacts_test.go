@@ -12,8 +12,8 @@ func TestAPIHosts(t *testing.T) {
 		urls      []string
 		want      []string
 	}{
-		{"defaults", "127.0.0.1:8080", []string{"http://127.0.0.1:8080"}, []string{"127.0.0.1", "http://127.0.0.1:8080"}},
-		{"every address", ":8080", []string{"https://flock.example.com"}, []string{"https://flock.example.com"}},
+		{"defaults", "127.0.0.1:8080", []string{"http://127.0.0.1:8080"}, []string{"127.0.0.1", "127.0.0.1"}},
+		{"every address", ":8080", []string{"https://Flock.example.com/", ""}, []string{"flock.example.com"}},
 		{"a name", "flock.lan:8080", nil, []string{"flock.lan"}},
 	}
 	for _, tt := range tests {
