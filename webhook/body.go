@@ -54,13 +54,6 @@ func (u *unverified) acquire() bool {
 
 func (u *unverified) release() { <-u.slots }
 
-// busy is the answer to a delivery that found no room: 503 with a
-// Retry-After, so GitHub shows a failed delivery that can be redelivered.
-func busy(w http.ResponseWriter, format string, args ...any) error {
-	w.Header().Set("Retry-After", "10")
-	return errorf(http.StatusServiceUnavailable, format, args...)
-}
-
 // readSigned reads the body of r while it computes its HMAC-SHA256 with the
 // secret, and returns the body only when it matches sig ("sha256=<hex>").
 // Nothing of the body is parsed before that. At most memPart bytes stay in
@@ -74,7 +67,7 @@ func (g *GitHub) readSigned(w http.ResponseWriter, r *http.Request, sig string) 
 		return nil, errorf(http.StatusRequestEntityTooLarge, "payload larger than %d bytes", g.cfg.MaxBody)
 	}
 	if !g.gate.acquire() {
-		return nil, busy(w, "too many webhook deliveries being received at once (%d); redeliver later", cap(g.gate.slots))
+		return nil, errorf(http.StatusServiceUnavailable, "too many webhook deliveries being received at once (%d); redeliver later", cap(g.gate.slots))
 	}
 	held := true
 	defer func() {

@@ -156,6 +156,10 @@ func (g *GitHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if !errors.As(err, &he) {
 			he = &httpError{http.StatusInternalServerError, err.Error()}
 		}
+		if he.code == http.StatusServiceUnavailable {
+			// Full, or not configured: GitHub may redeliver later.
+			w.Header().Set("Retry-After", "10")
+		}
 		writeJSON(w, he.code, map[string]string{"error": he.msg})
 		return
 	}
