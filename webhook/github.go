@@ -154,7 +154,7 @@ func (g *GitHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		var he *httpError
 		if !errors.As(err, &he) {
-			he = &httpError{http.StatusInternalServerError, err.Error()}
+			he = &httpError{code: http.StatusInternalServerError, msg: err.Error()}
 		}
 		if he.code == http.StatusServiceUnavailable {
 			// Full, or not configured: GitHub may redeliver later.
@@ -315,14 +315,15 @@ func formPayload(contentType string, raw []byte) ([]byte, error) {
 
 // httpError is an error with the status it is answered with.
 type httpError struct {
-	code int
-	msg  string
+	code  int
+	msg   string
+	retry string // Retry-After, if any
 }
 
 func (e *httpError) Error() string { return e.msg }
 
 func errorf(code int, format string, args ...any) error {
-	return &httpError{code, fmt.Sprintf(format, args...)}
+	return &httpError{code: code, msg: fmt.Sprintf(format, args...)}
 }
 
 // writeJSON writes v as the JSON body of a response with the given status.
