@@ -173,7 +173,7 @@ func (g *GitHub) serve(w http.ResponseWriter, r *http.Request) (int, reply, erro
 	}
 	if g.cfg.Secret == "" {
 		return 0, reply{}, errorf(http.StatusServiceUnavailable,
-			"GitHub webhook disabled: no secret configured (start flock with --github-secret or FLOCK_GITHUB_SECRET)")
+			"GitHub webhook disabled: no secret configured (start flock with --github-secret-file or FLOCK_GITHUB_SECRET)")
 	}
 	sig := r.Header.Get(github.SHA256SignatureHeader)
 	if !strings.HasPrefix(sig, "sha256=") {
