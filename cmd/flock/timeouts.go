@@ -10,56 +10,60 @@ import (
 // its request, and how long an idle connection is kept, so slow or silent
 // clients cannot pile up connections. None bounds the answer: build logs,
 // `logs --follow` and the event stream last as long as they need.
-const (
-	// readHeaderTimeout bounds the request line and headers.
-	readHeaderTimeout = 10 * time.Second
-	// readTimeout bounds the whole request, headers and body, unless the
-	// body keeps arriving at minUploadRate (see pacedBody).
-	readTimeout = time.Minute
-	// idleTimeout bounds a keep-alive connection waiting for its next request.
-	idleTimeout = 2 * time.Minute
-	// minUploadRate is the slowest an upload (a git push, a
-	// `flock deploy` tarball) may arrive once readTimeout has passed, in
-	// bytes per second.
-	minUploadRate = 32 << 10
-)
+type timeouts struct {
+	// ReadHeader bounds the request line and headers.
+	ReadHeader time.Duration
+	// Read bounds the whole request, headers and body, unless the body
+	// keeps arriving at MinUploadRate (see pacedBody).
+	Read time.Duration
+	// Idle bounds a keep-alive connection waiting for its next request.
+	Idle time.Duration
+	// MinUploadRate is the slowest an upload (a git push, a `flock deploy`
+	// tarball) may arrive once Read has passed, in bytes per second.
+	MinUploadRate int64
+}
+
+// listenerTimeouts are the timeouts of every listener of Flock.
+var listenerTimeouts = timeouts{ReadHeader: 10 * time.Second, Read: time.Minute, Idle: 2 * time.Minute, MinUploadRate: 32 << 10}
 
 // harden sets srv's timeouts and wraps its handler in readDeadlines.
-func harden(srv *http.Server) *http.Server {
-	srv.ReadHeaderTimeout = readHeaderTimeout
-	srv.ReadTimeout = readTimeout
-	srv.IdleTimeout = idleTimeout
-	srv.Handler = readDeadlines(srv.Handler)
+func harden(srv *http.Server) *http.Server { return listenerTimeouts.apply(srv) }
+
+func (t timeouts) apply(srv *http.Server) *http.Server {
+	srv.ReadHeaderTimeout = t.ReadHeader
+	srv.ReadTimeout = t.Read
+	srv.IdleTimeout = t.Idle
+	srv.Handler = t.readDeadlines(srv.Handler)
 	return srv
 }
 
 // readDeadlines moves the server's read deadline to fit each request.
 // net/http keeps ReadTimeout's deadline on the connection while the handler
 // runs and cancels the request's context when it passes, which would end a
-// long answer (a followed log, Server-Sent Events) after readTimeout. So:
+// long answer (a followed log, Server-Sent Events) after Read. So:
 // a request without a body has nothing left to read and its deadline is
-// lifted; a request with a body gets readTimeout plus the time the body
-// takes at minUploadRate, and no deadline once it is read. A handler may
+// lifted; a request with a body gets Read plus the time the body
+// takes at MinUploadRate, and no deadline once it is read. A handler may
 // still set a tighter deadline of its own (the webhook does).
-func readDeadlines(h http.Handler) http.Handler {
+func (t timeouts) readDeadlines(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rc := http.NewResponseController(w)
 		if r.Body == nil || r.Body == http.NoBody {
 			_ = rc.SetReadDeadline(time.Time{})
 		} else {
-			r.Body = &pacedBody{ReadCloser: r.Body, rc: rc, start: time.Now(), set: time.Now().Add(readTimeout)}
+			r.Body = &pacedBody{ReadCloser: r.Body, t: t, rc: rc, start: time.Now()}
 		}
 		h.ServeHTTP(w, r)
 	})
 }
 
 // pacedBody extends the read deadline as an upload arrives: the body may
-// take readTimeout, plus one second per minUploadRate bytes received.
+// take Read, plus one second per MinUploadRate bytes received.
 type pacedBody struct {
 	io.ReadCloser
+	t     timeouts
 	rc    *http.ResponseController
 	start time.Time
-	set   time.Time // the deadline last set
 	n     int64
 	done  bool
 }
@@ -74,11 +78,7 @@ func (b *pacedBody) Read(p []byte) (int, error) {
 		b.done = true
 		_ = b.rc.SetReadDeadline(time.Time{})
 	case n > 0:
-		d := b.start.Add(readTimeout + time.Duration(b.n)*time.Second/minUploadRate)
-		if d.Sub(b.set) >= time.Second {
-			b.set = d
-			_ = b.rc.SetReadDeadline(d)
-		}
+		_ = b.rc.SetReadDeadline(b.start.Add(b.t.Read + time.Duration(b.n)*time.Second/time.Duration(b.t.MinUploadRate)))
 	}
 	return n, err
 }
