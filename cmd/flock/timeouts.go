@@ -37,21 +37,17 @@ func (t timeouts) apply(srv *http.Server) *http.Server {
 	return srv
 }
 
-// readDeadlines moves the server's read deadline to fit each request.
-// net/http keeps ReadTimeout's deadline on the connection while the handler
-// runs and cancels the request's context when it passes, which would end a
-// long answer (a followed log, Server-Sent Events) after Read. So:
-// a request without a body has nothing left to read and its deadline is
-// lifted; a request with a body gets Read plus the time the body
-// takes at MinUploadRate, and no deadline once it is read. A handler may
-// still set a tighter deadline of its own (the webhook does).
+// readDeadlines paces the read deadline of requests with a body. With
+// ReadTimeout alone a slow but steady upload (a large git push over a slow
+// link) would be cut after Read; here the body may take Read plus the time
+// it takes at MinUploadRate. Long answers need nothing: net/http lifts the
+// read deadline once the request is read (it then watches for the client
+// leaving), so a followed log or the event stream is never cut. A handler
+// may still set a tighter deadline of its own (the webhook does).
 func (t timeouts) readDeadlines(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rc := http.NewResponseController(w)
-		if r.Body == nil || r.Body == http.NoBody {
-			_ = rc.SetReadDeadline(time.Time{})
-		} else {
-			r.Body = &pacedBody{ReadCloser: r.Body, t: t, rc: rc, start: time.Now()}
+		if r.Body != nil && r.Body != http.NoBody {
+			r.Body = &pacedBody{ReadCloser: r.Body, t: t, rc: http.NewResponseController(w), start: time.Now()}
 		}
 		h.ServeHTTP(w, r)
 	})
@@ -65,17 +61,15 @@ type pacedBody struct {
 	rc    *http.ResponseController
 	start time.Time
 	n     int64
-	done  bool
 }
 
 func (b *pacedBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	b.n += int64(n)
 	switch {
-	case b.done:
 	case err != nil:
-		// Read (io.EOF) or failed: nothing more is waited for.
-		b.done = true
+		// As net/http does at the body's end: no deadline is left behind
+		// for the read that watches for the client leaving.
 		_ = b.rc.SetReadDeadline(time.Time{})
 	case n > 0:
 		_ = b.rc.SetReadDeadline(b.start.Add(b.t.Read + time.Duration(b.n)*time.Second/time.Duration(b.t.MinUploadRate)))
