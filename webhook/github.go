@@ -36,8 +36,8 @@ type GitHubConfig struct {
 	// for the repository's default branch. May be nil.
 	Branch func(repo string) string
 	// Deployed reports the commit the app of that name runs now and, for
-	// every commit it ran before, the release first built from it; "" and
-	// nil for an app Flock does not know. A push of one of those commits
+	// every commit it ran before (a deploy of it went live), the release
+	// it ran as; "" and nil for an app Flock does not know. A push of one of those commits
 	// is acknowledged and ignored: a replayed delivery must not take an
 	// app back in time (a rollback does that on purpose). May be nil.
 	Deployed func(app string) (current string, releases map[string]string)

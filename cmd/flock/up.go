@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -280,20 +281,22 @@ func up(ctx context.Context, c upConfig) error {
 			}
 			return a.Descriptor.Branch
 		},
-		// A push of a commit the app runs or ran is a replay: ignored.
+		// A push of a commit the app runs or ran is a replay: ignored. Ran
+		// means a deploy of it succeeded: a release whose rollout failed
+		// may be pushed again.
 		Deployed: func(app string) (string, map[string]string) {
 			a, err := svc.App(context.Background(), app)
 			if err != nil {
 				return "", nil
 			}
-			rels, _ := svc.Releases(context.Background(), app) // oldest first
-			built := make(map[string]string, len(rels))
-			for _, r := range rels {
-				if r.Commit != "" && built[r.Commit] == "" {
-					built[r.Commit] = r.Name
+			ds, _ := svc.Deploys(context.Background(), app) // newest first
+			ran := make(map[string]string, len(ds))
+			for _, d := range slices.Backward(ds) {
+				if d.Status == deploy.DeploySucceeded && d.Commit != "" && ran[d.Commit] == "" {
+					ran[d.Commit] = d.Release
 				}
 			}
-			return a.Commit, built
+			return a.Commit, ran
 		},
 	}, deployTree)
 	if err != nil {
