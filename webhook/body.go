@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -97,8 +98,24 @@ func (g *GitHub) readBody(w http.ResponseWriter, r *http.Request, dst io.Writer)
 	deadline := time.Now().Add(g.cfg.BodyTimeout)
 	rc := http.NewResponseController(w)
 	_ = rc.SetReadDeadline(deadline) // not every ResponseWriter can; the check below still holds
-	stop := time.AfterFunc(g.cfg.BodyTimeout, func() { _ = rc.SetReadDeadline(time.Now()) })
-	defer stop.Stop()
+	// The timer breaks a read that blocks past the deadline even if a
+	// wrapper of the body moved it; it must not touch the connection once
+	// readBody has returned (it may carry the next request by then).
+	var mu sync.Mutex
+	reading := true
+	stop := time.AfterFunc(g.cfg.BodyTimeout, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if reading {
+			_ = rc.SetReadDeadline(time.Now())
+		}
+	})
+	defer func() {
+		stop.Stop()
+		mu.Lock()
+		reading = false
+		mu.Unlock()
+	}()
 	buf := make([]byte, chunk)
 	var n int64
 	for {
