@@ -13,7 +13,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -281,23 +280,7 @@ func up(ctx context.Context, c upConfig) error {
 			}
 			return a.Descriptor.Branch
 		},
-		// A push of a commit the app runs or ran is a replay: ignored. Ran
-		// means a deploy of it succeeded: a release whose rollout failed
-		// may be pushed again.
-		Deployed: func(app string) (string, map[string]string) {
-			a, err := svc.App(context.Background(), app)
-			if err != nil {
-				return "", nil
-			}
-			ds, _ := svc.Deploys(context.Background(), app) // newest first
-			ran := make(map[string]string, len(ds))
-			for _, d := range slices.Backward(ds) {
-				if d.Status == deploy.DeploySucceeded && d.Commit != "" && ran[d.Commit] == "" {
-					ran[d.Commit] = d.Release
-				}
-			}
-			return a.Commit, ran
-		},
+		Deployed: deployedCommits(svc),
 	}, deployTree)
 	if err != nil {
 		return err
