@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -44,8 +45,9 @@ type upConfig struct {
 	Builds, WakeQueue                        int
 	Demo, ReadOnly                           bool
 	Scaler                                   scaler.Config // its flags: scaler.Config.AddFlags
-	// TokenFrom and GitHubSecretFrom say where Token and GitHubSecret come
-	// from: the flag or environment, or a file (secrets.go).
+	// TokenFrom, GitHubSecretFrom and GitHubTokenFrom say where Token,
+	// GitHubSecret and GitHubToken come from: the flag or environment, or a
+	// file (secrets.go).
 	TokenFrom, GitHubSecretFrom, GitHubTokenFrom secretSource
 }
 
@@ -139,6 +141,8 @@ func loadToken(dataDir, flag string, log *slog.Logger) (string, error) {
 			log.Warn("token file was readable by others; made it 0600", "file", path, "was", fmt.Sprintf("%04o", fi.Mode().Perm()))
 		}
 		return strings.TrimSpace(string(b)), nil
+	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("read token: %w", err)
 	}
 	buf := make([]byte, 32)
 	if _, err := rand.Read(buf); err != nil {
@@ -250,7 +254,8 @@ func up(ctx context.Context, c upConfig) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	waker, err = backup.New(backup.Config{Addr: c.Waker, QueueSize: c.WakeQueue, Timeout: c.WakeTimeout, Registerer: reg, Logger: logger,
-		Server: func(s *http.Server) { harden(s) }}, svc)
+		// A held request's body is read only once its app is awake.
+		Server: func(s *http.Server) { t := listenerTimeouts; t.Read += c.WakeTimeout; t.apply(s) }}, svc)
 	if err != nil {
 		return err
 	}
