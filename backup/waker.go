@@ -70,6 +70,9 @@ type Config struct {
 	// ShutdownGrace is how long Run waits for proxied requests to finish
 	// when its context ends. Default 5s.
 	ShutdownGrace time.Duration
+	// Server, when set, may change the waker's http.Server before it
+	// serves (cmd/flock sets the timeouts of all Flock's listeners).
+	Server func(*http.Server)
 	// Registerer, when set, receives the waker's metrics.
 	Registerer prometheus.Registerer
 	// Logger defaults to slog.Default().
@@ -205,6 +208,9 @@ func (w *Waker) Run(ctx context.Context) error {
 		ReadHeaderTimeout: 10 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return w.connCtx },
 		ErrorLog:          slog.NewLogLogger(w.log.Handler(), slog.LevelDebug),
+	}
+	if w.cfg.Server != nil {
+		w.cfg.Server(srv)
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(w.ln) }()

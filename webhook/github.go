@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/google/go-github/v57/github"
 )
@@ -34,9 +35,29 @@ type GitHubConfig struct {
 	// Branch returns the branch to deploy for a repository's full name, or ""
 	// for the repository's default branch. May be nil.
 	Branch func(repo string) string
+	// Deployed reports the commit the app of that name runs now and, for
+	// every commit it ran before (a deploy of it went live), the release
+	// it ran as; "" and nil for an app Flock does not know. A push of one of those commits
+	// is acknowledged and ignored: a replayed delivery must not take an
+	// app back in time (a rollback does that on purpose). May be nil.
+	Deployed func(app string) (current string, releases map[string]string)
 	// MaxBody is the largest delivery accepted, in bytes. Default 25 MiB,
 	// GitHub's own cap.
 	MaxBody int64
+	// MaxUnverified is how many deliveries are read at once before their
+	// signature is checked; more are answered 503 at once, unread.
+	// Default 64.
+	MaxUnverified int
+	// SpoolBudget bounds the bytes of unverified deliveries held in
+	// temporary files at once (each holds at most 64 KiB in memory); a
+	// delivery that would pass it is answered 503. Default 4 × MaxBody.
+	SpoolBudget int64
+	// SpoolDir is where large deliveries are spooled while their
+	// signature is checked. Default os.TempDir().
+	SpoolDir string
+	// BodyTimeout is how long a delivery's body may take to arrive. GitHub
+	// gives up on a delivery after 10 s. Default 30 s.
+	BodyTimeout time.Duration
 	// Workers is how many pushes are fetched and deployed at once, each of
 	// a different repository. Default 2.
 	Workers int
@@ -54,6 +75,7 @@ type GitHub struct {
 	deploy  DeployFunc
 	log     *slog.Logger
 	seen    *deliveries
+	gate    *unverified
 	queue   chan Push
 	pending atomic.Int64
 	status  *github.Client // nil without a token
@@ -72,6 +94,15 @@ func NewGitHub(cfg GitHubConfig, deploy DeployFunc) (*GitHub, error) {
 	if cfg.MaxBody <= 0 {
 		cfg.MaxBody = 25 << 20
 	}
+	if cfg.MaxUnverified <= 0 {
+		cfg.MaxUnverified = 64
+	}
+	if cfg.SpoolBudget <= 0 {
+		cfg.SpoolBudget = 4 * cfg.MaxBody
+	}
+	if cfg.BodyTimeout <= 0 {
+		cfg.BodyTimeout = 30 * time.Second
+	}
 	if cfg.Workers <= 0 {
 		cfg.Workers = 2
 	}
@@ -87,6 +118,7 @@ func NewGitHub(cfg GitHubConfig, deploy DeployFunc) (*GitHub, error) {
 		deploy:  deploy,
 		log:     cfg.Logger,
 		seen:    newDeliveries(4096),
+		gate:    newUnverified(cfg.MaxUnverified, cfg.SpoolBudget),
 		queue:   make(chan Push, cfg.Queue),
 		running: make(map[string]bool),
 		parked:  make(map[string]Push),
@@ -122,7 +154,11 @@ func (g *GitHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		var he *httpError
 		if !errors.As(err, &he) {
-			he = &httpError{http.StatusInternalServerError, err.Error()}
+			he = &httpError{code: http.StatusInternalServerError, msg: err.Error()}
+		}
+		if he.code == http.StatusServiceUnavailable {
+			// Full, or not configured: GitHub may redeliver later.
+			w.Header().Set("Retry-After", "10")
 		}
 		writeJSON(w, he.code, map[string]string{"error": he.msg})
 		return
@@ -137,22 +173,15 @@ func (g *GitHub) serve(w http.ResponseWriter, r *http.Request) (int, reply, erro
 	}
 	if g.cfg.Secret == "" {
 		return 0, reply{}, errorf(http.StatusServiceUnavailable,
-			"GitHub webhook disabled: no secret configured (start flock with --github-secret or FLOCK_GITHUB_SECRET)")
+			"GitHub webhook disabled: no secret configured (start flock with --github-secret-file or FLOCK_GITHUB_SECRET)")
 	}
 	sig := r.Header.Get(github.SHA256SignatureHeader)
 	if !strings.HasPrefix(sig, "sha256=") {
 		return 0, reply{}, errorf(http.StatusUnauthorized, "missing or malformed X-Hub-Signature-256")
 	}
-	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.cfg.MaxBody))
+	raw, err := g.readSigned(w, r, sig)
 	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return 0, reply{}, errorf(http.StatusRequestEntityTooLarge, "payload larger than %d bytes", g.cfg.MaxBody)
-		}
-		return 0, reply{}, errorf(http.StatusBadRequest, "read payload: %v", err)
-	}
-	if err := github.ValidateSignature(sig, raw, []byte(g.cfg.Secret)); err != nil {
-		return 0, reply{}, errorf(http.StatusUnauthorized, "bad signature: X-Hub-Signature-256 does not match the payload and secret")
+		return 0, reply{}, err
 	}
 	payload, err := formPayload(r.Header.Get("Content-Type"), raw)
 	if err != nil {
@@ -180,8 +209,11 @@ func (g *GitHub) push(delivery string, ev *github.PushEvent) (int, reply, error)
 	if err != nil {
 		return 0, reply{}, err
 	}
+	if why == "" {
+		why = g.deployedBefore(p)
+	}
 	if why != "" {
-		return http.StatusOK, reply{Status: "ignored: " + why}, nil
+		return http.StatusOK, reply{Status: "ignored: " + why, App: p.Name, Commit: p.Commit}, nil
 	}
 	if delivery != "" && !g.seen.add(delivery) {
 		return http.StatusOK, reply{Status: "ignored: delivery " + delivery + " was already received"}, nil
@@ -196,6 +228,24 @@ func (g *GitHub) push(delivery string, ev *github.PushEvent) (int, reply, error)
 	}
 	g.log.Info("github push queued", "app", p.Name, "repo", p.Repo, "commit", p.Commit, "delivery", delivery)
 	return http.StatusAccepted, reply{Status: "queued", App: p.Name, Commit: p.Commit}, nil
+}
+
+// deployedBefore says why p is not deployed when the app runs its commit
+// now, or ran it before; else it returns "".
+func (g *GitHub) deployedBefore(p Push) string {
+	if g.cfg.Deployed == nil {
+		return ""
+	}
+	current, releases := g.cfg.Deployed(p.Name)
+	switch {
+	case current == p.Commit:
+		return fmt.Sprintf("commit %s is already deployed", short(p.Commit))
+	case releases[p.Commit] != "":
+		rel := releases[p.Commit]
+		return fmt.Sprintf("commit %s was deployed before (%s) and %s has moved on; to run it again: flock rollback %s %s",
+			short(p.Commit), rel, p.Name, p.Name, rel)
+	}
+	return ""
 }
 
 // decide turns a push event into a Push, or says why it is not deployed.
@@ -265,14 +315,15 @@ func formPayload(contentType string, raw []byte) ([]byte, error) {
 
 // httpError is an error with the status it is answered with.
 type httpError struct {
-	code int
-	msg  string
+	code  int
+	msg   string
+	retry string // Retry-After, if any
 }
 
 func (e *httpError) Error() string { return e.msg }
 
 func errorf(code int, format string, args ...any) error {
-	return &httpError{code, fmt.Sprintf(format, args...)}
+	return &httpError{code: code, msg: fmt.Sprintf(format, args...)}
 }
 
 // writeJSON writes v as the JSON body of a response with the given status.

@@ -19,6 +19,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"time"
 )
 
 // RemoteConfig configures Flock's own git remote.
@@ -38,6 +39,12 @@ type RemoteConfig struct {
 	// MaxSize bounds a pushed tree (the files of the commit) and a pushed
 	// pack, in bytes. Default 1 GiB.
 	MaxSize int64
+	// AuthFailures is how many wrong tokens one client address may send
+	// within AuthWindow; then it is answered 429 until the window ends.
+	// Default 10.
+	AuthFailures int
+	// AuthWindow: see AuthFailures. Default 1 minute.
+	AuthWindow time.Duration
 	// Unpack extracts the pushed tree (a .tar.gz) into a folder, refusing
 	// entries that escape it. Required; cmd/flock passes builder.Unpack, the
 	// extractor uploads go through too, so there is one to get right.
@@ -60,6 +67,7 @@ type Remote struct {
 	repoMu sync.Mutex
 	mu     sync.Mutex
 	pushes map[string]pendingPush // by hook secret, while the push runs
+	wrong  *failures
 }
 
 // pendingPush is a push whose hook has yet to call back.
@@ -94,6 +102,12 @@ func NewRemote(cfg RemoteConfig, deploy DeployFunc) (*Remote, error) {
 	if cfg.MaxSize <= 0 {
 		cfg.MaxSize = 1 << 30
 	}
+	if cfg.AuthFailures <= 0 {
+		cfg.AuthFailures = 10
+	}
+	if cfg.AuthWindow <= 0 {
+		cfg.AuthWindow = time.Minute
+	}
 	if cfg.Unpack == nil {
 		return nil, fmt.Errorf("new remote: no Unpack function")
 	}
@@ -109,6 +123,7 @@ func NewRemote(cfg RemoteConfig, deploy DeployFunc) (*Remote, error) {
 		git:    git,
 		hook:   hookScript(cfg.HookCommand),
 		pushes: make(map[string]pendingPush),
+		wrong:  newFailures(cfg.AuthFailures, cfg.AuthWindow),
 	}, nil
 }
 
@@ -117,10 +132,13 @@ func (rm *Remote) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err := rm.serve(w, r); err != nil {
 		var he *httpError
 		if !errors.As(err, &he) {
-			he = &httpError{http.StatusInternalServerError, err.Error()}
+			he = &httpError{code: http.StatusInternalServerError, msg: err.Error()}
 		}
 		if he.code == http.StatusUnauthorized {
 			w.Header().Set("WWW-Authenticate", `Basic realm="flock"`)
+		}
+		if he.retry != "" {
+			w.Header().Set("Retry-After", he.retry)
 		}
 		writeJSON(w, he.code, map[string]string{"error": he.msg})
 	}
@@ -140,12 +158,20 @@ func (rm *Remote) serve(w http.ResponseWriter, r *http.Request) error {
 	if strings.Contains(sub, "..") || strings.Contains(sub, "//") || strings.ContainsAny(sub, "\\\x00") {
 		return errorf(http.StatusBadRequest, "bad path %q", r.URL.Path)
 	}
+	// Bodies are bounded however they are framed: a declared length is
+	// refused before a byte is read, a chunked body when it passes the bound.
+	if r.ContentLength > rm.cfg.MaxSize {
+		return errorf(http.StatusRequestEntityTooLarge, "push larger than %d bytes", rm.cfg.MaxSize)
+	}
+	if r.Body != nil && r.Body != http.NoBody {
+		r.Body = http.MaxBytesReader(w, r.Body, rm.cfg.MaxSize)
+	}
 	if sub == "flock-deploy" {
 		return rm.hookDeploy(w, r, app)
 	}
-	user, ok := rm.authorized(r)
-	if !ok {
-		return errorf(http.StatusUnauthorized, "Flock's token is the password of its git remote")
+	user, err := rm.authorized(r)
+	if err != nil {
+		return err
 	}
 	if rm.git == "" {
 		return errorf(http.StatusServiceUnavailable, "git is not installed on the Flock server")
@@ -196,19 +222,30 @@ func (rm *Remote) serve(w http.ResponseWriter, r *http.Request) error {
 }
 
 // authorized checks the token, sent as the Basic password (any user) or as
-// a Bearer token, and returns a user name fit for git's reflog.
-func (rm *Remote) authorized(r *http.Request) (string, bool) {
+// a Bearer token, and returns a user name fit for git's reflog. A request
+// without credentials is asked for them (401, which git answers with the
+// stored password); wrong ones count against the client's address.
+func (rm *Remote) authorized(r *http.Request) (string, error) {
 	user, pass, ok := r.BasicAuth()
 	if !ok {
 		pass, ok = strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	}
-	if !ok || subtle.ConstantTimeCompare([]byte(pass), []byte(rm.cfg.Token)) != 1 {
-		return "", false
+	if !ok {
+		return "", errorf(http.StatusUnauthorized, "Flock's token is the password of its git remote")
+	}
+	if wait := rm.wrong.blocked(r); wait > 0 {
+		return "", &httpError{code: http.StatusTooManyRequests, retry: retryAfter(wait),
+			msg: "too many wrong tokens from " + clientAddr(r) + "; retry in " + retryAfter(wait) + " s"}
+	}
+	if subtle.ConstantTimeCompare([]byte(pass), []byte(rm.cfg.Token)) != 1 {
+		rm.wrong.fail(r)
+		rm.log.Warn("git remote: wrong token", "from", clientAddr(r))
+		return "", errorf(http.StatusUnauthorized, "Flock's token is the password of its git remote")
 	}
 	if !userRE.MatchString(user) {
 		user = "flock"
 	}
-	return user, true
+	return user, nil
 }
 
 var userRE = regexp.MustCompile(`^[A-Za-z0-9._@-]{1,64}$`)
@@ -316,7 +353,8 @@ func spool(r *http.Request, limit int64) (func(), error) {
 	}
 	cleanup := func() { f.Close(); os.Remove(f.Name()) }
 	n, err := io.Copy(f, io.LimitReader(r.Body, limit+1))
-	if err == nil && n > limit {
+	var tooBig *http.MaxBytesError
+	if (err == nil && n > limit) || errors.As(err, &tooBig) {
 		err = errorf(http.StatusRequestEntityTooLarge, "push larger than %d bytes", limit)
 	}
 	if err == nil {

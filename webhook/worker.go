@@ -3,6 +3,7 @@ package webhook
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net/url"
@@ -91,6 +92,11 @@ func (g *GitHub) run(ctx context.Context, p Push) {
 	start := time.Now()
 	g.report(ctx, log, p, "pending", "Flock is deploying "+p.Name, "")
 	url, err := g.fetchAndDeploy(ctx, p, log)
+	if errors.Is(err, errOlder) {
+		log.Info("github push ignored", "why", err.Error())
+		g.report(ctx, log, p, "success", "Not deployed: older than the running commit; flock rollback runs old releases", "")
+		return
+	}
 	if err != nil {
 		log.Error("github push failed", "err", err, "took", time.Since(start).Round(time.Millisecond))
 		g.report(ctx, log, p, "failure", "Deploy failed: "+err.Error(), "")

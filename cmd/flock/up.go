@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -44,6 +45,10 @@ type upConfig struct {
 	Builds, WakeQueue                        int
 	Demo, ReadOnly                           bool
 	Scaler                                   scaler.Config // its flags: scaler.Config.AddFlags
+	// TokenFrom, GitHubSecretFrom and GitHubTokenFrom say where Token,
+	// GitHubSecret and GitHubToken come from: the flag or environment, or a
+	// file (secrets.go).
+	TokenFrom, GitHubSecretFrom, GitHubTokenFrom secretSource
 }
 
 func upCmd() *cobra.Command {
@@ -53,6 +58,9 @@ func upCmd() *cobra.Command {
 		Short: "Run the platform in the foreground (API, dashboard, git remote, scheduler, HAProxy, scaler, waker)",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c.DataDir, _ = cmd.Flags().GetString("data-dir")
+			c.TokenFrom.value, c.TokenFrom.onCmdline = c.Token, cmd.Flags().Changed("token")
+			c.GitHubSecretFrom.value, c.GitHubSecretFrom.onCmdline = c.GitHubSecret, cmd.Flags().Changed("github-secret")
+			c.GitHubTokenFrom.value, c.GitHubTokenFrom.onCmdline = c.GitHubToken, cmd.Flags().Changed("github-token")
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			return up(ctx, c)
@@ -67,12 +75,18 @@ func upCmd() *cobra.Command {
 	f.StringVar(&c.Scheduler, "scheduler", envOr("FLOCK_SCHEDULER", "local"), "local (this machine) or marathon (env FLOCK_SCHEDULER)")
 	f.StringVar(&c.MarathonURL, "marathon-url", envOr("FLOCK_MARATHON_URL", ""), "Marathon URLs, comma-separated (env FLOCK_MARATHON_URL)")
 	f.StringVar(&c.MarathonGroup, "marathon-group", envOr("FLOCK_MARATHON_GROUP", "/flock"), "Marathon group that holds Flock's apps (env FLOCK_MARATHON_GROUP)")
-	f.StringVar(&c.GitHubSecret, "github-secret", envOr("FLOCK_GITHUB_SECRET", ""), "GitHub webhook secret; without it the webhook answers 503 (env FLOCK_GITHUB_SECRET)")
+	f.StringVar(&c.GitHubSecret, "github-secret", envOr("FLOCK_GITHUB_SECRET", ""), "GitHub webhook secret; without it the webhook answers 503. Prefer --github-secret-file: a command line is readable by every local user (env FLOCK_GITHUB_SECRET)")
+	c.GitHubSecretFrom.flag = "github-secret"
+	f.StringVar(&c.GitHubSecretFrom.file, "github-secret-file", envOr("FLOCK_GITHUB_SECRET_FILE", ""), "file holding the GitHub webhook secret, kept off the command line (env FLOCK_GITHUB_SECRET_FILE)")
 	f.StringVar(&c.GitHubToken, "github-token", envOr("FLOCK_GITHUB_TOKEN", ""), "GitHub token for private clones and commit statuses (env FLOCK_GITHUB_TOKEN)")
+	c.GitHubTokenFrom.flag = "github-token"
+	f.StringVar(&c.GitHubTokenFrom.file, "github-token-file", envOr("FLOCK_GITHUB_TOKEN_FILE", ""), "file holding the GitHub token (env FLOCK_GITHUB_TOKEN_FILE)")
 	f.StringVar(&c.GitHubAPIURL, "github-api-url", envOr("FLOCK_GITHUB_API_URL", ""), "GitHub Enterprise API base URL (env FLOCK_GITHUB_API_URL)")
 	f.StringVar(&c.ArtifactURL, "artifact-url", envOr("FLOCK_ARTIFACT_URL", ""), "base URL schedulers fetch slugs from; default http://<--api> (env FLOCK_ARTIFACT_URL)")
 	f.StringVar(&c.PublicURL, "public-url", envOr("FLOCK_PUBLIC_URL", ""), "the dashboard's URL as users reach it, for links Flock sends out (GitHub statuses); default http://<--api> (env FLOCK_PUBLIC_URL)")
-	f.StringVar(&c.Token, "token", envOr("FLOCK_TOKEN", ""), "API token; default: generated once and kept in <data-dir>/token (env FLOCK_TOKEN)")
+	f.StringVar(&c.Token, "token", envOr("FLOCK_TOKEN", ""), "API token; default: generated once and kept in <data-dir>/token. Prefer --token-file: a command line is readable by every local user (env FLOCK_TOKEN)")
+	c.TokenFrom.flag = "token"
+	f.StringVar(&c.TokenFrom.file, "token-file", envOr("FLOCK_TOKEN_FILE", ""), "file holding the API token, kept off the command line (env FLOCK_TOKEN_FILE)")
 	f.StringVar(&c.DemoDir, "demo-dir", "docs/examples/hello", "the app --demo deploys")
 	f.StringVar(&c.LogLevel, "log-level", envOr("FLOCK_LOG_LEVEL", "info"), "debug, info, warn or error (env FLOCK_LOG_LEVEL)")
 	f.DurationVar(&c.Idle, "idle", envDuration("FLOCK_IDLE", 15*time.Minute), "default idle time before an app sleeps (env FLOCK_IDLE)")
@@ -112,21 +126,40 @@ func newLogger(level string) (*slog.Logger, error) {
 }
 
 // loadToken returns the API token: the flag, else <data-dir>/token, made
-// at first start with 32 random bytes.
-func loadToken(dataDir, flag string) (string, error) {
+// at first start with 32 random bytes. The file is the owner's only (0600);
+// one left looser by an older Flock or by hand is tightened.
+func loadToken(dataDir, flag string, log *slog.Logger) (string, error) {
 	if flag != "" {
 		return flag, nil
 	}
 	path := filepath.Join(dataDir, "token")
 	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) > 0 {
+		if fi, err := os.Stat(path); err == nil && fi.Mode().Perm() != 0o600 {
+			if err := os.Chmod(path, 0o600); err != nil {
+				return "", fmt.Errorf("token file %s: %w", path, err)
+			}
+			log.Warn("token file was readable by others; made it 0600", "file", path, "was", fmt.Sprintf("%04o", fi.Mode().Perm()))
+		}
 		return strings.TrimSpace(string(b)), nil
+	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("read token: %w", err)
 	}
 	buf := make([]byte, 32)
 	if _, err := rand.Read(buf); err != nil {
 		return "", fmt.Errorf("make token: %w", err)
 	}
 	tok := hex.EncodeToString(buf)
-	if err := os.WriteFile(path, []byte(tok+"\n"), 0o600); err != nil {
+	// A new file, made 0600 whatever the umask: never written through a
+	// file someone put there meanwhile.
+	os.Remove(path)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err == nil {
+		_, err = f.WriteString(tok + "\n")
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
 		return "", fmt.Errorf("write token: %w", err)
 	}
 	return tok, nil
@@ -153,7 +186,20 @@ func up(ctx context.Context, c upConfig) error {
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
-	token, err := loadToken(c.DataDir, c.Token)
+	if c.Token, err = c.TokenFrom.resolve(); err != nil {
+		return err
+	}
+	if c.GitHubSecret, err = c.GitHubSecretFrom.resolve(); err != nil {
+		return err
+	}
+	if c.GitHubToken, err = c.GitHubTokenFrom.resolve(); err != nil {
+		return err
+	}
+	for _, s := range []secretSource{c.TokenFrom, c.GitHubSecretFrom, c.GitHubTokenFrom} {
+		s.warn(logger)
+	}
+	dropSecretEnv()
+	token, err := loadToken(c.DataDir, c.Token, logger)
 	if err != nil {
 		return err
 	}
@@ -211,7 +257,9 @@ func up(ctx context.Context, c upConfig) error {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	waker, err = backup.New(backup.Config{Addr: c.Waker, QueueSize: c.WakeQueue, Timeout: c.WakeTimeout, Registerer: reg, Logger: logger}, svc)
+	waker, err = backup.New(backup.Config{Addr: c.Waker, QueueSize: c.WakeQueue, Timeout: c.WakeTimeout, Registerer: reg, Logger: logger,
+		// A held request's body is read only once its app is awake.
+		Server: func(s *http.Server) { t := listenerTimeouts; t.Read += c.WakeTimeout; t.apply(s) }}, svc)
 	if err != nil {
 		return err
 	}
@@ -241,6 +289,7 @@ func up(ctx context.Context, c upConfig) error {
 			}
 			return a.Descriptor.Branch
 		},
+		Deployed: deployedCommits(svc),
 	}, deployTree)
 	if err != nil {
 		return err
@@ -249,8 +298,14 @@ func up(ctx context.Context, c upConfig) error {
 	if err != nil {
 		return err
 	}
+	// tokenFile is where the token is kept, for the login page and the
+	// "flock is up" line: --token-file, else <data-dir>/token; "" when it
+	// was given in --token or FLOCK_TOKEN and no file holds it.
 	tokenFile := filepath.Join(c.DataDir, "token")
-	if c.Token != "" {
+	switch {
+	case c.TokenFrom.file != "":
+		tokenFile = c.TokenFrom.file
+	case c.Token != "":
 		tokenFile = ""
 	}
 	site, err := web.New(web.Config{
@@ -274,7 +329,7 @@ func up(ctx context.Context, c upConfig) error {
 	if err := waker.Listen(); err != nil {
 		return fmt.Errorf("waker on --waker %s: %w", c.Waker, err)
 	}
-	api := &http.Server{Addr: c.API, Handler: site.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	api := harden(&http.Server{Addr: c.API, Handler: site.Handler()})
 	ln, err := net.Listen("tcp", c.API)
 	if err != nil {
 		return fmt.Errorf("listen on --api %s: %w", c.API, err)
@@ -308,9 +363,9 @@ func up(ctx context.Context, c upConfig) error {
 		defer cancel()
 		return api.Shutdown(sctx)
 	})
-	tokenAt := filepath.Join(c.DataDir, "token")
-	if c.Token != "" {
-		tokenAt = "--token"
+	tokenAt := tokenFile
+	if tokenAt == "" {
+		tokenAt = "--token or FLOCK_TOKEN"
 	}
 	logger.Info("flock is up", "dashboard", c.PublicURL, "token", tokenAt, "apps", "http://<app>."+c.Domain+urlPort(c.HTTP),
 		"stats", "http://"+c.Stats+"/stats", "scheduler", c.Scheduler, "data", c.DataDir)
