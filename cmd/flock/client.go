@@ -139,6 +139,43 @@ func stream(resp *http.Response, out io.Writer) error {
 	return errors.New("the deploy log ended without an outcome (connection lost?)")
 }
 
+// printApps writes the apps table: one line per app, whatever its error
+// says (newlines, tabs, a whole stack trace), and each app's error after
+// the table, on one line cut to a readable length.
+func printApps(w io.Writer, apps []deploy.App, now time.Time) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tSTATE\tINSTANCES\tRELEASE\tURL\tLAST REQUEST")
+	var notes []string
+	for _, a := range apps {
+		last := "-"
+		if a.LastRequestAt != nil {
+			last = now.Sub(*a.LastRequestAt).Round(time.Second).String() + " ago"
+		}
+		state := string(a.State)
+		if a.Error != "" {
+			state += " (see below)"
+			msg := strings.Join(strings.Fields(clean(a.Error)), " ")
+			if r := []rune(msg); len(r) > 300 {
+				msg = string(r[:297]) + "..."
+			}
+			notes = append(notes, clean(a.Name)+": "+msg)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%s\t%s\t%s\n", clean(a.Name), clean(state), a.HealthyCount(), a.Desired, clean(a.Release), clean(a.URL), last)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(notes) > 0 {
+		fmt.Fprintln(w)
+		for _, n := range notes {
+			if _, err := fmt.Fprintln(w, n); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // nameFromDir names the app of a tree whose descriptor has no name
 // (a Python, Go or static app) after its directory, as Dokku and Piku
 // name an app after its remote: "" when the descriptor names the app, or
@@ -220,20 +257,7 @@ func addClientCommands(root *cobra.Command) {
 				_, err = fmt.Fprintln(cmd.OutOrStdout(), escapeC1(string(b)))
 				return err
 			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tSTATE\tINSTANCES\tRELEASE\tURL\tLAST REQUEST")
-			for _, a := range apps {
-				last := "-"
-				if a.LastRequestAt != nil {
-					last = time.Since(*a.LastRequestAt).Round(time.Second).String() + " ago"
-				}
-				state := string(a.State)
-				if a.Error != "" {
-					state += " (" + a.Error + ")"
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%s\t%s\t%s\n", clean(a.Name), clean(state), a.HealthyCount(), a.Desired, clean(a.Release), clean(a.URL), last)
-			}
-			return tw.Flush()
+			return printApps(cmd.OutOrStdout(), apps, time.Now())
 		},
 	}
 	appsCmd.Flags().Bool("json", false, "print JSON")
