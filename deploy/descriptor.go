@@ -40,8 +40,27 @@ type Descriptor struct {
 	Checks       []Check  `json:"checks"`           // default: one TCP check on the first port
 	Image        string   `json:"image,omitempty"`  // Docker image (Marathon only)
 	Branch       string   `json:"branch,omitempty"` // branch deployed by the GitHub webhook; default: the repository's default branch
+	// StableSeconds is how long a new instance must stay up and healthy
+	// after its first passed check before its release counts as live and
+	// the old release is retired; nil: DefaultStableSeconds.
+	StableSeconds *int `json:"stableSeconds,omitempty"`
 	// File is where the descriptor came from ("package.json", "flock.json").
 	File string `json:"file,omitempty"`
+}
+
+// DefaultStableSeconds is the stability window of a release whose
+// descriptor does not set stableSeconds: long enough to see an app that
+// listens and then exits (a missing build, a crash on the first tick).
+const DefaultStableSeconds = 2
+
+// Stable returns the stability window: how long each new instance must
+// stay up and pass its checks after its first pass before the deploy
+// succeeds (0: the first pass is enough).
+func (d Descriptor) Stable() time.Duration {
+	if d.StableSeconds == nil {
+		return DefaultStableSeconds * time.Second
+	}
+	return time.Duration(*d.StableSeconds) * time.Second
 }
 
 // IdleTimeout resolves the descriptor's idle time against the platform's

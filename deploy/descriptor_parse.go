@@ -50,7 +50,7 @@ var (
 // is a typo the user wants to hear about.
 var (
 	flockKeys = []string{"instances", "cpus", "mem", "ports", "cmd", "env", "idle",
-		"minInstances", "maxInstances", "domains", "checks", "image", "branch"}
+		"minInstances", "maxInstances", "domains", "checks", "image", "branch", "stableSeconds"}
 	checkKeys = []string{"path", "protocol", "portIndex", "intervalSeconds", "timeoutSeconds",
 		"gracePeriodSeconds", "maxConsecutiveFailures"}
 )
@@ -260,6 +260,13 @@ func (p parser) flock(d *Descriptor, prefix string, m map[string]json.RawMessage
 			return p.fail(prefix+"cpus", "must be a number greater than 0 and at most 64")
 		}
 		d.CPUs = v
+	}
+	if raw, ok := m["stableSeconds"]; ok {
+		v, err := p.integer(prefix+"stableSeconds", raw, 0, 300)
+		if err != nil {
+			return err
+		}
+		d.StableSeconds = &v
 	}
 	for _, key := range []string{"minInstances", "maxInstances"} {
 		if raw, ok := m[key]; ok {
