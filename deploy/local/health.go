@@ -180,6 +180,8 @@ type outcome struct {
 	kind     int
 	err      error     // the last failed check
 	passedAt time.Time // when it first passed; zero if never
+	endedAt  time.Time // when it exited or failed for good
+	settling bool      // passed, but a deploy waits for it to stay up its stability window
 }
 
 const (
@@ -196,11 +198,18 @@ func (o outcome) describe(in *instance, p *proc) error {
 		msg = fmt.Sprintf("instance %s exited with %s", in.id, exitStatus(p.state))
 		if o.passedAt.IsZero() {
 			msg += " before passing its check"
+		} else if o.settling {
+			msg += fmt.Sprintf(" %s after passing its check (a new instance must stay up %s)",
+				o.endedAt.Sub(o.passedAt).Round(time.Millisecond), in.rel.stable)
 		}
 	case neverHealthy:
 		msg = fmt.Sprintf("instance %s did not pass its check within %s (%v)", in.id, startDeadline(in.rel.checks), o.err)
 	default:
 		msg = fmt.Sprintf("instance %s failed %d checks in a row (%v)", in.id, policyOf(in.rel.checks).maxFailures, o.err)
+		if o.settling {
+			msg += fmt.Sprintf(" %s after passing its first (a new instance must stay healthy %s)",
+				o.endedAt.Sub(o.passedAt).Round(time.Millisecond), in.rel.stable)
+		}
 	}
 	return fmt.Errorf("%s: %s", msg, in.lastOutput())
 }
@@ -244,7 +253,7 @@ func (in *instance) watch(p *proc) outcome {
 			out.kind = stopped
 			return out
 		case <-p.done:
-			out.kind = exited
+			out.kind, out.endedAt = exited, time.Now()
 			return out
 		case <-t.C:
 		}
@@ -260,10 +269,16 @@ func (in *instance) watch(p *proc) outcome {
 			if err == nil {
 				out.passedAt = time.Now()
 				in.setHealthy(true)
-				if r := in.takeReport(); r != nil {
-					r(nil)
+				// A deploy waiting for this instance hears of it once it
+				// has also stayed up and healthy for the release's
+				// stability window: an app that listens, then exits (a
+				// missing build), fails the deploy instead of going live.
+				out.settling = in.awaited()
+				if out.settling && in.rel.stable <= 0 {
+					in.sendReport(nil)
+					out.settling = false
 				}
-				t.Reset(pol.interval)
+				t.Reset(probeEvery(pol.interval, out.settling))
 				continue
 			}
 			out.err = err
@@ -277,15 +292,46 @@ func (in *instance) watch(p *proc) outcome {
 		if err == nil {
 			fails = 0
 			in.setHealthy(true)
+			if out.settling && time.Since(out.passedAt) >= in.rel.stable {
+				in.sendReport(nil)
+				out.settling = false
+			}
 		} else {
 			fails++
 			out.err = err
 			in.setHealthy(false)
 			if fails >= pol.maxFailures {
-				out.kind = unhealthy
+				out.kind, out.endedAt = unhealthy, time.Now()
 				return out
 			}
 		}
-		t.Reset(pol.interval)
+		t.Reset(probeEvery(pol.interval, out.settling))
+	}
+}
+
+// settleProbe is how often an instance in its stability window is
+// checked: often enough to see it fail within the window, whatever the
+// check interval.
+const settleProbe = 200 * time.Millisecond
+
+// probeEvery is the time to the next check of a passed instance.
+func probeEvery(interval time.Duration, settling bool) time.Duration {
+	if settling {
+		return min(interval, settleProbe)
+	}
+	return interval
+}
+
+// awaited reports whether a deploy waits for this instance's first pass.
+func (in *instance) awaited() bool {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.report != nil
+}
+
+// sendReport sends the outcome to the deploy that waits for it, once.
+func (in *instance) sendReport(err error) {
+	if r := in.takeReport(); r != nil {
+		r(err)
 	}
 }

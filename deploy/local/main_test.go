@@ -45,7 +45,8 @@ func TestMain(m *testing.M) {
 
 // runApp is the test app. APP_BOOT delays listening; APP_MODE is "" (a
 // healthy server), "crash" (exits 1 at once), "never" (its /health always
-// fails) or "ignore-term" (survives SIGTERM).
+// fails), "flap" (exits 150 ms after it listens) or "ignore-term"
+// (survives SIGTERM).
 func runApp() {
 	mode := os.Getenv("APP_MODE")
 	if d, err := time.ParseDuration(os.Getenv("APP_BOOT")); err == nil {
@@ -72,6 +73,13 @@ func runApp() {
 	}
 	boot := time.Since(processStart)
 	fmt.Printf("listening on %d port(s) after %dµs\n", len(ls), boot.Microseconds())
+	if mode == "flap" { // listens, then dies: a release that passes its first check only
+		go func() {
+			time.Sleep(150 * time.Millisecond)
+			fmt.Fprintln(os.Stderr, "Error: boom: missing DATABASE_URL")
+			os.Exit(1)
+		}()
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "hello from %s", os.Getenv("FLOCK_INSTANCE"))
@@ -153,7 +161,9 @@ func appSpec(app, rel string, n int, env ...string) deploy.Spec {
 	}
 	return deploy.Spec{
 		App: app, Release: rel, Instances: n, Command: `exec "$FLOCK_TEST_BIN"`, Env: e,
-		Descriptor: deploy.Descriptor{Ports: 1, Mem: 64, Checks: []deploy.Check{{
+		// No stability window, but in the tests of the window itself
+		// (stable_test.go): the others would each wait for it.
+		Descriptor: deploy.Descriptor{Ports: 1, Mem: 64, StableSeconds: new(int), Checks: []deploy.Check{{
 			Path: "/health", IntervalSeconds: 1, TimeoutSeconds: 1, GracePeriodSeconds: 10, MaxConsecutiveFailures: 2,
 		}}},
 	}

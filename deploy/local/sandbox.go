@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/flock-paas/flock/deploy"
 )
@@ -71,6 +72,7 @@ type release struct {
 	ports   int
 	mem     int
 	checks  []check
+	stable  time.Duration // how long a new instance must stay healthy before a deploy counts it
 }
 
 // prepare unpacks spec's slug once into the release cache and returns the
@@ -92,6 +94,7 @@ func (s *Scheduler) prepare(spec deploy.Spec) (*release, error) {
 	return &release{
 		name: spec.Release, dir: dir, command: spec.Command, env: maps.Clone(spec.Env),
 		ports: max(spec.Descriptor.Ports, 0), mem: spec.Descriptor.Mem, checks: checks,
+		stable: spec.Descriptor.Stable(),
 	}, nil
 }
 
