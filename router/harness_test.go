@@ -71,6 +71,13 @@ type harness struct {
 
 func newHarness(tb testing.TB, mod func(*Config)) *harness {
 	tb.Helper()
+	return newHarnessWith(tb, mod, nil)
+}
+
+// newHarnessWith is newHarness with a hook that runs between New and Run
+// (as cmd/flock hands the router every app before it runs it).
+func newHarnessWith(tb testing.TB, mod func(*Config), before func(*Router)) *harness {
+	tb.Helper()
 	requireHAProxy(tb)
 	cfg := Config{
 		Dir:            shortTempDir(tb),
@@ -96,6 +103,9 @@ func newHarness(tb testing.TB, mod func(*Config)) *harness {
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &harness{tb: tb, r: r, cfg: r.cfg, cancel: cancel, done: make(chan error, 1),
 		client: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
+	if before != nil {
+		before(r)
+	}
 	go func() { h.done <- r.Run(ctx) }()
 	tb.Cleanup(h.stop)
 	select {

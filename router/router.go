@@ -258,8 +258,9 @@ func (r *Router) generation() uint64 {
 	return r.gen
 }
 
-// Run starts HAProxy, keeps it in step with Update until ctx ends, restarts
-// it when it dies, and stops it before it returns.
+// Run starts HAProxy (or adopts the one a killed Flock left serving), keeps
+// it in step with Update until ctx ends, restarts it when it dies, and
+// stops it before it returns.
 func (r *Router) Run(ctx context.Context) error {
 	if err := os.MkdirAll(r.cfg.Dir, 0o755); err != nil {
 		return fmt.Errorf("router: %w", err)
@@ -268,23 +269,14 @@ func (r *Router) Run(ctx context.Context) error {
 	if err := l.install(ctx, r.snapshot()); err != nil {
 		return fmt.Errorf("router: first configuration: %w", err)
 	}
-	old := r.leftover()
-	p, err := r.startHAProxy(ctx)
-	if err != nil {
+	if _, err := r.adoptOrStart(ctx, l); err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
 		return fmt.Errorf("router: %w", err)
 	}
-	if old != 0 {
-		// Both bind with SO_REUSEPORT: the leftover stops listening only
-		// once ours serves, and finishes the requests it holds.
-		r.log.Info("replacing haproxy left by a previous run", "pid", old)
-		go stopGroup(r.log, old, nil, r.cfg.DrainTimeout)
-	}
-	l.started(p)
 	r.readyOnce.Do(func() { close(r.ready) })
-	err = l.run(ctx)
+	err := l.run(ctx)
 	r.mu.Lock()
 	keep := r.keepOnExit
 	r.mu.Unlock()
