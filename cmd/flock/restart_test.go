@@ -1,0 +1,179 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// TestKillNineLosesNoRequest: while Flock is killed with SIGKILL and
+// started again on the same data dir, the app's instances and HAProxy keep
+// serving a steady load (no request fails), the new Flock adopts the very
+// same processes (no restart, no duplicate), and SIGTERM then stops every
+// app process and HAProxy.
+func TestKillNineLosesNoRequest(t *testing.T) {
+	f := newFlock(t)
+	f.start()
+	f.mustCLI("deploy", copyExample(t, "hello"))
+	f.mustCLI("scale", "hello", "2")
+	waitFor(t, 30*time.Second, "2 healthy instances", func() bool { return f.apps()["hello"].HealthyCount() == 2 })
+	before := appProcs("hello")
+	if len(before) < 2 {
+		t.Fatalf("app processes before the kill: %v", before)
+	}
+	master := f.haproxyPid()
+	ids := instanceIDs(f)
+
+	l := startE2ELoad(f.http, "hello.localhost", 4)
+	defer l.finish()
+	l.await(t, 200)
+
+	f.kill()
+	down := l.sent.Load()
+	l.await(t, 200) // served while no Flock runs
+	t.Logf("%d requests while Flock was down", l.sent.Load()-down)
+
+	f.start()
+	waitFor(t, 30*time.Second, "hello running with its 2 instances", func() bool {
+		a := f.apps()["hello"]
+		return a.State == "running" && a.HealthyCount() == 2
+	})
+	l.await(t, 500) // and after the restart
+
+	sent, failed := l.finish()
+	t.Logf("kill -9 of Flock and restart under load: %d requests, %d failed", sent, failed)
+	if failed != 0 {
+		t.Errorf("%d of %d requests failed, last: %v", failed, sent, l.lastErr.Load())
+	}
+	if after := appProcs("hello"); !slices.Equal(after, before) {
+		t.Errorf("app processes after the restart: %v, want the same as before: %v", after, before)
+	}
+	if got := instanceIDs(f); !slices.Equal(got, ids) {
+		t.Errorf("instances after the restart: %v, want %v (adopted)", got, ids)
+	}
+	if p := f.haproxyPid(); p != master {
+		t.Errorf("haproxy master %d after the restart, want %d (adopted)", p, master)
+	}
+	if out := f.mustCLI("logs", "hello"); !strings.Contains(out, "adopted after a restart of Flock") {
+		t.Errorf("flock logs does not say the instances were adopted:\n%s", out)
+	}
+
+	f.stop()
+	waitFor(t, 10*time.Second, "no app process and no haproxy left after SIGTERM", func() bool {
+		return len(appProcs("hello")) == 0 && !alive(master)
+	})
+}
+
+// appProcs lists the living processes (sorted pids) whose environment says
+// they run app.
+func appProcs(app string) []int {
+	entries, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || !alive(pid) {
+			continue
+		}
+		env, _ := os.ReadFile("/proc/" + e.Name() + "/environ")
+		if slices.Contains(strings.Split(string(env), "\x00"), "FLOCK_APP="+app) {
+			out = append(out, pid)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// alive reports whether pid runs (a zombie left to PID 1 does not).
+func alive(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	i := bytes.LastIndexByte(b, ')')
+	return i > 0 && i+2 < len(b) && b[i+2] != 'Z' && b[i+2] != 'X'
+}
+
+func (f *flock) haproxyPid() int {
+	b, err := os.ReadFile(filepath.Join(f.dataDir, "haproxy", "haproxy.pid"))
+	if err != nil {
+		f.t.Fatalf("haproxy pid: %v", err)
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return pid
+}
+
+func instanceIDs(f *flock) []string {
+	var ids []string
+	for _, in := range f.apps()["hello"].Instances {
+		ids = append(ids, in.ID)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// e2eLoad is a few clients looping requests through HAProxy.
+type e2eLoad struct {
+	sent, failed atomic.Int64
+	lastErr      atomic.Value
+	stop         chan struct{}
+	once         sync.Once
+	wg           sync.WaitGroup
+}
+
+func startE2ELoad(addr, host string, n int) *e2eLoad {
+	l := &e2eLoad{stop: make(chan struct{})}
+	for range n {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{}}
+			defer client.CloseIdleConnections()
+			for {
+				select {
+				case <-l.stop:
+					return
+				default:
+				}
+				req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/", nil)
+				req.Host = host
+				resp, err := client.Do(req)
+				l.sent.Add(1)
+				if err != nil {
+					l.failed.Add(1)
+					l.lastErr.Store(time.Now().Format("15:04:05.000") + ": " + err.Error())
+					continue
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					l.failed.Add(1)
+					l.lastErr.Store(fmt.Sprintf("%s: status %d: %.100s", time.Now().Format("15:04:05.000"), resp.StatusCode, body))
+				}
+			}
+		}()
+	}
+	return l
+}
+
+// await waits until n more requests were sent.
+func (l *e2eLoad) await(t *testing.T, n int64) {
+	t.Helper()
+	want := l.sent.Load() + n
+	waitFor(t, 30*time.Second, fmt.Sprintf("%d more requests", n), func() bool { return l.sent.Load() >= want })
+}
+
+func (l *e2eLoad) finish() (sent, failed int64) {
+	l.once.Do(func() { close(l.stop) })
+	l.wg.Wait()
+	return l.sent.Load(), l.failed.Load()
+}
