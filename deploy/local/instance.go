@@ -106,7 +106,11 @@ func (in *instance) start() (*proc, error) {
 	if err := os.MkdirAll(filepath.Join(in.sandbox, "tmp"), 0o755); err != nil {
 		return nil, fmt.Errorf("sandbox: %w", err)
 	}
-	w, err := os.OpenFile(filepath.Join(in.sandbox, "output.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	// The app writes its output there itself (see tail). Not through a
+	// link or a FIFO the app may have left in its sandbox (O_NONBLOCK
+	// makes opening a FIFO fail instead of hanging; files ignore it).
+	w, err := os.OpenFile(filepath.Join(in.sandbox, "output.log"),
+		os.O_CREATE|os.O_WRONLY|os.O_APPEND|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: %w", err)
 	}

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/flock-paas/flock/deploy"
@@ -228,13 +229,15 @@ const (
 // exited is closed and the file is read to its end, closing done.
 func (in *instance) tail(exited <-chan struct{}, done chan<- struct{}) {
 	defer close(done)
-	f, err := os.OpenFile(filepath.Join(in.sandbox, "output.log"), os.O_RDWR, 0)
+	// O_NOFOLLOW: the sandbox may belong to the app, which must not swap
+	// in a link to a file of Flock's for Flock to read and truncate.
+	f, err := os.OpenFile(filepath.Join(in.sandbox, "output.log"), os.O_RDWR|syscall.O_NOFOLLOW, 0)
 	if err != nil {
 		in.note("cannot read the instance's output: %v", err)
 		return
 	}
 	defer f.Close()
-	pos, err := os.OpenFile(filepath.Join(in.sandbox, "output.offset"), os.O_RDWR|os.O_CREATE, 0o600)
+	pos, err := os.OpenFile(filepath.Join(in.sandbox, "output.offset"), os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
 		in.note("cannot keep the output offset: %v", err)
 		return
