@@ -27,12 +27,13 @@ func TestKillNineLosesNoRequest(t *testing.T) {
 	f.mustCLI("deploy", copyExample(t, "hello"))
 	f.mustCLI("scale", "hello", "2")
 	waitFor(t, 30*time.Second, "2 healthy instances", func() bool { return f.apps()["hello"].HealthyCount() == 2 })
-	before := appProcs("hello")
-	if len(before) < 2 {
-		t.Fatalf("app processes before the kill: %v", before)
-	}
-	master := f.haproxyPid()
 	ids := instanceIDs(f)
+	waitFor(t, 10*time.Second, "the processes of those 2 instances only", func() bool {
+		return slices.Equal(procInstances(appProcs("hello")), ids)
+	})
+	before := appProcs("hello")
+	master := f.haproxyPid()
+	t.Logf("app processes: %v", describe(before))
 
 	l := startE2ELoad(f.http, "hello.localhost", 4)
 	defer l.finish()
@@ -56,7 +57,7 @@ func TestKillNineLosesNoRequest(t *testing.T) {
 		t.Errorf("%d of %d requests failed, last: %v", failed, sent, l.lastErr.Load())
 	}
 	if after := appProcs("hello"); !slices.Equal(after, before) {
-		t.Errorf("app processes after the restart: %v, want the same as before: %v", after, before)
+		t.Errorf("app processes after the restart: %v, want the same as before: %v", describe(after), describe(before))
 	}
 	if got := instanceIDs(f); !slices.Equal(got, ids) {
 		t.Errorf("instances after the restart: %v, want %v (adopted)", got, ids)
@@ -91,6 +92,38 @@ func appProcs(app string) []int {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// procInstances lists the distinct FLOCK_INSTANCE of pids, sorted.
+func procInstances(pids []int) []string {
+	var out []string
+	for _, pid := range pids {
+		if id := procEnv(pid, "FLOCK_INSTANCE"); id != "" && !slices.Contains(out, id) {
+			out = append(out, id)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// describe names each pid's instance and command, for failure messages.
+func describe(pids []int) []string {
+	var out []string
+	for _, pid := range pids {
+		cmd, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+		out = append(out, fmt.Sprintf("%d %s %q", pid, procEnv(pid, "FLOCK_INSTANCE"), bytes.ReplaceAll(cmd, []byte{0}, []byte{' '})))
+	}
+	return out
+}
+
+func procEnv(pid int, key string) string {
+	env, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
+	for _, kv := range strings.Split(string(env), "\x00") {
+		if v, ok := strings.CutPrefix(kv, key+"="); ok {
+			return v
+		}
+	}
+	return ""
 }
 
 // alive reports whether pid runs (a zombie left to PID 1 does not).
