@@ -79,7 +79,7 @@ type Router struct {
 	liveApps   map[string]bool // backends the running worker has
 	readyOnce  sync.Once
 	testMutate func([]byte) []byte // tests: corrupt a rendered config
-	keepOnExit bool                // tests: leave HAProxy running, as a killed Flock would
+	keepOnExit bool                // leave HAProxy running when Run returns (Detach)
 }
 
 // New validates cfg and returns a router; it starts nothing. A missing
@@ -289,6 +289,15 @@ func (r *Router) Run(ctx context.Context) error {
 		return nil
 	}
 	return err
+}
+
+// Detach makes Run leave HAProxy serving when its context ends, for the
+// next router on the same Dir to adopt: how Flock exits for an upgrade
+// without a gap in routing.
+func (r *Router) Detach() {
+	r.mu.Lock()
+	r.keepOnExit = true
+	r.mu.Unlock()
 }
 
 var _ deploy.Drainer = (*Router)(nil)

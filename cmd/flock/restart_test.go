@@ -12,16 +12,42 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
 
-// TestKillNineLosesNoRequest: while Flock is killed with SIGKILL and
-// started again on the same data dir, the app's instances and HAProxy keep
-// serving a steady load (no request fails), the new Flock adopts the very
-// same processes (no restart, no duplicate), and SIGTERM then stops every
-// app process and HAProxy.
+// TestKillNineLosesNoRequest: while Flock is killed with SIGKILL (or
+// exits on SIGUSR2, for an upgrade) and is started again on the same data
+// dir, the app's instances and HAProxy keep serving a steady load (no
+// request fails), the new Flock adopts the very same processes (no
+// restart, no duplicate), and SIGTERM then stops every app process and
+// HAProxy.
 func TestKillNineLosesNoRequest(t *testing.T) {
+	tests := []struct {
+		name string
+		down func(t *testing.T, f *flock)
+	}{
+		{name: "kill -9", down: func(t *testing.T, f *flock) { f.kill() }},
+		{name: "SIGUSR2 for an upgrade", down: func(t *testing.T, f *flock) {
+			f.cmd.Process.Signal(syscall.SIGUSR2)
+			select {
+			case <-f.exited:
+			case <-time.After(20 * time.Second):
+				t.Fatal("flock did not exit on SIGUSR2")
+			}
+			if code := f.cmd.ProcessState.ExitCode(); code != 0 {
+				t.Errorf("flock exited with %d on SIGUSR2, want 0:\n%s", code, f.out.String())
+			}
+			f.cmd = nil
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) { restartUnderLoad(t, tt.down) })
+	}
+}
+
+func restartUnderLoad(t *testing.T, down func(*testing.T, *flock)) {
 	f := newFlock(t)
 	f.start()
 	f.mustCLI("deploy", copyExample(t, "hello"))
@@ -39,10 +65,10 @@ func TestKillNineLosesNoRequest(t *testing.T) {
 	defer l.finish()
 	l.await(t, 200)
 
-	f.kill()
-	down := l.sent.Load()
+	down(t, f)
+	gone := l.sent.Load()
 	l.await(t, 200) // served while no Flock runs
-	t.Logf("%d requests while Flock was down", l.sent.Load()-down)
+	t.Logf("%d requests while Flock was down", l.sent.Load()-gone)
 
 	f.start()
 	waitFor(t, 30*time.Second, "hello running with its 2 instances", func() bool {
@@ -52,7 +78,7 @@ func TestKillNineLosesNoRequest(t *testing.T) {
 	l.await(t, 500) // and after the restart
 
 	sent, failed := l.finish()
-	t.Logf("kill -9 of Flock and restart under load: %d requests, %d failed", sent, failed)
+	t.Logf("Flock down and restarted under load: %d requests, %d failed", sent, failed)
 	if failed != 0 {
 		t.Errorf("%d of %d requests failed, last: %v", failed, sent, l.lastErr.Load())
 	}

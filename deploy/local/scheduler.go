@@ -63,6 +63,7 @@ type Scheduler struct {
 	closed bool
 	ran    bool
 	specs  map[string]deploy.Spec // by "<app>/<release>": what state.json keeps to restart adopted instances
+	detach bool                   // Run leaves the instances running (Detach)
 
 	stateMu sync.Mutex
 
@@ -161,6 +162,13 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	<-ctx.Done()
 	s.mu.Lock()
 	s.closed = true
+	if s.detach {
+		s.mu.Unlock()
+		s.saveState()
+		s.closeLogs()
+		close(s.done)
+		return nil
+	}
 	var all []*instance
 	for _, a := range s.apps {
 		for _, in := range a.instances {
@@ -177,14 +185,27 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		}()
 	}
 	wg.Wait()
-	s.mu.Lock()
-	for _, l := range s.logs {
-		l.close()
-	}
-	s.mu.Unlock()
+	s.closeLogs()
 	os.Remove(s.statePath())
 	close(s.done)
 	return nil
+}
+
+// Detach makes Run leave every instance running when its context ends,
+// with state.json up to date, for the next Scheduler on the same Dir to
+// adopt: how Flock exits for an upgrade without stopping its apps.
+func (s *Scheduler) Detach() {
+	s.mu.Lock()
+	s.detach = true
+	s.mu.Unlock()
+}
+
+func (s *Scheduler) closeLogs() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, l := range s.logs {
+		l.close()
+	}
 }
 
 var errClosed = errors.New("scheduler stopped")
