@@ -242,6 +242,7 @@ func app(name string, ins ...*instance) deploy.App {
 // load sends requests for host from n goroutines over keep-alive
 // connections until stopped, counting requests and failures.
 type load struct {
+	client       *http.Client
 	sent, failed atomic.Int64
 	lastErr      atomic.Value
 	stop         chan struct{}
@@ -249,8 +250,8 @@ type load struct {
 }
 
 func startLoad(h *harness, host string, n int) *load {
-	l := &load{stop: make(chan struct{})}
 	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: n}}
+	l := &load{client: client, stop: make(chan struct{})}
 	for range n {
 		l.wg.Add(1)
 		go func() {
@@ -291,6 +292,7 @@ func (l *load) finish() (sent, failed int64) {
 		close(l.stop)
 	}
 	l.wg.Wait()
+	l.client.CloseIdleConnections() // they would hold HAProxy's soft stop
 	return l.sent.Load(), l.failed.Load()
 }
 
