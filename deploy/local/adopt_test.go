@@ -88,7 +88,6 @@ func TestRestartedSchedulerAdoptsInstances(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.backoffMin = 50 * time.Millisecond
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
@@ -240,7 +239,6 @@ func startSchedulerOn(t *testing.T, dir string) *Scheduler {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.backoffMin = 50 * time.Millisecond
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
