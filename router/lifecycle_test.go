@@ -241,6 +241,15 @@ func TestLeftoverHAProxyAdopted(t *testing.T) {
 	if failed != 0 {
 		t.Errorf("%d of %d requests failed, last: %v", failed, sent, load.lastErr.Load())
 	}
+
+	// Stopping the router stops the adopted HAProxy. (Its zombies are
+	// this test's to reap, through the first router's waiter: wait.)
+	second.cancel()
+	if err := <-second.done; err != nil {
+		t.Errorf("Run: %v", err)
+	}
+	second.done <- nil // for the harness's own cleanup
+	waitFor(t, 10*time.Second, "the adopted haproxy stopped", func() bool { return syscall.Kill(-old, 0) != nil })
 }
 
 func TestPortInUseIsAClearError(t *testing.T) {
