@@ -55,9 +55,9 @@ func restartUnderLoad(t *testing.T, down func(*testing.T, *flock)) {
 	waitFor(t, 30*time.Second, "2 healthy instances", func() bool { return f.apps()["hello"].HealthyCount() == 2 })
 	ids := instanceIDs(f)
 	waitFor(t, 10*time.Second, "the processes of those 2 instances only", func() bool {
-		return slices.Equal(procInstances(appProcs("hello")), ids)
+		return slices.Equal(procInstances(f.appProcs("hello")), ids)
 	})
-	before := appProcs("hello")
+	before := f.appProcs("hello")
 	master := f.haproxyPid()
 	t.Logf("app processes: %v", describe(before))
 
@@ -82,7 +82,7 @@ func restartUnderLoad(t *testing.T, down func(*testing.T, *flock)) {
 	if failed != 0 {
 		t.Errorf("%d of %d requests failed, last: %v", failed, sent, l.lastErr.Load())
 	}
-	if after := appProcs("hello"); !slices.Equal(after, before) {
+	if after := f.appProcs("hello"); !slices.Equal(after, before) {
 		t.Errorf("app processes after the restart: %v, want the same as before: %v", describe(after), describe(before))
 	}
 	if got := instanceIDs(f); !slices.Equal(got, ids) {
@@ -97,13 +97,14 @@ func restartUnderLoad(t *testing.T, down func(*testing.T, *flock)) {
 
 	f.stop()
 	waitFor(t, 10*time.Second, "no app process and no haproxy left after SIGTERM", func() bool {
-		return len(appProcs("hello")) == 0 && !alive(master)
+		return len(f.appProcs("hello")) == 0 && len(f.haproxyProcs()) == 0
 	})
 }
 
 // appProcs lists the living processes (sorted pids) whose environment says
-// they run app.
-func appProcs(app string) []int {
+// they run app for this Flock: their TMPDIR is in its data dir (other
+// tests on this machine may run an app of the same name).
+func (f *flock) appProcs(app string) []int {
 	entries, _ := os.ReadDir("/proc")
 	var out []int
 	for _, e := range entries {
@@ -111,12 +112,29 @@ func appProcs(app string) []int {
 		if err != nil || !alive(pid) {
 			continue
 		}
-		env, _ := os.ReadFile("/proc/" + e.Name() + "/environ")
-		if slices.Contains(strings.Split(string(env), "\x00"), "FLOCK_APP="+app) {
+		if procEnv(pid, "FLOCK_APP") == app && strings.HasPrefix(procEnv(pid, "TMPDIR"), f.dataDir+"/") {
 			out = append(out, pid)
 		}
 	}
 	slices.Sort(out)
+	return out
+}
+
+// haproxyProcs lists the living HAProxy processes (master and workers) on
+// this Flock's configuration.
+func (f *flock) haproxyProcs() []int {
+	entries, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || !alive(pid) {
+			continue
+		}
+		cmd, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if bytes.Contains(cmd, []byte(filepath.Join(f.dataDir, "haproxy", "haproxy.cfg"))) {
+			out = append(out, pid)
+		}
+	}
 	return out
 }
 

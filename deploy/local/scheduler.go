@@ -146,8 +146,8 @@ func (s *Scheduler) MemoryEnforced() bool { return s.cg.enabled() }
 
 // Run delivers Changes until ctx ends, then stops every instance
 // (SIGTERM, then SIGKILL after StopGrace), adopted ones too, and returns:
-// stopping Flock stops its apps; only a Flock that dies leaves them
-// running, for the next one to adopt. Supervision itself
+// stopping Flock stops its apps; only a Flock that dies, or was told to
+// Detach, leaves them running, for the next one to adopt. Supervision itself
 // runs from the moment an instance is started, so Deploy and Scale may
 // come before Run (their changes wait for it); after Run returns they fail.
 func (s *Scheduler) Run(ctx context.Context) error {
