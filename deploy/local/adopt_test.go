@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -261,4 +262,38 @@ func marked(marker string) []int {
 		}
 	}
 	return out
+}
+
+// TestOutputFileIsKeptSmall: once Flock has read an instance's output.log
+// past its limit, it empties the file; the app goes on appending, and no
+// line is lost on the way to the app log.
+func TestOutputFileIsKeptSmall(t *testing.T) {
+	s := startScheduler(t, nil)
+	s.outputMax = 2000
+	ctx := context.Background()
+	if err := s.Deploy(ctx, appSpec("web", "v1", 1), nil); err != nil {
+		t.Fatal(err)
+	}
+	in := instances(t, s, "web")[0]
+	for i := range 100 {
+		if _, err := get(in.Port, fmt.Sprintf("/say?msg=line+%03d+of+a+chatty+app+that+writes+a+lot", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 5*time.Second, "every line in the app log", func() bool {
+		var b syncBuffer
+		s.Logs(ctx, "web", false, &b)
+		return strings.Contains(b.String(), in.ID+" line 099 of a chatty app that writes a lot\n")
+	})
+	var b syncBuffer
+	s.Logs(ctx, "web", false, &b)
+	for i := range 100 {
+		if want := fmt.Sprintf("%s line %03d of a chatty app that writes a lot\n", in.ID, i); strings.Count(b.String(), want) != 1 {
+			t.Errorf("line %d is in the app log %d times, want once", i, strings.Count(b.String(), want))
+		}
+	}
+	st, err := os.Stat(filepath.Join(s.appDir("web"), "instances", in.ID, "output.log"))
+	if err != nil || st.Size() > 2000+200 {
+		t.Errorf("output.log: %v bytes (%v), want it emptied past 2000", st.Size(), err)
+	}
 }

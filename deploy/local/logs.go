@@ -211,7 +211,6 @@ func (s *Scheduler) appLog(app string, create bool) *appLog {
 const (
 	tailPauseMin = 5 * time.Millisecond
 	tailPauseMax = 200 * time.Millisecond
-	maxOutput    = 8 << 20 // output.log is emptied once read past this size
 )
 
 // tail copies what the instance's processes append to its output.log, line
@@ -223,7 +222,7 @@ const (
 // adopts the instance goes on from there: lines written while Flock was
 // down reach the app log then, and none twice.
 //
-// Once read past maxOutput the file is truncated (the app appends with
+// Once read past 8 MiB (Scheduler.outputMax) the file is truncated (the app appends with
 // O_APPEND, so its next line starts the file again); a line written
 // between the last read and the truncation is lost. tail returns once
 // exited is closed and the file is read to its end, closing done.
@@ -273,7 +272,7 @@ func (in *instance) tail(exited <-chan struct{}, done chan<- struct{}) {
 			}
 			return
 		}
-		if off > maxOutput && f.Truncate(0) == nil {
+		if off > in.s.outputMax && f.Truncate(0) == nil {
 			off = 0
 			save()
 		}
