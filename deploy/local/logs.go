@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/flock-paas/flock/deploy"
+	"golang.org/x/sys/unix"
 )
 
 const (
@@ -222,10 +223,15 @@ const (
 // adopts the instance goes on from there: lines written while Flock was
 // down reach the app log then, and none twice.
 //
-// Once read past 8 MiB (Scheduler.outputMax) the file is truncated (the app appends with
-// O_APPEND, so its next line starts the file again); a line written
-// between the last read and the truncation is lost. tail returns once
-// exited is closed and the file is read to its end, closing done.
+// The file does not grow without bounds on disk: once 8 MiB
+// (Scheduler.outputMax) more have been read, the part read is punched out
+// of it (fallocate PUNCH_HOLE: the blocks are freed, the offsets stay, so
+// a line the app appends meanwhile is never lost). On a file system
+// without hole punching the file is emptied instead (the app appends with
+// O_APPEND, so its next line starts the file again), and a line written
+// in the instant between the last read and the truncation is lost. tail
+// returns once exited is closed and the file is read to its end, closing
+// done.
 func (in *instance) tail(exited <-chan struct{}, done chan<- struct{}) {
 	defer close(done)
 	// O_NOFOLLOW: the sandbox may belong to the app, which must not swap
@@ -247,6 +253,7 @@ func (in *instance) tail(exited <-chan struct{}, done chan<- struct{}) {
 	off, _ := strconv.ParseInt(strings.TrimSpace(string(saved[:n])), 10, 64)
 	save := func() { pos.WriteAt([]byte(fmt.Sprintf("%020d\n", off)), 0) }
 	buf := make([]byte, 64<<10)
+	freed := int64(0) // offsets below are punched out of the file
 	var partial []byte
 	pause := tailPauseMin
 	timer := time.NewTimer(time.Hour)
@@ -272,9 +279,13 @@ func (in *instance) tail(exited <-chan struct{}, done chan<- struct{}) {
 			}
 			return
 		}
-		if off > in.s.outputMax && f.Truncate(0) == nil {
-			off = 0
-			save()
+		if off-freed > in.s.outputMax {
+			if err := unix.Fallocate(int(f.Fd()), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, 0, off); err == nil {
+				freed = off
+			} else if f.Truncate(0) == nil {
+				off, freed = 0, 0
+				save()
+			}
 		}
 		timer.Reset(pause)
 		select {
