@@ -116,9 +116,8 @@ func New(cfg Config) (*Scheduler, error) {
 	}
 	s := &Scheduler{
 		cfg: cfg, log: cfg.Logger, prober: newProber(probeHost(cfg.Host)),
-		backoffMin: 100 * time.Millisecond, backoffMax: 10 * time.Second, resetAfter: 10 * time.Second,
-		outputMax: 8 << 20,
-		apps:      map[string]*app{}, logs: map[string]*appLog{}, specs: map[string]deploy.Spec{},
+		backoffMin: 100 * time.Millisecond, backoffMax: 10 * time.Second, resetAfter: 10 * time.Second, outputMax: 8 << 20,
+		apps: map[string]*app{}, logs: map[string]*appLog{}, specs: map[string]deploy.Spec{},
 		changes: make(chan string, 64), pendSet: map[string]bool{},
 		wake: make(chan struct{}, 1), done: make(chan struct{}),
 	}
