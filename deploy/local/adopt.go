@@ -13,7 +13,8 @@ import (
 )
 
 // adopt takes over the instances a previous Scheduler on the same Dir
-// left running when it died (crash, kill -9, an upgrade that killed it):
+// left running when it died (crash, kill -9) or was told to Detach (an
+// upgrade):
 // the behaviour of Nomad's client and Docker's live-restore. Each entry of
 // state.json whose process is still the one it names (same boot, pid and
 // start time: a reused pid is somebody else) becomes an instance again,
