@@ -71,6 +71,13 @@ type harness struct {
 
 func newHarness(tb testing.TB, mod func(*Config)) *harness {
 	tb.Helper()
+	return newHarnessWith(tb, mod, nil)
+}
+
+// newHarnessWith is newHarness with a hook that runs between New and Run
+// (as cmd/flock hands the router every app before it runs it).
+func newHarnessWith(tb testing.TB, mod func(*Config), before func(*Router)) *harness {
+	tb.Helper()
 	requireHAProxy(tb)
 	cfg := Config{
 		Dir:            shortTempDir(tb),
@@ -96,6 +103,9 @@ func newHarness(tb testing.TB, mod func(*Config)) *harness {
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &harness{tb: tb, r: r, cfg: r.cfg, cancel: cancel, done: make(chan error, 1),
 		client: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
+	if before != nil {
+		before(r)
+	}
 	go func() { h.done <- r.Run(ctx) }()
 	tb.Cleanup(h.stop)
 	select {
@@ -232,6 +242,7 @@ func app(name string, ins ...*instance) deploy.App {
 // load sends requests for host from n goroutines over keep-alive
 // connections until stopped, counting requests and failures.
 type load struct {
+	client       *http.Client
 	sent, failed atomic.Int64
 	lastErr      atomic.Value
 	stop         chan struct{}
@@ -239,8 +250,8 @@ type load struct {
 }
 
 func startLoad(h *harness, host string, n int) *load {
-	l := &load{stop: make(chan struct{})}
 	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: n}}
+	l := &load{client: client, stop: make(chan struct{})}
 	for range n {
 		l.wg.Add(1)
 		go func() {
@@ -281,6 +292,7 @@ func (l *load) finish() (sent, failed int64) {
 		close(l.stop)
 	}
 	l.wg.Wait()
+	l.client.CloseIdleConnections() // they would hold HAProxy's soft stop
 	return l.sent.Load(), l.failed.Load()
 }
 

@@ -201,7 +201,11 @@ func TestHAProxyKilledIsRestarted(t *testing.T) {
 	waitFor(t, 5*time.Second, "web2 serves", func() bool { h.get("web.localhost"); return web2.hits.Load() > 0 })
 }
 
-func TestLeftoverHAProxyReplaced(t *testing.T) {
+// TestLeftoverHAProxyAdopted: a router killed with Flock leaves its
+// HAProxy serving; the next router on the same Dir adopts that master
+// (same pid), reloads it with its own configuration, and no request of a
+// steady load fails throughout. When that router stops, HAProxy stops.
+func TestLeftoverHAProxyAdopted(t *testing.T) {
 	requireHAProxy(t)
 	dir := shortTempDir(t)
 	web := newInstance(t, "web.v1.1")
@@ -210,6 +214,7 @@ func TestLeftoverHAProxyReplaced(t *testing.T) {
 	first.r.Update([]deploy.App{app("web", web)})
 	waitFor(t, 5*time.Second, "web routed", func() bool { return first.routesTo("web.localhost", "web.v1.1") })
 	old := first.masterPid()
+	load := startLoad(first, "web.localhost", 4)
 	first.r.mu.Lock()
 	first.r.keepOnExit = true
 	first.r.mu.Unlock()
@@ -217,19 +222,34 @@ func TestLeftoverHAProxyReplaced(t *testing.T) {
 	<-first.done
 	first.done <- nil // for the harness's own cleanup
 	t.Cleanup(func() { _ = syscall.Kill(-old, syscall.SIGKILL) })
-	if !first.routesTo("web.localhost", "web.v1.1") {
-		t.Fatal("the leftover haproxy does not serve")
+	n := web.hits.Load()
+	waitFor(t, 5*time.Second, "the leftover haproxy serving", func() bool { return web.hits.Load() > n+50 })
+
+	web2 := newInstance(t, "web.v1.2")
+	second := newHarnessWith(t, func(c *Config) {
+		c.Dir, c.HTTPAddr, c.StatsAddr = dir, first.cfg.HTTPAddr, first.cfg.StatsAddr
+	}, func(r *Router) { r.Update([]deploy.App{app("web", web, web2)}) })
+	if p := second.masterPid(); p != old {
+		t.Errorf("pid file names %d, want the adopted master %d", p, old)
+	}
+	waitFor(t, 5*time.Second, "web2 (known only to the new router) serves", func() bool { return web2.hits.Load() > 50 })
+	// Runtime changes reach the adopted master.
+	second.r.Update([]deploy.App{app("web", web2)})
+	waitFor(t, 5*time.Second, "only web2", func() bool { return !second.serving("app_web", "web.v1.1") })
+	sent, failed := load.finish()
+	t.Logf("across the adoption: %d requests, %d failed", sent, failed)
+	if failed != 0 {
+		t.Errorf("%d of %d requests failed, last: %v", failed, sent, load.lastErr.Load())
 	}
 
-	second := newHarness(t, func(c *Config) {
-		c.Dir, c.HTTPAddr, c.StatsAddr = dir, first.cfg.HTTPAddr, first.cfg.StatsAddr
-	})
-	if p := second.masterPid(); p == old || p == 0 {
-		t.Fatalf("pid file names %d, want the new master", p)
+	// Stopping the router stops the adopted HAProxy. (Its zombies are
+	// this test's to reap, through the first router's waiter: wait.)
+	second.cancel()
+	if err := <-second.done; err != nil {
+		t.Errorf("Run: %v", err)
 	}
-	waitFor(t, 10*time.Second, "old haproxy gone", func() bool { return syscall.Kill(-old, 0) != nil })
-	second.r.Update([]deploy.App{app("web", web)})
-	waitFor(t, 5*time.Second, "web routed by the new haproxy", func() bool { return second.routesTo("web.localhost", "web.v1.1") })
+	second.done <- nil // for the harness's own cleanup
+	waitFor(t, 10*time.Second, "the adopted haproxy stopped", func() bool { return syscall.Kill(-old, 0) != nil })
 }
 
 func TestPortInUseIsAClearError(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -16,10 +17,12 @@ import (
 	"time"
 )
 
-// proc is one HAProxy master process started by the router, in its own
-// process group with its workers.
+// outFile is where HAProxy's master and workers write their output.
+const outFile = "haproxy.out"
+
+// proc is one HAProxy master process, in its own process group with its
+// workers: started by this router, or adopted from a previous Flock.
 type proc struct {
-	cmd  *exec.Cmd
 	pid  int
 	done chan struct{} // closed by the one waiter goroutine when it exits
 	err  error         // set before done is closed
@@ -30,27 +33,29 @@ type proc struct {
 }
 
 // startHAProxy starts a master in master-worker mode on the configuration
-// in Dir and waits until its worker answers.
+// in Dir and waits until its worker answers. It is not tied to Flock's
+// life (no Pdeathsig, its own process group): if Flock dies, HAProxy goes
+// on serving and the next Flock adopts it (adoptHAProxy).
 func (r *Router) startHAProxy(ctx context.Context) (*proc, error) {
 	s := r.settings
 	cmd := exec.Command(r.binary, "-W", "-S", s.path(masterSocket)+",mode,600", "-f", s.path(cfgFile))
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	// HAProxy's workers inherit stdout and stderr. A pipe we read
-	// ourselves (not cmd.Stderr = writer) keeps Wait from blocking until
-	// every old worker has closed it.
-	pr, pw, err := os.Pipe()
+	// HAProxy's master and workers write to haproxy.out, which the router
+	// tails: a pipe would break when Flock dies, and the next reload of
+	// an adopted master would write into it.
+	out, err := os.OpenFile(s.path(outFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("start haproxy: %w", err)
 	}
-	cmd.Stdout, cmd.Stderr = pw, pw
-	if err := cmd.Start(); err != nil {
-		pw.Close()
-		pr.Close()
+	from := fileSize(out)
+	cmd.Stdout, cmd.Stderr = out, out
+	err = cmd.Start()
+	out.Close()
+	if err != nil {
 		return nil, fmt.Errorf("start haproxy: %w", err)
 	}
-	pw.Close()
-	p := &proc{cmd: cmd, pid: cmd.Process.Pid, done: make(chan struct{}), logged: make(chan struct{})}
-	go logLines(r.log, pr, p)
+	p := &proc{pid: cmd.Process.Pid, done: make(chan struct{}), logged: make(chan struct{})}
+	go r.logLines(p, from)
 	go func() {
 		p.err = cmd.Wait()
 		close(p.done)
@@ -219,14 +224,23 @@ func statFields(pid int) []string {
 	return strings.Fields(string(b[i+1:]))
 }
 
-// logLines logs what HAProxy writes to stdout and stderr, a line at a time.
-func logLines(log *slog.Logger, f *os.File, p *proc) {
+// logLines logs what HAProxy writes to haproxy.out, a line at a time,
+// from offset from until p's master has exited and the file is read.
+func (r *Router) logLines(p *proc, from int64) {
 	defer close(p.logged)
+	f, err := os.Open(r.settings.path(outFile))
+	if err != nil {
+		r.log.Warn("cannot read haproxy's output", "err", err)
+		return
+	}
 	defer f.Close()
-	pid := p.pid
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := sc.Text()
+	tailFile(f, from, p.done, func(line string) { r.logLine(p, line) })
+}
+
+// logLine logs one line of HAProxy's output; the first alert is kept.
+func (r *Router) logLine(p *proc, line string) {
+	log, pid := r.log, p.pid
+	{
 		switch {
 		case strings.HasPrefix(line, "[ALERT]"):
 			p.mu.Lock()
@@ -241,6 +255,46 @@ func logLines(log *slog.Logger, f *os.File, p *proc) {
 			log.Debug("haproxy", "pid", pid, "msg", line)
 		}
 	}
+}
+
+// tailFile reads the lines appended to f from offset off and hands them to
+// line, until stop is closed and f is read to its end.
+func tailFile(f *os.File, off int64, stop <-chan struct{}, line func(string)) {
+	br := bufio.NewReaderSize(io.NewSectionReader(f, 0, 1<<62), 64<<10)
+	if _, err := br.Discard(int(off)); err != nil && !errors.Is(err, io.EOF) {
+		return
+	}
+	var partial []byte
+	pause, final := 5*time.Millisecond, false
+	for {
+		b, err := br.ReadSlice('\n')
+		partial = append(partial, b...)
+		if err == nil || errors.Is(err, bufio.ErrBufferFull) {
+			line(strings.TrimRight(string(partial), "\r\n"))
+			partial, pause = partial[:0], 5*time.Millisecond
+			continue
+		}
+		if final {
+			if len(partial) > 0 {
+				line(string(partial))
+			}
+			return
+		}
+		select {
+		case <-stop:
+			final = true
+		case <-time.After(pause):
+			pause = min(pause*2, 250*time.Millisecond)
+		}
+	}
+}
+
+func fileSize(f *os.File) int64 {
+	st, err := f.Stat()
+	if err != nil {
+		return 0
+	}
+	return st.Size()
 }
 
 // routineWarnings are what HAProxy says at WARNING level on every reload

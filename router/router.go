@@ -81,7 +81,7 @@ type Router struct {
 	liveApps   map[string]bool // backends the running worker has
 	readyOnce  sync.Once
 	testMutate func([]byte) []byte // tests: corrupt a rendered config
-	keepOnExit bool                // tests: leave HAProxy running, as a killed Flock would
+	keepOnExit bool                // leave HAProxy running when Run returns (Detach)
 }
 
 // New validates cfg and returns a router; it starts nothing. A missing
@@ -260,8 +260,9 @@ func (r *Router) generation() uint64 {
 	return r.gen
 }
 
-// Run starts HAProxy, keeps it in step with Update until ctx ends, restarts
-// it when it dies, and stops it before it returns.
+// Run starts HAProxy (or adopts the one a killed Flock left serving), keeps
+// it in step with Update until ctx ends, restarts it when it dies, and
+// stops it before it returns.
 func (r *Router) Run(ctx context.Context) error {
 	if err := os.MkdirAll(r.cfg.Dir, 0o755); err != nil {
 		return fmt.Errorf("router: %w", err)
@@ -270,23 +271,14 @@ func (r *Router) Run(ctx context.Context) error {
 	if err := l.install(ctx, r.snapshot()); err != nil {
 		return fmt.Errorf("router: first configuration: %w", err)
 	}
-	old := r.leftover()
-	p, err := r.startHAProxy(ctx)
-	if err != nil {
+	if _, err := r.adoptOrStart(ctx, l); err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
 		return fmt.Errorf("router: %w", err)
 	}
-	if old != 0 {
-		// Both bind with SO_REUSEPORT: the leftover stops listening only
-		// once ours serves, and finishes the requests it holds.
-		r.log.Info("replacing haproxy left by a previous run", "pid", old)
-		go stopGroup(r.log, old, nil, r.cfg.DrainTimeout)
-	}
-	l.started(p)
 	r.readyOnce.Do(func() { close(r.ready) })
-	err = l.run(ctx)
+	err := l.run(ctx)
 	r.mu.Lock()
 	keep := r.keepOnExit
 	r.mu.Unlock()
@@ -299,6 +291,15 @@ func (r *Router) Run(ctx context.Context) error {
 		return nil
 	}
 	return err
+}
+
+// Detach makes Run leave HAProxy serving when its context ends, for the
+// next router on the same Dir to adopt: how Flock exits for an upgrade
+// without a gap in routing.
+func (r *Router) Detach() {
+	r.mu.Lock()
+	r.keepOnExit = true
+	r.mu.Unlock()
 }
 
 var _ deploy.Drainer = (*Router)(nil)

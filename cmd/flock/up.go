@@ -341,6 +341,8 @@ func up(ctx context.Context, c upConfig) error {
 	if apps, err := svc.Apps(ctx); err == nil {
 		rt.Update(apps)
 	}
+	ctx, stopDetach := detachOnSIGUSR2(ctx, logger, sched, rt)
+	defer stopDetach()
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return sched.Run(ctx) })
 	g.Go(func() error { return rt.Run(ctx) })

@@ -196,6 +196,9 @@ func (o outcome) describe(in *instance, p *proc) error {
 	switch o.kind {
 	case exited:
 		msg = fmt.Sprintf("instance %s exited with %s", in.id, exitStatus(p.state))
+		if p.adopted {
+			msg = fmt.Sprintf("instance %s (adopted from a previous Flock, exit status unknown) exited", in.id)
+		}
 		if o.passedAt.IsZero() {
 			msg += " before passing its check"
 		} else if o.settling {
@@ -244,6 +247,11 @@ func (in *instance) watch(p *proc) outcome {
 	deadline := started.Add(startDeadline(in.rel.checks))
 	list := in.portList()
 	var out outcome
+	if p.adopted {
+		// It passed under the previous Flock and keeps the health it had
+		// there; from now on it is checked at the interval, as usual.
+		out.passedAt = started
+	}
 	fails := 0
 	t := time.NewTimer(0)
 	defer t.Stop()

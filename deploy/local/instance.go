@@ -33,7 +33,8 @@ type instance struct {
 	mu        sync.Mutex
 	ports     []int
 	healthy   bool
-	pgid      int // 0 while no process runs
+	pgid      int    // 0 while no process runs
+	start0    uint64 // the leader's start time (clock ticks after boot), with pgid in state.json
 	cgroup    string
 	startedAt time.Time
 	last      []string    // last lines of output
@@ -44,14 +45,15 @@ type instance struct {
 // proc is one run of an instance's process group.
 type proc struct {
 	pgid    int
-	done    chan struct{} // closed when the shell (the group leader) has exited and been reaped
-	outDone chan struct{} // closed when the output pipe reached EOF
+	done    chan struct{} // closed when the shell (the group leader) has exited (and been reaped, if ours)
+	outDone chan struct{} // closed when the output is read to its end after done
 	state   *os.ProcessState
+	adopted bool // started by a previous Flock: no exit status, already past its first check
 }
 
-// spawner starts every child from one OS thread that never exits: Linux
-// delivers Pdeathsig when the thread that forked a child dies, not the
-// process, and a Go thread may exit under a locked goroutine.
+// spawner starts every child from one OS thread that never exits, so
+// that no child is bound to the life of a thread that Go may retire
+// (Pdeathsig, if one is ever set, fires when the forking thread dies).
 var (
 	spawnOnce sync.Once
 	spawnCh   chan spawnReq
@@ -78,8 +80,10 @@ func spawn(cmd *exec.Cmd) error {
 }
 
 // start runs the instance's command once: `sh -c <command>` in its own
-// process group, killed with the spawning thread (Pdeathsig), inside its
-// cgroup when memory is enforced, output into a pipe that output() reads.
+// process group, inside its cgroup when memory is enforced, with its
+// output appended to output.log in its sandbox (see tail). No Pdeathsig:
+// an instance outlives a Flock that crashes or is killed, and the next
+// Flock adopts it (adopt.go); Run stops every instance when Flock stops.
 func (in *instance) start() (*proc, error) {
 	s := in.s
 	in.mu.Lock()
@@ -102,20 +106,19 @@ func (in *instance) start() (*proc, error) {
 	if err := os.MkdirAll(filepath.Join(in.sandbox, "tmp"), 0o755); err != nil {
 		return nil, fmt.Errorf("sandbox: %w", err)
 	}
-	file, err := os.OpenFile(filepath.Join(in.sandbox, "output.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	// The app writes its output there itself (see tail). Not through a
+	// link or a FIFO the app may have left in its sandbox (O_NONBLOCK
+	// makes opening a FIFO fail instead of hanging; files ignore it).
+	w, err := os.OpenFile(filepath.Join(in.sandbox, "output.log"),
+		os.O_CREATE|os.O_WRONLY|os.O_APPEND|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: %w", err)
-	}
-	r, w, err := os.Pipe()
-	if err != nil {
-		file.Close()
-		return nil, fmt.Errorf("output pipe: %w", err)
 	}
 	env := s.environ(in, in.sandbox)
 	newCmd := func(cgfd *os.File) *exec.Cmd {
 		cmd := exec.Command("/bin/sh", "-c", in.rel.command)
 		cmd.Dir, cmd.Env, cmd.Stdout, cmd.Stderr = in.rel.dir, env, w, w
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		if cgfd != nil {
 			cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, int(cgfd.Fd())
 		}
@@ -141,23 +144,19 @@ func (in *instance) start() (*proc, error) {
 	}
 	w.Close()
 	if err != nil {
-		r.Close()
-		file.Close()
 		removeCgroup(cgPath)
 		return nil, fmt.Errorf("start %q: %w", in.rel.command, err)
 	}
 	p := &proc{pgid: cmd.Process.Pid, done: make(chan struct{}), outDone: make(chan struct{})}
-	go func() {
-		in.output(r, file)
-		close(p.outDone)
-	}()
+	start0 := startTime(p.pgid)
+	go in.tail(p.done, p.outDone)
 	go func() {
 		cmd.Wait()
 		p.state = cmd.ProcessState
 		close(p.done)
 	}()
 	in.mu.Lock()
-	in.pgid, in.cgroup, in.startedAt, in.healthy = p.pgid, cgPath, time.Now(), false
+	in.pgid, in.start0, in.cgroup, in.startedAt, in.healthy = p.pgid, start0, cgPath, time.Now(), false
 	in.mu.Unlock()
 	s.saveState()
 	s.notify(in.app)
@@ -264,6 +263,7 @@ func (in *instance) setHealthy(ok bool) {
 	in.healthy = ok
 	in.mu.Unlock()
 	if changed {
+		in.s.saveState() // an adopted instance starts with the health it had
 		in.s.notify(in.app)
 	}
 }
@@ -282,7 +282,9 @@ func (in *instance) lastOutput() string {
 // or failed checks restart with exponential backoff (reset once a run stayed
 // healthy long enough). While a deploy waits for it (report is set), its
 // first failure is reported to the deploy instead, and supervision ends.
-func (in *instance) supervise() {
+// adopted, when set, is a process a previous Flock started: it is watched
+// first instead of starting one.
+func (in *instance) supervise(adopted *proc) {
 	defer close(in.exited)
 	defer func() { // stopped (Remove, shutdown) while a deploy waits for it
 		if r := in.takeReport(); r != nil {
@@ -293,11 +295,19 @@ func (in *instance) supervise() {
 	backoff := s.backoffMin
 	for {
 		var cause error
-		p, err := in.start()
+		p, err := adopted, error(nil)
+		if p == nil {
+			p, err = in.start()
+		}
+		adopted = nil
 		if err != nil {
 			cause = fmt.Errorf("instance %s could not start: %w", in.id, err)
 		} else {
-			in.note("started (pid %d, ports %v)", p.pgid, in.portList())
+			if p.adopted {
+				in.note("adopted after a restart of Flock (pid %d, ports %v)", p.pgid, in.portList())
+			} else {
+				in.note("started (pid %d, ports %v)", p.pgid, in.portList())
+			}
 			out := in.watch(p)
 			if out.kind == stopped {
 				if in.terminate(p, s.cfg.StopGrace) {

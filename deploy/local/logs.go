@@ -10,9 +10,14 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
+	"syscall"
+	"time"
 
 	"github.com/flock-paas/flock/deploy"
+	"golang.org/x/sys/unix"
 )
 
 const (
@@ -202,35 +207,129 @@ func (s *Scheduler) appLog(app string, create bool) *appLog {
 	return l
 }
 
-// output copies an instance's merged stdout and stderr, line by line, to
-// its own output.log, the app log, and its last lines (quoted when it
-// fails). It returns at EOF: when every process of the group has closed
-// the pipe.
-func (in *instance) output(r io.ReadCloser, file *os.File) {
-	defer r.Close()
-	if file != nil {
-		defer file.Close()
+// Tail pauses: how long the tail waits for more output, from a few
+// milliseconds after the last output up to tailPauseMax when idle.
+const (
+	tailPauseMin = 5 * time.Millisecond
+	tailPauseMax = 200 * time.Millisecond
+)
+
+// tail copies what the instance's processes append to its output.log, line
+// by line, to the app log and its last lines (quoted when it fails). The
+// processes write that file themselves rather than a pipe Flock reads: a
+// pipe would break when Flock dies, and an app writing to it would get
+// EPIPE or SIGPIPE, so an app could not outlive a crash of Flock. How far
+// the file was read is kept in output.offset, so a restarted Flock that
+// adopts the instance goes on from there: lines written while Flock was
+// down reach the app log then, and none twice.
+//
+// The file does not grow without bounds on disk: once 8 MiB
+// (Scheduler.outputMax) more have been read, the part read is punched out
+// of it (fallocate PUNCH_HOLE: the blocks are freed, the offsets stay, so
+// a line the app appends meanwhile is never lost). On a file system
+// without hole punching the file is emptied instead (the app appends with
+// O_APPEND, so its next line starts the file again), and a line written
+// in the instant between the last read and the truncation is lost. tail
+// returns once exited is closed and the file is read to its end, closing
+// done.
+func (in *instance) tail(exited <-chan struct{}, done chan<- struct{}) {
+	defer close(done)
+	// O_NOFOLLOW: the sandbox may belong to the app, which must not swap
+	// in a link to a file of Flock's for Flock to read and truncate.
+	f, err := os.OpenFile(filepath.Join(in.sandbox, "output.log"), os.O_RDWR|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		in.note("cannot read the instance's output: %v", err)
+		return
 	}
-	br := bufio.NewReaderSize(r, maxLine)
+	defer f.Close()
+	pos, err := os.OpenFile(filepath.Join(in.sandbox, "output.offset"), os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
+	if err != nil {
+		in.note("cannot keep the output offset: %v", err)
+		return
+	}
+	defer pos.Close()
+	saved := make([]byte, 24)
+	n, _ := pos.ReadAt(saved, 0)
+	off, _ := strconv.ParseInt(strings.TrimSpace(string(saved[:n])), 10, 64)
+	save := func() { pos.WriteAt([]byte(fmt.Sprintf("%020d\n", off)), 0) }
+	buf := make([]byte, 64<<10)
+	freed := int64(0) // offsets below are punched out of the file
+	var partial []byte
+	pause := tailPauseMin
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	final := false
 	for {
-		line, err := br.ReadSlice('\n')
-		if len(line) > 0 {
-			text := string(bytes.TrimRight(line, "\r\n"))
-			if file != nil {
-				file.WriteString(text + "\n")
-			}
-			in.log.write(in.id + " " + text)
-			in.mu.Lock()
-			if len(in.last) >= lastLines {
-				in.last = in.last[1:]
-			}
-			in.last = append(in.last, text)
-			in.mu.Unlock()
+		n, _ := f.ReadAt(buf, off)
+		if n > 0 {
+			off += int64(n)
+			partial = in.lines(append(partial, buf[:n]...))
+			save()
+			pause = tailPauseMin
+			continue
 		}
-		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
+		if st, err := f.Stat(); err == nil && st.Size() < off {
+			off, partial = 0, nil // emptied by somebody else: start again
+			save()
+			continue
+		}
+		if final {
+			if len(partial) > 0 {
+				in.line(partial)
+			}
 			return
 		}
+		if off-freed > in.s.outputMax {
+			if err := unix.Fallocate(int(f.Fd()), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, 0, off); err == nil {
+				freed = off
+			} else if f.Truncate(0) == nil {
+				off, freed = 0, 0
+				save()
+			}
+		}
+		timer.Reset(pause)
+		select {
+		case <-exited:
+			final = true
+		case <-timer.C:
+			pause = min(pause*2, tailPauseMax)
+		}
 	}
+}
+
+// lines records each complete line of b and returns what is left of it
+// (an unfinished line); a line longer than maxLine is cut there.
+func (in *instance) lines(b []byte) []byte {
+	for {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			if len(b) >= maxLine {
+				in.line(b[:maxLine])
+				b = b[maxLine:]
+				continue
+			}
+			return append([]byte(nil), b...)
+		}
+		if i > maxLine {
+			in.line(b[:maxLine])
+			b = b[maxLine:]
+			continue
+		}
+		in.line(b[:i])
+		b = b[i+1:]
+	}
+}
+
+// line records one line of the instance's output.
+func (in *instance) line(b []byte) {
+	text := string(bytes.TrimRight(b, "\r\n"))
+	in.log.write(in.id + " " + text)
+	in.mu.Lock()
+	if len(in.last) >= lastLines {
+		in.last = in.last[1:]
+	}
+	in.last = append(in.last, text)
+	in.mu.Unlock()
 }
 
 // note writes a line about an instance from Flock itself into the app log.

@@ -126,16 +126,15 @@ type appInfo struct {
 }
 
 // runParent plays a Flock that gets killed with SIGKILL: it deploys one
-// instance whose shell keeps the app as a background child (so the app
-// outlives the shell), prints the instances and waits.
+// instance whose shell keeps the app as a background child (the group
+// leader is the shell, the app its child), prints the instances and waits.
 func runParent() {
 	s, err := New(Config{Dir: os.Getenv("FLOCK_TEST_DIR"), Logger: quietLogger()})
 	if err != nil {
 		fmt.Println("error:", err)
 		os.Exit(1)
 	}
-	spec := appSpec("leftover", "v1", 1)
-	spec.Command = `"$FLOCK_TEST_BIN" & wait`
+	spec := parentSpec()
 	if err := s.Deploy(context.Background(), spec, io.Discard); err != nil {
 		fmt.Println("error:", err)
 		os.Exit(1)

@@ -1,9 +1,7 @@
 package local
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"os"
 	"os/exec"
@@ -15,7 +13,6 @@ import (
 	"time"
 
 	"github.com/flock-paas/flock/deploy"
-	"golang.org/x/sys/unix"
 )
 
 func TestLogsRecentAndFollow(t *testing.T) {
@@ -67,65 +64,6 @@ func TestLogsRecentAndFollow(t *testing.T) {
 	}
 	if err := s.Logs(ctx, "nope", false, &again); !errors.Is(err, deploy.ErrNotFound) {
 		t.Errorf("Logs of an unknown app = %v, want ErrNotFound", err)
-	}
-}
-
-// TestNewReapsLeftoversOfAKilledFlock runs a Flock (the test binary as
-// "parent") that deploys an app whose shell keeps it as a background child,
-// kills that Flock with SIGKILL, and checks that a new Scheduler on the
-// same Dir kills the app that outlived it.
-func TestNewReapsLeftoversOfAKilledFlock(t *testing.T) {
-	// Orphans of the killed parent come to this process instead of PID 1
-	// (which may never reap them), so the test can collect the leftover.
-	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
-		t.Logf("no subreaper (%v): the killed leftover may stay a zombie", err)
-	}
-	dir := t.TempDir()
-	bin, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin)
-	cmd.Env = append(os.Environ(), "FLOCK_TEST_ROLE=parent", "GORACE=atexit_sleep_ms=0", "FLOCK_TEST_DIR="+dir)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil {
-		t.Fatalf("parent: %v", err)
-	}
-	var list []deploy.Instance
-	if err := json.Unmarshal([]byte(line), &list); err != nil || len(list) != 1 {
-		t.Fatalf("parent said %q", line)
-	}
-	port := list[0].Port
-	pid := info(t, port).Pid
-	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
-
-	cmd.Process.Signal(syscall.SIGKILL)
-	cmd.Wait()
-	if _, err := get(port, "/"); err != nil {
-		t.Fatalf("the app should outlive its killed Flock (that is the leftover to reap): %v", err)
-	}
-
-	if _, err := New(Config{Dir: dir, Logger: quietLogger()}); err != nil {
-		t.Fatal(err)
-	}
-	if alive(pid) {
-		t.Errorf("leftover pid %d still alive", pid)
-	}
-	var ws syscall.WaitStatus
-	syscall.Wait4(pid, &ws, syscall.WNOHANG, nil)
-	if _, err := get(port, "/"); err == nil {
-		t.Error("leftover still answers")
-	}
-	if _, err := os.Stat(filepath.Join(dir, "state.json")); !os.IsNotExist(err) {
-		t.Errorf("state file left: %v", err)
 	}
 }
 

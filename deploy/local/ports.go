@@ -72,3 +72,13 @@ func (p *portSet) release(list []int) {
 		delete(p.taken, port)
 	}
 }
+
+// claim marks ports as taken: those of an instance adopted from a
+// previous Flock, which holds them already.
+func (p *portSet) claim(list []int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, port := range list {
+		p.taken[port] = true
+	}
+}

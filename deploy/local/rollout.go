@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -50,6 +51,7 @@ func (s *Scheduler) Deploy(ctx context.Context, spec deploy.Spec, w io.Writer) e
 		return fmt.Errorf("deploy %s %s: %w", spec.App, spec.Release, err)
 	}
 	s.appLog(spec.App, true)
+	s.keepSpec(spec)
 
 	s.mu.Lock()
 	var keep []*instance
@@ -148,7 +150,7 @@ func (s *Scheduler) newInstance(a *app, rel *release, results chan<- result) (*i
 	in.seq = s.seq
 	a.instances[id] = in
 	s.mu.Unlock()
-	go in.supervise()
+	go in.supervise(nil)
 	return in, nil
 }
 
@@ -275,6 +277,11 @@ func (s *Scheduler) Remove(ctx context.Context, name string) error {
 		s.mu.Lock()
 		a.removed = true
 		delete(s.apps, name)
+		for key := range s.specs {
+			if strings.HasPrefix(key, name+"/") {
+				delete(s.specs, key)
+			}
+		}
 		s.mu.Unlock()
 		a.unlock()
 	}

@@ -24,7 +24,8 @@ import (
 // Config configures the embedded scheduler.
 type Config struct {
 	// Dir holds the unpacked releases, the instances' sandboxes and logs,
-	// and the state file used to clean up after a killed Flock. Required.
+	// and the state file from which the next Flock adopts the instances
+	// after a crash or a kill -9. Required.
 	Dir string
 	// Host is the address instances listen on (their HOST) and are reached
 	// at. Default 127.0.0.1.
@@ -54,6 +55,7 @@ type Scheduler struct {
 
 	// Tunables, fixed by New; tests shorten them.
 	backoffMin, backoffMax, resetAfter time.Duration
+	outputMax                          int64 // output.log is emptied once read past this size
 
 	mu     sync.Mutex
 	apps   map[string]*app
@@ -61,6 +63,8 @@ type Scheduler struct {
 	seq    uint64
 	closed bool
 	ran    bool
+	specs  map[string]deploy.Spec // by "<app>/<release>": what state.json keeps to restart adopted instances
+	detach bool                   // Run leaves the instances running (Detach)
 
 	stateMu sync.Mutex
 
@@ -82,9 +86,10 @@ type app struct {
 	removed   bool
 }
 
-// New validates cfg, kills what a previous Flock left running on the same
-// Dir (listed in its state file and still carrying its marker), and finds
-// out whether memory limits can be enforced. It starts no process.
+// New validates cfg, adopts the instances a previous Flock left running on
+// the same Dir (see adopt), and finds out whether memory limits can be
+// enforced. It starts no process; adopted instances are supervised (probed,
+// restarted when they die) from the moment New returns, as deployed ones.
 func New(cfg Config) (*Scheduler, error) {
 	if cfg.Dir == "" {
 		return nil, fmt.Errorf("local scheduler: Dir is required")
@@ -111,19 +116,19 @@ func New(cfg Config) (*Scheduler, error) {
 	}
 	s := &Scheduler{
 		cfg: cfg, log: cfg.Logger, prober: newProber(probeHost(cfg.Host)),
-		backoffMin: 100 * time.Millisecond, backoffMax: 10 * time.Second, resetAfter: 10 * time.Second,
-		apps: map[string]*app{}, logs: map[string]*appLog{},
+		backoffMin: 100 * time.Millisecond, backoffMax: 10 * time.Second, resetAfter: 10 * time.Second, outputMax: 8 << 20,
+		apps: map[string]*app{}, logs: map[string]*appLog{}, specs: map[string]deploy.Spec{},
 		changes: make(chan string, 64), pendSet: map[string]bool{},
 		wake: make(chan struct{}, 1), done: make(chan struct{}),
-	}
-	if err := s.reap(); err != nil {
-		return nil, fmt.Errorf("local scheduler: %w", err)
 	}
 	cg, err := detectCgroups("/sys/fs/cgroup", "/proc/self/cgroup", cfg.Dir)
 	if err != nil {
 		s.log.Info("memory limits not enforced", "reason", err)
 	}
 	s.cg = cg
+	if err := s.adopt(); err != nil {
+		return nil, fmt.Errorf("local scheduler: %w", err)
+	}
 	return s, nil
 }
 
@@ -141,7 +146,9 @@ func probeHost(host string) string {
 func (s *Scheduler) MemoryEnforced() bool { return s.cg.enabled() }
 
 // Run delivers Changes until ctx ends, then stops every instance
-// (SIGTERM, then SIGKILL after StopGrace) and returns. Supervision itself
+// (SIGTERM, then SIGKILL after StopGrace), adopted ones too, and returns:
+// stopping Flock stops its apps; only a Flock that dies, or was told to
+// Detach, leaves them running, for the next one to adopt. Supervision itself
 // runs from the moment an instance is started, so Deploy and Scale may
 // come before Run (their changes wait for it); after Run returns they fail.
 func (s *Scheduler) Run(ctx context.Context) error {
@@ -156,6 +163,13 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	<-ctx.Done()
 	s.mu.Lock()
 	s.closed = true
+	if s.detach {
+		s.mu.Unlock()
+		s.saveState()
+		s.closeLogs()
+		close(s.done)
+		return nil
+	}
 	var all []*instance
 	for _, a := range s.apps {
 		for _, in := range a.instances {
@@ -172,14 +186,27 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		}()
 	}
 	wg.Wait()
-	s.mu.Lock()
-	for _, l := range s.logs {
-		l.close()
-	}
-	s.mu.Unlock()
+	s.closeLogs()
 	os.Remove(s.statePath())
 	close(s.done)
 	return nil
+}
+
+// Detach makes Run leave every instance running when its context ends,
+// with state.json up to date, for the next Scheduler on the same Dir to
+// adopt: how Flock exits for an upgrade without stopping its apps.
+func (s *Scheduler) Detach() {
+	s.mu.Lock()
+	s.detach = true
+	s.mu.Unlock()
+}
+
+func (s *Scheduler) closeLogs() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, l := range s.logs {
+		l.close()
+	}
 }
 
 var errClosed = errors.New("scheduler stopped")

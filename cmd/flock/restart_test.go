@@ -1,0 +1,256 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestKillNineLosesNoRequest: while Flock is killed with SIGKILL (or
+// exits on SIGUSR2, for an upgrade) and is started again on the same data
+// dir, the app's instances and HAProxy keep serving a steady load (no
+// request fails), the new Flock adopts the very same processes (no
+// restart, no duplicate), and SIGTERM then stops every app process and
+// HAProxy.
+func TestKillNineLosesNoRequest(t *testing.T) {
+	tests := []struct {
+		name string
+		down func(t *testing.T, f *flock)
+	}{
+		{name: "kill -9", down: func(t *testing.T, f *flock) { f.kill() }},
+		{name: "SIGUSR2 for an upgrade", down: func(t *testing.T, f *flock) {
+			f.cmd.Process.Signal(syscall.SIGUSR2)
+			select {
+			case <-f.exited:
+			case <-time.After(20 * time.Second):
+				t.Fatal("flock did not exit on SIGUSR2")
+			}
+			if code := f.cmd.ProcessState.ExitCode(); code != 0 {
+				t.Errorf("flock exited with %d on SIGUSR2, want 0:\n%s", code, f.out.String())
+			}
+			f.cmd = nil
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) { restartUnderLoad(t, tt.down) })
+	}
+}
+
+func restartUnderLoad(t *testing.T, down func(*testing.T, *flock)) {
+	f := newFlock(t)
+	f.start()
+	f.mustCLI("deploy", copyExample(t, "hello"))
+	f.mustCLI("scale", "hello", "2")
+	waitFor(t, 30*time.Second, "2 healthy instances", func() bool { return f.apps()["hello"].HealthyCount() == 2 })
+	ids := instanceIDs(f)
+	waitFor(t, 10*time.Second, "the processes of those 2 instances only", func() bool {
+		return slices.Equal(procInstances(f.appProcs("hello")), ids)
+	})
+	before := f.appProcs("hello")
+	master := f.haproxyPid()
+	t.Logf("app processes: %v", describe(before))
+
+	l := startE2ELoad(f.http, "hello.localhost", 4)
+	defer l.finish()
+	l.await(t, 200)
+
+	down(t, f)
+	gone := l.sent.Load()
+	l.await(t, 200) // served while no Flock runs
+	t.Logf("%d requests while Flock was down", l.sent.Load()-gone)
+
+	f.start()
+	waitFor(t, 30*time.Second, "hello running with its 2 instances", func() bool {
+		a := f.apps()["hello"]
+		return a.State == "running" && a.HealthyCount() == 2
+	})
+	l.await(t, 500) // and after the restart
+
+	sent, failed := l.finish()
+	t.Logf("Flock down and restarted under load: %d requests, %d failed", sent, failed)
+	if failed != 0 {
+		t.Errorf("%d of %d requests failed, last: %v", failed, sent, l.lastErr.Load())
+	}
+	if after := f.appProcs("hello"); !slices.Equal(after, before) {
+		t.Errorf("app processes after the restart: %v, want the same as before: %v", describe(after), describe(before))
+	}
+	if got := instanceIDs(f); !slices.Equal(got, ids) {
+		t.Errorf("instances after the restart: %v, want %v (adopted)", got, ids)
+	}
+	if p := f.haproxyPid(); p != master {
+		t.Errorf("haproxy master %d after the restart, want %d (adopted)", p, master)
+	}
+	if out := f.mustCLI("logs", "hello"); !strings.Contains(out, "adopted after a restart of Flock") {
+		t.Errorf("flock logs does not say the instances were adopted:\n%s", out)
+	}
+
+	f.stop()
+	waitFor(t, 10*time.Second, "no app process and no haproxy left after SIGTERM", func() bool {
+		return len(f.appProcs("hello")) == 0 && len(f.haproxyProcs()) == 0
+	})
+}
+
+// appProcs lists the living processes (sorted pids) whose environment says
+// they run app for this Flock: their TMPDIR is in its data dir (other
+// tests on this machine may run an app of the same name).
+func (f *flock) appProcs(app string) []int {
+	entries, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || !alive(pid) {
+			continue
+		}
+		if procEnv(pid, "FLOCK_APP") == app && strings.HasPrefix(procEnv(pid, "TMPDIR"), f.dataDir+"/") {
+			out = append(out, pid)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// haproxyProcs lists the living HAProxy processes (master and workers) on
+// this Flock's configuration.
+func (f *flock) haproxyProcs() []int {
+	entries, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || !alive(pid) {
+			continue
+		}
+		cmd, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if bytes.Contains(cmd, []byte(filepath.Join(f.dataDir, "haproxy", "haproxy.cfg"))) {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// procInstances lists the distinct FLOCK_INSTANCE of pids, sorted.
+func procInstances(pids []int) []string {
+	var out []string
+	for _, pid := range pids {
+		if id := procEnv(pid, "FLOCK_INSTANCE"); id != "" && !slices.Contains(out, id) {
+			out = append(out, id)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// describe names each pid's instance and command, for failure messages.
+func describe(pids []int) []string {
+	var out []string
+	for _, pid := range pids {
+		cmd, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+		out = append(out, fmt.Sprintf("%d %s %q", pid, procEnv(pid, "FLOCK_INSTANCE"), bytes.ReplaceAll(cmd, []byte{0}, []byte{' '})))
+	}
+	return out
+}
+
+func procEnv(pid int, key string) string {
+	env, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
+	for _, kv := range strings.Split(string(env), "\x00") {
+		if v, ok := strings.CutPrefix(kv, key+"="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// alive reports whether pid runs (a zombie left to PID 1 does not).
+func alive(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	i := bytes.LastIndexByte(b, ')')
+	return i > 0 && i+2 < len(b) && b[i+2] != 'Z' && b[i+2] != 'X'
+}
+
+func (f *flock) haproxyPid() int {
+	b, err := os.ReadFile(filepath.Join(f.dataDir, "haproxy", "haproxy.pid"))
+	if err != nil {
+		f.t.Fatalf("haproxy pid: %v", err)
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return pid
+}
+
+func instanceIDs(f *flock) []string {
+	var ids []string
+	for _, in := range f.apps()["hello"].Instances {
+		ids = append(ids, in.ID)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// e2eLoad is a few clients looping requests through HAProxy.
+type e2eLoad struct {
+	sent, failed atomic.Int64
+	lastErr      atomic.Value
+	stop         chan struct{}
+	once         sync.Once
+	wg           sync.WaitGroup
+}
+
+func startE2ELoad(addr, host string, n int) *e2eLoad {
+	l := &e2eLoad{stop: make(chan struct{})}
+	for range n {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{}}
+			defer client.CloseIdleConnections()
+			for {
+				select {
+				case <-l.stop:
+					return
+				default:
+				}
+				req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/", nil)
+				req.Host = host
+				resp, err := client.Do(req)
+				l.sent.Add(1)
+				if err != nil {
+					l.failed.Add(1)
+					l.lastErr.Store(time.Now().Format("15:04:05.000") + ": " + err.Error())
+					continue
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					l.failed.Add(1)
+					l.lastErr.Store(fmt.Sprintf("%s: status %d: %.100s", time.Now().Format("15:04:05.000"), resp.StatusCode, body))
+				}
+			}
+		}()
+	}
+	return l
+}
+
+// await waits until n more requests were sent.
+func (l *e2eLoad) await(t *testing.T, n int64) {
+	t.Helper()
+	want := l.sent.Load() + n
+	waitFor(t, 30*time.Second, fmt.Sprintf("%d more requests", n), func() bool { return l.sent.Load() >= want })
+}
+
+func (l *e2eLoad) finish() (sent, failed int64) {
+	l.once.Do(func() { close(l.stop) })
+	l.wg.Wait()
+	return l.sent.Load(), l.failed.Load()
+}

@@ -1,0 +1,88 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+)
+
+// adoptHAProxy takes over the master a previous Flock on the same Dir
+// left running (Flock crashed or was killed): HAProxy served all along,
+// and goes on serving. The master is not our child, so its exit is
+// watched through a pidfd; its output goes on into haproxy.out, tailed
+// from its current end. The caller reloads it with the configuration it
+// installed, since what the old worker holds (servers changed through the
+// runtime API) is not known: a master-worker reload hands the listening
+// sockets to the new worker (expose-fd listeners) and lets the old one
+// finish its requests, so no connection is refused.
+func (r *Router) adoptHAProxy(pid int) (*proc, error) {
+	p := &proc{pid: pid, done: make(chan struct{}), logged: make(chan struct{})}
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return nil, fmt.Errorf("adopt haproxy %d: %w", pid, err)
+	}
+	// The pidfd names one process for good; check it is still our master.
+	if r.leftover() != pid {
+		unix.Close(fd)
+		return nil, fmt.Errorf("adopt haproxy %d: it exited", pid)
+	}
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("adopt haproxy %d: %w", pid, err)
+	}
+	f := os.NewFile(uintptr(fd), "pidfd:"+strconv.Itoa(pid))
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("adopt haproxy %d: %w", pid, err)
+	}
+	go func() {
+		defer f.Close()
+		// Waited for by Go's poller: readable once the process exited.
+		rc.Read(func(fd uintptr) bool {
+			n, _ := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, 0)
+			return n > 0
+		})
+		p.err = errors.New("adopted master exited (status unknown)")
+		close(p.done)
+	}()
+	var from int64
+	if st, err := os.Stat(r.settings.path(outFile)); err == nil {
+		from = st.Size()
+	}
+	go r.logLines(p, from)
+	return p, nil
+}
+
+// adoptOrStart returns the running HAProxy: the master a previous Flock
+// left, adopted and reloaded with the installed configuration, or else a
+// new one. A leftover that cannot be adopted is replaced: the new master
+// binds next to it (SO_REUSEPORT) and the leftover is stopped softly once
+// the new one serves.
+func (r *Router) adoptOrStart(ctx context.Context, l *loop) (*proc, error) {
+	old := r.leftover()
+	if old != 0 {
+		p, err := r.adoptHAProxy(old)
+		if err == nil {
+			l.started(p)
+			if err = l.reload(ctx); err == nil {
+				r.log.Info("adopted haproxy left by a previous run", "pid", old)
+				return p, nil
+			}
+		}
+		r.log.Warn("cannot adopt haproxy left by a previous run; replacing it", "pid", old, "err", err)
+	}
+	p, err := r.startHAProxy(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if old != 0 {
+		go stopGroup(r.log, old, nil, r.cfg.DrainTimeout)
+	}
+	l.started(p)
+	return p, nil
+}
