@@ -38,6 +38,7 @@ type instance struct {
 	cgroup    string
 	startedAt time.Time
 	last      []string    // last lines of output
+	firstErr  string      // the first line of this run's output that states an error (errline.go)
 	report    func(error) // set during a deploy until the first pass or failure
 	retiring  bool        // chosen to be stopped; no longer counted
 }
@@ -157,6 +158,7 @@ func (in *instance) start() (*proc, error) {
 	}()
 	in.mu.Lock()
 	in.pgid, in.start0, in.cgroup, in.startedAt, in.healthy = p.pgid, start0, cgPath, time.Now(), false
+	in.firstErr = ""
 	in.mu.Unlock()
 	s.saveState()
 	s.notify(in.app)
@@ -275,7 +277,19 @@ func (in *instance) lastOutput() string {
 	if len(in.last) == 0 {
 		return "no output"
 	}
-	return strings.Join(in.last[max(len(in.last)-5, 0):], " | ")
+	tail := make([]string, 0, 5)
+	for _, l := range in.last[max(len(in.last)-5, 0):] {
+		if l = strings.TrimSpace(l); l != "" {
+			tail = append(tail, l)
+		}
+	}
+	out := strings.Join(tail, " | ")
+	// A stack trace pushes the error out of the tail ("Error: boom" is
+	// followed by ten frames): name it first.
+	if in.firstErr != "" && !strings.Contains(out, in.firstErr) {
+		out = in.firstErr + " … " + out
+	}
+	return out
 }
 
 // supervise runs the instance until stop: start, watch, and after an exit

@@ -329,6 +329,9 @@ func (in *instance) line(b []byte) {
 		in.last = in.last[1:]
 	}
 	in.last = append(in.last, text)
+	if in.firstErr == "" && errorLine(text) {
+		in.firstErr = strings.TrimSpace(text)
+	}
 	in.mu.Unlock()
 }
 
