@@ -8,6 +8,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"time"
 )
 
@@ -19,9 +20,11 @@ type queue struct {
 	pending *job
 }
 
+// job is one queued deploy. It writes its log only to its liveLog; the
+// caller's writer is fed by the caller's own follower (see await), so a
+// job never holds a ResponseWriter and never outlives one.
 type job struct {
 	rec  Deploy
-	log  io.Writer
 	run  func(ctx context.Context, rec *Deploy, log io.Writer) (Release, error)
 	done chan jobResult
 }
@@ -86,12 +89,9 @@ func (s *Service) newID() string {
 
 func (s *Service) enqueue(ctx context.Context, app, commit, trigger string, log io.Writer,
 	run func(ctx context.Context, rec *Deploy, log io.Writer) (Release, error)) (Release, error) {
-	if log == nil {
-		log = io.Discard
-	}
 	j := &job{
 		rec: Deploy{ID: s.newID(), App: app, Commit: commit, Trigger: trigger, Status: DeployQueued, QueuedAt: time.Now().UTC()},
-		log: log, run: run, done: make(chan jobResult, 1),
+		run: run, done: make(chan jobResult, 1),
 	}
 	if _, err := s.store.app(app); err == nil {
 		if err := s.store.putDeploy(j.rec); err != nil {
@@ -121,6 +121,9 @@ func (s *Service) enqueue(ctx context.Context, app, commit, trigger string, log 
 	if old != nil {
 		// Record the outcome before its followers stop (they read it next)
 		// and before its caller hears of it.
+		if oldLive != nil {
+			old.rec.Log = oldLive.String()
+		}
 		s.saveDeploy(old.rec)
 		if oldLive != nil {
 			oldLive.Close()
@@ -130,15 +133,47 @@ func (s *Service) enqueue(ctx context.Context, app, commit, trigger string, log 
 	if start {
 		go s.work(app, q)
 	} else {
-		fmt.Fprintf(log, "-----> Waiting for the deploy of %s in progress\n", app)
+		fmt.Fprintf(live, "-----> Waiting for the deploy of %s in progress\n", app)
 	}
+	return await(ctx, j, live, log)
+}
+
+// await follows the job's log to w and returns the job's outcome, or
+// ctx's error as soon as the caller leaves (the deploy, once queued,
+// carries on). The follower writes from a goroutine await waits for, so
+// once await returns nothing writes to w any more: a request's
+// ResponseWriter is never written after its handler returned. A writer
+// that fails (the client hung up) ends the following, not the deploy.
+func await(ctx context.Context, j *job, live *liveLog, w io.Writer) (Release, error) {
+	if w == nil {
+		w = io.Discard
+	}
+	fctx, stop := context.WithCancel(ctx)
+	defer stop()
+	followed := make(chan error, 1)
+	go func() { followed <- live.Follow(fctx, w) }()
+	var r jobResult
 	select {
-	case r := <-j.done:
-		return r.rel, r.err
+	case r = <-j.done:
+		// The log is closed before the result is sent: the follower copies
+		// the rest and ends (or ends with ctx, if the caller leaves now).
+		live.Close()
+		<-followed
 	case <-ctx.Done():
-		// The caller went away; the deploy, once started, carries on.
+		stop()
+		<-followed
 		return Release{}, ctx.Err()
+	case err := <-followed:
+		if err != nil && ctx.Err() == nil {
+			return Release{}, fmt.Errorf("deploy %s: the log's reader left: %w", j.rec.App, err)
+		}
+		select {
+		case r = <-j.done:
+		case <-ctx.Done():
+			return Release{}, ctx.Err()
+		}
 	}
+	return r.rel, r.err
 }
 
 // work runs an app's queued jobs one after the other.
@@ -175,14 +210,13 @@ func (s *Service) runJob(j *job, live *liveLog) (Release, error) {
 	rec.Status, rec.StartedAt = DeployRunning, &now
 	s.saveDeploy(*rec)
 	s.publish(Event{App: rec.App, Type: "deploy", State: StateDeploying, Message: "deploy started"})
-	log := teeWriter{main: live, others: []io.Writer{j.log}}
 	// The deploy outlives the request that asked for it.
-	rel, err := j.run(context.Background(), rec, log)
+	rel, err := s.call(j, live)
 	end := time.Now().UTC()
 	rec.FinishedAt = &end
 	if err != nil {
 		rec.Status, rec.Error = DeployFailed, err.Error()
-		fmt.Fprintf(log, "-----> Deploy failed: %v\n", err)
+		fmt.Fprintf(live, "-----> Deploy failed: %v\n", err)
 	} else {
 		rec.Status, rec.Release = DeploySucceeded, rel.Name
 	}
@@ -197,6 +231,22 @@ func (s *Service) runJob(j *job, live *liveLog) (Release, error) {
 	}
 	s.publish(Event{App: rec.App, Type: "deploy", Message: msg})
 	return rel, err
+}
+
+// call runs the job's work. A panic in it (a builder, a scheduler, a hook
+// of the router) fails this deploy only: it is logged with the app and
+// its stack, and returned as the deploy's error, so the record says what
+// happened and the app's queue moves on.
+func (s *Service) call(j *job, log io.Writer) (rel Release, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			s.log.Error("deploy panicked", "app", j.rec.App, "deploy", j.rec.ID, "panic", v, "stack", string(debug.Stack()))
+			err = fmt.Errorf("deploy %s: panic: %v", j.rec.App, v)
+			s.markFailed(j.rec.App, err.Error())
+			rel = Release{}
+		}
+	}()
+	return j.run(context.Background(), &j.rec, log)
 }
 
 func (s *Service) saveDeploy(d Deploy) {
@@ -218,14 +268,8 @@ func (s *Service) build(ctx context.Context, app string, desc Descriptor, req De
 	name := ReleaseName(prev.LastVersion)
 	rec.Release = name
 	fmt.Fprintf(log, "-----> Building %s %s (%s)\n", app, name, desc.File)
-	select {
-	case s.builds <- struct{}{}:
-	case <-ctx.Done():
-		return Release{}, ctx.Err()
-	}
 	start := time.Now()
-	slug, cmd, err := s.builder.Build(ctx, req.Dir, app, name, desc.Cmd, log)
-	<-s.builds
+	slug, cmd, err := s.buildSlug(ctx, req.Dir, app, name, desc.Cmd, log)
 	if err != nil {
 		s.markFailed(app, fmt.Sprintf("build of %s failed: %v", name, err))
 		return Release{}, fmt.Errorf("build %s %s: %w", app, name, err)
@@ -239,6 +283,18 @@ func (s *Service) build(ctx context.Context, app string, desc Descriptor, req De
 		return Release{}, fmt.Errorf("record release %s %s: %w", app, name, err)
 	}
 	return rel, s.rollout(ctx, rel, log)
+}
+
+// buildSlug runs the builder in one of the build slots, and gives the
+// slot back however the build ends (a panic included).
+func (s *Service) buildSlug(ctx context.Context, dir, app, release, cmd string, log io.Writer) (string, string, error) {
+	select {
+	case s.builds <- struct{}{}:
+	case <-ctx.Done():
+		return "", "", ctx.Err()
+	}
+	defer func() { <-s.builds }()
+	return s.builder.Build(ctx, dir, app, release, cmd, log)
 }
 
 // rollout runs rel and makes it the app's current release once healthy.

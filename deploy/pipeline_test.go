@@ -1,0 +1,171 @@
+package deploy_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/flock-paas/flock/deploy"
+)
+
+// chattyBuilder is the real builder followed by a build step that keeps
+// logging: once it has written its first line it waits for resume, then
+// writes the rest, as npm does while a client comes and goes.
+type chattyBuilder struct {
+	deploy.Builder
+	lines   int
+	resume  chan struct{}
+	started chan struct{}
+	once    sync.Once
+}
+
+func (b *chattyBuilder) Build(ctx context.Context, dir, app, release, cmd string, log io.Writer) (string, string, error) {
+	slug, command, err := b.Builder.Build(ctx, dir, app, release, cmd, log)
+	fmt.Fprintf(log, "chatty line 0\n")
+	b.once.Do(func() { close(b.started) })
+	<-b.resume
+	for i := 1; i < b.lines; i++ {
+		fmt.Fprintf(log, "chatty line %d\n", i)
+	}
+	return slug, command, err
+}
+
+// guardedWriter is a caller's writer that fails the test on any write after
+// the call it was handed to returned: the fate of a ResponseWriter after its
+// handler returned.
+type guardedWriter struct {
+	t        *testing.T
+	mu       sync.Mutex
+	buf      strings.Builder
+	returned bool
+	late     int
+}
+
+func (w *guardedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.returned {
+		w.late++
+		return 0, errors.New("write after return")
+	}
+	return w.buf.Write(p)
+}
+
+func (w *guardedWriter) close() {
+	w.mu.Lock()
+	w.returned = true
+	w.mu.Unlock()
+}
+
+func (w *guardedWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
+}
+
+// TestCallerLeavingStopsFollowingNotTheDeploy: the caller of Deploy leaves
+// mid-build (a client hung up). Deploy returns at once; nothing is written
+// to the caller's writer after that; the deploy goes on and is recorded
+// with its whole log.
+func TestCallerLeavingStopsFollowingNotTheDeploy(t *testing.T) {
+	chatty := &chattyBuilder{lines: 200, resume: make(chan struct{}), started: make(chan struct{})}
+	p := startPlatform(t, t.TempDir(), func(b deploy.Builder) deploy.Builder { chatty.Builder = b; return chatty })
+	w := &guardedWriter{t: t}
+	ctx, leave := context.WithCancel(context.Background())
+	returned := make(chan error, 1)
+	go func() {
+		_, err := p.svc.Deploy(ctx, deploy.DeployRequest{Dir: example(t, "hello"), Commit: "c1"}, w)
+		w.close()
+		returned <- err
+	}()
+	select {
+	case <-chatty.started:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the build never started")
+	}
+	waitFor(t, 10*time.Second, "the caller to see the first chatty line", func() bool {
+		return strings.Contains(w.String(), "chatty line 0")
+	})
+	leave()
+	select {
+	case err := <-returned:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("Deploy after the caller left = %v, want context.Canceled", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Deploy did not return when its caller left")
+	}
+	close(chatty.resume)
+
+	var d deploy.Deploy
+	waitFor(t, 30*time.Second, "the deploy to finish without its caller", func() bool {
+		ds, err := p.svc.Deploys(context.Background(), "hello")
+		if err != nil || len(ds) == 0 {
+			return false
+		}
+		d, _ = p.svc.DeployByID(context.Background(), ds[0].ID)
+		return d.FinishedAt != nil
+	})
+	if d.Status != deploy.DeploySucceeded {
+		t.Errorf("deploy status %s (%s), want succeeded", d.Status, d.Error)
+	}
+	if !strings.Contains(d.Log, "chatty line 199\n") || !strings.Contains(d.Log, "is live at") {
+		t.Errorf("the record lacks the end of the log:\n%s", d.Log)
+	}
+	if w.late > 0 {
+		t.Errorf("%d writes reached the caller's writer after Deploy returned", w.late)
+	}
+}
+
+// panicBuilder panics for one app, as a bug in a build step would.
+type panicBuilder struct {
+	deploy.Builder
+	app string
+}
+
+func (b panicBuilder) Build(ctx context.Context, dir, app, release, cmd string, log io.Writer) (string, string, error) {
+	if app == b.app {
+		fmt.Fprintln(log, "about to panic")
+		var m map[string]int
+		m["boom"]++ // a nil-map write: a runtime panic
+	}
+	return b.Builder.Build(ctx, dir, app, release, cmd, log)
+}
+
+// TestPanicFailsOnlyItsDeploy: a panic in a deploy's job fails that deploy,
+// with the panic in its record; the process, the app's queue and the build
+// slots carry on.
+func TestPanicFailsOnlyItsDeploy(t *testing.T) {
+	ctx := context.Background()
+	p := startPlatform(t, t.TempDir(), func(b deploy.Builder) deploy.Builder { return panicBuilder{b, "boom"} })
+	// More panics than build slots: a slot a panic leaked would block the rest.
+	for i := range 3 {
+		_, err := p.svc.Deploy(ctx, deploy.DeployRequest{App: "boom", Dir: example(t, "hello")}, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), "panic") || !strings.Contains(err.Error(), "nil map") {
+			t.Fatalf("deploy %d of an app whose build panics = %v, want an error naming the panic", i+1, err)
+		}
+	}
+	ds, err := p.svc.Deploys(ctx, "boom")
+	if err != nil || len(ds) != 3 {
+		t.Fatalf("deploy records of boom: %v %d, want 3", err, len(ds))
+	}
+	d, err := p.svc.DeployByID(ctx, ds[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Status != deploy.DeployFailed || !strings.Contains(d.Error, "panic") || !strings.Contains(d.Log, "about to panic") {
+		t.Errorf("record of the panicked deploy: %s %q, log:\n%s", d.Status, d.Error, d.Log)
+	}
+	if _, err := p.svc.Deploy(ctx, deploy.DeployRequest{Dir: example(t, "hello")}, io.Discard); err != nil {
+		t.Errorf("a deploy of another app after the panics: %v", err)
+	}
+	a, err := p.svc.App(ctx, "boom")
+	if err != nil || a.State != deploy.StateFailed || !strings.Contains(a.Error, "panic") {
+		t.Errorf("boom after its panics: %v %s %q, want failed naming the panic", err, a.State, a.Error)
+	}
+}
