@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"sync"
@@ -209,6 +210,12 @@ func (s *Service) reconcile(ctx context.Context) {
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
+			// A panic restarting one app leaves the others to restart.
+			defer func() {
+				if v := recover(); v != nil {
+					s.log.Error("reconcile panicked", "app", rel.App, "release", rel.Name, "panic", v, "stack", string(debug.Stack()))
+				}
+			}()
 			if err := s.sched.Deploy(ctx, s.spec(rel, n), io.Discard); err != nil && ctx.Err() == nil {
 				s.log.Error("reconcile", "app", rel.App, "release", rel.Name, "err", err)
 			}
