@@ -26,7 +26,14 @@ type queue struct {
 type job struct {
 	rec  Deploy
 	run  func(ctx context.Context, rec *Deploy, log io.Writer) (Release, error)
+	src  string // the job's own source folder (see snapshot); "" for a rollback
 	done chan jobResult
+}
+
+func (j *job) removeSource() {
+	if j.src != "" {
+		os.RemoveAll(j.src) //nolint:errcheck // a temp folder; nothing to tell anyone
+	}
 }
 
 type jobResult struct {
@@ -63,7 +70,12 @@ func (s *Service) Deploy(ctx context.Context, req DeployRequest, log io.Writer) 
 	if trigger == "" {
 		trigger = "cli"
 	}
-	return s.enqueue(ctx, name, req.Commit, trigger, log, func(ctx context.Context, rec *Deploy, log io.Writer) (Release, error) {
+	src, err := snapshot(req.Dir)
+	if err != nil {
+		return Release{}, fmt.Errorf("deploy %s: %w", name, err)
+	}
+	req.Dir = src // the caller may remove its folder once Deploy returns
+	return s.enqueue(ctx, name, req.Commit, trigger, src, log, func(ctx context.Context, rec *Deploy, log io.Writer) (Release, error) {
 		return s.build(ctx, name, desc, req, rec, log)
 	})
 }
@@ -87,14 +99,17 @@ func (s *Service) newID() string {
 	return fmt.Sprintf("%s-%03d", time.Now().UTC().Format("20060102T150405.000000"), n)
 }
 
-func (s *Service) enqueue(ctx context.Context, app, commit, trigger string, log io.Writer,
+// enqueue queues a job for app and awaits it. src, when set, is the job's
+// own source folder: it is removed when the job ends or is superseded.
+func (s *Service) enqueue(ctx context.Context, app, commit, trigger, src string, log io.Writer,
 	run func(ctx context.Context, rec *Deploy, log io.Writer) (Release, error)) (Release, error) {
 	j := &job{
 		rec: Deploy{ID: s.newID(), App: app, Commit: commit, Trigger: trigger, Status: DeployQueued, QueuedAt: time.Now().UTC()},
-		run: run, done: make(chan jobResult, 1),
+		run: run, src: src, done: make(chan jobResult, 1),
 	}
 	if _, err := s.store.app(app); err == nil {
 		if err := s.store.putDeploy(j.rec); err != nil {
+			j.removeSource()
 			return Release{}, fmt.Errorf("deploy %s: %w", app, err)
 		}
 	}
@@ -125,6 +140,7 @@ func (s *Service) enqueue(ctx context.Context, app, commit, trigger string, log 
 			old.rec.Log = oldLive.String()
 		}
 		s.saveDeploy(old.rec)
+		old.removeSource()
 		if oldLive != nil {
 			oldLive.Close()
 		}
@@ -192,6 +208,7 @@ func (s *Service) work(app string, q *queue) {
 		s.deploying[app]++
 		s.mu.Unlock()
 		rel, err := s.runJob(j, live)
+		j.removeSource()
 		s.mu.Lock()
 		s.deploying[app]--
 		if s.deploying[app] == 0 {
@@ -369,7 +386,7 @@ func (s *Service) Rollback(ctx context.Context, app, release string, log io.Writ
 	if err != nil {
 		return Release{}, fmt.Errorf("rollback %s to %s: %w", app, release, err)
 	}
-	return s.enqueue(ctx, app, old.Commit, "rollback to "+old.Name, log, func(ctx context.Context, d *Deploy, log io.Writer) (Release, error) {
+	return s.enqueue(ctx, app, old.Commit, "rollback to "+old.Name, "", log, func(ctx context.Context, d *Deploy, log io.Writer) (Release, error) {
 		r, err := s.store.updateApp(app, false, func(r *appRecord) error { r.LastVersion++; return nil })
 		if err != nil {
 			return Release{}, fmt.Errorf("rollback %s: %w", app, err)

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -71,8 +73,12 @@ func (w *guardedWriter) String() string {
 // TestCallerLeavingStopsFollowingNotTheDeploy: the caller of Deploy leaves
 // mid-build (a client hung up). Deploy returns at once; nothing is written
 // to the caller's writer after that; the deploy goes on and is recorded
-// with its whole log.
+// with its whole log. A second caller leaves while its deploy waits in the
+// queue and removes its source folder, as every caller does: that deploy
+// still builds, from its own copy, which is removed when it ends.
 func TestCallerLeavingStopsFollowingNotTheDeploy(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp) // where the deploys' own copies of their source go
 	chatty := &chattyBuilder{lines: 200, resume: make(chan struct{}), started: make(chan struct{})}
 	p := startPlatform(t, t.TempDir(), func(b deploy.Builder) deploy.Builder { chatty.Builder = b; return chatty })
 	w := &guardedWriter{t: t}
@@ -100,25 +106,50 @@ func TestCallerLeavingStopsFollowingNotTheDeploy(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Deploy did not return when its caller left")
 	}
+
+	// The second caller: queued behind the first, leaves, removes its folder.
+	src2 := example(t, "hello")
+	ctx2, leave2 := context.WithCancel(context.Background())
+	returned2 := make(chan error, 1)
+	go func() {
+		_, err := p.svc.Deploy(ctx2, deploy.DeployRequest{Dir: src2, Commit: "c2"}, io.Discard)
+		returned2 <- err
+	}()
+	waitFor(t, 10*time.Second, "the second deploy queued", func() bool {
+		ds, _ := p.svc.Deploys(context.Background(), "hello")
+		return len(ds) == 2
+	})
+	leave2()
+	if err := <-returned2; !errors.Is(err, context.Canceled) {
+		t.Errorf("the queued Deploy after its caller left = %v, want context.Canceled", err)
+	}
+	if err := os.RemoveAll(src2); err != nil {
+		t.Fatal(err)
+	}
 	close(chatty.resume)
 
-	var d deploy.Deploy
-	waitFor(t, 30*time.Second, "the deploy to finish without its caller", func() bool {
-		ds, err := p.svc.Deploys(context.Background(), "hello")
-		if err != nil || len(ds) == 0 {
-			return false
-		}
-		d, _ = p.svc.DeployByID(context.Background(), ds[0].ID)
-		return d.FinishedAt != nil
+	var ds []deploy.Deploy
+	waitFor(t, 60*time.Second, "both deploys to finish without their callers", func() bool {
+		ds, _ = p.svc.Deploys(context.Background(), "hello")
+		return len(ds) == 2 && ds[0].FinishedAt != nil && ds[1].FinishedAt != nil
 	})
-	if d.Status != deploy.DeploySucceeded {
-		t.Errorf("deploy status %s (%s), want succeeded", d.Status, d.Error)
-	}
-	if !strings.Contains(d.Log, "chatty line 199\n") || !strings.Contains(d.Log, "is live at") {
-		t.Errorf("the record lacks the end of the log:\n%s", d.Log)
+	for _, d := range ds {
+		full, err := p.svc.DeployByID(context.Background(), d.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if full.Status != deploy.DeploySucceeded {
+			t.Errorf("deploy of %s: %s (%s), want succeeded; log:\n%s", d.Commit, full.Status, full.Error, full.Log)
+		}
+		if !strings.Contains(full.Log, "chatty line 199\n") || !strings.Contains(full.Log, "is live at") {
+			t.Errorf("the record of %s lacks the end of the log:\n%s", d.Commit, full.Log)
+		}
 	}
 	if w.late > 0 {
 		t.Errorf("%d writes reached the caller's writer after Deploy returned", w.late)
+	}
+	if left, _ := filepath.Glob(filepath.Join(tmp, "flock-source-*")); len(left) > 0 {
+		t.Errorf("the deploys' source copies are left behind: %v", left)
 	}
 }
 

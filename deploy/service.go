@@ -50,8 +50,9 @@ type Config struct {
 type DeployRequest struct {
 	// App names the app; empty: the descriptor's name.
 	App string
-	// Dir is the source tree. The caller owns it and removes it after
-	// Deploy returns.
+	// Dir is the source tree. The caller owns it and may remove it as soon
+	// as Deploy returns: Deploy takes its own copy first, because a deploy
+	// goes on after a caller that left.
 	Dir     string
 	Commit  string
 	Trigger string // "cli", "git push", "github"
