@@ -208,7 +208,6 @@ func (s *Service) work(app string, q *queue) {
 		s.deploying[app]++
 		s.mu.Unlock()
 		rel, err := s.runJob(j, live)
-		j.removeSource()
 		s.mu.Lock()
 		s.deploying[app]--
 		if s.deploying[app] == 0 {
@@ -229,6 +228,7 @@ func (s *Service) runJob(j *job, live *liveLog) (Release, error) {
 	s.publish(Event{App: rec.App, Type: "deploy", State: StateDeploying, Message: "deploy started"})
 	// The deploy outlives the request that asked for it.
 	rel, err := s.call(j, live)
+	j.removeSource() // before the record says the deploy ended
 	end := time.Now().UTC()
 	rec.FinishedAt = &end
 	if err != nil {
@@ -438,7 +438,9 @@ func (s *Service) Scale(ctx context.Context, app string, n int) error {
 	// Tell subscribers first: the router then knows, before the scheduler
 	// drains anything, whether other instances are coming.
 	s.publish(Event{App: app, Type: "state", Message: fmt.Sprintf("scaled to %d", n)})
-	if err := s.sched.Scale(ctx, app, n); err != nil {
+	// Once recorded, the change is carried out whole, also for a client
+	// that leaves now: else the store and the instances would disagree.
+	if err := s.sched.Scale(context.WithoutCancel(ctx), app, n); err != nil {
 		return fmt.Errorf("scale %s: %w", app, err)
 	}
 	return nil
@@ -470,7 +472,7 @@ func (s *Service) Sleep(ctx context.Context, app string) error {
 	delete(s.waking, app)
 	s.mu.Unlock()
 	s.publish(Event{App: app, Type: "state", State: StateSleeping, Message: "asleep"})
-	if err := s.sched.Scale(ctx, app, 0); err != nil {
+	if err := s.sched.Scale(context.WithoutCancel(ctx), app, 0); err != nil { // see Scale
 		return fmt.Errorf("sleep %s: %w", app, err)
 	}
 	return nil
@@ -504,7 +506,7 @@ func (s *Service) Wake(ctx context.Context, app string) error {
 	s.mu.Lock()
 	s.waking[app] = true
 	s.mu.Unlock()
-	err = s.sched.Scale(ctx, app, rec.Desired)
+	err = s.sched.Scale(context.WithoutCancel(ctx), app, rec.Desired) // see Scale
 	s.publish(Event{App: app, Type: "state", State: StateWaking, Message: "waking"})
 	if err != nil {
 		return fmt.Errorf("wake %s: %w", app, err)
@@ -535,7 +537,8 @@ func (s *Service) Destroy(ctx context.Context, app string) error {
 	if _, err := s.store.app(app); err != nil {
 		return fmt.Errorf("destroy %s: %w", app, err) // destroyed while we waited
 	}
-	if err := s.sched.Remove(ctx, app); err != nil {
+	// Carried out whole, also for a client that leaves now (see Scale).
+	if err := s.sched.Remove(context.WithoutCancel(ctx), app); err != nil {
 		return fmt.Errorf("destroy %s: %w", app, err)
 	}
 	if err := s.store.deleteApp(app); err != nil {

@@ -200,3 +200,45 @@ func TestPanicFailsOnlyItsDeploy(t *testing.T) {
 		t.Errorf("boom after its panics: %v %s %q, want failed naming the panic", err, a.State, a.Error)
 	}
 }
+
+// TestActionsWhoseCallerLeft: a scale, a sleep and a wake asked for by a
+// client that has already gone (its request's context has ended) are
+// carried out whole, so the store and the running instances agree.
+func TestActionsWhoseCallerLeft(t *testing.T) {
+	p := startPlatform(t, t.TempDir())
+	if _, err := p.svc.Deploy(context.Background(), deploy.DeployRequest{Dir: example(t, "hello")}, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	gone, leave := context.WithCancel(context.Background())
+	leave()
+	app := func() deploy.App {
+		t.Helper()
+		a, err := p.svc.App(context.Background(), "hello")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	for i := range 10 {
+		n := 1 + i%2
+		if err := p.svc.Scale(gone, "hello", n); err != nil {
+			t.Fatalf("scale %d to %d for a client that left: %v", i+1, n, err)
+		}
+		if a := app(); a.Desired != n || len(a.Instances) != n {
+			t.Fatalf("scale %d to %d: desired %d, %d instances", i+1, n, a.Desired, len(a.Instances))
+		}
+	}
+	if err := p.svc.Sleep(gone, "hello"); err != nil {
+		t.Fatalf("sleep for a client that left: %v", err)
+	}
+	if a := app(); a.State != deploy.StateSleeping || len(a.Instances) != 0 {
+		t.Fatalf("after sleep: %s with %d instances", a.State, len(a.Instances))
+	}
+	if err := p.svc.Wake(gone, "hello"); err != nil {
+		t.Fatalf("wake for a client that left: %v", err)
+	}
+	waitFor(t, 20*time.Second, "the woken app healthy", func() bool {
+		a := app()
+		return a.HealthyCount() == a.Desired && a.Desired == 2
+	})
+}
