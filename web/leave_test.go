@@ -224,6 +224,17 @@ func TestClientsLeavingMidStream(t *testing.T) {
 		e.settled(t, fmt.Sprintf("dashboard rollbacks, round %d", round+1))
 	}
 
+	// The dashboard's other actions, by clients that leave.
+	for _, action := range []string{"scale", "sleep", "wake"} {
+		crowd(4, func() *http.Request {
+			r, _ := http.NewRequest("POST", e.url+"/apps/demo/"+action, strings.NewReader("instances=2&csrf="+csrf))
+			r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			r.AddCookie(sc)
+			return r
+		})
+	}
+	e.settled(t, "dashboard actions")
+
 	// Followers of a deploy in progress come and go; its own client stays.
 	uploaded := make(chan string, 1)
 	go func() {
