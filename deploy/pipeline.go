@@ -167,7 +167,16 @@ func await(ctx context.Context, j *job, live *liveLog, w io.Writer) (Release, er
 	fctx, stop := context.WithCancel(ctx)
 	defer stop()
 	followed := make(chan error, 1)
-	go func() { followed <- live.Follow(fctx, w) }()
+	go func() {
+		// This goroutine serves a request: a writer that panics ends this
+		// follower with an error, not the process.
+		defer func() {
+			if v := recover(); v != nil {
+				followed <- fmt.Errorf("panic: %v", v)
+			}
+		}()
+		followed <- live.Follow(fctx, w)
+	}()
 	var r jobResult
 	select {
 	case r = <-j.done:

@@ -242,3 +242,23 @@ func TestActionsWhoseCallerLeft(t *testing.T) {
 		return a.HealthyCount() == a.Desired && a.Desired == 2
 	})
 }
+
+// panicWriter is a caller's writer that panics, as a broken
+// ResponseWriter does.
+type panicWriter struct{}
+
+func (panicWriter) Write(p []byte) (int, error) { panic("broken writer") }
+
+// TestCallerWriterPanics: a caller's writer that panics ends that caller's
+// following with an error; the deploy goes on and succeeds.
+func TestCallerWriterPanics(t *testing.T) {
+	p := startPlatform(t, t.TempDir())
+	_, err := p.svc.Deploy(context.Background(), deploy.DeployRequest{Dir: example(t, "hello")}, panicWriter{})
+	if err == nil || !strings.Contains(err.Error(), "broken writer") {
+		t.Errorf("Deploy with a writer that panics = %v, want an error naming the panic", err)
+	}
+	waitFor(t, 30*time.Second, "the deploy to succeed without its caller", func() bool {
+		a, err := p.svc.App(context.Background(), "hello")
+		return err == nil && a.Release == "v1" && a.HealthyCount() == 1
+	})
+}
