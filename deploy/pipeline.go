@@ -79,8 +79,13 @@ func (s *Service) build(ctx context.Context, app string, desc Descriptor, req De
 	name := ReleaseName(prev.LastVersion)
 	rec.Release = name
 	fmt.Fprintf(log, "-----> Building %s %s (%s)\n", app, name, desc.File)
+	select {
+	case s.builds <- struct{}{}:
+	case <-ctx.Done():
+		return Release{}, ctx.Err()
+	}
 	start := time.Now()
-	slug, cmd, err := s.buildSlug(ctx, req.Dir, app, name, desc.Cmd, log)
+	slug, cmd, err := s.buildInSlot(ctx, req.Dir, app, name, desc.Cmd, log)
 	if err != nil {
 		s.markFailed(app, fmt.Sprintf("build of %s failed: %v", name, err))
 		return Release{}, fmt.Errorf("build %s %s: %w", app, name, err)
@@ -96,14 +101,9 @@ func (s *Service) build(ctx context.Context, app string, desc Descriptor, req De
 	return rel, s.rollout(ctx, rel, log)
 }
 
-// buildSlug runs the builder in one of the build slots, and gives the
-// slot back however the build ends (a panic included).
-func (s *Service) buildSlug(ctx context.Context, dir, app, release, cmd string, log io.Writer) (string, string, error) {
-	select {
-	case s.builds <- struct{}{}:
-	case <-ctx.Done():
-		return "", "", ctx.Err()
-	}
+// buildInSlot runs the builder in the build slot its caller took, and
+// gives the slot back however the build ends (a panic included).
+func (s *Service) buildInSlot(ctx context.Context, dir, app, release, cmd string, log io.Writer) (string, string, error) {
 	defer func() { <-s.builds }()
 	return s.builder.Build(ctx, dir, app, release, cmd, log)
 }
