@@ -50,7 +50,6 @@ func (c chattyScheduler) Deploy(ctx context.Context, spec deploy.Spec, log io.Wr
 // on a real loopback socket.
 type leaveEnv struct {
 	svc    *deploy.Service
-	h      http.Handler
 	url    string
 	client *http.Client
 	src    []byte
@@ -79,10 +78,48 @@ func newLeaveEnv(t *testing.T) *leaveEnv {
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(srv.Close)
 	return &leaveEnv{
-		svc: svc, h: s.Handler(), url: srv.URL,
+		svc: svc, url: srv.URL,
 		client: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}},
 		src:    tarGz(t, map[string]string{"package.json": `{"name":"demo","scripts":{"start":"node server.js"}}`}),
 	}
+}
+
+// login signs in on the dashboard over the socket, as a browser does, and
+// returns the session cookie and its CSRF token.
+func (e *leaveEnv) login(t *testing.T) (*http.Cookie, string) {
+	t.Helper()
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	find := func(resp *http.Response, name string) *http.Cookie {
+		for _, c := range resp.Cookies() {
+			if c.Name == name {
+				return c
+			}
+		}
+		t.Fatalf("%s: no %s cookie", resp.Request.URL.Path, name)
+		return nil
+	}
+	resp, err := noRedirect.Get(e.url + "/login")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	lc := find(resp, loginCookie)
+	r, _ := http.NewRequest("POST", e.url+"/login", strings.NewReader("csrf="+lc.Value+"&token="+testToken+"&next=/"))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	r.AddCookie(lc)
+	if resp, err = noRedirect.Do(r); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	sc := find(resp, sessionCookie)
+	r, _ = http.NewRequest("GET", e.url+"/", nil)
+	r.AddCookie(sc)
+	page := e.stream(t, r)
+	m := csrfMetaRE.FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("apps page has no csrf meta: %s", page)
+	}
+	return sc, m[1]
 }
 
 // hangUp sends r and leaves at a random moment: before the answer, or
@@ -213,7 +250,7 @@ func TestClientsLeavingMidStream(t *testing.T) {
 		e.settled(t, fmt.Sprintf("API rollbacks, round %d", round+1))
 	}
 
-	sc, csrf := login(t, e.h)
+	sc, csrf := e.login(t)
 	for round := range 3 {
 		crowd(8, func() *http.Request {
 			r, _ := http.NewRequest("POST", e.url+"/apps/demo/rollback", strings.NewReader("release=v2&csrf="+csrf))
