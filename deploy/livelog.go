@@ -7,8 +7,12 @@ import (
 	"sync"
 )
 
-// maxLog caps what a deploy record keeps of its log.
-const maxLog = 1 << 20
+// maxLog caps what a deploy record keeps of its log; truncated then says
+// so, where the log stops.
+const (
+	maxLog    = 1 << 20
+	truncated = "\n-----> The log is longer than 1 MiB; the rest is not kept (the deploy goes on)\n"
+)
 
 // liveLog is the log of a deploy in progress: the job writes it, and any
 // number of followers read it, each from its own goroutine and at its own
@@ -29,6 +33,9 @@ func (l *liveLog) Write(p []byte) (int, error) {
 	defer l.mu.Unlock()
 	if l.buf.Len() < maxLog {
 		l.buf.Write(p)
+		if l.buf.Len() >= maxLog {
+			l.buf.WriteString(truncated)
+		}
 	}
 	close(l.notify)
 	l.notify = make(chan struct{})
