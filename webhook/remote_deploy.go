@@ -60,6 +60,13 @@ func (rm *Remote) hookDeploy(w http.ResponseWriter, r *http.Request, app string)
 	start := time.Now()
 	url, err := rm.safeDeploy(ctx, p, dir, out, log)
 	out.end()
+	if err != nil && ctx.Err() != nil {
+		// The pusher left: nobody reads on. What becomes of the deploy is
+		// the deploy function's to say (Flock's goes on and is recorded).
+		log.Info("git push: the pusher left", "took", time.Since(start).Round(time.Millisecond))
+		w.Header().Set(statusTrailer, "failed")
+		return nil
+	}
 	if err != nil {
 		log.Error("git push failed", "err", err, "took", time.Since(start).Round(time.Millisecond))
 		fmt.Fprintf(out, " !     Deploy failed: %v\n !     Push rejected; the running release is unchanged.\n", err)
