@@ -7,11 +7,18 @@ import (
 	"sync"
 )
 
-// maxLog caps what a deploy record keeps of its log.
-const maxLog = 1 << 20
+// maxLog caps what a deploy record keeps of its log; truncated then says
+// so, where the log stops.
+const (
+	maxLog    = 1 << 20
+	truncated = "\n-----> The log is longer than 1 MiB; the rest is not kept (the deploy goes on)\n"
+)
 
-// liveLog is the log of a deploy in progress: many readers can follow it
-// while the pipeline writes it.
+// liveLog is the log of a deploy in progress: the job writes it, and any
+// number of followers read it, each from its own goroutine and at its own
+// pace. Writes never block on a follower and never fail, so a client that
+// is slow or gone cannot stall or break a deploy; a follower that fails to
+// write just stops following.
 type liveLog struct {
 	mu     sync.Mutex
 	buf    bytes.Buffer
@@ -26,16 +33,24 @@ func (l *liveLog) Write(p []byte) (int, error) {
 	defer l.mu.Unlock()
 	if l.buf.Len() < maxLog {
 		l.buf.Write(p)
+		if l.buf.Len() >= maxLog {
+			l.buf.WriteString(truncated)
+		}
 	}
 	close(l.notify)
 	l.notify = make(chan struct{})
 	return len(p), nil
 }
 
-// Close marks the log complete and wakes every follower.
+// Close marks the log complete and wakes every follower. Closing twice
+// is harmless; writes after Close are still kept (a scheduler may log a
+// last line late), but followers no longer wait for them.
 func (l *liveLog) Close() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.done {
+		return
+	}
 	l.done = true
 	close(l.notify)
 	l.notify = make(chan struct{})
@@ -47,7 +62,9 @@ func (l *liveLog) String() string {
 	return l.buf.String()
 }
 
-// Follow copies the log to w from the start until it is closed.
+// Follow copies the log to w from the start until it is closed, ctx ends
+// or a write to w fails. w is written only from the calling goroutine, and
+// not at all once Follow has returned.
 func (l *liveLog) Follow(ctx context.Context, w io.Writer) error {
 	off := 0
 	for {
@@ -73,23 +90,4 @@ func (l *liveLog) Follow(ctx context.Context, w io.Writer) error {
 		case <-notify:
 		}
 	}
-}
-
-// teeWriter passes writes to every writer and ignores the errors of all
-// but the first: a client that hung up must not stop a deploy.
-type teeWriter struct {
-	main   io.Writer
-	others []io.Writer
-}
-
-func (t teeWriter) Write(p []byte) (int, error) {
-	for _, w := range t.others {
-		if w != nil {
-			w.Write(p) //nolint:errcheck // best effort, see type doc
-			if f, ok := w.(interface{ Flush() }); ok {
-				f.Flush()
-			}
-		}
-	}
-	return t.main.Write(p)
 }

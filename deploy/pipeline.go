@@ -11,26 +11,6 @@ import (
 	"time"
 )
 
-// queue serialises the deploys of one app: one runs, at most one waits.
-// A newer deploy replaces the waiting one (that one ends ErrSuperseded),
-// never the running one.
-type queue struct {
-	running bool
-	pending *job
-}
-
-type job struct {
-	rec  Deploy
-	log  io.Writer
-	run  func(ctx context.Context, rec *Deploy, log io.Writer) (Release, error)
-	done chan jobResult
-}
-
-type jobResult struct {
-	rel Release
-	err error
-}
-
 // Deploy builds the source tree in req.Dir and rolls it out: a new
 // immutable release vN whose instances must pass their checks before the
 // old ones stop. It waits in the app's queue and returns when the release
@@ -64,7 +44,12 @@ func (s *Service) Deploy(ctx context.Context, req DeployRequest, log io.Writer) 
 	if trigger == "" {
 		trigger = "cli"
 	}
-	return s.enqueue(ctx, name, req.Commit, trigger, log, func(ctx context.Context, rec *Deploy, log io.Writer) (Release, error) {
+	src, err := snapshot(req.Dir)
+	if err != nil {
+		return Release{}, fmt.Errorf("deploy %s: %w", name, err)
+	}
+	req.Dir = src // the caller may remove its folder once Deploy returns
+	return s.enqueue(ctx, name, req.Commit, trigger, src, log, func(ctx context.Context, rec *Deploy, log io.Writer) (Release, error) {
 		return s.build(ctx, name, desc, req, rec, log)
 	})
 }
@@ -88,130 +73,6 @@ func (s *Service) newID() string {
 	return fmt.Sprintf("%s-%03d", time.Now().UTC().Format("20060102T150405.000000"), n)
 }
 
-func (s *Service) enqueue(ctx context.Context, app, commit, trigger string, log io.Writer,
-	run func(ctx context.Context, rec *Deploy, log io.Writer) (Release, error)) (Release, error) {
-	if log == nil {
-		log = io.Discard
-	}
-	j := &job{
-		rec: Deploy{ID: s.newID(), App: app, Commit: commit, Trigger: trigger, Status: DeployQueued, QueuedAt: time.Now().UTC()},
-		log: log, run: run, done: make(chan jobResult, 1),
-	}
-	if _, err := s.store.app(app); err == nil {
-		if err := s.store.putDeploy(j.rec); err != nil {
-			return Release{}, fmt.Errorf("deploy %s: %w", app, err)
-		}
-	}
-	live := newLiveLog()
-	s.mu.Lock()
-	s.live[j.rec.ID] = live
-	q := s.queues[app]
-	if q == nil {
-		q = &queue{}
-		s.queues[app] = q
-	}
-	old := q.pending
-	var oldLive *liveLog
-	if old != nil {
-		now := time.Now().UTC()
-		old.rec.Status, old.rec.FinishedAt, old.rec.Error = DeploySuperseded, &now, "superseded by "+j.rec.ID
-		oldLive = s.live[old.rec.ID]
-		delete(s.live, old.rec.ID)
-	}
-	q.pending = j
-	start := !q.running
-	q.running = true
-	s.mu.Unlock()
-	if old != nil {
-		// Record the outcome before its followers stop (they read it next)
-		// and before its caller hears of it.
-		s.saveDeploy(old.rec)
-		if oldLive != nil {
-			oldLive.Close()
-		}
-		old.done <- jobResult{err: fmt.Errorf("deploy %s: %w", app, ErrSuperseded)}
-	}
-	if start {
-		go s.work(app, q)
-	} else {
-		fmt.Fprintf(log, "-----> Waiting for the deploy of %s in progress\n", app)
-	}
-	select {
-	case r := <-j.done:
-		return r.rel, r.err
-	case <-ctx.Done():
-		// The caller went away; the deploy, once started, carries on.
-		return Release{}, ctx.Err()
-	}
-}
-
-// work runs an app's queued jobs one after the other.
-func (s *Service) work(app string, q *queue) {
-	for {
-		s.mu.Lock()
-		j := q.pending
-		q.pending = nil
-		if j == nil {
-			q.running = false
-			delete(s.queues, app) // the next deploy starts a fresh queue
-			s.mu.Unlock()
-			return
-		}
-		live := s.live[j.rec.ID]
-		s.deploying[app]++
-		s.mu.Unlock()
-		rel, err := s.runJob(j, live)
-		s.mu.Lock()
-		s.deploying[app]--
-		if s.deploying[app] == 0 {
-			delete(s.deploying, app)
-		}
-		delete(s.live, j.rec.ID)
-		s.mu.Unlock()
-		j.done <- jobResult{rel: rel, err: err}
-	}
-}
-
-func (s *Service) runJob(j *job, live *liveLog) (Release, error) {
-	defer live.Close()
-	rec := &j.rec
-	now := time.Now().UTC()
-	rec.Status, rec.StartedAt = DeployRunning, &now
-	s.saveDeploy(*rec)
-	s.publish(Event{App: rec.App, Type: "deploy", State: StateDeploying, Message: "deploy started"})
-	log := teeWriter{main: live, others: []io.Writer{j.log}}
-	// The deploy outlives the request that asked for it.
-	rel, err := j.run(context.Background(), rec, log)
-	end := time.Now().UTC()
-	rec.FinishedAt = &end
-	if err != nil {
-		rec.Status, rec.Error = DeployFailed, err.Error()
-		fmt.Fprintf(log, "-----> Deploy failed: %v\n", err)
-	} else {
-		rec.Status, rec.Release = DeploySucceeded, rel.Name
-	}
-	rec.Log = live.String()
-	s.saveDeploy(*rec)
-	if err := s.store.pruneDeploys(rec.App, keepDeploys); err != nil {
-		s.log.Error("prune deploy records", "app", rec.App, "err", err)
-	}
-	msg := "deploy succeeded: " + rel.Name
-	if err != nil {
-		msg = "deploy failed: " + err.Error()
-	}
-	s.publish(Event{App: rec.App, Type: "deploy", Message: msg})
-	return rel, err
-}
-
-func (s *Service) saveDeploy(d Deploy) {
-	if _, err := s.store.app(d.App); err != nil {
-		return // destroyed meanwhile, or never created
-	}
-	if err := s.store.putDeploy(d); err != nil {
-		s.log.Error("record deploy", "app", d.App, "err", err)
-	}
-}
-
 // build is the job of a deploy from source: build, record, roll out.
 func (s *Service) build(ctx context.Context, app string, desc Descriptor, req DeployRequest, rec *Deploy, log io.Writer) (Release, error) {
 	prev, err := s.store.updateApp(app, true, func(r *appRecord) error { r.LastVersion++; return nil })
@@ -232,8 +93,7 @@ func (s *Service) build(ctx context.Context, app string, desc Descriptor, req De
 		return Release{}, ctx.Err()
 	}
 	start := time.Now()
-	slug, cmd, err := s.builder.Build(ctx, req.Dir, app, name, desc.Cmd, log)
-	<-s.builds
+	slug, cmd, err := s.buildInSlot(ctx, req.Dir, app, name, desc.Cmd, log)
 	if err != nil {
 		s.markFailed(app, fmt.Sprintf("build of %s failed: %v", name, err))
 		return Release{}, fmt.Errorf("build %s %s: %w", app, name, err)
@@ -247,6 +107,13 @@ func (s *Service) build(ctx context.Context, app string, desc Descriptor, req De
 		return Release{}, fmt.Errorf("record release %s %s: %w", app, name, err)
 	}
 	return rel, s.rollout(ctx, rel, log)
+}
+
+// buildInSlot runs the builder in the build slot its caller took, and
+// gives the slot back however the build ends (a panic included).
+func (s *Service) buildInSlot(ctx context.Context, dir, app, release, cmd string, log io.Writer) (string, string, error) {
+	defer func() { <-s.builds }()
+	return s.builder.Build(ctx, dir, app, release, cmd, log)
 }
 
 // rollout runs rel and makes it the app's current release once healthy.
@@ -327,7 +194,7 @@ func (s *Service) Rollback(ctx context.Context, app, release string, log io.Writ
 	if err != nil {
 		return Release{}, fmt.Errorf("rollback %s to %s: %w", app, release, err)
 	}
-	return s.enqueue(ctx, app, old.Commit, "rollback to "+old.Name, log, func(ctx context.Context, d *Deploy, log io.Writer) (Release, error) {
+	return s.enqueue(ctx, app, old.Commit, "rollback to "+old.Name, "", log, func(ctx context.Context, d *Deploy, log io.Writer) (Release, error) {
 		r, err := s.store.updateApp(app, false, func(r *appRecord) error { r.LastVersion++; return nil })
 		if err != nil {
 			return Release{}, fmt.Errorf("rollback %s: %w", app, err)
@@ -379,7 +246,9 @@ func (s *Service) Scale(ctx context.Context, app string, n int) error {
 	// Tell subscribers first: the router then knows, before the scheduler
 	// drains anything, whether other instances are coming.
 	s.publish(Event{App: app, Type: "state", Message: fmt.Sprintf("scaled to %d", n)})
-	if err := s.sched.Scale(ctx, app, n); err != nil {
+	// Once recorded, the change is carried out whole, also for a client
+	// that leaves now: else the store and the instances would disagree.
+	if err := s.sched.Scale(context.WithoutCancel(ctx), app, n); err != nil {
 		return fmt.Errorf("scale %s: %w", app, err)
 	}
 	return nil
@@ -411,7 +280,7 @@ func (s *Service) Sleep(ctx context.Context, app string) error {
 	delete(s.waking, app)
 	s.mu.Unlock()
 	s.publish(Event{App: app, Type: "state", State: StateSleeping, Message: "asleep"})
-	if err := s.sched.Scale(ctx, app, 0); err != nil {
+	if err := s.sched.Scale(context.WithoutCancel(ctx), app, 0); err != nil { // see Scale
 		return fmt.Errorf("sleep %s: %w", app, err)
 	}
 	return nil
@@ -445,7 +314,7 @@ func (s *Service) Wake(ctx context.Context, app string) error {
 	s.mu.Lock()
 	s.waking[app] = true
 	s.mu.Unlock()
-	err = s.sched.Scale(ctx, app, rec.Desired)
+	err = s.sched.Scale(context.WithoutCancel(ctx), app, rec.Desired) // see Scale
 	s.publish(Event{App: app, Type: "state", State: StateWaking, Message: "waking"})
 	if err != nil {
 		return fmt.Errorf("wake %s: %w", app, err)
@@ -476,7 +345,8 @@ func (s *Service) Destroy(ctx context.Context, app string) error {
 	if _, err := s.store.app(app); err != nil {
 		return fmt.Errorf("destroy %s: %w", app, err) // destroyed while we waited
 	}
-	if err := s.sched.Remove(ctx, app); err != nil {
+	// Carried out whole, also for a client that leaves now (see Scale).
+	if err := s.sched.Remove(context.WithoutCancel(ctx), app); err != nil {
 		return fmt.Errorf("destroy %s: %w", app, err)
 	}
 	if err := s.store.deleteApp(app); err != nil {

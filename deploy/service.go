@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"sync"
@@ -52,8 +53,9 @@ type Config struct {
 type DeployRequest struct {
 	// App names the app; empty: the descriptor's name.
 	App string
-	// Dir is the source tree. The caller owns it and removes it after
-	// Deploy returns.
+	// Dir is the source tree. The caller owns it and may remove it as soon
+	// as Deploy returns: Deploy takes its own copy first, because a deploy
+	// goes on after a caller that left.
 	Dir     string
 	Commit  string
 	Trigger string // "cli", "git push", "github"
@@ -213,6 +215,12 @@ func (s *Service) reconcile(ctx context.Context) {
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
+			// A panic restarting one app leaves the others to restart.
+			defer func() {
+				if v := recover(); v != nil {
+					s.log.Error("reconcile panicked", "app", rel.App, "release", rel.Name, "panic", v, "stack", string(debug.Stack()))
+				}
+			}()
 			if err := s.sched.Deploy(ctx, s.spec(rel, n), io.Discard); err != nil && ctx.Err() == nil {
 				s.log.Error("reconcile", "app", rel.App, "release", rel.Name, "err", err)
 			}

@@ -21,7 +21,8 @@ import (
 )
 
 // platform is a Service over the real builder and the real embedded
-// scheduler, in a temp data dir.
+// scheduler, in a temp data dir. wrap, when given, wraps the builder (a
+// builder that keeps logging, or panics).
 type platform struct {
 	svc    *deploy.Service
 	store  *deploy.Store
@@ -29,7 +30,7 @@ type platform struct {
 	done   chan struct{}
 }
 
-func startPlatform(t *testing.T, dataDir string) *platform {
+func startPlatform(t *testing.T, dataDir string, wrap ...func(deploy.Builder) deploy.Builder) *platform {
 	t.Helper()
 	if _, err := exec.LookPath("node"); err != nil {
 		t.Skip("node is not installed")
@@ -38,9 +39,13 @@ func startPlatform(t *testing.T, dataDir string) *platform {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := builder.New(builder.Config{Dir: filepath.Join(dataDir, "artifacts")})
+	real, err := builder.New(builder.Config{Dir: filepath.Join(dataDir, "artifacts")})
 	if err != nil {
 		t.Fatal(err)
+	}
+	var b deploy.Builder = real
+	for _, w := range wrap {
+		b = w(b)
 	}
 	sched, err := local.New(local.Config{Dir: filepath.Join(dataDir, "instances"), StopGrace: 2 * time.Second,
 		Unpack: func(slug, dir string) error {

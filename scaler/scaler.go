@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -148,6 +149,12 @@ func BackendName(app string) string { return "app_" + app }
 // until ctx ends. A failed tick is logged and the next one tries again.
 func (s *Scaler) Run(ctx context.Context) error {
 	tick := func() {
+		// A tick that panics is logged; the next one runs, and Flock stays up.
+		defer func() {
+			if v := recover(); v != nil {
+				s.log.Error("scaler tick panicked", "panic", v, "stack", string(debug.Stack()))
+			}
+		}()
 		if err := s.Tick(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("scaler tick failed", "err", err)
 		}

@@ -259,6 +259,7 @@ func (s *Server) rollback(c *gin.Context) {
 		return
 	}
 	lw := newLineWriter(c)
+	defer lw.close()
 	lw.begin()
 	rel, err := s.p.Rollback(ctx, name, body.Release, lw)
 	if err != nil {
@@ -289,6 +290,7 @@ func (s *Server) logs(c *gin.Context) {
 	name, ctx := c.Param("app"), c.Request.Context()
 	follow := c.Query("follow") == "1" || c.Query("follow") == "true"
 	lw := newLineWriter(c)
+	defer lw.close()
 	if follow {
 		lw.begin()
 		var cancel context.CancelFunc
@@ -324,6 +326,7 @@ func (s *Server) getDeploy(c *gin.Context) {
 		return
 	}
 	lw := newLineWriter(c)
+	defer lw.close()
 	lw.begin()
 	ctx, cancel := s.streamContext(c)
 	defer cancel()

@@ -17,17 +17,30 @@ import (
 // lineWriter streams text/plain to the client, flushing at every newline so
 // a build log shows up as it is written. The headers go out with the first
 // write: until then a handler can still answer with a JSON error.
+//
+// A handler closes it before it returns (defer lw.close()): after that,
+// writes are refused, not sent. Once a handler has returned, its
+// ResponseWriter belongs to net/http again (and gin hands the Context to
+// another request), so a late write would crash the process or reach
+// another client.
 type lineWriter struct {
 	mu      sync.Mutex
 	w       gin.ResponseWriter
 	started bool
+	closed  bool
 }
+
+// errStreamClosed is what a write after the handler returned gets.
+var errStreamClosed = errors.New("the request has ended")
 
 func newLineWriter(c *gin.Context) *lineWriter { return &lineWriter{w: c.Writer} }
 
 func (l *lineWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.closed {
+		return 0, errStreamClosed
+	}
 	l.start()
 	n, err := l.w.Write(p)
 	if bytes.IndexByte(p, '\n') >= 0 {
@@ -50,12 +63,22 @@ func (l *lineWriter) start() {
 	l.w.Flush()
 }
 
+// close ends the stream for writers that still hold it; it waits for a
+// write in progress.
+func (l *lineWriter) close() {
+	l.mu.Lock()
+	l.closed = true
+	l.mu.Unlock()
+}
+
 // begin sends the headers now, for streams whose outcome is told by their
 // last line rather than by the status.
 func (l *lineWriter) begin() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.start()
+	if !l.closed {
+		l.start()
+	}
 }
 
 // hasStarted reports whether the status has gone out.

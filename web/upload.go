@@ -68,6 +68,7 @@ func (s *Server) upload(c *gin.Context) {
 
 	ctx := c.Request.Context()
 	lw := newLineWriter(c)
+	defer lw.close()
 	fmt.Fprintf(lw, "-----> received %s of source\n", byteSize(body.n))
 	rel, err := s.p.Deploy(ctx, deploy.DeployRequest{App: app, Dir: dir, Commit: commit, Trigger: "cli"}, lw)
 	if err != nil {

@@ -32,7 +32,7 @@ func (g *GitHub) Run(ctx context.Context) error {
 					return
 				case p := <-g.queue:
 					for ok := g.start(ctx, p); ok; {
-						g.run(ctx, p)
+						g.runRecovered(ctx, p)
 						g.pending.Add(-1)
 						p, ok = g.next(p.Repo)
 					}
