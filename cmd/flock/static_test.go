@@ -1,0 +1,75 @@
+package main
+
+import (
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestStaticSite deploys a folder of files (index.html, style.css, a
+// descriptor, a Procfile with no process and a .env) with `flock deploy`:
+// Flock serves it through HAProxy with its content types, without a
+// runtime of its own, and does not show its other files.
+func TestStaticSite(t *testing.T) {
+	// Apps may run under a uid of their own: the binary that serves
+	// static sites must be theirs to execute, as it is in /usr/local/bin.
+	if err := os.Chmod(filepath.Dir(flockBin), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f := newFlock(t)
+	f.start()
+
+	dir := filepath.Join(t.TempDir(), "site")
+	writeFiles(t, dir, map[string]string{
+		"index.html":      "<!doctype html><title>Site</title><link rel=stylesheet href=style.css><h1>Hello static</h1>",
+		"style.css":       "h1 { color: teal }",
+		"docs/index.html": "<h1>docs</h1>",
+		"flock.json":      `{"env": {"SECRET": "s3cret-in-env"}}`,
+		"Procfile":        "# no processes: Flock serves this folder\n",
+		".env":            "SECRET=s3cret-in-dotenv",
+	})
+	out := f.mustCLI("deploy", dir)
+	if !strings.Contains(out, "Static site detected: served by Flock") {
+		t.Errorf("flock deploy does not say the site is static:\n%s", out)
+	}
+
+	for _, tt := range []struct{ path, ctype, body string }{
+		{"/", "text/html; charset=utf-8", "<h1>Hello static</h1>"},
+		{"/style.css", "text/css; charset=utf-8", "h1 { color: teal }"},
+		{"/docs/", "text/html; charset=utf-8", "<h1>docs</h1>"},
+	} {
+		code, h, body := f.getHeaders("site.localhost", tt.path)
+		if code != 200 || !strings.Contains(body, tt.body) || h.Get("Content-Type") != tt.ctype {
+			t.Errorf("GET %s = %d %q %q, want 200 %q with %q", tt.path, code, h.Get("Content-Type"), body, tt.ctype, tt.body)
+		}
+	}
+	for _, p := range []string{"/Procfile", "/flock.json", "/.env", "/../flock.json", "/%2e%2e/flock.json", "/docs/../.env"} {
+		code, _, body := f.getHeaders("site.localhost", p)
+		if code != 404 || strings.Contains(body, "s3cret") || strings.Contains(body, "no processes") {
+			t.Errorf("GET %s = %d %q, want 404", p, code, body)
+		}
+	}
+}
+
+// getHeaders sends a GET of path for host through HAProxy and returns the
+// status, headers and body.
+func (f *flock) getHeaders(host, path string) (int, http.Header, string) {
+	f.t.Helper()
+	req, err := http.NewRequest(http.MethodGet, "http://"+f.http+"/", nil)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	req.URL.Opaque = path // sent as written: "/../x" stays "/../x"
+	req.Host = host
+	resp, err := (&http.Client{Timeout: 70 * time.Second}).Do(req)
+	if err != nil {
+		return 0, nil, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, string(b)
+}
