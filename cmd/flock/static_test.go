@@ -1,11 +1,16 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"sort"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -72,4 +77,43 @@ func (f *flock) getHeaders(host, path string) (int, http.Header, string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, resp.Header, string(b)
+}
+
+// BenchmarkStaticColdStart: from the start of `flock static` (as a static
+// site's instance runs it) to its first 200 for /, and the server's RSS
+// once it answered; medians of N.
+func BenchmarkStaticColdStart(b *testing.B) {
+	dir := b.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "index.html"), []byte("<h1>hi</h1>"), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	var ds []time.Duration
+	var rss []float64
+	for i := 0; i < b.N; i++ {
+		port := freePort(b)
+		cmd := exec.Command(flockBin, "static", "--dir", dir)
+		cmd.Env = append(os.Environ(), "HOST=127.0.0.1", "PORT="+strconv.Itoa(port))
+		start := time.Now()
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		url := fmt.Sprintf("http://127.0.0.1:%d/", port)
+		waitFor(b, 10*time.Second, "flock static to answer", func() bool {
+			resp, err := http.Get(url)
+			if err != nil {
+				return false
+			}
+			resp.Body.Close()
+			return resp.StatusCode == 200
+		})
+		ds = append(ds, time.Since(start))
+		rss = append(rss, rssKiB(b, cmd.Process.Pid)/1024)
+		cmd.Process.Signal(syscall.SIGTERM)
+		if err := cmd.Wait(); err != nil {
+			b.Fatalf("flock static did not exit cleanly on SIGTERM: %v", err)
+		}
+	}
+	sort.Float64s(rss)
+	b.ReportMetric(medianMS(ds), "cold-start-ms")
+	b.ReportMetric(rss[len(rss)/2], "rss-MiB")
 }
