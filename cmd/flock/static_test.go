@@ -58,6 +58,30 @@ func TestStaticSite(t *testing.T) {
 			t.Errorf("GET %s = %d %q, want 404", p, code, body)
 		}
 	}
+
+	// Asleep, the site wakes on a request like any app.
+	f.mustCLI("sleep", "site")
+	if n := len(f.apps()["site"].Instances); n != 0 {
+		t.Fatalf("site has %d instances asleep", n)
+	}
+	if code, _, body := f.getHeaders("site.localhost", "/"); code != 200 || !strings.Contains(body, "Hello static") {
+		t.Errorf("GET / of the sleeping site = %d %q, want the page", code, body)
+	}
+}
+
+// TestStaticServer: the builder is given this binary's `flock static`
+// with the embedded scheduler only (Marathon's agents have no flock).
+func TestStaticServer(t *testing.T) {
+	got := staticServer("local")
+	if len(got) != 2 || !filepath.IsAbs(got[0]) || got[1] != "static" {
+		t.Errorf("staticServer(local) = %q, want [<absolute path> static]", got)
+	}
+	if fi, err := os.Stat(got[0]); err != nil || fi.Mode()&0o111 == 0 {
+		t.Errorf("staticServer(local)[0] is not an executable: %v", err)
+	}
+	if got := staticServer("marathon"); got != nil {
+		t.Errorf("staticServer(marathon) = %q, want none", got)
+	}
 }
 
 // getHeaders sends a GET of path for host through HAProxy and returns the
