@@ -1,6 +1,7 @@
 // Package builder turns a source tree into a slug: a .tar.gz of the built
 // tree that runs with one command from its root. It detects Node, Go and
-// Python apps and any app with a Procfile, streams the build log a line at
+// Python apps, any app with a Procfile, and static sites (served by the
+// program Config.StaticServer names), streams the build log a line at
 // a time, caches node_modules by the lockfile's hash, keeps the slugs in an
 // artifact store on disk and serves them over HTTP to schedulers.
 //
@@ -30,6 +31,13 @@ type Config struct {
 	CacheDir string
 	// Logger receives one record per build. Default: slog.Default().
 	Logger *slog.Logger
+	// StaticServer is the program, with its first arguments, that serves
+	// a static site's folder on $HOST:$PORT: `flock static` of the flock
+	// binary that runs the apps (given an absolute path, as the start
+	// command runs from the slug's root). The builder appends
+	// `--dir <folder>` when the site is not the slug's root. Default:
+	// none, and static sites fail to build with a message saying why.
+	StaticServer []string
 }
 
 // Builder builds slugs and keeps them in the artifact store. It is safe
@@ -38,6 +46,7 @@ type Builder struct {
 	dir    string
 	cache  string
 	logger *slog.Logger
+	static []string
 }
 
 // New validates cfg and returns a Builder. It creates nothing on disk.
@@ -60,7 +69,7 @@ func New(cfg Config) (*Builder, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return &Builder{dir: dir, cache: cache, logger: logger}, nil
+	return &Builder{dir: dir, cache: cache, logger: logger, static: cfg.StaticServer}, nil
 }
 
 var (
@@ -161,9 +170,11 @@ func (b *Builder) compile(ctx context.Context, tree, cmd string, lw *lineWriter)
 		err = b.buildPython(ctx, tree, lw)
 	case hasProcfile:
 		lw.printf("-----> Procfile app detected")
+	case exists(tree, "index.html"):
+		// A static site, unless flock.cmd says otherwise: nothing to build.
 	default:
-		return "", "", errors.New("no start command: the source has no package.json, go.mod, requirements.txt " +
-			"or Procfile; add a Procfile with a line \"web: <command>\" or set flock.cmd")
+		return "", "", errors.New("no start command: the source has no package.json, go.mod, requirements.txt, " +
+			"Procfile or index.html; add a Procfile with a line \"web: <command>\" or set flock.cmd")
 	}
 	if err != nil {
 		return "", "", err
@@ -177,8 +188,13 @@ func (b *Builder) compile(ctx context.Context, tree, cmd string, lw *lineWriter)
 		shown = command
 	}
 	if command == "" {
+		if command, shown, err = b.staticSite(tree, lw); err != nil {
+			return "", "", err
+		}
+	}
+	if command == "" {
 		return "", "", errors.New("no start command: add a Procfile with a line \"web: <command>\", " +
-			"a \"start\" script or \"main\" file in package.json, or set flock.cmd")
+			"a \"start\" script or \"main\" file in package.json, an index.html to serve as a static site, or set flock.cmd")
 	}
 	if exists(tree, ".venv/bin/python3") {
 		// The venv lives in the slug; put it first on PATH wherever the

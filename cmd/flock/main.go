@@ -26,7 +26,7 @@ func rootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().String("data-dir", envOr("FLOCK_DATA_DIR", defaultDataDir()), "where Flock keeps its state (env FLOCK_DATA_DIR)")
-	root.AddCommand(upCmd(), gitHookCmd())
+	root.AddCommand(upCmd(), gitHookCmd(), staticCmd())
 	addClientCommands(root)
 	return root
 }

@@ -215,7 +215,7 @@ func up(ctx context.Context, c upConfig) error {
 	}
 	defer store.Close()
 
-	b, err := builder.New(builder.Config{Dir: filepath.Join(c.DataDir, "artifacts"), CacheDir: filepath.Join(c.DataDir, "cache"), Logger: logger})
+	b, err := builder.New(builder.Config{Dir: filepath.Join(c.DataDir, "artifacts"), CacheDir: filepath.Join(c.DataDir, "cache"), Logger: logger, StaticServer: staticServer(c.Scheduler)})
 	if err != nil {
 		return err
 	}
