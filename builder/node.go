@@ -139,7 +139,10 @@ func detectManager(tree, packageManager string) (manager, lock string) {
 
 // npmEnv keeps npm quiet and from phoning home in build logs.
 var npmEnv = []string{"npm_config_update_notifier=false", "npm_config_fund=false",
-	"npm_config_audit=false", "npm_config_progress=false", "COREPACK_ENABLE_DOWNLOAD_PROMPT=0"}
+	"npm_config_audit=false", "npm_config_progress=false", "COREPACK_ENABLE_DOWNLOAD_PROMPT=0",
+	// the yarn and pnpm versions this corepack knows: newer ones are signed
+	// with keys an older corepack (Node 20's) cannot check.
+	"COREPACK_DEFAULT_TO_LATEST=0"}
 
 // install puts node_modules in place with devDependencies. With an npm
 // lockfile the tree is restored from the build cache when the lockfile

@@ -188,3 +188,45 @@ func get(t *testing.T, url string) string {
 	}
 	return string(b)
 }
+
+// TestBuildYarnAndPnpm: a yarn.lock or pnpm-lock.yaml installs with that
+// package manager (through corepack), with devDependencies for the
+// build, pruned from the slug, and the app runs from the slug.
+func TestBuildYarnAndPnpm(t *testing.T) {
+	needs(t, "node", "corepack")
+	for _, pm := range []string{"yarn", "pnpm"} {
+		t.Run(pm, func(t *testing.T) {
+			src := t.TempDir()
+			writeTree(t, src, map[string]string{
+				"package.json": `{"name":"pm-app","version":"1.0.0","private":true,
+  "scripts":{"build":"node -e \"require('is-number'); require('fs').writeFileSync('built.txt', 'built')\"","start":"node server.js"},
+  "dependencies":{"ms":"2.1.3"},"devDependencies":{"is-number":"7.0.0"}}`,
+				"server.js": `const ms = require("ms"); require("http").createServer((q,r)=>r.end(require("fs").readFileSync("built.txt","utf8")+" "+ms(60000))).listen(+process.env.PORT,"127.0.0.1");`,
+			})
+			lock := exec.Command("corepack", pm, "install")
+			lock.Dir = src
+			lock.Env = append(os.Environ(), "COREPACK_ENABLE_DOWNLOAD_PROMPT=0", "COREPACK_DEFAULT_TO_LATEST=0")
+			if out, err := lock.CombinedOutput(); err != nil {
+				t.Fatalf("corepack %s install: %v\n%s", pm, err, out)
+			}
+			os.RemoveAll(filepath.Join(src, "node_modules"))
+			b := newBuilder(t, t.TempDir())
+			var log syncBuffer
+			slug, command, err := b.Build(context.Background(), src, "pm-app", "v1", "", &log)
+			if err != nil {
+				t.Fatalf("build: %v\n%s", err, log.String())
+			}
+			for _, want := range []string{"Installing dependencies with " + pm, "Running build", "Pruning devDependencies"} {
+				if !strings.Contains(log.String(), want) {
+					t.Errorf("log lacks %q:\n%s", want, log.String())
+				}
+			}
+			dir := unpackSlug(t, slug)
+			if fileExists(filepath.Join(dir, "node_modules", "is-number")) {
+				t.Errorf("the devDependency is-number is still in the slug")
+			}
+			a := runSlug(t, slug, command, "/", "built 1m")
+			a.stop(t)
+		})
+	}
+}
