@@ -194,6 +194,9 @@ func (o outcome) describe(in *instance, p *proc) error {
 	switch o.kind {
 	case exited:
 		msg = fmt.Sprintf("instance %s exited with %s", in.id, exitStatus(p.state))
+		if oom := in.oomKilled(); oom != "" {
+			msg = fmt.Sprintf("instance %s was killed: %s", in.id, oom)
+		}
 		if o.passedAt.IsZero() {
 			msg += " before passing its check"
 		}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -39,6 +38,7 @@ type instance struct {
 	last      []string    // last lines of output
 	report    func(error) // set during a deploy until the first pass or failure
 	retiring  bool        // chosen to be stopped; no longer counted
+	lastExit  string      // why the last run ended: "status 1", "out of memory (limit 64 MiB)"
 }
 
 // proc is one run of an instance's process group.
@@ -78,8 +78,8 @@ func spawn(cmd *exec.Cmd) error {
 }
 
 // start runs the instance's command once: `sh -c <command>` in its own
-// process group, killed with the spawning thread (Pdeathsig), inside its
-// cgroup when memory is enforced, output into a pipe that output() reads.
+// process group, killed with the spawning thread (Pdeathsig), in its box
+// (uid, cgroup: see launch), output into a pipe that output() reads.
 func (in *instance) start() (*proc, error) {
 	s := in.s
 	in.mu.Lock()
@@ -99,52 +99,21 @@ func (in *instance) start() (*proc, error) {
 			break
 		}
 	}
-	if err := os.MkdirAll(filepath.Join(in.sandbox, "tmp"), 0o755); err != nil {
-		return nil, fmt.Errorf("sandbox: %w", err)
-	}
-	file, err := os.OpenFile(filepath.Join(in.sandbox, "output.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	file, err := in.openSandbox()
 	if err != nil {
-		return nil, fmt.Errorf("sandbox: %w", err)
+		return nil, err
 	}
 	r, w, err := os.Pipe()
 	if err != nil {
 		file.Close()
 		return nil, fmt.Errorf("output pipe: %w", err)
 	}
-	env := s.environ(in, in.sandbox)
-	newCmd := func(cgfd *os.File) *exec.Cmd {
-		cmd := exec.Command("/bin/sh", "-c", in.rel.command)
-		cmd.Dir, cmd.Env, cmd.Stdout, cmd.Stderr = in.rel.dir, env, w, w
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-		if cgfd != nil {
-			cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, int(cgfd.Fd())
-		}
-		return cmd
-	}
-	var cgPath string
-	var cgfd *os.File
-	if s.cg.enabled() {
-		if cgPath, cgfd, err = s.cg.create(in.id, in.rel.mem); err != nil {
-			s.log.Warn("instance runs without memory limit", "app", in.app, "instance", in.id, "err", err)
-		}
-	}
-	cmd := newCmd(cgfd)
-	err = spawn(cmd)
-	if err != nil && cgfd != nil { // kernel without clone3 into a cgroup: join after start
-		cmd = newCmd(nil)
-		if err = spawn(cmd); err == nil {
-			joinCgroup(cgPath, cmd.Process.Pid)
-		}
-	}
-	if cgfd != nil {
-		cgfd.Close()
-	}
+	cmd, cgPath, err := in.launch(s.environ(in, in.sandbox), w)
 	w.Close()
 	if err != nil {
 		r.Close()
 		file.Close()
-		removeCgroup(cgPath)
-		return nil, fmt.Errorf("start %q: %w", in.rel.command, err)
+		return nil, err
 	}
 	p := &proc{pgid: cmd.Process.Pid, done: make(chan struct{}), outDone: make(chan struct{})}
 	go func() {
@@ -196,12 +165,13 @@ func (in *instance) finish(p *proc) {
 	cg := in.cgroup
 	in.mu.Unlock()
 	if cg != "" {
-		writeFile(filepath.Join(cg, "cgroup.kill"), "1")
+		killCgroup(cg)
 	}
 	select {
 	case <-p.outDone:
 	case <-time.After(200 * time.Millisecond):
 	}
+	in.endRun(p, cg)
 	removeCgroup(cg)
 	in.mu.Lock()
 	changed := in.healthy || in.pgid != 0
