@@ -186,6 +186,12 @@ func addClientCommands(root *cobra.Command) {
 				if a.Error != "" {
 					state += " (" + a.Error + ")"
 				}
+				for _, in := range a.Instances {
+					if in.LastExit != "" { // restarted: say why, e.g. out of memory
+						state += " (" + in.ID + " restarted after " + in.LastExit + ")"
+						break
+					}
+				}
 				fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%s\t%s\t%s\n", a.Name, state, a.HealthyCount(), a.Desired, a.Release, a.URL, last)
 			}
 			return tw.Flush()

@@ -196,6 +196,9 @@ func up(ctx context.Context, c upConfig) error {
 	if err != nil {
 		return err
 	}
+	if err := closeDataDir(c.DataDir, "instances"); err != nil {
+		return err
+	}
 	artifacts := newSigner(token)
 	svc, err := deploy.New(deploy.Config{
 		Domain: c.Domain, URLPort: urlPort(c.HTTP), Idle: c.Idle, Builds: c.Builds,

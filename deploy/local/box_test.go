@@ -215,7 +215,7 @@ func cgroupV2() bool {
 // and writes its own folders, and cannot read another app's release or
 // sandbox, Flock's token, Flock's scheduler state, or Flock's environment.
 func TestAppsAreBoxed(t *testing.T) {
-	data := t.TempDir() // as Flock's data dir: the token beside the scheduler's folder
+	data := t.TempDir()   // as Flock's data dir: the token beside the scheduler's folder
 	os.Chmod(data, 0o700) // as flock up makes it
 	token := filepath.Join(data, "token")
 	if err := os.WriteFile(token, []byte("secret-token\n"), 0o600); err != nil {
