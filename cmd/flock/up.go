@@ -153,6 +153,9 @@ func up(ctx context.Context, c upConfig) error {
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
+	if err := closeDataDir(c.DataDir, "instances"); err != nil {
+		return err
+	}
 	token, err := loadToken(c.DataDir, c.Token)
 	if err != nil {
 		return err
@@ -194,9 +197,6 @@ func up(ctx context.Context, c upConfig) error {
 	})
 	sched, memEnforced, err := newScheduler(c, drainer, logger)
 	if err != nil {
-		return err
-	}
-	if err := closeDataDir(c.DataDir, "instances"); err != nil {
 		return err
 	}
 	artifacts := newSigner(token)

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -215,8 +216,9 @@ func cgroupV2() bool {
 // and writes its own folders, and cannot read another app's release or
 // sandbox, Flock's token, Flock's scheduler state, or Flock's environment.
 func TestAppsAreBoxed(t *testing.T) {
-	data := t.TempDir()   // as Flock's data dir: the token beside the scheduler's folder
-	os.Chmod(data, 0o700) // as flock up makes it
+	data := t.TempDir()                       // as Flock's data dir: the token beside the scheduler's folder
+	os.Chmod(data, 0o700)                     // as flock up makes it,
+	defer syscall.Umask(syscall.Umask(0o077)) // and with its umask
 	token := filepath.Join(data, "token")
 	if err := os.WriteFile(token, []byte("secret-token\n"), 0o600); err != nil {
 		t.Fatal(err)

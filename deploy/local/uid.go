@@ -152,7 +152,8 @@ func systemUIDs() map[int]bool {
 }
 
 // appUID returns the uid app's instances run as, and closes apps/<app>
-// to everybody but root and that uid's group; -1 when Flock is not root.
+// (and its releases/ and instances/) to everybody but root and that uid's
+// group; -1 when Flock is not root.
 func (s *Scheduler) appUID(app string) (int, error) {
 	if s.boxes == nil {
 		return -1, nil
@@ -162,14 +163,17 @@ func (s *Scheduler) appUID(app string) (int, error) {
 		return 0, err
 	}
 	dir := s.appDir(app)
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return 0, fmt.Errorf("app folder: %w", err)
-	}
-	if err := os.Lchown(dir, 0, uid); err != nil {
-		return 0, fmt.Errorf("app folder: %w", err)
-	}
-	if err := os.Chmod(dir, 0o750); err != nil {
-		return 0, fmt.Errorf("app folder: %w", err)
+	// Explicit modes: Flock may run with umask 077 (flock up does).
+	for _, d := range []string{dir, filepath.Join(dir, "releases"), filepath.Join(dir, "instances")} {
+		if err := os.MkdirAll(d, 0o750); err != nil {
+			return 0, fmt.Errorf("app folder: %w", err)
+		}
+		if err := os.Lchown(d, 0, uid); err != nil {
+			return 0, fmt.Errorf("app folder: %w", err)
+		}
+		if err := os.Chmod(d, 0o750); err != nil {
+			return 0, fmt.Errorf("app folder: %w", err)
+		}
 	}
 	return uid, nil
 }
