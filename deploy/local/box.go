@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"syscall"
+	"time"
 )
 
 // An instance's box: its sandbox folder, its uid (when Flock is root) and
@@ -72,8 +73,9 @@ func ownFile(f *os.File) bool {
 func (in *instance) launch(env []string, out io.Writer) (*exec.Cmd, string, error) {
 	s := in.s
 	var cg string
+	cpus, boost := in.bootCPUs()
 	if s.cg.enabled() {
-		name, err := s.cg.create(in.id, limits{memMiB: in.rel.mem, cpus: in.rel.cpus, pids: s.pidsMax})
+		name, err := s.cg.create(in.id, limits{memMiB: in.rel.mem, cpus: cpus, pids: s.pidsMax})
 		if err != nil {
 			s.log.Warn("instance runs without limits", "app", in.app, "instance", in.id, "err", err)
 		}
@@ -112,7 +114,59 @@ func (in *instance) launch(env []string, out io.Writer) (*exec.Cmd, string, erro
 		gate.Write([]byte("go\n"))
 		gate.Close()
 	}
+	if cg != "" && boost {
+		in.startBoost(cg)
+	}
 	return cmd, cg, nil
+}
+
+// Startup boost: an app with a fraction of a CPU would take many times
+// its boot time to start (docs/examples/express under `npm start` needs
+// about a second of CPU: ten at "cpus": 0.1), and a sleeping app's wake
+// would wait as long. So a run starts with a whole CPU (cpuBoost) and
+// gets its "cpus" once it passes its check, or after boostLimit. An app
+// cannot live on the boost: a run is boosted only when the previous run
+// passed its check (or it is the first), so an app that never passes, or
+// stops answering to restart, runs at its share.
+const (
+	cpuBoost   = 1.0
+	boostLimit = 10 * time.Second
+)
+
+// bootCPUs returns the CPU quota to start a run with, and whether it is
+// a boost.
+func (in *instance) bootCPUs() (float64, bool) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	cpus := in.rel.cpus
+	if cpus <= 0 || cpus >= cpuBoost || in.boostUsed {
+		return cpus, false
+	}
+	return cpuBoost, true
+}
+
+func (in *instance) startBoost(cg string) {
+	in.mu.Lock()
+	in.boostUsed, in.boosted = true, cg
+	in.mu.Unlock()
+	time.AfterFunc(boostLimit, func() { in.endBoost(false) })
+}
+
+// endBoost sets the run's CPU quota to its "cpus": passed tells that the
+// run passed its check, which earns the next run a boost.
+func (in *instance) endBoost(passed bool) {
+	in.mu.Lock()
+	cg := in.boosted
+	in.boosted = ""
+	if passed {
+		in.boostUsed = false
+	}
+	in.mu.Unlock()
+	if cg != "" {
+		if err := setCgroupCPU(cg, in.rel.cpus); err != nil {
+			in.s.log.Debug("end of startup boost", "app", in.app, "instance", in.id, "err", err)
+		}
+	}
 }
 
 // endRun records why a run ended, while its cgroup still exists: the

@@ -73,6 +73,9 @@ func runBoxApp() {
 	if mb, _ := strconv.Atoi(os.Getenv("BOX_ALLOC_AT_BOOT")); mb > 0 {
 		hog(mb)
 	}
+	if d, err := time.ParseDuration(os.Getenv("BOX_BOOT")); err == nil {
+		time.Sleep(d)
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/health", func(w http.ResponseWriter, r *http.Request) {})
 	mux.HandleFunc("/id", func(w http.ResponseWriter, r *http.Request) {
@@ -189,16 +192,21 @@ func cgroupOf(t *testing.T, s *Scheduler, app, id string) string {
 
 // pidsFile reads a file of the pids controller of cgroup name.
 func pidsFile(t *testing.T, name, file string) string {
+	return cgroupFile(t, name, cgroup1.Pids, file)
+}
+
+// cgroupFile reads a file of cgroup name (v1: in controller's hierarchy).
+func cgroupFile(t *testing.T, name string, controller cgroup1.Name, file string) string {
 	t.Helper()
 	var path string
 	if v2, err := v2Base(); err == nil && cgroupV2() {
 		path = filepath.Join(v2Mount, v2, name, file)
 	} else {
-		p, err := cgroup1.NestedPath(name)(cgroup1.Pids)
+		p, err := cgroup1.NestedPath(name)(controller)
 		if err != nil {
 			t.Fatal(err)
 		}
-		path = filepath.Join("/sys/fs/cgroup/pids", p, file)
+		path = filepath.Join("/sys/fs/cgroup", string(controller), p, file)
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -385,4 +393,41 @@ func TestCPUShare(t *testing.T) {
 	if share < 0.05 {
 		t.Errorf("used %.2f CPUs: the app did not spin, the test proves nothing", share)
 	}
+}
+
+// TestStartupBoost: a run boots with a whole CPU and gets its "cpus"
+// share once it passes its check.
+func TestStartupBoost(t *testing.T) {
+	s := startScheduler(t, nil)
+	requireBoxes(t, s)
+	quota := func(name string) string {
+		if cgroupV2() {
+			return strings.Fields(cgroupFile(t, name, cgroup1.Cpu, "cpu.max"))[0]
+		}
+		return cgroupFile(t, name, cgroup1.Cpu, "cpu.cfs_quota_us")
+	}
+	spec := boxSpec(t, "boost", 64, nil, "BOX_BOOT", "1s")
+	spec.Descriptor.CPUs = 0.2
+	done := make(chan error, 1)
+	go func() { done <- s.Deploy(context.Background(), spec, io.Discard) }()
+	var cg string
+	waitFor(t, 10*time.Second, "the instance's cgroup", func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if a := s.apps["boost"]; a != nil {
+			for _, in := range a.instances {
+				in.mu.Lock()
+				cg = in.cgroup
+				in.mu.Unlock()
+			}
+		}
+		return cg != ""
+	})
+	if got := quota(cg); got != "100000" {
+		t.Errorf("CPU quota while booting = %s, want a whole CPU (100000)", got)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "the quota to fall to cpus 0.2 (20000)", func() bool { return quota(cg) == "20000" })
 }

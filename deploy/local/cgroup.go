@@ -180,9 +180,22 @@ func (c *cgroups) create(id string, l limits) (string, error) {
 	return name, nil
 }
 
+// setCgroupCPU changes the CPU quota of the cgroup name to cpus.
+func setCgroupCPU(name string, cpus float64) error {
+	g, err := openCgroup(name)
+	if err != nil {
+		return fmt.Errorf("cgroup %s: %w", name, err)
+	}
+	if err := g.setCPU(cpus); err != nil {
+		return fmt.Errorf("cgroup %s: %w", name, err)
+	}
+	return nil
+}
+
 // group is one instance's cgroup, found by name, in either version.
 type group interface {
 	add(pid int) error
+	setCPU(cpus float64) error
 	kill() error
 	remove() error
 	oomKills() uint64
@@ -279,6 +292,11 @@ func (g v1Group) kill() error {
 
 func (g v1Group) remove() error { return g.cg.Delete() }
 
+func (g v1Group) setCPU(cpus float64) error {
+	q, p := int64(cpus*cpuPeriod), uint64(cpuPeriod)
+	return g.cg.Update(&specs.LinuxResources{CPU: &specs.LinuxCPU{Quota: &q, Period: &p}})
+}
+
 func (g v1Group) oomKills() uint64 {
 	st, err := g.cg.Stat(cgroup1.IgnoreNotExist)
 	if err != nil || st.MemoryOomControl == nil {
@@ -303,6 +321,11 @@ type v2Group struct{ m *cgroup2.Manager }
 func (g v2Group) add(pid int) error { return g.m.AddProc(uint64(pid)) }
 func (g v2Group) kill() error       { return g.m.Kill() }
 func (g v2Group) remove() error     { return g.m.Delete() }
+
+func (g v2Group) setCPU(cpus float64) error {
+	q, p := int64(cpus*cpuPeriod), uint64(cpuPeriod)
+	return g.m.Update(&cgroup2.Resources{CPU: &cgroup2.CPU{Max: cgroup2.NewCPUMax(&q, &p)}})
+}
 
 func (g v2Group) oomKills() uint64 {
 	st, err := g.m.Stat()

@@ -39,6 +39,8 @@ type instance struct {
 	report    func(error) // set during a deploy until the first pass or failure
 	retiring  bool        // chosen to be stopped; no longer counted
 	lastExit  string      // why the last run ended: "status 1", "out of memory (limit 64 MiB)"
+	boosted   string      // the cgroup of the run while it has its startup CPU boost
+	boostUsed bool        // a run was boosted and none has passed its check since
 }
 
 // proc is one run of an instance's process group.
@@ -229,6 +231,9 @@ func (in *instance) takeReport() func(error) {
 }
 
 func (in *instance) setHealthy(ok bool) {
+	if ok {
+		in.endBoost(true)
+	}
 	in.mu.Lock()
 	changed := in.healthy != ok
 	in.healthy = ok
