@@ -125,12 +125,13 @@ func (in *instance) launch(env []string, out io.Writer) (*exec.Cmd, string, erro
 // about a second of CPU: ten at "cpus": 0.1), and a sleeping app's wake
 // would wait as long. So a run starts with a whole CPU (cpuBoost) and
 // gets its "cpus" once it passes its check, or after boostLimit. An app
-// cannot live on the boost: a run is boosted only when the previous run
-// passed its check (or it is the first), so an app that never passes, or
-// stops answering to restart, runs at its share.
+// cannot live on the boost by exiting to be restarted: an instance gets
+// it at most once per boostEvery, so at most boostLimit of a whole CPU in
+// that time.
 const (
 	cpuBoost   = 1.0
 	boostLimit = 10 * time.Second
+	boostEvery = time.Minute
 )
 
 // bootCPUs returns the CPU quota to start a run with, and whether it is
@@ -139,7 +140,7 @@ func (in *instance) bootCPUs() (float64, bool) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	cpus := in.rel.cpus
-	if cpus <= 0 || cpus >= cpuBoost || in.boostUsed {
+	if cpus <= 0 || cpus >= cpuBoost || (!in.boostAt.IsZero() && time.Since(in.boostAt) < boostEvery) {
 		return cpus, false
 	}
 	return cpuBoost, true
@@ -147,20 +148,16 @@ func (in *instance) bootCPUs() (float64, bool) {
 
 func (in *instance) startBoost(cg string) {
 	in.mu.Lock()
-	in.boostUsed, in.boosted = true, cg
+	in.boostAt, in.boosted = time.Now(), cg
 	in.mu.Unlock()
-	time.AfterFunc(boostLimit, func() { in.endBoost(false) })
+	time.AfterFunc(boostLimit, in.endBoost)
 }
 
-// endBoost sets the run's CPU quota to its "cpus": passed tells that the
-// run passed its check, which earns the next run a boost.
-func (in *instance) endBoost(passed bool) {
+// endBoost sets the boosted run's CPU quota to its "cpus".
+func (in *instance) endBoost() {
 	in.mu.Lock()
 	cg := in.boosted
 	in.boosted = ""
-	if passed {
-		in.boostUsed = false
-	}
 	in.mu.Unlock()
 	if cg != "" {
 		if err := setCgroupCPU(cg, in.rel.cpus); err != nil {

@@ -40,7 +40,7 @@ type instance struct {
 	retiring  bool        // chosen to be stopped; no longer counted
 	lastExit  string      // why the last run ended: "status 1", "out of memory (limit 64 MiB)"
 	boosted   string      // the cgroup of the run while it has its startup CPU boost
-	boostUsed bool        // a run was boosted and none has passed its check since
+	boostAt   time.Time   // when a run last got the startup boost
 }
 
 // proc is one run of an instance's process group.
@@ -232,7 +232,7 @@ func (in *instance) takeReport() func(error) {
 
 func (in *instance) setHealthy(ok bool) {
 	if ok {
-		in.endBoost(true)
+		in.endBoost()
 	}
 	in.mu.Lock()
 	changed := in.healthy != ok
