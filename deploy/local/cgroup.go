@@ -52,9 +52,10 @@ type limits struct {
 type cgroups struct {
 	on     bool
 	v2     bool
-	memory bool   // the memory controller is available: "mem" is enforced
-	swap   bool   // v1 memsw / v2 memory.swap.max exist: swap is limited too
-	reason string // why limits are not enforced, when !on or !memory
+	memory bool     // the memory controller is available: "mem" is enforced
+	ctl    []string // v2: the controllers the instances' cgroups may use
+	swap   bool     // v1 memsw / v2 memory.swap.max exist: swap is limited too
+	reason string   // why limits are not enforced, when !on or !memory
 }
 
 // detectCgroups finds out whether this process may create cgroups with the
@@ -95,7 +96,22 @@ func detectV2() *cgroups {
 	if err != nil {
 		return &cgroups{reason: fmt.Sprintf("cgroup v2: %v", err)}
 	}
-	res := &cgroup2.Resources{Memory: &cgroup2.Memory{}, CPU: &cgroup2.CPU{}, Pids: &cgroup2.Pids{}}
+	// Ask for the controllers Flock's cgroup offers, of those it needs.
+	offered, err := os.ReadFile(filepath.Join(v2Mount, base, "cgroup.controllers"))
+	if err != nil {
+		return &cgroups{reason: fmt.Sprintf("cgroup v2: %v", err)}
+	}
+	res := &cgroup2.Resources{}
+	for _, c := range strings.Fields(string(offered)) {
+		switch c {
+		case "memory":
+			res.Memory = &cgroup2.Memory{}
+		case "cpu":
+			res.CPU = &cgroup2.CPU{}
+		case "pids":
+			res.Pids = &cgroup2.Pids{}
+		}
+	}
 	_, err = cgroup2.NewManager(v2Mount, filepath.Join(base, cgroupParent), res)
 	if err != nil && base != "/" {
 		// cgroup v2 allows controllers for the children of a cgroup only
@@ -114,7 +130,8 @@ func detectV2() *cgroups {
 		return &cgroups{reason: fmt.Sprintf("cgroup v2: %v", err)}
 	}
 	ctl, _ := os.ReadFile(filepath.Join(v2Mount, base, cgroupParent, "cgroup.controllers"))
-	c := &cgroups{on: true, v2: true, memory: slices.Contains(strings.Fields(string(ctl)), "memory")}
+	c := &cgroups{on: true, v2: true, ctl: strings.Fields(string(ctl))}
+	c.memory = slices.Contains(c.ctl, "memory")
 	_, serr := os.Stat(filepath.Join(v2Mount, base, cgroupParent, "memory.swap.max"))
 	c.swap = serr == nil
 	if !c.memory {
@@ -133,17 +150,18 @@ func (c *cgroups) enforcesMemory() bool { return c.enabled() && c.memory }
 func (c *cgroups) create(id string, l limits) (string, error) {
 	name := cgroupParent + "/" + id
 	if c.v2 {
-		res := &cgroup2.Resources{Pids: &cgroup2.Pids{}, CPU: &cgroup2.CPU{}, Memory: &cgroup2.Memory{}}
-		if l.pids > 0 {
-			res.Pids.Max = int64(l.pids)
+		// Only controllers the parent offers: asking for another fails.
+		res := &cgroup2.Resources{}
+		if l.pids > 0 && slices.Contains(c.ctl, "pids") {
+			res.Pids = &cgroup2.Pids{Max: int64(l.pids)}
 		}
-		if l.cpus > 0 {
+		if l.cpus > 0 && slices.Contains(c.ctl, "cpu") {
 			q, p := int64(l.cpus*cpuPeriod), uint64(cpuPeriod)
-			res.CPU.Max = cgroup2.NewCPUMax(&q, &p)
+			res.CPU = &cgroup2.CPU{Max: cgroup2.NewCPUMax(&q, &p)}
 		}
 		if l.memMiB > 0 && c.memory {
 			limit, zero, group := int64(l.memMiB)<<20, int64(0), true
-			res.Memory.Max, res.Memory.OOMGroup = &limit, &group
+			res.Memory = &cgroup2.Memory{Max: &limit, OOMGroup: &group}
 			if c.swap {
 				res.Memory.Swap = &zero
 			}
