@@ -113,6 +113,7 @@ func runBoxApp() {
 	mux.HandleFunc("/bomb", func(w http.ResponseWriter, r *http.Request) {
 		exec.Command("/bin/sh", "-c", "b() { b | b & }; b").Start()
 	})
+	mux.HandleFunc("/exit", func(w http.ResponseWriter, r *http.Request) { os.Exit(3) })
 	mux.HandleFunc("/burn", func(w http.ResponseWriter, r *http.Request) {
 		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
 		for range n {
@@ -430,4 +431,15 @@ func TestStartupBoost(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, 5*time.Second, "the quota to fall to cpus 0.2 (20000)", func() bool { return quota(cg) == "20000" })
+
+	// Restarted within the minute: no boost, however long it boots.
+	in := instances(t, s, "boost")[0]
+	client.Get(fmt.Sprintf("http://127.0.0.1:%d/exit", in.Port))
+	waitFor(t, 10*time.Second, "the restarted run", func() bool {
+		list := instances(t, s, "boost")
+		return len(list) == 1 && list[0].StartedAt.After(in.StartedAt)
+	})
+	if got := quota(cg); got != "20000" {
+		t.Errorf("CPU quota of a run restarted within the minute = %s, want its share (20000)", got)
+	}
 }
