@@ -60,6 +60,9 @@ type Instance struct {
 	Ports     []int     `json:"ports"` // every port, PORT0..PORTn-1
 	Healthy   bool      `json:"healthy"`
 	StartedAt time.Time `json:"startedAt"`
+	// LastExit is why the instance's last run ended, when it was
+	// restarted: "status 1", "signal killed", "out of memory (limit 64 MiB)".
+	LastExit string `json:"lastExit,omitempty"`
 }
 
 // Release is an immutable build of an app: slug, descriptor, env, commit.

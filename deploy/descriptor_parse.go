@@ -24,7 +24,7 @@ const maxDescriptorBytes = 1 << 20
 const (
 	defaultInstances   = 1
 	defaultCPUs        = 0.1
-	defaultMem         = 64
+	defaultMem         = 128
 	defaultPorts       = 1
 	defaultInterval    = 10
 	defaultTimeout     = 5

@@ -22,6 +22,7 @@ type liveView struct {
 
 type instView struct {
 	ID, Host, Release, Uptime string
+	LastExit                  string // why its last run ended, when it was restarted
 	Port                      int
 	Healthy                   bool
 }
@@ -64,7 +65,7 @@ func (s *Server) live(a deploy.App, csrf string) liveView {
 	for _, in := range a.Instances {
 		v.Instances = append(v.Instances, instView{
 			ID: in.ID, Host: in.Host, Port: in.Port, Release: in.Release,
-			Healthy: in.Healthy, Uptime: span(now.Sub(in.StartedAt)),
+			Healthy: in.Healthy, Uptime: span(now.Sub(in.StartedAt)), LastExit: in.LastExit,
 		})
 	}
 	ss := s.history.series(a.Name)

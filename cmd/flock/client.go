@@ -152,9 +152,15 @@ func printApps(w io.Writer, apps []deploy.App, now time.Time) error {
 			last = now.Sub(*a.LastRequestAt).Round(time.Second).String() + " ago"
 		}
 		state := string(a.State)
-		if a.Error != "" {
+		msg := a.Error
+		for _, in := range a.Instances {
+			if msg == "" && in.LastExit != "" { // restarted: say why, e.g. out of memory
+				msg = in.ID + " restarted after " + in.LastExit
+			}
+		}
+		if msg != "" {
 			state += " (see below)"
-			msg := strings.Join(strings.Fields(clean(a.Error)), " ")
+			msg = strings.Join(strings.Fields(clean(msg)), " ")
 			if r := []rune(msg); len(r) > 300 {
 				msg = string(r[:297]) + "..."
 			}

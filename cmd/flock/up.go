@@ -186,6 +186,9 @@ func up(ctx context.Context, c upConfig) error {
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
+	if err := closeDataDir(c.DataDir, "instances"); err != nil {
+		return err
+	}
 	if c.Token, err = c.TokenFrom.resolve(); err != nil {
 		return err
 	}

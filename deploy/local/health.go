@@ -199,6 +199,9 @@ func (o outcome) describe(in *instance, p *proc) error {
 		if p.adopted {
 			msg = fmt.Sprintf("instance %s (adopted from a previous Flock, exit status unknown) exited", in.id)
 		}
+		if oom := in.oomKilled(); oom != "" {
+			msg = fmt.Sprintf("instance %s was killed: %s", in.id, oom)
+		}
 		if o.passedAt.IsZero() {
 			msg += " before passing its check"
 		} else if o.settling {

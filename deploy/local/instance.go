@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -41,6 +40,9 @@ type instance struct {
 	firstErr  string      // the first line of this run's output that states an error (errline.go)
 	report    func(error) // set during a deploy until the first pass or failure
 	retiring  bool        // chosen to be stopped; no longer counted
+	lastExit  string      // why the last run ended: "status 1", "out of memory (limit 64 MiB)"
+	boosted   string      // the cgroup of the run while it has its startup CPU boost
+	boostAt   time.Time   // when a run last got the startup boost
 }
 
 // proc is one run of an instance's process group.
@@ -81,10 +83,10 @@ func spawn(cmd *exec.Cmd) error {
 }
 
 // start runs the instance's command once: `sh -c <command>` in its own
-// process group, inside its cgroup when memory is enforced, with its
-// output appended to output.log in its sandbox (see tail). No Pdeathsig:
-// an instance outlives a Flock that crashes or is killed, and the next
-// Flock adopts it (adopt.go); Run stops every instance when Flock stops.
+// process group, in its box (uid, cgroup: see launch), with its output
+// appended to output.log in its sandbox (see tail). No Pdeathsig: an
+// instance outlives a Flock that crashes or is killed, and the next Flock
+// adopts it (adopt.go); Run stops every instance when Flock stops.
 func (in *instance) start() (*proc, error) {
 	s := in.s
 	in.mu.Lock()
@@ -104,49 +106,17 @@ func (in *instance) start() (*proc, error) {
 			break
 		}
 	}
-	if err := os.MkdirAll(filepath.Join(in.sandbox, "tmp"), 0o755); err != nil {
-		return nil, fmt.Errorf("sandbox: %w", err)
-	}
-	// The app writes its output there itself (see tail). Not through a
-	// link or a FIFO the app may have left in its sandbox (O_NONBLOCK
-	// makes opening a FIFO fail instead of hanging; files ignore it).
-	w, err := os.OpenFile(filepath.Join(in.sandbox, "output.log"),
-		os.O_CREATE|os.O_WRONLY|os.O_APPEND|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0o644)
+	// The app writes its output there itself (see tail), through a file
+	// of Flock's own, never a link or a FIFO it left in its sandbox
+	// (openSandbox).
+	w, err := in.openSandbox()
 	if err != nil {
-		return nil, fmt.Errorf("sandbox: %w", err)
+		return nil, err
 	}
-	env := s.environ(in, in.sandbox)
-	newCmd := func(cgfd *os.File) *exec.Cmd {
-		cmd := exec.Command("/bin/sh", "-c", in.rel.command)
-		cmd.Dir, cmd.Env, cmd.Stdout, cmd.Stderr = in.rel.dir, env, w, w
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		if cgfd != nil {
-			cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, int(cgfd.Fd())
-		}
-		return cmd
-	}
-	var cgPath string
-	var cgfd *os.File
-	if s.cg.enabled() {
-		if cgPath, cgfd, err = s.cg.create(in.id, in.rel.mem); err != nil {
-			s.log.Warn("instance runs without memory limit", "app", in.app, "instance", in.id, "err", err)
-		}
-	}
-	cmd := newCmd(cgfd)
-	err = spawn(cmd)
-	if err != nil && cgfd != nil { // kernel without clone3 into a cgroup: join after start
-		cmd = newCmd(nil)
-		if err = spawn(cmd); err == nil {
-			joinCgroup(cgPath, cmd.Process.Pid)
-		}
-	}
-	if cgfd != nil {
-		cgfd.Close()
-	}
+	cmd, cgPath, err := in.launch(s.environ(in, in.sandbox), w)
 	w.Close()
 	if err != nil {
-		removeCgroup(cgPath)
-		return nil, fmt.Errorf("start %q: %w", in.rel.command, err)
+		return nil, err
 	}
 	p := &proc{pgid: cmd.Process.Pid, done: make(chan struct{}), outDone: make(chan struct{})}
 	start0 := startTime(p.pgid)
@@ -197,12 +167,13 @@ func (in *instance) finish(p *proc) {
 	cg := in.cgroup
 	in.mu.Unlock()
 	if cg != "" {
-		writeFile(filepath.Join(cg, "cgroup.kill"), "1")
+		killCgroup(cg)
 	}
 	select {
 	case <-p.outDone:
 	case <-time.After(200 * time.Millisecond):
 	}
+	in.endRun(p, cg)
 	removeCgroup(cg)
 	in.mu.Lock()
 	changed := in.healthy || in.pgid != 0
@@ -260,6 +231,9 @@ func (in *instance) takeReport() func(error) {
 }
 
 func (in *instance) setHealthy(ok bool) {
+	if ok {
+		in.endBoost()
+	}
 	in.mu.Lock()
 	changed := in.healthy != ok
 	in.healthy = ok

@@ -39,8 +39,11 @@ func TestMain(m *testing.M) {
 	case "parent":
 		runParent()
 		return
+	case "box":
+		runBoxApp()
+		return
 	}
-	os.Exit(m.Run())
+	os.Exit(runTests(m))
 }
 
 // runApp is the test app. APP_BOOT delays listening; APP_MODE is "" (a
@@ -152,6 +155,9 @@ func appSpec(app, rel string, n int, env ...string) deploy.Spec {
 	bin, err := os.Executable()
 	if err != nil {
 		panic(err)
+	}
+	if b := os.Getenv("FLOCK_TEST_APP_BIN"); b != "" { // see runTests
+		bin = b
 	}
 	// GORACE: a race-enabled child would otherwise sleep 1s before it exits.
 	e := map[string]string{"FLOCK_TEST_ROLE": "app", "GORACE": "atexit_sleep_ms=0", "FLOCK_TEST_BIN": bin, "GREETING": "hi there"}

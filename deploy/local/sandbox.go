@@ -71,6 +71,8 @@ type release struct {
 	env     map[string]string
 	ports   int
 	mem     int
+	cpus    float64
+	uid     int // its instances' uid; -1: Flock's own (Flock is not root)
 	checks  []check
 	stable  time.Duration // how long a new instance must stay healthy before a deploy counts it
 }
@@ -83,22 +85,32 @@ func (s *Scheduler) prepare(spec deploy.Spec) (*release, error) {
 	if err != nil {
 		return nil, err
 	}
+	uid, err := s.appUID(spec.App)
+	if err != nil {
+		return nil, err
+	}
 	dir := filepath.Join(s.appDir(spec.App), "releases", spec.Release)
 	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
-		if err := s.unpack(spec, dir); err != nil {
+		if err := s.unpack(spec, dir, uid); err != nil {
 			return nil, err
 		}
 	} else if err != nil {
 		return nil, fmt.Errorf("release folder: %w", err)
+	} else if uid >= 0 && !ownedBy(dir, uid) { // unpacked before apps had uids
+		if err := chownTree(dir, uid); err != nil {
+			return nil, err
+		}
 	}
 	return &release{
 		name: spec.Release, dir: dir, command: spec.Command, env: maps.Clone(spec.Env),
-		ports: max(spec.Descriptor.Ports, 0), mem: spec.Descriptor.Mem, checks: checks,
-		stable: spec.Descriptor.Stable(),
+		ports: max(spec.Descriptor.Ports, 0), mem: spec.Descriptor.Mem, cpus: spec.Descriptor.CPUs,
+		uid: uid, checks: checks, stable: spec.Descriptor.Stable(),
 	}, nil
 }
 
-func (s *Scheduler) unpack(spec deploy.Spec, dir string) error {
+// unpack extracts the slug into dir, given to uid (when >= 0) before it
+// is renamed into place, where the app could reach it.
+func (s *Scheduler) unpack(spec deploy.Spec, dir string, uid int) error {
 	parent := filepath.Dir(dir)
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return fmt.Errorf("release folder: %w", err)
@@ -118,6 +130,11 @@ func (s *Scheduler) unpack(spec deploy.Spec, dir string) error {
 	}
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		return fmt.Errorf("release folder: %w", err)
+	}
+	if uid >= 0 {
+		if err := chownTree(tmp, uid); err != nil {
+			return err
+		}
 	}
 	if err := os.Rename(tmp, dir); err != nil {
 		return fmt.Errorf("release folder: %w", err)
@@ -152,7 +169,9 @@ func newID(app, rel string) string {
 
 // environ builds an instance's environment: a few basics of Flock's own
 // environment, the descriptor's env, then what the scheduler sets (which
-// wins, so an app cannot lie about its own ports).
+// wins, so an app cannot lie about its own ports). An app with a uid of
+// its own gets its sandbox as HOME (npm keeps its cache there) and its
+// name as USER: Flock's home is not its to read.
 func (s *Scheduler) environ(in *instance, sandbox string) []string {
 	env := map[string]string{}
 	for _, k := range []string{"PATH", "HOME", "LANG", "LC_ALL", "TZ", "USER", "LOGNAME"} {
@@ -164,6 +183,9 @@ func (s *Scheduler) environ(in *instance, sandbox string) []string {
 		env["PATH"] = "/usr/local/bin:/usr/bin:/bin"
 	}
 	env["TMPDIR"] = filepath.Join(sandbox, "tmp")
+	if in.rel.uid >= 0 {
+		env["HOME"], env["USER"], env["LOGNAME"] = sandbox, in.app, in.app
+	}
 	for k, v := range in.rel.env {
 		env[k] = v
 	}

@@ -1,8 +1,8 @@
 // Package local is Flock's embedded scheduler: it runs each instance of an
 // app as a supervised process group on this machine, in a sandbox folder
 // with its own ports, checks its health, restarts it when it fails, keeps
-// its output for `flock logs`, and limits its memory through cgroup v2
-// where the host allows it.
+// its output for `flock logs`, and, where the host allows, runs it under a
+// uid of its own and within its cpus, mem and pids limits (cgroup v1 or v2).
 package local
 
 import (
@@ -52,10 +52,12 @@ type Scheduler struct {
 	log    *slog.Logger
 	prober *prober
 	cg     *cgroups
+	boxes  *boxes // apps' uids; nil when Flock is not root
 
 	// Tunables, fixed by New; tests shorten them.
 	backoffMin, backoffMax, resetAfter time.Duration
 	outputMax                          int64 // output.log is emptied once read past this size
+	pidsMax                            int   // tasks per instance (cgroup pids limit)
 
 	mu     sync.Mutex
 	apps   map[string]*app
@@ -117,15 +119,18 @@ func New(cfg Config) (*Scheduler, error) {
 	s := &Scheduler{
 		cfg: cfg, log: cfg.Logger, prober: newProber(probeHost(cfg.Host)),
 		backoffMin: 100 * time.Millisecond, backoffMax: 10 * time.Second, resetAfter: 10 * time.Second, outputMax: 8 << 20,
-		apps: map[string]*app{}, logs: map[string]*appLog{}, specs: map[string]deploy.Spec{},
+		pidsMax: pidsLimit,
+		apps:    map[string]*app{}, logs: map[string]*appLog{}, specs: map[string]deploy.Spec{},
 		changes: make(chan string, 64), pendSet: map[string]bool{},
 		wake: make(chan struct{}, 1), done: make(chan struct{}),
 	}
-	cg, err := detectCgroups("/sys/fs/cgroup", "/proc/self/cgroup", cfg.Dir)
-	if err != nil {
-		s.log.Info("memory limits not enforced", "reason", err)
+	s.cg = detectCgroups()
+	if !s.cg.enforcesMemory() {
+		s.log.Info("memory limits not enforced", "reason", s.cg.reason)
 	}
-	s.cg = cg
+	if err := s.setupBoxes(); err != nil {
+		return nil, fmt.Errorf("local scheduler: %w", err)
+	}
 	if err := s.adopt(); err != nil {
 		return nil, fmt.Errorf("local scheduler: %w", err)
 	}
@@ -142,8 +147,8 @@ func probeHost(host string) string {
 }
 
 // MemoryEnforced reports whether instances run with their "mem" as a hard
-// memory limit (cgroup v2); otherwise "mem" is advisory.
-func (s *Scheduler) MemoryEnforced() bool { return s.cg.enabled() }
+// memory limit (a cgroup, v1 or v2); otherwise "mem" is advisory.
+func (s *Scheduler) MemoryEnforced() bool { return s.cg.enforcesMemory() }
 
 // Run delivers Changes until ctx ends, then stops every instance
 // (SIGTERM, then SIGKILL after StopGrace), adopted ones too, and returns:
@@ -287,6 +292,7 @@ func (in *instance) snapshot() deploy.Instance {
 	d := deploy.Instance{
 		ID: in.id, Release: in.rel.name, Host: in.s.prober.host,
 		Ports: append([]int{}, in.ports...), Healthy: in.healthy, StartedAt: in.startedAt,
+		LastExit: in.lastExit,
 	}
 	if len(in.ports) > 0 {
 		d.Port = in.ports[0]

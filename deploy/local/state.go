@@ -131,6 +131,9 @@ func (s *Scheduler) killLeftover(e stateEntry) {
 		}
 		waitGone(pids, 2*time.Second)
 	}
+	if e.Cgroup != "" { // what left the group but not the instance's own cgroup
+		killCgroup(e.Cgroup)
+	}
 	removeCgroup(e.Cgroup)
 }
 
