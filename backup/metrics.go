@@ -37,7 +37,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"app"}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "flock_waker_rejected_requests_total",
-			Help: "Requests answered 503 at once (reason: queue_full, stopped, failed).",
+			Help: "Requests answered 503 at once (reason: queue_full, stopped, failed, crashed).",
 		}, []string{"app", "reason"}),
 		timedOut: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "flock_waker_timed_out_requests_total",

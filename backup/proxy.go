@@ -163,6 +163,17 @@ func (w *Waker) target(ctx context.Context, app deploy.App, arrived time.Time, e
 			return deploy.Instance{}, false, &pageError{status: http.StatusServiceUnavailable,
 				retryAfter: int(left/time.Second) + 1, msg: app.Name + " failed to wake"}
 		}
+	case deploy.StateCrashed:
+		// Its instances keep ending; the scheduler restarts them with
+		// backoff. Say so at once instead of holding the request for a
+		// wake that is not coming; a healthy instance, if one came back
+		// meanwhile, still serves.
+		if in, ok := w.pick(app, exclude); ok {
+			return in, false, nil
+		}
+		w.m.rejected.WithLabelValues(app.Name, "crashed").Inc()
+		return deploy.Instance{}, false, &pageError{status: http.StatusServiceUnavailable, retryAfter: 5,
+			msg: app.Name + " has crashed: its instances keep ending and are being restarted (flock logs " + app.Name + " says why)"}
 	case deploy.StateSleeping:
 		// Instances still listed belong to a sleep in progress: hold.
 	default:

@@ -48,6 +48,7 @@ const (
 	StateSleeping  State = "sleeping"  // scaled to zero while idle; the next request wakes it
 	StateWaking    State = "waking"    // woken, no instance healthy yet
 	StateFailed    State = "failed"    // last deploy or wake failed and nothing serves
+	StateCrashed   State = "crashed"   // was live, but its instances keep exiting or failing their checks; restarted with backoff
 	StateStopped   State = "stopped"   // scaled to zero by hand; requests are not answered
 )
 
@@ -63,6 +64,9 @@ type Instance struct {
 	// LastExit is why the instance's last run ended, when it was
 	// restarted: "status 1", "signal killed", "out of memory (limit 64 MiB)".
 	LastExit string `json:"lastExit,omitempty"`
+	// LastOutput is the first error line and the last lines the instance
+	// wrote before that run ended, when it was restarted.
+	LastOutput string `json:"lastOutput,omitempty"`
 }
 
 // Release is an immutable build of an app: slug, descriptor, env, commit.

@@ -363,12 +363,29 @@ func (s *Service) view(ctx context.Context, rec appRecord, rel Release) (App, er
 	if a.Error == "" && s.cfg.RouteErr != nil {
 		a.Error = s.cfg.RouteErr(rec.Name)
 	}
-	a.State = state(rec, a.HealthyCount(), deploying, waking)
+	var restarted *Instance
+	for i := range a.Instances {
+		if a.Instances[i].LastExit != "" {
+			restarted = &a.Instances[i]
+			break
+		}
+	}
+	a.State = state(rec, a.HealthyCount(), restarted != nil, deploying, waking)
+	if a.State == StateCrashed && a.Error == "" {
+		a.Error = fmt.Sprintf("%s ended (%s) and is being restarted", restarted.ID, restarted.LastExit)
+		if restarted.LastOutput != "" && restarted.LastOutput != "no output" {
+			a.Error += ": " + restarted.LastOutput
+		}
+	}
 	return a, nil
 }
 
 // state derives what users see from desired state and what runs.
-func state(rec appRecord, healthy int, deploying, waking bool) State {
+//
+// An app whose instances all ended since it went live (they keep exiting,
+// or failing their checks, and are restarted with backoff) is crashed, not
+// running: nothing serves it.
+func state(rec appRecord, healthy int, restarted, deploying, waking bool) State {
 	switch {
 	case rec.Current == "" && deploying:
 		return StateDeploying
@@ -386,6 +403,8 @@ func state(rec appRecord, healthy int, deploying, waking bool) State {
 		return StateFailed
 	case waking:
 		return StateWaking
+	case restarted:
+		return StateCrashed
 	}
 	return StateRunning
 }

@@ -86,22 +86,26 @@ func TestState(t *testing.T) {
 		name      string
 		rec       appRecord
 		healthy   int
+		restarted bool
 		deploying bool
 		waking    bool
 		want      State
 	}{
-		{"first deploy", appRecord{}, 0, true, false, StateDeploying},
-		{"first deploy failed", appRecord{Failed: "build failed"}, 0, false, false, StateFailed},
-		{"running", appRecord{Current: "v1", Desired: 1}, 1, false, false, StateRunning},
-		{"asleep", appRecord{Current: "v1", Desired: 1, Asleep: true}, 0, false, false, StateSleeping},
-		{"stopped", appRecord{Current: "v1"}, 0, false, false, StateStopped},
-		{"waking", appRecord{Current: "v1", Desired: 1}, 0, false, true, StateWaking},
-		{"wake failed", appRecord{Current: "v1", Desired: 1, Failed: "wake timed out"}, 0, false, false, StateFailed},
-		{"redeploying", appRecord{Current: "v1", Desired: 1}, 1, true, false, StateDeploying},
+		{"first deploy", appRecord{}, 0, false, true, false, StateDeploying},
+		{"first deploy failed", appRecord{Failed: "build failed"}, 0, false, false, false, StateFailed},
+		{"running", appRecord{Current: "v1", Desired: 1}, 1, false, false, false, StateRunning},
+		{"asleep", appRecord{Current: "v1", Desired: 1, Asleep: true}, 0, false, false, false, StateSleeping},
+		{"stopped", appRecord{Current: "v1"}, 0, false, false, false, StateStopped},
+		{"waking", appRecord{Current: "v1", Desired: 1}, 0, false, false, true, StateWaking},
+		{"wake failed", appRecord{Current: "v1", Desired: 1, Failed: "wake timed out"}, 0, false, false, false, StateFailed},
+		{"redeploying", appRecord{Current: "v1", Desired: 1}, 1, false, true, false, StateDeploying},
+		{"crashed", appRecord{Current: "v1", Desired: 1}, 0, true, false, false, StateCrashed},
+		{"restarted, one healthy", appRecord{Current: "v1", Desired: 2}, 1, true, false, false, StateRunning},
+		{"crashed while waking", appRecord{Current: "v1", Desired: 1}, 0, true, false, true, StateWaking},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := state(tc.rec, tc.healthy, tc.deploying, tc.waking); got != tc.want {
+			if got := state(tc.rec, tc.healthy, tc.restarted, tc.deploying, tc.waking); got != tc.want {
 				t.Errorf("state = %s, want %s", got, tc.want)
 			}
 		})

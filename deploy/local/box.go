@@ -178,6 +178,7 @@ func (in *instance) endRun(p *proc, cg string) {
 	}
 	in.mu.Lock()
 	in.lastExit = reason
+	in.lastRunOut = in.lastOutputLocked()
 	in.mu.Unlock()
 }
 

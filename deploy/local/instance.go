@@ -29,20 +29,21 @@ type instance struct {
 	stopOnce sync.Once
 	exited   chan struct{} // closed when the supervisor has returned and no process is left
 
-	mu        sync.Mutex
-	ports     []int
-	healthy   bool
-	pgid      int    // 0 while no process runs
-	start0    uint64 // the leader's start time (clock ticks after boot), with pgid in state.json
-	cgroup    string
-	startedAt time.Time
-	last      []string    // last lines of output
-	firstErr  string      // the first line of this run's output that states an error (errline.go)
-	report    func(error) // set during a deploy until the first pass or failure
-	retiring  bool        // chosen to be stopped; no longer counted
-	lastExit  string      // why the last run ended: "status 1", "out of memory (limit 64 MiB)"
-	boosted   string      // the cgroup of the run while it has its startup CPU boost
-	boostAt   time.Time   // when a run last got the startup boost
+	mu         sync.Mutex
+	ports      []int
+	healthy    bool
+	pgid       int    // 0 while no process runs
+	start0     uint64 // the leader's start time (clock ticks after boot), with pgid in state.json
+	cgroup     string
+	startedAt  time.Time
+	last       []string    // last lines of output
+	firstErr   string      // the first line of this run's output that states an error (errline.go)
+	lastRunOut string      // lastOutput as the last run ended
+	report     func(error) // set during a deploy until the first pass or failure
+	retiring   bool        // chosen to be stopped; no longer counted
+	lastExit   string      // why the last run ended: "status 1", "out of memory (limit 64 MiB)"
+	boosted    string      // the cgroup of the run while it has its startup CPU boost
+	boostAt    time.Time   // when a run last got the startup boost
 }
 
 // proc is one run of an instance's process group.
@@ -248,6 +249,11 @@ func (in *instance) setHealthy(ok bool) {
 func (in *instance) lastOutput() string {
 	in.mu.Lock()
 	defer in.mu.Unlock()
+	return in.lastOutputLocked()
+}
+
+// lastOutputLocked is lastOutput for a caller that holds in.mu.
+func (in *instance) lastOutputLocked() string {
 	if len(in.last) == 0 {
 		return "no output"
 	}

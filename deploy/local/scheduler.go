@@ -292,7 +292,7 @@ func (in *instance) snapshot() deploy.Instance {
 	d := deploy.Instance{
 		ID: in.id, Release: in.rel.name, Host: in.s.prober.host,
 		Ports: append([]int{}, in.ports...), Healthy: in.healthy, StartedAt: in.startedAt,
-		LastExit: in.lastExit,
+		LastExit: in.lastExit, LastOutput: in.lastRunOut,
 	}
 	if len(in.ports) > 0 {
 		d.Port = in.ports[0]
