@@ -186,9 +186,6 @@ func up(ctx context.Context, c upConfig) error {
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
-	if err := closeDataDir(c.DataDir, "instances"); err != nil {
-		return err
-	}
 	if c.Token, err = c.TokenFrom.resolve(); err != nil {
 		return err
 	}
@@ -204,6 +201,10 @@ func up(ctx context.Context, c upConfig) error {
 	dropSecretEnv()
 	token, err := loadToken(c.DataDir, c.Token, logger)
 	if err != nil {
+		return err
+	}
+	// After loadToken, which warns of a token file left readable.
+	if err := closeDataDir(c.DataDir, "instances"); err != nil {
 		return err
 	}
 	if c.ArtifactURL == "" {
