@@ -44,6 +44,12 @@ type Descriptor struct {
 	// after its first passed check before its release counts as live and
 	// the old release is retired; nil: DefaultStableSeconds.
 	StableSeconds *int `json:"stableSeconds,omitempty"`
+	// ReleaseCommand is the Procfile's "release:" line: run once per
+	// release, in the release's slug, before any of its instances starts.
+	ReleaseCommand string `json:"releaseCommand,omitempty"`
+	// OtherProcesses are the Procfile's process types besides web and
+	// release ("worker", "clock"), which Flock does not run yet.
+	OtherProcesses []string `json:"otherProcesses,omitempty"`
 	// File is where the descriptor came from ("package.json", "flock.json").
 	File string `json:"file,omitempty"`
 }

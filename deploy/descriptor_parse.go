@@ -61,6 +61,30 @@ var (
 // the name comes from flock.json, else from package.json; a tree with
 // neither has an empty Name and the caller must name the app.
 func ReadDescriptor(dir string) (Descriptor, error) {
+	d, err := readDescriptor(dir)
+	if err != nil {
+		return d, err
+	}
+	pf, err := readDescriptorFile(dir, "Procfile")
+	if err != nil || pf == nil {
+		return d, err
+	}
+	procs, err := ParseProcfile(pf)
+	if err != nil {
+		return Descriptor{}, err
+	}
+	d.ReleaseCommand = procs["release"]
+	for name := range procs {
+		if name != "web" && name != "release" {
+			d.OtherProcesses = append(d.OtherProcesses, name)
+		}
+	}
+	slices.Sort(d.OtherProcesses)
+	return d, nil
+}
+
+// readDescriptor reads package.json's "flock" object or flock.json.
+func readDescriptor(dir string) (Descriptor, error) {
 	pkg, err := readDescriptorFile(dir, "package.json")
 	if err != nil {
 		return Descriptor{}, err

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -87,6 +88,10 @@ func (s *Service) build(ctx context.Context, app string, desc Descriptor, req De
 		from = "no package.json or flock.json: descriptor defaults"
 	}
 	fmt.Fprintf(log, "-----> Building %s %s (%s)\n", app, name, from)
+	if len(desc.OtherProcesses) > 0 {
+		fmt.Fprintf(log, " !     Procfile lists %s: Flock runs the web process (and the release command) only; these are not started\n",
+			strings.Join(desc.OtherProcesses, ", "))
+	}
 	select {
 	case s.builds <- struct{}{}:
 	case <-ctx.Done():
@@ -107,6 +112,29 @@ func (s *Service) build(ctx context.Context, app string, desc Descriptor, req De
 		return Release{}, fmt.Errorf("record release %s %s: %w", app, name, err)
 	}
 	return rel, s.rollout(ctx, rel, log)
+}
+
+// releasePhase runs rel's release command (the Procfile's "release:"),
+// if it has one, before any of its instances starts: on every release
+// that is rolled out, a build's or a rollback's, as on Heroku. A failure
+// stops the rollout; the running release keeps serving.
+func (s *Service) releasePhase(ctx context.Context, rel Release, log io.Writer) error {
+	cmd := rel.Descriptor.ReleaseCommand
+	if cmd == "" {
+		return nil
+	}
+	rr, ok := s.sched.(ReleaseRunner)
+	if !ok {
+		return fmt.Errorf("the release phase (Procfile release:) runs only on the embedded scheduler: %w", ErrInvalid)
+	}
+	fmt.Fprintf(log, "-----> Running the release command of %s: %s\n", rel.Name, cmd)
+	start := time.Now()
+	if err := rr.RunRelease(ctx, s.spec(rel, 0), cmd, log); err != nil {
+		fmt.Fprintf(log, " !     The release command failed; %s is not started and the running release keeps serving.\n", rel.Name)
+		return fmt.Errorf("release command: %w", err)
+	}
+	fmt.Fprintf(log, "-----> Release command done in %s\n", time.Since(start).Round(time.Millisecond))
+	return nil
 }
 
 // buildInSlot runs the builder in the build slot its caller took, and
@@ -135,6 +163,10 @@ func (s *Service) rollout(ctx context.Context, rel Release, log io.Writer) error
 		if cur, err := s.store.release(rel.App, rec.Current); err == nil && cur.Descriptor.Instances == n {
 			n = rec.Desired
 		}
+	}
+	if err := s.releasePhase(ctx, rel, log); err != nil {
+		s.markFailed(rel.App, fmt.Sprintf("%s: %v", rel.Name, err))
+		return fmt.Errorf("roll out %s %s: %w", rel.App, rel.Name, err)
 	}
 	fmt.Fprintf(log, "-----> Starting %d instance(s) of %s\n", n, rel.Name)
 	if err := s.sched.Deploy(ctx, s.spec(rel, n), log); err != nil {

@@ -21,6 +21,18 @@ type Spec struct {
 	Descriptor Descriptor // ports, checks, cpus, mem
 }
 
+// ReleaseRunner is a Scheduler that can run a release's release phase:
+// the Procfile's "release:" command, once, in the release's slug and
+// environment, before any instance of the release starts (as Heroku's
+// release phase). The embedded scheduler is one; a Service over another
+// fails the deploy of a release that has a release command.
+type ReleaseRunner interface {
+	// RunRelease runs command for spec's release and returns when it
+	// ended; its output goes to log. A command that exits non-zero, or
+	// does not end before ctx, is an error naming its exit status.
+	RunRelease(ctx context.Context, spec Spec, command string, log io.Writer) error
+}
+
 // Scheduler runs instances of releases: the embedded one (deploy/local) on
 // this machine, or Marathon (deploy/marathon).
 type Scheduler interface {
