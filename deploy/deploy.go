@@ -100,6 +100,9 @@ type App struct {
 	Domains        []string   `json:"domains,omitempty"`
 	Error          string     `json:"error,omitempty"` // why the app is failed, or a router error
 	MemoryEnforced bool       `json:"memoryEnforced"`
+	// Processes are the app's non-web process types (Procfile worker:,
+	// clock: …) and their instances.
+	Processes []Process `json:"processes,omitempty"`
 	RequestRate    float64    `json:"requestRate"` // requests per second, from the scaler
 	// AsleepSince is when the app last went to sleep, while it sleeps.
 	AsleepSince *time.Time `json:"asleepSince,omitempty"`

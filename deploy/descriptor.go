@@ -47,9 +47,10 @@ type Descriptor struct {
 	// ReleaseCommand is the Procfile's "release:" line: run once per
 	// release, in the release's slug, before any of its instances starts.
 	ReleaseCommand string `json:"releaseCommand,omitempty"`
-	// OtherProcesses are the Procfile's process types besides web and
-	// release ("worker", "clock"), which Flock does not run yet.
-	OtherProcesses []string `json:"otherProcesses,omitempty"`
+	// Processes are the Procfile's process types besides web and release
+	// ("worker", "clock"), by type: they run beside the app, unrouted
+	// (processes.go).
+	Processes map[string]string `json:"processes,omitempty"`
 	// File is where the descriptor came from ("package.json", "flock.json").
 	File string `json:"file,omitempty"`
 }

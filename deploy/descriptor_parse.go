@@ -74,12 +74,18 @@ func ReadDescriptor(dir string) (Descriptor, error) {
 		return Descriptor{}, err
 	}
 	d.ReleaseCommand = procs["release"]
-	for name := range procs {
-		if name != "web" && name != "release" {
-			d.OtherProcesses = append(d.OtherProcesses, name)
+	for name, cmd := range procs {
+		if name == "web" || name == "release" {
+			continue
 		}
+		if len(name) > 20 || strings.Contains(name, "--") || !ValidName(strings.ToLower(name)) || name != strings.ToLower(name) {
+			return Descriptor{}, &DescriptorError{File: "Procfile", Rule: fmt.Sprintf("process type %q must be lower-case letters, digits and single '-', at most 20 characters", name)}
+		}
+		if d.Processes == nil {
+			d.Processes = map[string]string{}
+		}
+		d.Processes[name] = cmd
 	}
-	slices.Sort(d.OtherProcesses)
 	return d, nil
 }
 

@@ -27,6 +27,9 @@ func (s *Service) Deploy(ctx context.Context, req DeployRequest, log io.Writer) 
 		return Release{}, fmt.Errorf("the app has no name: give it one with \"name\" in package.json or flock.json, "+
 			"with flock deploy --app NAME (flock deploy names it after its directory), or push to /git/NAME.git: %w", ErrInvalid)
 	}
+	if strings.Contains(name, processSep) {
+		return Release{}, fmt.Errorf("deploy: app name %q holds %q, which names an app's process types (app--worker): %w", name, processSep, ErrInvalid)
+	}
 	if name != "" && !ValidName(name) {
 		return Release{}, fmt.Errorf("deploy: app name %q must be a DNS label (lower-case letters, digits and '-', at most 63): %w", name, ErrInvalid)
 	}
@@ -88,10 +91,6 @@ func (s *Service) build(ctx context.Context, app string, desc Descriptor, req De
 		from = "no package.json or flock.json: descriptor defaults"
 	}
 	fmt.Fprintf(log, "-----> Building %s %s (%s)\n", app, name, from)
-	if len(desc.OtherProcesses) > 0 {
-		fmt.Fprintf(log, " !     Procfile lists %s: Flock runs the web process (and the release command) only; these are not started\n",
-			strings.Join(desc.OtherProcesses, ", "))
-	}
 	select {
 	case s.builds <- struct{}{}:
 	case <-ctx.Done():
@@ -159,19 +158,32 @@ func (s *Service) rollout(ctx context.Context, rel Release, log io.Writer) error
 	}
 	defer release()
 	n := rel.Descriptor.Instances
+	var prev *Release
 	if rec.Current != "" {
-		if cur, err := s.store.release(rel.App, rec.Current); err == nil && cur.Descriptor.Instances == n {
-			n = rec.Desired
+		if cur, err := s.store.release(rel.App, rec.Current); err == nil {
+			prev = &cur
+			if cur.Descriptor.Instances == n {
+				n = rec.Desired
+			}
 		}
 	}
 	if err := s.releasePhase(ctx, rel, log); err != nil {
 		s.markFailed(rel.App, fmt.Sprintf("%s: %v", rel.Name, err))
 		return fmt.Errorf("roll out %s %s: %w", rel.App, rel.Name, err)
 	}
+	if err := s.deployProcesses(ctx, rec, rel, n > 0, log); err != nil {
+		s.markFailed(rel.App, fmt.Sprintf("%s failed: %v", rel.Name, err))
+		s.restoreProcesses(ctx, rec, prev, rel)
+		return fmt.Errorf("roll out %s %s: %w", rel.App, rel.Name, err)
+	}
 	fmt.Fprintf(log, "-----> Starting %d instance(s) of %s\n", n, rel.Name)
 	if err := s.sched.Deploy(ctx, s.spec(rel, n), log); err != nil {
 		s.markFailed(rel.App, fmt.Sprintf("%s failed: %v", rel.Name, err))
+		s.restoreProcesses(ctx, rec, prev, rel)
 		return fmt.Errorf("roll out %s %s: %w", rel.App, rel.Name, err)
+	}
+	if prev != nil {
+		s.removeStaleProcesses(context.WithoutCancel(ctx), *prev, rel)
 	}
 	_, err = s.store.updateApp(rel.App, false, func(r *appRecord) error {
 		r.wake()
@@ -315,6 +327,9 @@ func (s *Service) Sleep(ctx context.Context, app string) error {
 	if err := s.sched.Scale(context.WithoutCancel(ctx), app, 0); err != nil { // see Scale
 		return fmt.Errorf("sleep %s: %w", app, err)
 	}
+	if rel, err := s.store.release(app, rec.Current); err == nil {
+		s.scaleProcesses(context.WithoutCancel(ctx), rec, rel, false) // workers sleep with the app
+	}
 	return nil
 }
 
@@ -347,6 +362,9 @@ func (s *Service) Wake(ctx context.Context, app string) error {
 	s.waking[app] = true
 	s.mu.Unlock()
 	err = s.sched.Scale(context.WithoutCancel(ctx), app, rec.Desired) // see Scale
+	if rel, rerr := s.store.release(app, rec.Current); rerr == nil && rec.Desired > 0 {
+		s.scaleProcesses(context.WithoutCancel(ctx), rec, rel, true)
+	}
 	s.publish(Event{App: app, Type: "state", State: StateWaking, Message: "waking"})
 	if err != nil {
 		return fmt.Errorf("wake %s: %w", app, err)
@@ -380,6 +398,19 @@ func (s *Service) Destroy(ctx context.Context, app string) error {
 	// Carried out whole, also for a client that leaves now (see Scale).
 	if err := s.sched.Remove(context.WithoutCancel(ctx), app); err != nil {
 		return fmt.Errorf("destroy %s: %w", app, err)
+	}
+	if rels, err := s.store.releases(app); err == nil {
+		types := map[string]bool{}
+		for _, r := range rels {
+			for typ := range r.Descriptor.Processes {
+				types[typ] = true
+			}
+		}
+		for typ := range types {
+			if err := s.sched.Remove(context.WithoutCancel(ctx), ProcessApp(app, typ)); err != nil {
+				return fmt.Errorf("destroy %s: %s process: %w", app, typ, err)
+			}
+		}
 	}
 	if err := s.store.deleteApp(app); err != nil {
 		return fmt.Errorf("destroy %s: %w", app, err)

@@ -221,6 +221,9 @@ func (s *Service) reconcile(ctx context.Context) {
 					s.log.Error("reconcile panicked", "app", rel.App, "release", rel.Name, "panic", v, "stack", string(debug.Stack()))
 				}
 			}()
+			if err := s.deployProcesses(ctx, rec, rel, n > 0, io.Discard); err != nil && ctx.Err() == nil {
+				s.log.Error("reconcile", "app", rel.App, "release", rel.Name, "err", err)
+			}
 			if err := s.sched.Deploy(ctx, s.spec(rel, n), io.Discard); err != nil && ctx.Err() == nil {
 				s.log.Error("reconcile", "app", rel.App, "release", rel.Name, "err", err)
 			}
@@ -231,6 +234,10 @@ func (s *Service) reconcile(ctx context.Context) {
 }
 
 func (s *Service) instancesChanged(ctx context.Context, app string) {
+	if parent, _, ok := ParentApp(app); ok {
+		s.publish(Event{App: parent, Type: "instances"}) // a worker: not routed, nothing wakes
+		return
+	}
 	ins, err := s.sched.Instances(ctx, app)
 	if err == nil && healthy(ins) > 0 {
 		s.mu.Lock()
@@ -343,6 +350,11 @@ func (s *Service) view(ctx context.Context, rec appRecord, rel Release) (App, er
 	}
 	if ins != nil {
 		a.Instances = ins
+	}
+	if rec.Current != "" {
+		if rel, err := s.store.release(rec.Name, rec.Current); err == nil && len(rel.Descriptor.Processes) > 0 {
+			a.Processes = s.processes(ctx, rec, rel)
+		}
 	}
 	if rec.Asleep && rec.AsleepSince != nil {
 		t := *rec.AsleepSince

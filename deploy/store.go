@@ -46,6 +46,9 @@ type appRecord struct {
 	// next success.
 	Failed    string    `json:"failed,omitempty"`
 	CreatedAt time.Time `json:"createdAt"`
+	// Formation is how many instances of each non-web process type run
+	// while the app is awake; a type not listed runs defaultProcessCount.
+	Formation map[string]int `json:"formation,omitempty"`
 }
 
 // Close writes a last copy of the store and closes it.

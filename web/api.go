@@ -94,39 +94,51 @@ func (s *Server) sleepApp(c *gin.Context) { s.act(c, s.p.Sleep) }
 func (s *Server) wakeApp(c *gin.Context)  { s.act(c, s.p.Wake) }
 
 func (s *Server) scaleApp(c *gin.Context) {
-	n, err := instancesParam(c)
+	n, process, err := instancesParam(c)
 	if err != nil {
 		s.fail(c, err)
+		return
+	}
+	if process != "" && process != "web" {
+		s.act(c, func(ctx context.Context, name string) error { return s.p.ScaleProcess(ctx, name, process, n) })
 		return
 	}
 	s.act(c, func(ctx context.Context, name string) error { return s.p.Scale(ctx, name, n) })
 }
 
-// instancesParam reads {"instances": N} from JSON, or the "instances" field
-// of a form.
-func instancesParam(c *gin.Context) (int, error) {
+// processRE is the rule for a process type named in a scale request.
+var processRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,18}[a-z0-9])?$`)
+
+// instancesParam reads {"instances": N, "process": "worker"} from JSON, or
+// the "instances" and "process" fields of a form. No process: web.
+func instancesParam(c *gin.Context) (int, string, error) {
 	bad := fmt.Errorf("instances: must be a whole number from 0 to %d: %w", maxInstances, deploy.ErrInvalid)
 	var n int
+	var process string
 	if strings.HasPrefix(c.ContentType(), "application/x-www-form-urlencoded") {
 		v, err := strconv.Atoi(strings.TrimSpace(c.PostForm("instances")))
 		if err != nil {
-			return 0, bad
+			return 0, "", bad
 		}
-		n = v
+		n, process = v, c.PostForm("process")
 	} else {
 		var body struct {
-			Instances *int `json:"instances"`
+			Instances *int   `json:"instances"`
+			Process   string `json:"process"`
 		}
 		dec := json.NewDecoder(io.LimitReader(c.Request.Body, 1<<16))
 		if err := dec.Decode(&body); err != nil || body.Instances == nil {
-			return 0, bad
+			return 0, "", bad
 		}
-		n = *body.Instances
+		n, process = *body.Instances, body.Process
 	}
 	if n < 0 || n > maxInstances {
-		return 0, bad
+		return 0, "", bad
 	}
-	return n, nil
+	if process != "" && !processRE.MatchString(process) {
+		return 0, "", fmt.Errorf("process: %q is not a process type (lower-case letters, digits and '-'): %w", process, deploy.ErrInvalid)
+	}
+	return n, process, nil
 }
 
 func (s *Server) destroyApp(c *gin.Context) {

@@ -213,6 +213,22 @@ func (f *fakePlatform) Rollback(ctx context.Context, name, release string, log i
 	return deploy.Release{}, fmt.Errorf("release %s: %w", release, deploy.ErrNotFound)
 }
 
+func (f *fakePlatform) ScaleProcess(ctx context.Context, name, process string, n int) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	a, err := f.get(name)
+	if err != nil {
+		return err
+	}
+	for i := range a.Processes {
+		if a.Processes[i].Type == process {
+			a.Processes[i].Desired = n
+			return nil
+		}
+	}
+	return fmt.Errorf("scale %s: no process type %q: %w", name, process, deploy.ErrInvalid)
+}
+
 func (f *fakePlatform) Scale(ctx context.Context, name string, n int) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()

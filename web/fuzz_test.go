@@ -12,7 +12,7 @@ import (
 // FuzzScaleBody feeds arbitrary bodies to the scale parser: it must never
 // panic and must only accept a number from 0 to maxInstances.
 func FuzzScaleBody(f *testing.F) {
-	for _, seed := range []string{`{"instances":2}`, `{"instances":-1}`, `{"instances":"2"}`, `{"instances":1e3}`, `{}`, `[`, `{"instances":99999999999999999999}`} {
+	for _, seed := range []string{`{"instances":2}`, `{"instances":-1}`, `{"instances":"2"}`, `{"instances":1e3}`, `{}`, `[`, `{"instances":99999999999999999999}`, `{"instances":2,"process":"worker"}`, `{"instances":2,"process":"../x"}`} {
 		f.Add(seed, "application/json")
 	}
 	f.Add("instances=3", formType)
@@ -20,9 +20,12 @@ func FuzzScaleBody(f *testing.F) {
 		c, _ := gin.CreateTestContext(httptest.NewRecorder())
 		c.Request = httptest.NewRequest(http.MethodPost, "/api/v1/apps/x/scale", strings.NewReader(body))
 		c.Request.Header.Set("Content-Type", ctype)
-		n, err := instancesParam(c)
+		n, process, err := instancesParam(c)
 		if err == nil && (n < 0 || n > maxInstances) {
 			t.Fatalf("accepted %d from %q", n, body)
+		}
+		if err == nil && process != "" && !processRE.MatchString(process) {
+			t.Fatalf("accepted process %q from %q", process, body)
 		}
 	})
 }

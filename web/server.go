@@ -33,6 +33,7 @@ type Platform interface {
 	Deploy(ctx context.Context, req deploy.DeployRequest, log io.Writer) (deploy.Release, error)
 	Rollback(ctx context.Context, name, release string, log io.Writer) (deploy.Release, error)
 	Scale(ctx context.Context, name string, n int) error
+	ScaleProcess(ctx context.Context, name, process string, n int) error
 	Sleep(ctx context.Context, name string) error
 	Wake(ctx context.Context, name string) error
 	Destroy(ctx context.Context, name string) error

@@ -161,9 +161,15 @@ func (s *Server) done(c *gin.Context, back, msg string) {
 }
 
 func (s *Server) formScale(c *gin.Context) {
-	n, err := instancesParam(c)
+	n, process, err := instancesParam(c)
 	if err != nil {
 		s.fail(c, err)
+		return
+	}
+	if process != "" && process != "web" {
+		s.formAction("scale "+process+" to "+strconv.Itoa(n), func(ctx context.Context, name string) error {
+			return s.p.ScaleProcess(ctx, name, process, n)
+		})(c)
 		return
 	}
 	s.formAction("scale to "+strconv.Itoa(n), func(ctx context.Context, name string) error {

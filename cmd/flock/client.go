@@ -166,7 +166,17 @@ func printApps(w io.Writer, apps []deploy.App, now time.Time) error {
 			}
 			notes = append(notes, clean(a.Name)+": "+msg)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%s\t%s\t%s\n", clean(a.Name), clean(state), a.HealthyCount(), a.Desired, clean(a.Release), clean(a.URL), last)
+		inst := fmt.Sprintf("%d/%d", a.HealthyCount(), a.Desired)
+		for _, p := range a.Processes {
+			healthy := 0
+			for _, in := range p.Instances {
+				if in.Healthy {
+					healthy++
+				}
+			}
+			inst += fmt.Sprintf(" %s:%d/%d", clean(p.Type), healthy, p.Desired)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", clean(a.Name), clean(state), inst, clean(a.Release), clean(a.URL), last)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -269,18 +279,42 @@ func addClientCommands(root *cobra.Command) {
 	appsCmd.Flags().Bool("json", false, "print JSON")
 
 	scaleCmd := &cobra.Command{
-		Use: "scale APP N", Short: "Run N instances of an app (0 stops it)", Args: cobra.ExactArgs(2),
-
+		Use:   "scale APP N | scale APP web=N worker=M …",
+		Short: "Run N instances of an app (0 stops it), or N of each process type",
+		Args:  cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			n, err := strconv.Atoi(args[1])
-			if err != nil || n < 0 {
-				return fmt.Errorf("N must be a whole number ≥ 0, not %q", args[1])
+			app := args[0]
+			type step struct {
+				process string
+				n       int
+			}
+			var steps []step
+			for _, a := range args[1:] {
+				process, count, named := strings.Cut(a, "=")
+				if !named {
+					process, count = "web", a
+				}
+				n, err := strconv.Atoi(count)
+				if err != nil || n < 0 || process == "" || (!named && len(args) > 2) {
+					return fmt.Errorf("want N, or TYPE=N for each process type (web=2 worker=1); N a whole number ≥ 0, not %q", a)
+				}
+				steps = append(steps, step{process, n})
 			}
 			c := newClient(cmd)
-			if err := c.postJSON("/api/v1/apps/"+url.PathEscape(args[0])+"/scale", map[string]int{"instances": n}); err != nil {
-				return err
+			for _, st := range steps {
+				body := map[string]any{"instances": st.n}
+				if st.process != "web" {
+					body["process"] = st.process
+				}
+				if err := c.postJSON("/api/v1/apps/"+url.PathEscape(app)+"/scale", body); err != nil {
+					return err
+				}
+				if st.process == "web" {
+					fmt.Fprintf(cmd.OutOrStdout(), "%s scaled to %d\n", app, st.n)
+				} else {
+					fmt.Fprintf(cmd.OutOrStdout(), "%s %s scaled to %d\n", app, st.process, st.n)
+				}
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s scaled to %d\n", args[0], n)
 			return nil
 		},
 	}

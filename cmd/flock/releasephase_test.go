@@ -24,7 +24,7 @@ require("http").createServer((q, r) => r.end(schema)).listen(+process.env.PORT, 
 	}
 	writeFiles(t, dir, files)
 	out := f.mustCLI("deploy", dir)
-	for _, want := range []string{"Running the release command of v1: node migrate.js", "release: migrated to v1", "Procfile lists worker"} {
+	for _, want := range []string{"Running the release command of v1: node migrate.js", "release: migrated to v1", "Starting 1 worker instance(s) of v1"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("deploy output lacks %q:\n%s", want, out)
 		}

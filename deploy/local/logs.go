@@ -193,6 +193,9 @@ func flush(bw *bufio.Writer, w io.Writer) error {
 // appLog returns app's log, opening it when the app is known or has a log
 // on disk; create opens it for an app about to be deployed.
 func (s *Scheduler) appLog(app string, create bool) *appLog {
+	if parent, _, ok := deploy.ParentApp(app); ok {
+		app, create = parent, true // a process type logs into its app's log
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if l := s.logs[app]; l != nil {

@@ -196,7 +196,10 @@ func (s *Scheduler) environ(in *instance, sandbox string) []string {
 		env["PORT"] = strconv.Itoa(in.ports[0])
 	}
 	env["HOST"] = s.cfg.Host
-	env["FLOCK_APP"] = in.app
+	env["FLOCK_APP"], env["FLOCK_PROCESS"] = in.app, "web"
+	if app, typ, ok := deploy.ParentApp(in.app); ok { // a worker of app
+		env["FLOCK_APP"], env["FLOCK_PROCESS"] = app, typ
+	}
 	env["FLOCK_RELEASE"] = in.rel.name
 	env["FLOCK_INSTANCE"] = in.id
 	out := make([]string, 0, len(env))

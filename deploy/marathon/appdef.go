@@ -70,7 +70,10 @@ func (s *Scheduler) definition(spec deploy.Spec) *gomarathon.Application {
 	for k, v := range spec.Env {
 		env[k] = v
 	}
-	env["FLOCK_APP"] = spec.App
+	env["FLOCK_APP"], env["FLOCK_PROCESS"] = spec.App, "web"
+	if app, typ, ok := deploy.ParentApp(spec.App); ok { // a worker of app
+		env["FLOCK_APP"], env["FLOCK_PROCESS"] = app, typ
+	}
 	env["FLOCK_RELEASE"] = spec.Release
 	app.Env = &env
 
