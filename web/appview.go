@@ -22,6 +22,7 @@ type liveView struct {
 
 type instView struct {
 	ID, Host, Release, Uptime string
+	Process                   string // "web", or a Procfile type such as "worker"
 	LastExit                  string // why its last run ended, when it was restarted
 	Port                      int
 	Healthy                   bool
@@ -62,11 +63,19 @@ type appData struct {
 func (s *Server) live(a deploy.App, csrf string) liveView {
 	now := time.Now()
 	v := liveView{appRow: s.row(a, now, csrf), Idle: a.Idle, Domains: a.Domains}
-	for _, in := range a.Instances {
-		v.Instances = append(v.Instances, instView{
-			ID: in.ID, Host: in.Host, Port: in.Port, Release: in.Release,
+	view := func(process string, in deploy.Instance) instView {
+		return instView{
+			ID: in.ID, Host: in.Host, Port: in.Port, Release: in.Release, Process: process,
 			Healthy: in.Healthy, Uptime: span(now.Sub(in.StartedAt)), LastExit: in.LastExit,
-		})
+		}
+	}
+	for _, in := range a.Instances {
+		v.Instances = append(v.Instances, view("web", in))
+	}
+	for _, p := range a.Processes {
+		for _, in := range p.Instances {
+			v.Instances = append(v.Instances, view(p.Type, in))
+		}
 	}
 	ss := s.history.series(a.Name)
 	r := plot(ss, now, chartW, chartH, chartPoints, rateOf)
