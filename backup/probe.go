@@ -55,11 +55,7 @@ func (w *Waker) probe(ctx context.Context, chk deploy.Check, in deploy.Instance)
 	return resp.StatusCode >= 200 && resp.StatusCode < 400
 }
 
-// firstCheck is the check HAProxy runs: the app's first, else TCP on the
-// first port.
-func firstCheck(app deploy.App) deploy.Check {
-	if len(app.Descriptor.Checks) > 0 {
-		return app.Descriptor.Checks[0]
-	}
-	return deploy.Check{}
-}
+// firstCheck is the check HAProxy runs (deploy.Descriptor.RoutingCheck):
+// the waker probes with it before it proxies, so it never sends a request
+// to an instance HAProxy would not.
+func firstCheck(app deploy.App) deploy.Check { return app.Descriptor.RoutingCheck() }

@@ -102,8 +102,8 @@ type App struct {
 	MemoryEnforced bool       `json:"memoryEnforced"`
 	// Processes are the app's non-web process types (Procfile worker:,
 	// clock: …) and their instances.
-	Processes []Process `json:"processes,omitempty"`
-	RequestRate    float64    `json:"requestRate"` // requests per second, from the scaler
+	Processes   []Process `json:"processes,omitempty"`
+	RequestRate float64   `json:"requestRate"` // requests per second, from the scaler
 	// AsleepSince is when the app last went to sleep, while it sleeps.
 	AsleepSince *time.Time `json:"asleepSince,omitempty"`
 	// SavedInstanceSeconds is how many instance-seconds sleeping saved

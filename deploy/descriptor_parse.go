@@ -39,9 +39,6 @@ var (
 	imageRE = regexp.MustCompile(`^(?:[a-zA-Z0-9](?:[a-zA-Z0-9.-]*[a-zA-Z0-9])?(?::[0-9]{1,5})?/)?` +
 		`[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*` +
 		`(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$`)
-	// checkPathRE keeps check paths to URL characters that are safe in an
-	// HAProxy config line: no spaces, quotes, backslashes or '#'.
-	checkPathRE = regexp.MustCompile(`^/[A-Za-z0-9/._~%!$&()*+,;=:@?-]*$`)
 	// reservedEnv are variables every scheduler sets itself.
 	reservedEnv = regexp.MustCompile(`^(PORT[0-9]*|HOST|FLOCK_APP|FLOCK_RELEASE)$`)
 )
@@ -578,7 +575,7 @@ func (p parser) check(prefix string, raw json.RawMessage, ports int) (Check, err
 		if c.Path, err = p.str(prefix+"path", r); err != nil {
 			return Check{}, err
 		}
-		if len(c.Path) > 1024 || !checkPathRE.MatchString(c.Path) {
+		if !ValidCheckPath(c.Path) {
 			return Check{}, p.fail(prefix+"path", "must start with \"/\" and hold only URL characters "+
 				"(no spaces, quotes, '#', '\\' or control characters), at most 1024")
 		}

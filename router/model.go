@@ -55,7 +55,6 @@ func backendName(app string) string { return "app_" + app }
 
 var (
 	hostRE     = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$`)
-	pathRE     = regexp.MustCompile(`^/[A-Za-z0-9._~/%?&=+:@,!-]{0,200}$`)
 	serverRE   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
 	addrHostRE = regexp.MustCompile(`^[A-Za-z0-9:]([A-Za-z0-9.:-]{0,252})$`)
 	dirRE      = regexp.MustCompile(`^/[A-Za-z0-9/._+-]*$`)
@@ -64,10 +63,6 @@ var (
 // validHost reports whether h is a lower-case host name that is safe in the
 // map file: dot-separated DNS labels, at most 253 characters.
 func validHost(h string) bool { return len(h) <= 253 && hostRE.MatchString(h) }
-
-// validPath reports whether p is a check path that stays one word on a
-// config line: no spaces, quotes, "#", "\" or "$".
-func validPath(p string) bool { return pathRE.MatchString(p) }
 
 // serverName gives the HAProxy server name of an instance: its ID and port
 // when the ID is a safe name, else a hash of ID, host and port, so that an
@@ -130,7 +125,7 @@ func build(apps []deploy.App, domain string, drained map[string]map[string]bool)
 		}
 		b := backend{App: a.Name, Name: backendName(a.Name), Check: checkOf(a.Descriptor)}
 		var problems []string
-		if b.Check.Path != "" && !validPath(b.Check.Path) {
+		if b.Check.Path != "" && !deploy.ValidCheckPath(b.Check.Path) {
 			problems = append(problems, fmt.Sprintf("check path %q refused, using a TCP check", b.Check.Path))
 			b.Check.Path = ""
 		}
@@ -183,27 +178,11 @@ func build(apps []deploy.App, domain string, drained map[string]map[string]bool)
 	return m
 }
 
-// checkOf takes the backend's health check from the descriptor's first
-// check, with the descriptor defaults where a field is unset.
+// checkOf is the backend's health check: the descriptor's routing check
+// (deploy.Descriptor.RoutingCheck owns the defaults).
 func checkOf(d deploy.Descriptor) check {
-	c := check{Inter: 10, Timeout: 5, Fall: 3}
-	if len(d.Checks) == 0 {
-		return c
-	}
-	dc := d.Checks[0]
-	c.Path = dc.Path
-	c.PortIdx = dc.PortIndex
-	if dc.IntervalSeconds > 0 {
-		c.Inter = dc.IntervalSeconds
-	}
-	if dc.TimeoutSeconds > 0 {
-		c.Timeout = dc.TimeoutSeconds
-	}
-	c.Timeout = min(c.Timeout, c.Inter)
-	if dc.MaxConsecutiveFailures > 0 {
-		c.Fall = dc.MaxConsecutiveFailures
-	}
-	return c
+	dc := d.RoutingCheck()
+	return check{Path: dc.Path, PortIdx: dc.PortIndex, Inter: dc.IntervalSeconds, Timeout: dc.TimeoutSeconds, Fall: dc.MaxConsecutiveFailures}
 }
 
 // serverParams are the options after "server <name> <addr>", the same in

@@ -37,13 +37,16 @@ func TestValidHostAndPath(t *testing.T) {
 		{"path with quote", `/a"b`, false, false},
 		{"path with dollar", "/a$HOME", false, false},
 		{"relative path", "health", true, false},
+		{"path with parentheses", "/health(deep)", false, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := validHost(tc.s); got != tc.host {
 				t.Errorf("validHost(%q) = %v, want %v", tc.s, got, tc.host)
 			}
-			if got := validPath(tc.s); got != tc.path {
-				t.Errorf("validPath(%q) = %v, want %v", tc.s, got, tc.path)
+			// The router takes the descriptor's rule: a path the parser
+			// accepts is the path HAProxy requests.
+			if got := deploy.ValidCheckPath(tc.s); got != tc.path {
+				t.Errorf("deploy.ValidCheckPath(%q) = %v, want %v", tc.s, got, tc.path)
 			}
 		})
 	}

@@ -6,10 +6,8 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -26,37 +24,22 @@ type check struct {
 	maxFailures int
 }
 
-// checksOf resolves the descriptor's checks. A check with no interval was
-// not built by the descriptor parser (which applies defaults), so it gets
-// every default; otherwise only missing values are filled in, and an
-// explicit grace period of 0 stays 0.
+// checksOf resolves the descriptor's checks: deploy.EffectiveChecks
+// applies the defaults (the one place they are written), and the path
+// rule is deploy.ValidCheckPath, as everywhere else.
 func checksOf(d deploy.Descriptor) ([]check, error) {
-	in := d.Checks
-	if len(in) == 0 {
-		in = []deploy.Check{{}}
-	}
+	in := d.EffectiveChecks()
 	out := make([]check, 0, len(in))
 	for i, c := range in {
-		if c.IntervalSeconds <= 0 {
-			c.IntervalSeconds, c.TimeoutSeconds, c.GracePeriodSeconds, c.MaxConsecutiveFailures = 10, 5, 30, 3
+		if c.Path != "" && !deploy.ValidCheckPath(c.Path) {
+			return nil, fmt.Errorf("checks[%d].path %q must be a URL path starting with /: %w", i, c.Path, deploy.ErrInvalid)
 		}
-		if c.TimeoutSeconds <= 0 {
-			c.TimeoutSeconds = min(5, c.IntervalSeconds)
+		idx := c.PortIndex
+		if i < len(d.Checks) {
+			idx = d.Checks[i].PortIndex // as given: Normalized clamps a negative one
 		}
-		if c.MaxConsecutiveFailures <= 0 {
-			c.MaxConsecutiveFailures = 3
-		}
-		if c.GracePeriodSeconds < 0 {
-			c.GracePeriodSeconds = 0
-		}
-		if c.Path != "" {
-			u, err := url.ParseRequestURI(c.Path)
-			if err != nil || !strings.HasPrefix(c.Path, "/") || strings.HasPrefix(c.Path, "//") || u.Host != "" || strings.ContainsAny(c.Path, " \t\r\n") {
-				return nil, fmt.Errorf("checks[%d].path %q must be a URL path starting with /: %w", i, c.Path, deploy.ErrInvalid)
-			}
-		}
-		if c.PortIndex < 0 || (d.Ports > 0 && c.PortIndex >= d.Ports) {
-			return nil, fmt.Errorf("checks[%d].portIndex %d is not one of the app's %d ports: %w", i, c.PortIndex, d.Ports, deploy.ErrInvalid)
+		if idx < 0 || (d.Ports > 0 && idx >= d.Ports) {
+			return nil, fmt.Errorf("checks[%d].portIndex %d is not one of the app's %d ports: %w", i, idx, d.Ports, deploy.ErrInvalid)
 		}
 		out = append(out, check{
 			path: c.Path, portIndex: c.PortIndex,

@@ -77,12 +77,11 @@ func (s *Scheduler) definition(spec deploy.Spec) *gomarathon.Application {
 	env["FLOCK_RELEASE"] = spec.Release
 	app.Env = &env
 
-	checks := make([]gomarathon.HealthCheck, 0, len(d.Checks))
-	for _, c := range d.Checks {
-		checks = append(checks, healthCheck(c, ports))
-	}
-	if len(checks) == 0 {
-		checks = append(checks, healthCheck(deploy.Check{}, ports))
+	checks := []gomarathon.HealthCheck{}
+	if d.Ports > 0 || len(d.Checks) > 0 { // a process with no port (a worker) is judged by staying up
+		for _, c := range d.EffectiveChecks() {
+			checks = append(checks, healthCheck(c, ports))
+		}
 	}
 	app.HealthChecks = &checks
 
@@ -123,32 +122,23 @@ func (s *Scheduler) definition(spec deploy.Spec) *gomarathon.Application {
 // healthCheck translates a descriptor check: HTTP with a path, else TCP;
 // always on port index 0 unless the check names another existing port.
 func healthCheck(c deploy.Check, ports int) gomarathon.HealthCheck {
+	c = c.Normalized() // the descriptor's defaults; an explicit grace of 0 stays 0
 	hc := gomarathon.HealthCheck{
 		Protocol:           "TCP",
-		GracePeriodSeconds: def(c.GracePeriodSeconds, 30),
-		IntervalSeconds:    def(c.IntervalSeconds, 10),
-		TimeoutSeconds:     def(c.TimeoutSeconds, 5),
-	}
-	if hc.TimeoutSeconds > hc.IntervalSeconds {
-		hc.TimeoutSeconds = hc.IntervalSeconds
+		GracePeriodSeconds: c.GracePeriodSeconds,
+		IntervalSeconds:    c.IntervalSeconds,
+		TimeoutSeconds:     c.TimeoutSeconds,
 	}
 	idx := 0
 	if c.PortIndex > 0 && c.PortIndex < ports {
 		idx = c.PortIndex
 	}
-	hc = hc.SetPortIndex(idx).SetMaxConsecutiveFailures(def(c.MaxConsecutiveFailures, 3))
+	hc = hc.SetPortIndex(idx).SetMaxConsecutiveFailures(c.MaxConsecutiveFailures)
 	if c.Path != "" {
 		hc.Protocol = "HTTP"
 		hc = hc.SetPath(c.Path)
 	}
 	return hc
-}
-
-func def(v, d int) int {
-	if v <= 0 {
-		return d
-	}
-	return v
 }
 
 // resigned is a's fetch list with freshly signed slug URLs, or nil when
