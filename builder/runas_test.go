@@ -73,7 +73,7 @@ func TestBuildRunsAsTheAppsUID(t *testing.T) {
 	writeTree(t, src, map[string]string{
 		"package.json": `{"name":"boxed","version":"1.0.0","dependencies":{"dep":"file:./dep"},"scripts":{` +
 			`"postinstall":` + strconv.Quote("id -u > uid-postinstall.txt; "+try("token", token)+try("other", otherFile)+
-			"(nohup sleep "+sleep+" >/dev/null 2>&1 &)") + `,` +
+			"(setsid nohup sleep "+sleep+" >/dev/null 2>&1 &)") + `,` +
 			`"build":"id -u > uid-build.txt"}}`,
 		"dep/package.json": `{"name":"dep","version":"1.0.0","scripts":{"install":"id -u > \"$INIT_CWD/uid-dependency.txt\""}}`,
 		"server.js":        "",
@@ -128,7 +128,7 @@ func TestBuildCacheIsPerApp(t *testing.T) {
 	bl := newBuilder(t, t.TempDir())
 	build := func(src, app, release string) string {
 		var log syncBuffer
-		slug, _, err := bl.Build(context.Background(), src, app, release, "", &log)
+		_, _, err := bl.Build(context.Background(), src, app, release, "", &log)
 		if err != nil {
 			t.Fatalf("build %s %s: %v\n%s", app, release, err, log.String())
 		}
