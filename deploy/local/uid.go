@@ -204,3 +204,17 @@ func ownedBy(path string, uid int) bool {
 	sys, ok := st.Sys().(*syscall.Stat_t)
 	return ok && int(sys.Uid) == uid
 }
+
+// UID returns the uid app's instances run as, allocating it at the app's
+// first use as appUID does, so that its builds run as the same uid
+// (builder.Config.RunAs). ok is false when Flock is not root: apps and
+// builds run as Flock's own user then.
+func (s *Scheduler) UID(app string) (uid int, ok bool, err error) {
+	if s.boxes == nil {
+		return 0, false, nil
+	}
+	if uid, err = s.boxes.uid(app); err != nil {
+		return 0, false, err
+	}
+	return uid, true, nil
+}
