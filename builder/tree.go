@@ -195,7 +195,10 @@ func addEntry(tw *tar.Writer, fsys fs.FS, rel string, d fs.DirEntry, owner int) 
 	default:
 		return nil
 	}
-	hdr, err := tar.FileInfoHeader(info, link)
+	// Without Sys: the header's owner is cleared below, and looking up the
+	// names of a uid no passwd entry names (an app's) costs a read of
+	// /etc/passwd per file.
+	hdr, err := tar.FileInfoHeader(noSys{info}, link)
 	if err != nil {
 		return err
 	}
@@ -216,3 +219,8 @@ func addEntry(tw *tar.Writer, fsys fs.FS, rel string, d fs.DirEntry, owner int) 
 	}
 	return nil
 }
+
+// noSys hides a FileInfo's Sys from tar.FileInfoHeader.
+type noSys struct{ fs.FileInfo }
+
+func (noSys) Sys() any { return nil }
