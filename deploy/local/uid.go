@@ -47,7 +47,7 @@ type boxes struct {
 // can be passed through.
 func (s *Scheduler) setupBoxes() error {
 	if os.Geteuid() != 0 {
-		s.log.Warn("flock is not root: every app runs as flock's own user and can read the other apps' files and flock's data dir",
+		s.log.Warn("flock is not root: every app, and its builds, run as flock's own user and can read the other apps' files and flock's data dir",
 			"uid", os.Geteuid(), "docs", "docs/local-scheduler.md")
 		return nil
 	}
