@@ -72,8 +72,9 @@ func (b *Builder) openBox(app string) (*box, error) {
 	return &box{uid: uid, app: app, home: home, path: reachablePath(os.Getenv("PATH"))}, nil
 }
 
-// passable makes <cache>, <cache>/uid and <cache>/work 0711 and gives
-// o+x to the folders above <cache> that lack it.
+// passable makes <cache>, <cache>/uid and <cache>/work 0711, closes
+// <cache>/node_modules (0700) and gives o+x to the folders above <cache>
+// that lack it.
 func (b *Builder) passable() error {
 	for _, d := range []string{b.cache, filepath.Join(b.cache, "uid"), filepath.Join(b.cache, "work")} {
 		if err := os.MkdirAll(d, 0o711); err != nil {
@@ -82,6 +83,11 @@ func (b *Builder) passable() error {
 		if err := os.Chmod(d, 0o711); err != nil {
 			return fmt.Errorf("build folders: %w", err)
 		}
+	}
+	// The shared cache of builds as Flock's user stays Flock's alone, also
+	// when an older Flock left it open.
+	if err := os.Chmod(b.nodeCacheDir(), 0o700); err != nil && !os.IsNotExist(err) {
+		return fmt.Errorf("build folders: %w", err)
 	}
 	for d := filepath.Dir(b.cache); ; d = filepath.Dir(d) {
 		if st, err := os.Stat(d); err == nil && st.Mode().Perm()&0o001 == 0 {
