@@ -12,7 +12,8 @@ import (
 // TestBuildsRunAsTheAppsUID: `flock deploy` of an app whose postinstall
 // prints its uid and tries to read Flock's token: the deploy log shows
 // the uid the app's running instance has (not root's), and the read
-// failed.
+// failed. The running app reaches its own build folder, not another
+// app's, nor the list of build work folders.
 func TestBuildsRunAsTheAppsUID(t *testing.T) {
 	requireRoot(t)
 	f := newFlock(t)
@@ -40,5 +41,26 @@ func TestBuildsRunAsTheAppsUID(t *testing.T) {
 	}
 	if !strings.Contains(out, "token-DENIED") || strings.Contains(out, "token-READ") {
 		t.Errorf("the build read Flock's token:\n%s", out)
+	}
+	f.mustCLI("deploy", writePeek(t, "other", ""))
+	_, otherID := f.appGet("other", "/id")
+	var otherUID int
+	fmt.Sscan(otherID, &otherUID)
+	if otherUID == 0 || otherUID == uid {
+		t.Fatalf("the other app runs as %q; want a uid of its own", otherID)
+	}
+	cache := filepath.Join(f.dataDir, "cache")
+	if code, body := f.appGet("buildas", "/read?path="+filepath.Join(cache, "uid", strconv.Itoa(uid), "home")); code != 200 {
+		t.Errorf("the app cannot reach its own build HOME: %d %q", code, body)
+	}
+	for _, p := range []string{
+		filepath.Join(cache, "uid", strconv.Itoa(otherUID), "home"),
+		filepath.Join(cache, "uid"),
+		filepath.Join(cache, "work"),
+		cache,
+	} {
+		if code, body := f.appGet("buildas", "/read?path="+p); code != 403 {
+			t.Errorf("the app read %s: %d %.80q; want it denied", p, code, body)
+		}
 	}
 }
