@@ -38,6 +38,14 @@ type Config struct {
 	// `--dir <folder>` when the site is not the slug's root. Default:
 	// none, and static sites fail to build with a message saying why.
 	StaticServer []string
+	// RunAs gives the uid an app's build steps run as: the steps that run
+	// the app's code or its dependencies' (npm, yarn, pnpm and the
+	// package.json scripts, go build, python -m venv and pip). Give the
+	// uid the app's instances run as, so a build can do no more than the
+	// app itself (runas.go says what the uid may reach). Flock must be
+	// root then. Nil, or ok false, runs builds as Flock's own user, in
+	// Flock's environment.
+	RunAs func(app string) (uid int, ok bool, err error)
 }
 
 // Builder builds slugs and keeps them in the artifact store. It is safe
@@ -47,6 +55,7 @@ type Builder struct {
 	cache  string
 	logger *slog.Logger
 	static []string
+	runAs  func(string) (int, bool, error)
 }
 
 // New validates cfg and returns a Builder. It creates nothing on disk.
@@ -69,7 +78,7 @@ func New(cfg Config) (*Builder, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return &Builder{dir: dir, cache: cache, logger: logger, static: cfg.StaticServer}, nil
+	return &Builder{dir: dir, cache: cache, logger: logger, static: cfg.StaticServer, runAs: cfg.RunAs}, nil
 }
 
 var (
@@ -128,6 +137,10 @@ func (b *Builder) build(ctx context.Context, src, app, release, cmd, slug string
 	if fi, err := os.Stat(src); err != nil || !fi.IsDir() {
 		return "", "", fmt.Errorf("source %s is not a folder", src)
 	}
+	x, err := b.openBox(app)
+	if err != nil {
+		return "", "", err
+	}
 	if err := os.MkdirAll(filepath.Join(b.cache, "work"), 0o755); err != nil {
 		return "", "", err
 	}
@@ -135,12 +148,31 @@ func (b *Builder) build(ctx context.Context, src, app, release, cmd, slug string
 	if err != nil {
 		return "", "", err
 	}
-	defer os.RemoveAll(work)
+	defer os.RemoveAll(work) // RemoveAll follows no link the build made
 	tree := filepath.Join(work, "app")
 	if err := copyTree(src, tree); err != nil {
 		return "", "", fmt.Errorf("copy source: %w", err)
 	}
-	command, shown, err = b.compile(ctx, tree, cmd, lw)
+	// Opened while the tree is Flock's alone: Flock reads and changes the
+	// tree only through root from here on (runas.go).
+	root, err := os.OpenRoot(tree)
+	if err != nil {
+		return "", "", err
+	}
+	defer root.Close()
+	owner := -1
+	if x != nil {
+		x.tmp = filepath.Join(work, "tmp")
+		if err := os.Mkdir(x.tmp, 0o700); err != nil {
+			return "", "", err
+		}
+		if err := chownTree(work, x.uid); err != nil {
+			return "", "", err
+		}
+		owner = x.uid
+		lw.printf("-----> Building as uid %d, the app's own", x.uid)
+	}
+	command, shown, err = b.compile(ctx, &job{tree: tree, root: root, box: x, lw: lw}, cmd)
 	if err != nil {
 		return "", "", err
 	}
@@ -148,29 +180,47 @@ func (b *Builder) build(ctx context.Context, src, app, release, cmd, slug string
 		return "", "", err
 	}
 	lw.printf("-----> Writing slug %s/%s.tar.gz", app, release)
-	if err := writeSlug(tree, slug); err != nil {
+	if err := writeSlug(root, slug, owner); err != nil {
 		return "", "", fmt.Errorf("write slug: %w", err)
 	}
 	return command, shown, nil
 }
 
-// compile detects the kind of app in tree, builds it in place and returns
-// its start command, and that command as the build log shows it.
-func (b *Builder) compile(ctx context.Context, tree, cmd string, lw *lineWriter) (command, shown string, err error) {
-	web, hasProcfile, err := procfileWeb(tree)
+// job is one build's work tree: its path (for the steps), the os.Root
+// Flock reads and changes it through, who runs the steps, and the log.
+type job struct {
+	tree string
+	root *os.Root
+	box  *box // nil: the steps run as Flock's user
+	lw   *lineWriter
+}
+
+// run runs a build step in the tree.
+func (j *job) run(ctx context.Context, env []string, name string, args ...string) error {
+	return run(ctx, j.lw, j.box, j.tree, env, name, args...)
+}
+
+// has reports whether name exists in the tree.
+func (j *job) has(name string) bool { return has(j.root, name) }
+
+// compile detects the kind of app in the job's tree, builds it in place
+// and returns its start command, and that command as the build log shows it.
+func (b *Builder) compile(ctx context.Context, j *job, cmd string) (command, shown string, err error) {
+	lw := j.lw
+	web, hasProcfile, err := procfileWeb(j.root)
 	if err != nil {
 		return "", "", err
 	}
 	switch {
-	case exists(tree, "package.json"):
-		command, shown, err = b.buildNode(ctx, tree, lw)
-	case exists(tree, "go.mod"):
-		command, err = b.buildGo(ctx, tree, lw)
-	case exists(tree, "requirements.txt"):
-		err = b.buildPython(ctx, tree, lw)
+	case j.has("package.json"):
+		command, shown, err = b.buildNode(ctx, j)
+	case j.has("go.mod"):
+		command, err = b.buildGo(ctx, j)
+	case j.has("requirements.txt"):
+		err = b.buildPython(ctx, j)
 	case hasProcfile:
 		lw.printf("-----> Procfile app detected")
-	case exists(tree, "index.html"):
+	case j.has("index.html"):
 		// A static site, unless flock.cmd says otherwise: nothing to build.
 	default:
 		return "", "", errors.New("no start command: the source has no package.json, go.mod, requirements.txt, " +
@@ -188,7 +238,7 @@ func (b *Builder) compile(ctx context.Context, tree, cmd string, lw *lineWriter)
 		shown = command
 	}
 	if command == "" {
-		if command, shown, err = b.staticSite(tree, lw); err != nil {
+		if command, shown, err = b.staticSite(j.root, lw); err != nil {
 			return "", "", err
 		}
 	}
@@ -196,7 +246,7 @@ func (b *Builder) compile(ctx context.Context, tree, cmd string, lw *lineWriter)
 		return "", "", errors.New("no start command: add a Procfile with a line \"web: <command>\", " +
 			"a \"start\" script or \"main\" file in package.json, an index.html to serve as a static site, or set flock.cmd")
 	}
-	if exists(tree, ".venv/bin/python3") {
+	if j.has(".venv/bin/python3") {
 		// The venv lives in the slug; put it first on PATH wherever the
 		// slug is unpacked.
 		command = `export PATH="$PWD/.venv/bin:$PATH" VIRTUAL_ENV="$PWD/.venv"; ` + command
@@ -206,5 +256,11 @@ func (b *Builder) compile(ctx context.Context, tree, cmd string, lw *lineWriter)
 
 func exists(dir, name string) bool {
 	_, err := os.Stat(filepath.Join(dir, name))
+	return err == nil
+}
+
+// has reports whether name exists in r (links followed inside r only).
+func has(r *os.Root, name string) bool {
+	_, err := r.Stat(name)
 	return err == nil
 }

@@ -3,6 +3,7 @@ package builder
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -74,8 +75,12 @@ func TestBuildExpressCached(t *testing.T) {
 		t.Errorf("first build did not run npm ci:\n%s", first.String())
 	}
 
+	// node, sh, and the tools the app's uid links node_modules with.
 	onlyNode := t.TempDir()
-	for _, tool := range []string{"node", "sh"} {
+	if err := os.Chmod(onlyNode, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, tool := range []string{"node", "sh", "rm", "cp", "touch"} {
 		p, err := exec.LookPath(tool)
 		if err != nil {
 			t.Fatal(err)
@@ -248,13 +253,20 @@ func TestBuildRejectsNames(t *testing.T) {
 
 // TestBuildCancel cancels a build while npm runs a slow install script:
 // Build must return promptly and kill the step's whole process group.
+// The script runs as the app's uid in a pid namespace of its own when the
+// test runs as root, so the test finds its sleep by its command line.
 func TestBuildCancel(t *testing.T) {
 	needs(t, "node", "npm")
 	t.Parallel()
 	src := t.TempDir()
-	pidfile := filepath.Join(t.TempDir(), "pid")
+	marks := t.TempDir()
+	if err := os.Chmod(marks, 0o777); err != nil { // the build's uid writes there
+		t.Fatal(err)
+	}
+	started := filepath.Join(marks, "started")
+	sleep := fmt.Sprintf("%d.%d", 30, time.Now().UnixNano()%1000000) // a command line no other process has
 	writeTree(t, src, map[string]string{
-		"package.json":     `{"name":"slow","scripts":{"preinstall":"echo $$ > ` + pidfile + ` && sleep 30"},"dependencies":{"dep":"file:./dep"}}`,
+		"package.json":     `{"name":"slow","scripts":{"preinstall":"echo started > ` + started + ` && sleep ` + sleep + `"},"dependencies":{"dep":"file:./dep"}}`,
 		"dep/package.json": `{"name":"dep","version":"1.0.0"}`,
 		"server.js":        "",
 	})
@@ -266,9 +278,8 @@ func TestBuildCancel(t *testing.T) {
 	go func() { _, _, err := b.Build(ctx, src, "slow", "v1", "", &log); done <- err }()
 	var pid int
 	waitFor(t, 30*time.Second, "the install script to start", func() bool {
-		data, err := os.ReadFile(pidfile)
-		pid, _ = strconv.Atoi(strings.TrimSpace(string(data)))
-		return err == nil && pid > 0
+		pid = findProc("sleep\x00" + sleep + "\x00")
+		return fileExists(started) && pid > 0
 	})
 	start := time.Now()
 	cancel()
@@ -284,6 +295,22 @@ func TestBuildCancel(t *testing.T) {
 		t.Errorf("Build took %s to return after cancel", d)
 	}
 	waitFor(t, 5*time.Second, "the install script to be killed", func() bool { return !alive(pid) })
+}
+
+// findProc returns the pid of a process whose command line is cmdline
+// (arguments ended by NULs), 0 when none runs.
+func findProc(cmdline string) int {
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if data, err := os.ReadFile("/proc/" + e.Name() + "/cmdline"); err == nil && string(data) == cmdline {
+			return pid
+		}
+	}
+	return 0
 }
 
 // alive reports whether pid runs (a zombie does not).

@@ -1,11 +1,13 @@
 package builder
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -19,8 +21,8 @@ const keepCached = 20
 // nodeCacheKey is the sha256 of the lockfile, the node version (native
 // modules built for one node do not load in another) and the variant:
 // "full" (with devDependencies) or "prod" (pruned).
-func nodeCacheKey(lockfile, nodeVersion, variant string) (string, error) {
-	f, err := os.Open(lockfile)
+func nodeCacheKey(tree *os.Root, lockfile, nodeVersion, variant string) (string, error) {
+	f, err := tree.Open(lockfile)
 	if err != nil {
 		return "", fmt.Errorf("read lockfile: %w", err)
 	}
@@ -86,14 +88,22 @@ func (b *Builder) storeNodeModules(key, tree string) error {
 		}
 		return err
 	}
-	b.pruneNodeCache()
+	pruneNodeCache(b.nodeCacheDir())
 	return nil
 }
 
 // pruneNodeCache removes all but the keepCached most recently used
-// entries.
-func (b *Builder) pruneNodeCache() {
-	entries, err := os.ReadDir(b.nodeCacheDir())
+// entries of the cache folder dir. It works through an os.Root opened on
+// dir's parent, a folder the builds cannot change: in a box, dir is the
+// uid's, and a link there must not lead Flock's RemoveAll elsewhere.
+func pruneNodeCache(dir string) {
+	r, err := os.OpenRoot(filepath.Dir(dir))
+	if err != nil {
+		return
+	}
+	defer r.Close()
+	base := filepath.Base(dir)
+	entries, err := fs.ReadDir(r.FS(), base)
 	if err != nil {
 		return
 	}
@@ -109,6 +119,47 @@ func (b *Builder) pruneNodeCache() {
 	}
 	slices.SortFunc(list, func(a, b used) int { return b.at.Compare(a.at) })
 	for _, u := range list[min(len(list), keepCached):] {
-		_ = os.RemoveAll(filepath.Join(b.nodeCacheDir(), u.name))
+		_ = r.RemoveAll(base + "/" + u.name)
 	}
+}
+
+// In a box (runas.go) the node_modules cache is the app's own,
+// <cache>/uid/<uid>/node_modules, and the uid itself links trees in and
+// out of it (cp -al): Flock's root never links or copies a file the build
+// could have swapped, hard links never join two apps' trees, and one app's
+// build cannot change another app's cached files. Changing its own cached
+// files in place changes its own next builds only, as without a box.
+
+func (x *box) nodeCacheDir() string { return filepath.Join(x.home, "node_modules") }
+
+// restoreNodeModules links the app's cached node_modules for key into
+// tree, as the uid, and reports whether there was one.
+func (x *box) restoreNodeModules(ctx context.Context, lw *lineWriter, key, tree string) (bool, error) {
+	entry := filepath.Join(x.nodeCacheDir(), key)
+	if _, err := os.Lstat(filepath.Join(entry, "node_modules")); err != nil {
+		return false, nil
+	}
+	err := run(ctx, lw, x, tree, nil, "sh", "-c",
+		`rm -rf node_modules && cp -al "$1/node_modules" node_modules && touch -c "$1"`, "sh", entry)
+	if err != nil {
+		return false, fmt.Errorf("restore node_modules: %w", err)
+	}
+	return true, nil
+}
+
+// storeScript stores the tree's node_modules ("" when it has none) under
+// $1/$2: linked into a temporary folder, renamed into place.
+const storeScript = `set -e
+mkdir -p "$1"
+t=$(mktemp -d "$1/.tmp-XXXXXX")
+if [ -d node_modules ]; then cp -al node_modules "$t/node_modules"; else mkdir "$t/node_modules"; fi
+mv -T "$t" "$1/$2" 2>/dev/null || rm -rf "$t"`
+
+// storeNodeModules caches tree's node_modules under key, as the uid.
+func (x *box) storeNodeModules(ctx context.Context, lw *lineWriter, key, tree string) error {
+	if err := run(ctx, lw, x, tree, nil, "sh", "-c", storeScript, "sh", x.nodeCacheDir(), key); err != nil {
+		return err
+	}
+	pruneNodeCache(x.nodeCacheDir())
+	return nil
 }

@@ -5,15 +5,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 )
 
 // procfileWeb returns the command of the Procfile's "web:" line, and
 // whether the tree has a Procfile at all.
-func procfileWeb(tree string) (string, bool, error) {
-	f, err := os.Open(filepath.Join(tree, "Procfile"))
+func procfileWeb(tree *os.Root) (string, bool, error) {
+	f, err := tree.Open("Procfile")
 	if errors.Is(err, os.ErrNotExist) {
 		return "", false, nil
 	}
@@ -35,9 +37,9 @@ func procfileWeb(tree string) (string, bool, error) {
 }
 
 // buildGo compiles the module at the root to ./app.
-func (b *Builder) buildGo(ctx context.Context, tree string, lw *lineWriter) (string, error) {
-	lw.printf("-----> Go app detected")
-	if err := run(ctx, lw, tree, []string{"CGO_ENABLED=0"}, "go", "build", "-o", "app", "."); err != nil {
+func (b *Builder) buildGo(ctx context.Context, j *job) (string, error) {
+	j.lw.printf("-----> Go app detected")
+	if err := j.run(ctx, []string{"CGO_ENABLED=0"}, "go", "build", "-o", "app", "."); err != nil {
 		return "", err
 	}
 	return "./app", nil
@@ -46,8 +48,9 @@ func (b *Builder) buildGo(ctx context.Context, tree string, lw *lineWriter) (str
 // buildPython makes a virtualenv in .venv and installs requirements.txt
 // into it when the file lists anything. The start command comes from the
 // Procfile.
-func (b *Builder) buildPython(ctx context.Context, tree string, lw *lineWriter) error {
-	data, err := os.ReadFile(filepath.Join(tree, "requirements.txt"))
+func (b *Builder) buildPython(ctx context.Context, j *job) error {
+	lw := j.lw
+	data, err := j.root.ReadFile("requirements.txt")
 	if err != nil {
 		return fmt.Errorf("read requirements.txt: %w", err)
 	}
@@ -64,7 +67,7 @@ func (b *Builder) buildPython(ctx context.Context, tree string, lw *lineWriter) 
 	if !listed {
 		args = append(args, "--without-pip")
 	}
-	if err := run(ctx, lw, tree, nil, "python3", args...); err != nil {
+	if err := j.run(ctx, nil, "python3", args...); err != nil {
 		return err
 	}
 	if !listed {
@@ -72,28 +75,29 @@ func (b *Builder) buildPython(ctx context.Context, tree string, lw *lineWriter) 
 		return nil
 	}
 	lw.printf("-----> Installing requirements.txt with pip")
-	err = run(ctx, lw, tree, []string{"PIP_DISABLE_PIP_VERSION_CHECK=1", "PIP_NO_INPUT=1"},
-		filepath.Join(tree, ".venv", "bin", "python3"), "-m", "pip", "install", "-r", "requirements.txt")
+	err = j.run(ctx, []string{"PIP_DISABLE_PIP_VERSION_CHECK=1", "PIP_NO_INPUT=1"},
+		filepath.Join(j.tree, ".venv", "bin", "python3"), "-m", "pip", "install", "-r", "requirements.txt")
 	if err != nil {
 		return err
 	}
-	return relocateScripts(filepath.Join(tree, ".venv", "bin"))
+	return relocateScripts(j.root, ".venv/bin")
 }
 
 // relocateScripts rewrites the absolute shebangs pip writes into the
 // venv's scripts (they name the build's work folder) to find python3 on
-// PATH, where the start command puts the venv first.
-func relocateScripts(bin string) error {
-	entries, err := os.ReadDir(bin)
+// PATH, where the start command puts the venv first. It works through
+// the tree's os.Root: a link the build left cannot lead it out.
+func relocateScripts(tree *os.Root, bin string) error {
+	entries, err := fs.ReadDir(tree.FS(), bin)
 	if err != nil {
 		return err
 	}
 	for _, e := range entries {
-		p := filepath.Join(bin, e.Name())
+		p := path.Join(bin, e.Name())
 		if !e.Type().IsRegular() {
 			continue
 		}
-		data, err := os.ReadFile(p)
+		data, err := tree.ReadFile(p)
 		if err != nil {
 			return err
 		}
@@ -104,7 +108,7 @@ func relocateScripts(bin string) error {
 		if !strings.Contains(first, "/.venv/bin/python") {
 			continue
 		}
-		if err := os.WriteFile(p, []byte("#!/usr/bin/env python3\n"+rest), 0o755); err != nil {
+		if err := tree.WriteFile(p, []byte("#!/usr/bin/env python3\n"+rest), 0o755); err != nil {
 			return err
 		}
 	}

@@ -13,7 +13,12 @@ func TestRelocateScripts(t *testing.T) {
 		"activate": "# not a script with a shebang\n",
 		"other":    "#!/bin/sh\necho hi\n",
 	})
-	if err := relocateScripts(bin); err != nil {
+	r, err := os.OpenRoot(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if err := relocateScripts(r, "."); err != nil {
 		t.Fatal(err)
 	}
 	for name, want := range map[string]string{

@@ -69,24 +69,33 @@ func (l *lineWriter) printf(format string, args ...any) {
 	_, _ = fmt.Fprintf(l.w, format+"\n", args...)
 }
 
-// run runs a build step in dir with its output indented in the log. The
-// step gets its own process group, killed as a whole when ctx ends and
-// after the step exits, so no helper process outlives the build.
-func run(ctx context.Context, lw *lineWriter, dir string, env []string, name string, args ...string) error {
-	if _, err := exec.LookPath(name); err != nil {
+// execLookPath is exec.LookPath: box.lookPath's way for Flock's own user.
+var execLookPath = exec.LookPath
+
+// run runs a build step in dir with its output indented in the log, as
+// Flock's user or in the box x (runas.go). The step gets its own process
+// group, killed as a whole when ctx ends and after the step exits, so no
+// helper process outlives the build.
+func run(ctx context.Context, lw *lineWriter, x *box, dir string, env []string, name string, args ...string) error {
+	bin, err := x.lookPath(name)
+	if err != nil {
 		return fmt.Errorf("%s is not installed on this machine (needed to build this app): %w", name, err)
 	}
 	out := &lineWriter{w: lw.w, prefix: "       "}
-	cmd := exec.CommandContext(ctx, name, args...)
+	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = os.Environ()
+	if x != nil {
+		cmd.Env = append(cmd.Env, x.env()...)
+	}
+	cmd.Env = append(cmd.Env, env...)
 	cmd.Stdin = nil
 	cmd.Stdout = out
 	cmd.Stderr = out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = x.attr()
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 5 * time.Second
-	err := cmd.Run()
+	err = cmd.Run()
 	if cmd.Process != nil {
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // leftovers of the step; ESRCH when none
 	}

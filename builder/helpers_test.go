@@ -64,9 +64,31 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// testUIDs gives each app of the tests a uid of its own when the tests
+// run as root, as the local scheduler does: every build of the tests then
+// runs as its app's uid (runas.go), and as the user otherwise.
+var testUIDs = struct {
+	sync.Mutex
+	m map[string]int
+}{m: map[string]int{}}
+
+func testRunAs(app string) (int, bool, error) {
+	if os.Geteuid() != 0 {
+		return 0, false, nil
+	}
+	testUIDs.Lock()
+	defer testUIDs.Unlock()
+	u, ok := testUIDs.m[app]
+	if !ok {
+		u = 64000 + len(testUIDs.m)
+		testUIDs.m[app] = u
+	}
+	return u, true, nil
+}
+
 func newBuilder(t testing.TB, cache string) *Builder {
 	t.Helper()
-	b, err := New(Config{Dir: t.TempDir(), CacheDir: cache})
+	b, err := New(Config{Dir: t.TempDir(), CacheDir: cache, RunAs: testRunAs})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

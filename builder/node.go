@@ -34,13 +34,12 @@ func (p *nodePackage) script(name string) string { return p.scripts[name] }
 // nodeBuild is one Node build in a work tree: the package, the package
 // manager its lockfile names, and the node that runs it.
 type nodeBuild struct {
-	b       *Builder
-	tree    string
+	b *Builder
+	*job
 	pkg     nodePackage
 	node    string // "v20.20.2"
 	manager string // "npm", "yarn" or "pnpm"
 	lock    string // the lockfile's name, "" without one
-	lw      *lineWriter
 }
 
 // buildNode builds a Node app the way Heroku's Node.js buildpack does:
@@ -48,12 +47,13 @@ type nodeBuild struct {
 // scripts, heroku-postbuild (or build), prune devDependencies,
 // heroku-cleanup. It returns the start command: the start script run as
 // npm would run it but without an npm process, else "node <main>".
-func (b *Builder) buildNode(ctx context.Context, tree string, lw *lineWriter) (command, shown string, err error) {
-	data, err := os.ReadFile(filepath.Join(tree, "package.json"))
+func (b *Builder) buildNode(ctx context.Context, j *job) (command, shown string, err error) {
+	lw := j.lw
+	data, err := j.root.ReadFile("package.json")
 	if err != nil {
 		return "", "", fmt.Errorf("read package.json: %w", err)
 	}
-	nb := &nodeBuild{b: b, tree: tree, lw: lw}
+	nb := &nodeBuild{b: b, job: j}
 	if err := json.Unmarshal(data, &nb.pkg); err != nil {
 		return "", "", fmt.Errorf("package.json is not valid JSON: %w", err)
 	}
@@ -69,7 +69,7 @@ func (b *Builder) buildNode(ctx context.Context, tree string, lw *lineWriter) (c
 	}
 	lw.printf("-----> Node app detected (node %s)", nb.node)
 	nb.checkEngines()
-	nb.manager, nb.lock = detectManager(tree, nb.pkg.PackageManager)
+	nb.manager, nb.lock = detectManager(j.root, nb.pkg.PackageManager)
 
 	if err := nb.runScript(ctx, "heroku-prebuild"); err != nil {
 		return "", "", err
@@ -119,15 +119,15 @@ func (nb *nodeBuild) checkEngines() {
 // detectManager names the package manager the lockfile belongs to, as
 // Heroku's buildpack does: yarn.lock → yarn, pnpm-lock.yaml → pnpm, else
 // npm (with npm-shrinkwrap.json or package-lock.json when present).
-func detectManager(tree, packageManager string) (manager, lock string) {
+func detectManager(tree *os.Root, packageManager string) (manager, lock string) {
 	switch {
-	case exists(tree, "yarn.lock"):
+	case has(tree, "yarn.lock"):
 		return "yarn", "yarn.lock"
-	case exists(tree, "pnpm-lock.yaml"):
+	case has(tree, "pnpm-lock.yaml"):
 		return "pnpm", "pnpm-lock.yaml"
 	}
 	for _, name := range []string{"npm-shrinkwrap.json", "package-lock.json"} {
-		if exists(tree, name) {
+		if has(tree, name) {
 			return "npm", name
 		}
 	}
@@ -162,24 +162,24 @@ func (nb *nodeBuild) install(ctx context.Context) error {
 		if nb.lock != "" {
 			args = append(args, "--frozen-lockfile")
 		}
-		return run(ctx, nb.lw, nb.tree, env, "corepack", args...)
+		return nb.run(ctx, env, "corepack", args...)
 	case "pnpm":
 		nb.lw.printf("-----> Installing dependencies with pnpm (%s)", orNone(nb.lock))
 		args := []string{"pnpm", "install", "--prod=false"}
 		if nb.lock != "" {
 			args = append(args, "--frozen-lockfile")
 		}
-		return run(ctx, nb.lw, nb.tree, env, "corepack", args...)
+		return nb.run(ctx, env, "corepack", args...)
 	}
 	if nb.lock == "" {
 		nb.lw.printf("-----> Installing dependencies with npm install (no lockfile: commit package-lock.json for repeatable, cached builds)")
-		return run(ctx, nb.lw, nb.tree, env, "npm", "install", "--include=dev", "--no-audit", "--no-fund")
+		return nb.run(ctx, env, "npm", "install", "--include=dev", "--no-audit", "--no-fund")
 	}
-	key, err := nodeCacheKey(filepath.Join(nb.tree, nb.lock), nb.node, "full")
+	key, err := nodeCacheKey(nb.root, nb.lock, nb.node, "full")
 	if err != nil {
 		return err
 	}
-	hit, err := nb.b.restoreNodeModules(key, nb.tree)
+	hit, err := nb.restore(ctx, key)
 	if err != nil {
 		return err
 	}
@@ -188,10 +188,10 @@ func (nb *nodeBuild) install(ctx context.Context) error {
 		return nb.rootInstallScripts(ctx)
 	}
 	nb.lw.printf("-----> Installing dependencies with npm ci (%s)", nb.lock)
-	if err := run(ctx, nb.lw, nb.tree, env, "npm", "ci", "--include=dev", "--no-audit", "--no-fund"); err != nil {
+	if err := nb.run(ctx, env, "npm", "ci", "--include=dev", "--no-audit", "--no-fund"); err != nil {
 		return err
 	}
-	nb.cache(key)
+	nb.cache(ctx, key)
 	return nil
 }
 
@@ -209,38 +209,53 @@ func (nb *nodeBuild) rootInstallScripts(ctx context.Context) error {
 // prune removes devDependencies from node_modules before the slug is
 // written. With an npm lockfile the pruned tree comes from the cache too.
 func (nb *nodeBuild) prune(ctx context.Context) error {
-	if len(nb.pkg.DevDependencies) == 0 || !exists(nb.tree, "node_modules") {
+	if len(nb.pkg.DevDependencies) == 0 || !nb.has("node_modules") {
 		return nil
 	}
 	nb.lw.printf("-----> Pruning devDependencies")
 	switch nb.manager {
 	case "yarn":
-		return run(ctx, nb.lw, nb.tree, npmEnv, "corepack", "yarn", "install", "--production=true",
+		return nb.run(ctx, npmEnv, "corepack", "yarn", "install", "--production=true",
 			"--frozen-lockfile", "--ignore-scripts", "--prefer-offline", "--non-interactive")
 	case "pnpm":
-		return run(ctx, nb.lw, nb.tree, npmEnv, "corepack", "pnpm", "prune", "--prod", "--ignore-scripts")
+		return nb.run(ctx, npmEnv, "corepack", "pnpm", "prune", "--prod", "--ignore-scripts")
 	}
 	if nb.lock == "" {
-		return run(ctx, nb.lw, nb.tree, npmEnv, "npm", "prune", "--omit=dev", "--no-audit", "--no-fund")
+		return nb.run(ctx, npmEnv, "npm", "prune", "--omit=dev", "--no-audit", "--no-fund")
 	}
-	key, err := nodeCacheKey(filepath.Join(nb.tree, nb.lock), nb.node, "prod")
+	key, err := nodeCacheKey(nb.root, nb.lock, nb.node, "prod")
 	if err != nil {
 		return err
 	}
-	if hit, err := nb.b.restoreNodeModules(key, nb.tree); err != nil || hit {
+	if hit, err := nb.restore(ctx, key); err != nil || hit {
 		return err
 	}
-	if err := run(ctx, nb.lw, nb.tree, npmEnv, "npm", "prune", "--omit=dev", "--no-audit", "--no-fund"); err != nil {
+	if err := nb.run(ctx, npmEnv, "npm", "prune", "--omit=dev", "--no-audit", "--no-fund"); err != nil {
 		return err
 	}
-	nb.cache(key)
+	nb.cache(ctx, key)
 	return nil
+}
+
+// restore puts the cached node_modules for key in the tree and reports
+// whether there was one: the app's own cache when the build runs in a box.
+func (nb *nodeBuild) restore(ctx context.Context, key string) (bool, error) {
+	if nb.box != nil {
+		return nb.box.restoreNodeModules(ctx, nb.lw, key, nb.tree)
+	}
+	return nb.b.restoreNodeModules(key, nb.tree)
 }
 
 // cache stores node_modules under key; a cache that cannot be written
 // costs the next build time, not this build its result.
-func (nb *nodeBuild) cache(key string) {
-	if err := nb.b.storeNodeModules(key, nb.tree); err != nil {
+func (nb *nodeBuild) cache(ctx context.Context, key string) {
+	var err error
+	if nb.box != nil {
+		err = nb.box.storeNodeModules(ctx, nb.lw, key, nb.tree)
+	} else {
+		err = nb.b.storeNodeModules(key, nb.tree)
+	}
+	if err != nil {
 		nb.lw.printf("       (could not cache node_modules: %v)", err)
 		nb.b.logger.Warn("cache node_modules", "err", err)
 	}
@@ -256,14 +271,14 @@ func (nb *nodeBuild) runScript(ctx context.Context, name string) error {
 	}
 	nb.lw.printf("-----> Running %s: %s", name, oneLine(script))
 	env := []string{
-		"PATH=" + filepath.Join(nb.tree, "node_modules", ".bin") + string(os.PathListSeparator) + os.Getenv("PATH"),
+		"PATH=" + filepath.Join(nb.tree, "node_modules", ".bin") + string(os.PathListSeparator) + nb.box.PATH(),
 		"NODE_ENV=production",
 	}
 	for _, kv := range nb.scriptVars(name) {
 		env = append(env, kv[0]+"="+kv[1])
 	}
 	env = append(env, npmEnv...)
-	if err := run(ctx, nb.lw, nb.tree, env, "sh", "-c", script); err != nil {
+	if err := nb.run(ctx, env, "sh", "-c", script); err != nil {
 		return fmt.Errorf("%s script (%s) failed: %w", name, oneLine(script), err)
 	}
 	return nil
@@ -315,7 +330,7 @@ func (nb *nodeBuild) startCommand() string {
 			main = "server.js"
 		}
 		clean := filepath.Clean(main)
-		if !filepath.IsLocal(clean) || (!exists(nb.tree, clean) && !exists(nb.tree, clean+".js")) {
+		if !filepath.IsLocal(clean) || (!nb.has(clean) && !nb.has(clean+".js")) {
 			return "" // node resolves "main": "index" to index.js
 		}
 		return "node " + shellQuote(clean)

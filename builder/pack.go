@@ -36,7 +36,7 @@ func Pack(dir string, w io.Writer) error {
 		}
 		return rules.ignored(rel, isDir)
 	}
-	if err := writeTarGz(w, dir, gzip.DefaultCompression, skip); err != nil {
+	if err := writeTarGz(w, os.DirFS(dir), gzip.DefaultCompression, skip, -1); err != nil {
 		return fmt.Errorf("pack %s: %w", dir, err)
 	}
 	return nil

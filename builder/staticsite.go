@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 )
 
@@ -18,7 +17,7 @@ var buildOutputs = []string{"dist", "build", "out", "public", "_site"}
 // staticSite returns the start command of a static site, for a tree that
 // no other start command applies to: the StaticServer serving the folder
 // siteFolder finds. It returns "" when the tree holds no site.
-func (b *Builder) staticSite(tree string, lw *lineWriter) (command, shown string, err error) {
+func (b *Builder) staticSite(tree *os.Root, lw *lineWriter) (command, shown string, err error) {
 	folder, err := siteFolder(tree)
 	if folder == "" || err != nil {
 		return "", "", err
@@ -33,11 +32,11 @@ func (b *Builder) staticSite(tree string, lw *lineWriter) (command, shown string
 			"(flock up --scheduler local) runs apps with; on Marathon, add a web server to the app and a Procfile " +
 			"with a line \"web: <command>\", or set flock.cmd")
 	}
-	if exists(tree, "package.json") && exists(tree, "node_modules") {
+	if has(tree, "package.json") && has(tree, "node_modules") {
 		// Nothing runs the site's packages: they would only make the slug
 		// larger (and be files the server must not show).
 		lw.printf("-----> Removing node_modules: a static site needs no runtime")
-		if err := os.RemoveAll(filepath.Join(tree, "node_modules")); err != nil {
+		if err := tree.RemoveAll("node_modules"); err != nil {
 			return "", "", fmt.Errorf("remove node_modules: %w", err)
 		}
 	}
@@ -57,19 +56,19 @@ func (b *Builder) staticSite(tree string, lw *lineWriter) (command, shown string
 // siteFolder finds the folder to serve: with a Node build script, the
 // first build output folder that holds an index.html; else the root when
 // it holds one; else "".
-func siteFolder(tree string) (string, error) {
+func siteFolder(tree *os.Root) (string, error) {
 	built, err := hasBuildScript(tree)
 	if err != nil {
 		return "", err
 	}
 	if built {
 		for _, dir := range buildOutputs {
-			if fi, err := os.Lstat(filepath.Join(tree, dir)); err == nil && fi.IsDir() && exists(tree, dir+"/index.html") {
+			if fi, err := tree.Lstat(dir); err == nil && fi.IsDir() && has(tree, dir+"/index.html") {
 				return dir, nil
 			}
 		}
 	}
-	if exists(tree, "index.html") {
+	if has(tree, "index.html") {
 		return ".", nil
 	}
 	return "", nil
@@ -77,8 +76,8 @@ func siteFolder(tree string) (string, error) {
 
 // hasBuildScript reports whether package.json has a script the Node
 // build runs as the app's build (build or heroku-postbuild).
-func hasBuildScript(tree string) (bool, error) {
-	data, err := os.ReadFile(filepath.Join(tree, "package.json"))
+func hasBuildScript(tree *os.Root) (bool, error) {
+	data, err := tree.ReadFile("package.json")
 	if errors.Is(err, os.ErrNotExist) {
 		return false, nil
 	}

@@ -89,8 +89,9 @@ func copyFile(from, to string, mode fs.FileMode) error {
 }
 
 // writeSlug writes the tree as a .tar.gz to path atomically: a temporary
-// file in the same folder, synced, then renamed over path.
-func writeSlug(tree, path string) (err error) {
+// file in the same folder, synced, then renamed over path. owner, unless
+// -1, is the uid every regular file of the tree must belong to (runas.go).
+func writeSlug(tree *os.Root, path string, owner int) (err error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
@@ -104,7 +105,7 @@ func writeSlug(tree, path string) (err error) {
 			os.Remove(tmp.Name())
 		}
 	}()
-	if err = writeTarGz(tmp, tree, gzip.BestSpeed, nil); err != nil {
+	if err = writeTarGz(tmp, tree.FS(), gzip.BestSpeed, nil, owner); err != nil {
 		return err
 	}
 	if err = tmp.Sync(); err != nil {
@@ -119,31 +120,27 @@ func writeSlug(tree, path string) (err error) {
 	return os.Rename(tmp.Name(), path)
 }
 
-// writeTarGz writes the tree at root to w as a gzip-compressed tar with
-// paths relative to root. skip, when set, leaves out an entry (and, for a
-// folder, everything in it); .git is always left out.
-func writeTarGz(w io.Writer, root string, level int, skip func(rel string, dir bool) bool) error {
+// writeTarGz writes the tree of fsys to w as a gzip-compressed tar.
+// skip, when set, leaves out an entry (and, for a folder, everything in
+// it); .git is always left out. owner, unless -1, is the uid every regular
+// file must belong to.
+func writeTarGz(w io.Writer, fsys fs.FS, level int, skip func(rel string, dir bool) bool, owner int) error {
 	zw, err := gzip.NewWriterLevel(w, level)
 	if err != nil {
 		return err
 	}
 	tw := tar.NewWriter(zw)
-	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(root, p)
+	err = fs.WalkDir(fsys, ".", func(rel string, d fs.DirEntry, err error) error {
 		if err != nil || rel == "." {
 			return err
 		}
-		rel = filepath.ToSlash(rel)
 		if (d.IsDir() && d.Name() == ".git") || (skip != nil && skip(rel, d.IsDir())) {
 			if d.IsDir() {
 				return filepath.SkipDir
 			}
 			return nil
 		}
-		return addEntry(tw, p, rel, d)
+		return addEntry(tw, fsys, rel, d, owner)
 	})
 	if err != nil {
 		return err
@@ -155,16 +152,35 @@ func writeTarGz(w io.Writer, root string, level int, skip func(rel string, dir b
 }
 
 // addEntry writes one folder, regular file or symbolic link; other kinds
-// of files are left out.
-func addEntry(tw *tar.Writer, p, rel string, d fs.DirEntry) error {
-	info, err := d.Info()
-	if err != nil {
-		return err
-	}
+// of files are left out. A regular file's header comes from the file it
+// opened, so its name and its content cannot part ways meanwhile.
+func addEntry(tw *tar.Writer, fsys fs.FS, rel string, d fs.DirEntry, owner int) error {
+	var (
+		info fs.FileInfo
+		f    fs.File
+		err  error
+	)
 	link := ""
 	switch {
+	case d.Type().IsRegular():
+		if f, err = fsys.Open(rel); err != nil {
+			return err
+		}
+		defer f.Close()
+		if info, err = f.Stat(); err != nil {
+			return err
+		}
+		if !info.Mode().IsRegular() {
+			return fmt.Errorf("%s: changed while the slug was written", rel)
+		}
+		if sys, ok := info.Sys().(*syscall.Stat_t); owner >= 0 && (!ok || int(sys.Uid) != owner) {
+			return fmt.Errorf("%s: not a file of the app's uid %d (a hard link to another user's file?); Flock refuses it", rel, owner)
+		}
 	case d.Type()&fs.ModeSymlink != 0:
-		if link, err = os.Readlink(p); err != nil {
+		if link, err = fs.ReadLink(fsys, rel); err != nil {
+			return err
+		}
+		if info, err = fs.Lstat(fsys, rel); err != nil {
 			return err
 		}
 		// Unpack refuses such a link; say so now, naming the file, rather
@@ -172,10 +188,17 @@ func addEntry(tw *tar.Writer, p, rel string, d fs.DirEntry) error {
 		if path.IsAbs(link) || climbsLate(link) || escapes(path.Join(path.Dir(rel), link)) {
 			return fmt.Errorf("%s: symbolic link to %q points outside the app folder, which Flock refuses", rel, link)
 		}
-	case !d.IsDir() && !d.Type().IsRegular():
+	case d.IsDir():
+		if info, err = fs.Lstat(fsys, rel); err != nil {
+			return err
+		}
+	default:
 		return nil
 	}
-	hdr, err := tar.FileInfoHeader(info, link)
+	// Without Sys: the header's owner is cleared below, and looking up the
+	// names of a uid no passwd entry names (an app's) costs a read of
+	// /etc/passwd per file.
+	hdr, err := tar.FileInfoHeader(noSys{info}, link)
 	if err != nil {
 		return err
 	}
@@ -188,16 +211,16 @@ func addEntry(tw *tar.Writer, p, rel string, d fs.DirEntry) error {
 	if err := tw.WriteHeader(hdr); err != nil {
 		return fmt.Errorf("%s: %w", rel, err)
 	}
-	if !d.Type().IsRegular() {
+	if f == nil {
 		return nil
 	}
-	f, err := os.Open(p)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
 	if _, err := io.CopyN(tw, f, hdr.Size); err != nil {
 		return fmt.Errorf("%s: %w", rel, err)
 	}
 	return nil
 }
+
+// noSys hides a FileInfo's Sys from tar.FileInfoHeader.
+type noSys struct{ fs.FileInfo }
+
+func (noSys) Sys() any { return nil }

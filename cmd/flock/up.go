@@ -219,10 +219,6 @@ func up(ctx context.Context, c upConfig) error {
 	}
 	defer store.Close()
 
-	b, err := builder.New(builder.Config{Dir: filepath.Join(c.DataDir, "artifacts"), CacheDir: filepath.Join(c.DataDir, "cache"), Logger: logger, StaticServer: staticServer(c.Scheduler)})
-	if err != nil {
-		return err
-	}
 	rt, err := router.New(router.Config{
 		Dir: filepath.Join(c.DataDir, "haproxy"), HTTPAddr: c.HTTP, StatsAddr: c.Stats, WakerAddr: c.Waker,
 		Domain: c.Domain, HardStopAfter: c.HardStop, Logger: logger,
@@ -247,6 +243,12 @@ func up(ctx context.Context, c upConfig) error {
 		return err
 	}
 	sched, memEnforced, err := newScheduler(c, drainer, artifacts.Resign, logger)
+	if err != nil {
+		return err
+	}
+	// Builds run as the app's uid (buildas.go).
+	b, err := builder.New(builder.Config{Dir: filepath.Join(c.DataDir, "artifacts"), CacheDir: filepath.Join(c.DataDir, "cache"), Logger: logger, StaticServer: staticServer(c.Scheduler),
+		RunAs: buildsRunAs(sched, logger)})
 	if err != nil {
 		return err
 	}

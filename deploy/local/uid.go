@@ -47,7 +47,7 @@ type boxes struct {
 // can be passed through.
 func (s *Scheduler) setupBoxes() error {
 	if os.Geteuid() != 0 {
-		s.log.Warn("flock is not root: every app runs as flock's own user and can read the other apps' files and flock's data dir",
+		s.log.Warn("flock is not root: every app, and its builds, run as flock's own user and can read the other apps' files and flock's data dir",
 			"uid", os.Geteuid(), "docs", "docs/local-scheduler.md")
 		return nil
 	}
@@ -203,4 +203,18 @@ func ownedBy(path string, uid int) bool {
 	}
 	sys, ok := st.Sys().(*syscall.Stat_t)
 	return ok && int(sys.Uid) == uid
+}
+
+// UID returns the uid app's instances run as, allocating it at the app's
+// first use as appUID does, so that its builds run as the same uid
+// (builder.Config.RunAs). ok is false when Flock is not root: apps and
+// builds run as Flock's own user then.
+func (s *Scheduler) UID(app string) (uid int, ok bool, err error) {
+	if s.boxes == nil {
+		return 0, false, nil
+	}
+	if uid, err = s.boxes.uid(app); err != nil {
+		return 0, false, err
+	}
+	return uid, true, nil
 }
