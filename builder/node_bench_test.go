@@ -126,4 +126,3 @@ func median(ds []time.Duration) float64 {
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
 	return float64(s[len(s)/2].Microseconds()) / 1000
 }
-

@@ -147,7 +147,7 @@ func (s *Server) showLogin(c *gin.Context, code int, msg string) {
 	tok := randomToken()
 	s.setCookie(c, loginCookie, tok, 3600)
 	s.render(c, code, "login", "page", loginData{
-		layout: layout{Title: "Log in", CSRF: tok},
+		layout:    layout{Title: "Log in", CSRF: tok},
 		Next:      safeNext(c.DefaultQuery("next", c.PostForm("next"))),
 		Error:     msg,
 		TokenFile: s.cfg.TokenFile,
