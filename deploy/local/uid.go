@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+
+	"github.com/flock-paas/flock/deploy"
 )
 
 // When Flock runs as root, each app's instances run under a uid of their
@@ -83,8 +85,12 @@ func (s *Scheduler) setupBoxes() error {
 
 // uid returns app's uid, allocating one at its first release: the lowest
 // of the range that no other app holds, no /etc/passwd entry names and no
-// running process uses.
+// running process uses. An app's process types (<app>--worker) share the
+// app's uid, as its builds do: one app, one user.
 func (b *boxes) uid(app string) (int, error) {
+	if parent, _, ok := deploy.ParentApp(app); ok {
+		app = parent
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if u, ok := b.uids[app]; ok {
