@@ -179,16 +179,6 @@ func (r *Router) sessions(ctx context.Context, be, srv string) (int, error) {
 	return total, nil
 }
 
-// Stats returns the current worker's "show stat" CSV: one row per
-// frontend, backend and server, with counters since the last reload.
-func (r *Router) Stats(ctx context.Context) ([]byte, error) {
-	out, err := r.admin.cmd(ctx, "show stat")
-	if err != nil {
-		return nil, fmt.Errorf("stats: %w", err)
-	}
-	return []byte(out), nil
-}
-
 // WorkerStats is one HAProxy worker's "show stat" CSV.
 type WorkerStats struct {
 	Pid int

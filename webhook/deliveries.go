@@ -47,10 +47,3 @@ func (d *deliveries) remove(id string) {
 		delete(d.ids, id)
 	}
 }
-
-// len reports how many ids are remembered.
-func (d *deliveries) len() int {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.order.Len()
-}
