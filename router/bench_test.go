@@ -116,11 +116,7 @@ func BenchmarkHealthyToRouted(b *testing.B) {
 		}
 		if !ok {
 			code, body, _, err := h.get("web.localhost")
-			stats, _ := h.r.StatsAll(context.Background())
-			var csv []byte
-			if len(stats) > 0 {
-				csv = stats[0].CSV
-			}
+			csv, _ := h.currentStats()
 			b.Fatalf("round %d: %d %q %v\n%s", i, code, body, err, csv)
 		}
 		in.srv.Close()

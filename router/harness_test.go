@@ -296,10 +296,24 @@ func (l *load) finish() (sent, failed int64) {
 	return l.sent.Load(), l.failed.Load()
 }
 
+// currentStats is the current HAProxy worker's "show stat" CSV.
+func (h *harness) currentStats() ([]byte, error) {
+	ws, err := h.r.StatsAll(context.Background())
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range ws {
+		if w.Current {
+			return w.CSV, nil
+		}
+	}
+	return nil, errors.New("no current HAProxy worker")
+}
+
 // serving reports whether a server of backend be whose name starts with
 // prefix is in rotation (not in maintenance) in the current worker.
 func (h *harness) serving(be, prefix string) bool {
-	csv, err := h.r.Stats(context.Background())
+	csv, err := h.currentStats()
 	if err != nil {
 		return true
 	}

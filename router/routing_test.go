@@ -62,7 +62,7 @@ func TestRoutingByHost(t *testing.T) {
 		if resp.StatusCode != 200 || !strings.Contains(string(b), "app_hello,hello.v1.1_") {
 			t.Errorf("stats: %d %.200q", resp.StatusCode, b)
 		}
-		csv, err := h.r.Stats(context.Background())
+		csv, err := h.currentStats()
 		if err != nil || !strings.Contains(string(csv), "app_other,other.v1.1_") {
 			t.Errorf("Stats() = %.200q, %v", csv, err)
 		}
