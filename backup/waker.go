@@ -21,11 +21,13 @@ import (
 
 	"github.com/flock-paas/flock/deploy"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/flock-paas/flock/router/hap"
 )
 
 // HeaderApp names the app a request is for; HAProxy adds it on the backup
 // server line of every app's backend.
-const HeaderApp = "X-Flock-App"
+const HeaderApp = hap.AppHeader
 
 // HeaderColdStart carries, on every response the waker proxied (and on
 // its own error pages after a hold), the milliseconds from the request's

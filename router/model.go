@@ -11,6 +11,8 @@ import (
 
 	"github.com/flock-paas/flock/deploy"
 	"github.com/haproxytech/config-parser/v5/params"
+
+	"github.com/flock-paas/flock/router/hap"
 )
 
 // model is the routing state that HAProxy should have: one backend per app,
@@ -49,9 +51,8 @@ type server struct {
 	CheckPort int    // 0: the server's port
 }
 
-// backendName is the backend of an app. App names are DNS labels, so they
-// never contain "_" and can never collide with be_default.
-func backendName(app string) string { return "app_" + app }
+// backendName is the backend of an app (hap.Backend).
+func backendName(app string) string { return hap.Backend(app) }
 
 var (
 	hostRE     = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$`)
@@ -140,7 +141,7 @@ func build(apps []deploy.App, domain string, drained map[string]map[string]bool)
 			}
 			if owner, ok := m.hosts[h]; ok {
 				if owner != b.Name {
-					problems = append(problems, fmt.Sprintf("domain %q already routes to %s", h, strings.TrimPrefix(owner, "app_")))
+					problems = append(problems, fmt.Sprintf("domain %q already routes to %s", h, strings.TrimPrefix(owner, hap.BackendPrefix)))
 				}
 				continue
 			}

@@ -18,6 +18,8 @@ import (
 	"github.com/haproxytech/config-parser/v5/parsers/simple"
 	statsettings "github.com/haproxytech/config-parser/v5/parsers/stats/settings"
 	"github.com/haproxytech/config-parser/v5/types"
+
+	"github.com/flock-paas/flock/router/hap"
 )
 
 // Names of the files and sockets the router keeps in Config.Dir.
@@ -34,7 +36,7 @@ const (
 const defaultsName = "flock"
 
 // appHeader tells the app and the waker which app a request is for.
-const appHeader = "X-Flock-App"
+const appHeader = hap.AppHeader
 
 // defaultCheckTimeout is the defaults section's "timeout check", in
 // seconds; backends only say theirs when it differs.
@@ -206,7 +208,7 @@ func renderHead(s settings) ([]byte, error) {
 		{f, "http", "http-request", &parseractions.SetVar{VarScope: "txn", VarName: "backend", Expr: common.Expression{
 			Expr: []string{"req.hdr(host),lower,word(1,:),map(" + s.path(mapFile) + ",be_default)"},
 		}}, true},
-		{f, "http", "http-request", &actions.SetHeader{Name: appHeader, Fmt: "%[var(txn.backend),regsub(^app_,)]",
+		{f, "http", "http-request", &actions.SetHeader{Name: appHeader, Fmt: "%[var(txn.backend),regsub(^" + hap.BackendPrefix + ",)]",
 			Cond: "if", CondTest: "{ var(txn.backend) -m beg app_ }"}, true},
 		{f, "http", "use_backend", &types.UseBackend{Name: "%[var(txn.backend)]"}, true},
 		{f, "http", "default_backend", &types.StringC{Value: "be_default"}, false},

@@ -21,6 +21,8 @@ import (
 
 	"github.com/flock-paas/flock/deploy"
 	"github.com/robfig/cron/v3"
+
+	"github.com/flock-paas/flock/router/hap"
 )
 
 // StatsFunc returns HAProxy stats CSV: one `show stat` dump, or several
@@ -143,7 +145,7 @@ func New(cfg Config, p Platform, stats StatsFunc) (*Scaler, error) {
 
 // BackendName is the router's name for an app's backend: "app_<app>"
 // (app names never hold "_", so no app's backend is be_default).
-func BackendName(app string) string { return "app_" + app }
+func BackendName(app string) string { return hap.Backend(app) }
 
 // Run ticks once at once, then every cfg.Every (a robfig/cron schedule),
 // until ctx ends. A failed tick is logged and the next one tries again.

@@ -1,0 +1,31 @@
+// Package hap holds what HAProxy and the rest of Flock must agree on: the
+// name of an app's backend and the header that names the app a request
+// is for. The router writes them into haproxy.cfg; the scaler reads
+// backends back from HAProxy's stats and the waker reads the header. It
+// imports nothing of Flock, so scaler and backup may import it without
+// importing the router.
+package hap
+
+import "strings"
+
+// BackendPrefix starts the name of every app's backend. App names are DNS
+// labels, so they never hold "_" and never collide with be_default.
+const BackendPrefix = "app_"
+
+// Backend is the name of app's backend: "app_<app>".
+func Backend(app string) string { return BackendPrefix + app }
+
+// AppOf returns the app whose backend is named backend; false for a
+// backend that is no app's.
+func AppOf(backend string) (string, bool) {
+	app, ok := strings.CutPrefix(backend, BackendPrefix)
+	if !ok {
+		return "", false
+	}
+	return app, true
+}
+
+// AppHeader names the app a request is for. HAProxy sets it on every
+// request it routes to an app (instances and the waker alike), after
+// deleting any the client sent.
+const AppHeader = "X-Flock-App"
