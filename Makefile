@@ -26,6 +26,7 @@ bench: deps
 # A short fuzzing pass over every parser of outside input.
 fuzz:
 	$(GO) test ./deploy -run '^$$' -fuzz FuzzParseDescriptor -fuzztime 30s
+	$(GO) test ./deploy -run '^$$' -fuzz FuzzParseProcfile -fuzztime 30s
 	$(GO) test ./builder -run '^$$' -fuzz FuzzUnpack -fuzztime 30s
 	$(GO) test ./scaler -run '^$$' -fuzz FuzzParseStats -fuzztime 30s
 	$(GO) test ./webhook -run '^$$' -fuzz FuzzGitHubHandler -fuzztime 30s
