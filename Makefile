@@ -28,7 +28,7 @@ fuzz:
 	$(GO) test ./deploy -run '^$$' -fuzz FuzzParseDescriptor -fuzztime 30s
 	$(GO) test ./deploy -run '^$$' -fuzz FuzzParseProcfile -fuzztime 30s
 	$(GO) test ./builder -run '^$$' -fuzz FuzzUnpack -fuzztime 30s
-	$(GO) test ./scaler -run '^$$' -fuzz FuzzParseStats -fuzztime 30s
+	$(GO) test ./router/hap -run '^$$' -fuzz FuzzParseStats -fuzztime 30s
 	$(GO) test ./webhook -run '^$$' -fuzz FuzzGitHubHandler -fuzztime 30s
 	$(GO) test ./deploy/marathon -run '^$$' -fuzz FuzzParseEvent -fuzztime 30s
 	$(GO) test ./deploy/marathon -run '^$$' -fuzz FuzzReadSSE -fuzztime 30s

@@ -2,7 +2,6 @@ package router
 
 import (
 	"context"
-	"encoding/csv"
 	"errors"
 	"fmt"
 	"strconv"
@@ -10,6 +9,8 @@ import (
 	"time"
 
 	"github.com/flock-paas/flock/deploy"
+
+	"github.com/flock-paas/flock/router/hap"
 )
 
 // Drain takes the instance out of rotation (maintenance: no new request,
@@ -131,7 +132,7 @@ func (r *Router) soleServer(ctx context.Context, app, be, name string) bool {
 	if err != nil {
 		return true
 	}
-	rows, err := parseStats([]byte(b))
+	rows, err := hap.ParseBytes([]byte(b))
 	if err != nil {
 		return true
 	}
@@ -139,8 +140,8 @@ func (r *Router) soleServer(ctx context.Context, app, be, name string) bool {
 	defer r.mu.Unlock()
 	routed, other := false, false
 	for _, row := range rows {
-		srv := row["svname"]
-		if row["pxname"] != be || row["bck"] == "1" || !strings.HasPrefix(row["status"], "UP") {
+		srv := row.Server
+		if row.Proxy != be || row.Backup || !strings.HasPrefix(row.Status, "UP") {
 			continue
 		}
 		if srv == name {
@@ -165,14 +166,13 @@ func (r *Router) sessions(ctx context.Context, be, srv string) (int, error) {
 	}
 	total := 0
 	for _, w := range all {
-		rows, err := parseStats(w.CSV)
+		rows, err := hap.ParseBytes(w.CSV)
 		if err != nil {
 			return 0, err
 		}
 		for _, row := range rows {
-			if row["pxname"] == be && row["svname"] == srv {
-				n, _ := strconv.Atoi(row["scur"])
-				total += n
+			if row.Proxy == be && row.Server == srv {
+				total += int(row.Scur)
 			}
 		}
 	}
@@ -217,30 +217,4 @@ func (r *Router) statsAll(ctx context.Context, command string) ([]WorkerStats, e
 		return nil, fmt.Errorf("stats: no worker")
 	}
 	return out, nil
-}
-
-// parseStats reads "show stat" CSV into rows keyed by column name.
-func parseStats(b []byte) ([]map[string]string, error) {
-	s := strings.TrimPrefix(strings.TrimLeft(string(b), " \r\n"), "# ")
-	rd := csv.NewReader(strings.NewReader(s))
-	rd.FieldsPerRecord = -1
-	recs, err := rd.ReadAll()
-	if err != nil {
-		return nil, fmt.Errorf("parse stats: %w", err)
-	}
-	if len(recs) == 0 {
-		return nil, nil
-	}
-	head := recs[0]
-	rows := make([]map[string]string, 0, len(recs)-1)
-	for _, rec := range recs[1:] {
-		row := make(map[string]string, len(head))
-		for i, h := range head {
-			if i < len(rec) {
-				row[h] = rec[i]
-			}
-		}
-		rows = append(rows, row)
-	}
-	return rows, nil
 }

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/flock-paas/flock/deploy"
+	"github.com/flock-paas/flock/router/hap"
 )
 
 // requireHAProxy skips the test when haproxy is missing, unless
@@ -317,12 +318,12 @@ func (h *harness) serving(be, prefix string) bool {
 	if err != nil {
 		return true
 	}
-	rows, err := parseStats([]byte(csv))
+	rows, err := hap.ParseBytes(csv)
 	if err != nil {
 		return true
 	}
 	for _, row := range rows {
-		if row["pxname"] == be && strings.HasPrefix(row["svname"], prefix) && !strings.HasPrefix(row["status"], "MAINT") {
+		if row.Proxy == be && strings.HasPrefix(row.Server, prefix) && !strings.HasPrefix(row.Status, "MAINT") {
 			return true
 		}
 	}

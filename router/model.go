@@ -52,7 +52,7 @@ type server struct {
 }
 
 // backendName is the backend of an app (hap.Backend).
-func backendName(app string) string { return hap.Backend(app) }
+func backendName(app string) string { return hap.BackendName(app) }
 
 var (
 	hostRE     = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$`)

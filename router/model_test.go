@@ -2,8 +2,6 @@ package router
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -138,29 +136,6 @@ func TestRenderedConfigParses(t *testing.T) {
 	want := []string{"web.v2.1_31001 10.0.0.1:31001", "web.v2.3_31003 10.0.0.3:31003", "waker 127.0.0.1:8001"}
 	if diff := cmp.Diff(want, servers); diff != "" {
 		t.Errorf("servers (-want +got):\n%s", diff)
-	}
-}
-
-func TestParseStatsFixtures(t *testing.T) {
-	// The real HAProxy captures live with the scaler, their main reader.
-	files, _ := filepath.Glob("../scaler/testdata/haproxy/*.csv")
-	if len(files) == 0 {
-		t.Fatal("no stats fixtures in ../scaler/testdata/haproxy")
-	}
-	for _, f := range files {
-		t.Run(filepath.Base(f), func(t *testing.T) {
-			b, err := os.ReadFile(f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			rows, err := parseStats(b)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(rows) == 0 || rows[0]["pxname"] == "" || rows[0]["svname"] == "" {
-				t.Errorf("no named rows parsed from %s", f)
-			}
-		})
 	}
 }
 

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/flock-paas/flock/deploy"
+	"github.com/flock-paas/flock/router/hap"
 )
 
 // waitFor polls cond until it holds or timeout passes.
@@ -194,7 +195,7 @@ func backendRow(t *testing.T, stats StatsFunc) Row {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rows, err := ParseStats(bytes.NewReader(b))
+	rows, err := hap.ParseStats(bytes.NewReader(b))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -145,7 +145,7 @@ func New(cfg Config, p Platform, stats StatsFunc) (*Scaler, error) {
 
 // BackendName is the router's name for an app's backend: "app_<app>"
 // (app names never hold "_", so no app's backend is be_default).
-func BackendName(app string) string { return hap.Backend(app) }
+func BackendName(app string) string { return hap.BackendName(app) }
 
 // Run ticks once at once, then every cfg.Every (a robfig/cron schedule),
 // until ctx ends. A failed tick is logged and the next one tries again.
@@ -182,7 +182,7 @@ func (s *Scaler) Tick(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("read stats: %w", err)
 	}
-	rows, err := parseStats(raw)
+	rows, err := hap.ParseBytes(raw)
 	if err != nil {
 		return err
 	}

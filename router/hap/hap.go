@@ -12,8 +12,8 @@ import "strings"
 // labels, so they never hold "_" and never collide with be_default.
 const BackendPrefix = "app_"
 
-// Backend is the name of app's backend: "app_<app>".
-func Backend(app string) string { return BackendPrefix + app }
+// BackendName is the name of app's backend: "app_<app>".
+func BackendName(app string) string { return BackendPrefix + app }
 
 // AppOf returns the app whose backend is named backend; false for a
 // backend that is no app's.

@@ -3,8 +3,8 @@ package hap
 import "testing"
 
 func TestBackendNames(t *testing.T) {
-	if got := Backend("hello"); got != "app_hello" {
-		t.Errorf("Backend = %q", got)
+	if got := BackendName("hello"); got != "app_hello" {
+		t.Errorf("BackendName = %q", got)
 	}
 	for _, tc := range []struct {
 		backend, app string

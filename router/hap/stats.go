@@ -1,4 +1,4 @@
-package scaler
+package hap
 
 import (
 	"bytes"
@@ -97,10 +97,11 @@ func ParseStats(r io.Reader) ([]Row, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read stats: %w", err)
 	}
-	return parseStats(data)
+	return ParseBytes(data)
 }
 
-func parseStats(data []byte) ([]Row, error) {
+// ParseBytes is ParseStats of a dump already in memory.
+func ParseBytes(data []byte) ([]Row, error) {
 	var (
 		rows    []Row
 		index   = map[string]int{} // proxy "\x00" server → rows index

@@ -1,11 +1,11 @@
 package scaler
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,34 +14,17 @@ import (
 	"github.com/flock-paas/flock/deploy"
 )
 
-func FuzzParseStats(f *testing.F) {
-	files, _ := filepath.Glob(filepath.Join(fixtures, "*.csv"))
-	for _, file := range files {
-		f.Add(readFixture(f, filepath.Base(file)))
+// fixtures are the real HAProxy stats captures, kept with their parser
+// (router/hap/testdata/haproxy/SOURCES.md).
+const fixtures = "../router/hap/testdata/haproxy"
+
+func readFixture(tb testing.TB, name string) []byte {
+	tb.Helper()
+	b, err := os.ReadFile(filepath.Join(fixtures, name))
+	if err != nil {
+		tb.Fatalf("fixture: %v", err)
 	}
-	f.Add([]byte("# pxname,svname,stot,lastsess\nbe_a,BACKEND,1,-1\n# pxname,svname\nbe_a,BACKEND\n"))
-	f.Add([]byte("# pxname,svname,check_desc\nbe_a,s,\"a,\"\"b\",\n"))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		rows, err := ParseStats(bytes.NewReader(data))
-		if err != nil {
-			return
-		}
-		seen := map[string]bool{}
-		for _, r := range rows {
-			if r.Proxy == "" || r.Server == "" || r.Dumps < 1 {
-				t.Fatalf("row without name or dump: %+v", r)
-			}
-			if r.Qcur < 0 || r.Scur < 0 || r.Stot < 0 || r.ReqTot < 0 || r.Lbtot < 0 ||
-				r.Rate < 0 || r.ReqRate < 0 || r.LastSess < -1 {
-				t.Fatalf("negative value: %+v", r)
-			}
-			k := r.Proxy + "\x00" + r.Server
-			if seen[k] {
-				t.Fatalf("row %s/%s twice", r.Proxy, r.Server)
-			}
-			seen[k] = true
-		}
-	})
+	return b
 }
 
 // statsFor10kApps is a `show stat` dump of HAProxy 2.6 with n apps, each
@@ -64,20 +47,6 @@ func statsForApps(tb testing.TB, n int) []byte {
 		}
 	}
 	return []byte(b.String())
-}
-
-func BenchmarkParseStats10kApps(b *testing.B) {
-	data := statsForApps(b, 10000)
-	b.SetBytes(int64(len(data)))
-	b.ResetTimer()
-	start := time.Now()
-	for b.Loop() {
-		rows, err := parseStats(data)
-		if err != nil || len(rows) != 30000 {
-			b.Fatalf("%d rows, %v", len(rows), err)
-		}
-	}
-	b.ReportMetric(float64(time.Since(start).Microseconds())/1000/float64(b.N), "ms/parse")
 }
 
 // BenchmarkTick10kApps is one scaler tick over 10,000 apps: parse the
