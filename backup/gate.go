@@ -157,7 +157,7 @@ func (w *Waker) runGate(g *gate, app deploy.App) {
 			w.m.phase.WithLabelValues(g.app, "start").Observe(healthyFrom.Sub(woke).Seconds())
 		}
 		if app.State != deploy.StateSleeping {
-			chk := firstCheck(app)
+			chk := app.Descriptor.RoutingCheck() // the check HAProxy runs
 			for _, in := range app.Instances {
 				if probing[in.ID] || time.Since(probed[in.ID]) < w.cfg.ProbeEvery || w.isDraining(in.ID) {
 					continue

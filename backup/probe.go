@@ -54,8 +54,3 @@ func (w *Waker) probe(ctx context.Context, chk deploy.Check, in deploy.Instance)
 	resp.Body.Close()
 	return resp.StatusCode >= 200 && resp.StatusCode < 400
 }
-
-// firstCheck is the check HAProxy runs (deploy.Descriptor.RoutingCheck):
-// the waker probes with it before it proxies, so it never sends a request
-// to an instance HAProxy would not.
-func firstCheck(app deploy.App) deploy.Check { return app.Descriptor.RoutingCheck() }

@@ -351,10 +351,8 @@ func (s *Service) view(ctx context.Context, rec appRecord, rel Release) (App, er
 	if ins != nil {
 		a.Instances = ins
 	}
-	if rec.Current != "" {
-		if rel, err := s.store.release(rec.Name, rec.Current); err == nil && len(rel.Descriptor.Processes) > 0 {
-			a.Processes = s.processes(ctx, rec, rel)
-		}
+	if len(rel.Descriptor.Processes) > 0 { // rel is the current release, already read
+		a.Processes = s.processes(ctx, rec, rel)
 	}
 	if rec.Asleep && rec.AsleepSince != nil {
 		t := *rec.AsleepSince

@@ -26,7 +26,7 @@ func (r *Router) Drain(ctx context.Context, app string, in deploy.Instance) erro
 	if !deploy.ValidName(app) {
 		return fmt.Errorf("drain %q: %w", app, deploy.ErrInvalid)
 	}
-	name, be := serverName(in), backendName(app)
+	name, be := serverName(in), hap.BackendName(app)
 	log := r.log.With("app", app, "instance", in.ID)
 	dctx, cancel := context.WithTimeout(ctx, r.cfg.DrainTimeout)
 	defer cancel()

@@ -51,9 +51,6 @@ type server struct {
 	CheckPort int    // 0: the server's port
 }
 
-// backendName is the backend of an app (hap.Backend).
-func backendName(app string) string { return hap.BackendName(app) }
-
 var (
 	hostRE     = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$`)
 	serverRE   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
@@ -113,7 +110,7 @@ func build(apps []deploy.App, domain string, drained map[string]map[string]bool)
 	for _, a := range sorted {
 		if h := strings.ToLower(a.Name + "." + domain); deploy.ValidName(a.Name) && validHost(h) {
 			if _, ok := m.hosts[h]; !ok {
-				m.hosts[h] = backendName(a.Name)
+				m.hosts[h] = hap.BackendName(a.Name)
 			}
 		}
 	}
@@ -124,7 +121,7 @@ func build(apps []deploy.App, domain string, drained map[string]map[string]bool)
 		if len(m.backends) > 0 && m.backends[len(m.backends)-1].App == a.Name {
 			continue
 		}
-		b := backend{App: a.Name, Name: backendName(a.Name), Check: checkOf(a.Descriptor)}
+		b := backend{App: a.Name, Name: hap.BackendName(a.Name), Check: checkOf(a.Descriptor)}
 		var problems []string
 		if b.Check.Path != "" && !deploy.ValidCheckPath(b.Check.Path) {
 			problems = append(problems, fmt.Sprintf("check path %q refused, using a TCP check", b.Check.Path))

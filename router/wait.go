@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/flock-paas/flock/deploy"
+	"github.com/flock-paas/flock/router/hap"
 )
 
 // WaitRouted returns once the serving HAProxy worker routes the app's host
@@ -18,7 +19,7 @@ func (r *Router) WaitRouted(ctx context.Context, app string) error {
 	if !deploy.ValidName(app) {
 		return fmt.Errorf("wait for %q: not an app name", app)
 	}
-	host, be := app+"."+r.cfg.Domain, backendName(app)
+	host, be := app+"."+r.cfg.Domain, hap.BackendName(app)
 	for {
 		if r.routes(ctx, host, be) {
 			return nil

@@ -69,7 +69,7 @@ type Config struct {
 	// that it cannot flap. Default 1m.
 	Cooldown time.Duration
 	// Backend maps an app to the name of its HAProxy backend. Default
-	// BackendName, "app_<app>", as the router names them.
+	// hap.BackendName, "app_<app>", as the router names them.
 	Backend func(app string) string
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
@@ -116,7 +116,7 @@ func New(cfg Config, p Platform, stats StatsFunc) (*Scaler, error) {
 		cfg.Cooldown = time.Minute
 	}
 	if cfg.Backend == nil {
-		cfg.Backend = BackendName
+		cfg.Backend = hap.BackendName
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -142,10 +142,6 @@ func New(cfg Config, p Platform, stats StatsFunc) (*Scaler, error) {
 	}
 	return &Scaler{cfg: cfg, p: p, stats: stats, log: cfg.Logger, apps: map[string]*appState{}}, nil
 }
-
-// BackendName is the router's name for an app's backend: "app_<app>"
-// (app names never hold "_", so no app's backend is be_default).
-func BackendName(app string) string { return hap.BackendName(app) }
 
 // Run ticks once at once, then every cfg.Every (a robfig/cron schedule),
 // until ctx ends. A failed tick is logged and the next one tries again.

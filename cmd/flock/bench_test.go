@@ -18,21 +18,12 @@ func medianMS(ds []time.Duration) float64 {
 	return float64(ds[len(ds)/2].Microseconds()) / 1000
 }
 
-func copyExampleB(b *testing.B, name string) string {
-	b.Helper()
-	dst := filepath.Join(b.TempDir(), name)
-	if out, err := exec.Command("cp", "-r", filepath.Join(repoRoot(b), "docs", "examples", name), dst).CombinedOutput(); err != nil {
-		b.Fatalf("copy: %v %s", err, out)
-	}
-	return dst
-}
-
 // BenchmarkDeployHello: `flock deploy docs/examples/hello` until the new
 // release is healthy and routed (the command returns), median of N.
 func BenchmarkDeployHello(b *testing.B) {
 	f := newFlock(b)
 	f.start()
-	dir := copyExampleB(b, "hello")
+	dir := copyExample(b, "hello")
 	var ds []time.Duration
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -51,7 +42,7 @@ func BenchmarkRedeployExpressCached(b *testing.B) {
 	}
 	f := newFlock(b)
 	f.start()
-	dir := copyExampleB(b, "express")
+	dir := copyExample(b, "express")
 	f.mustCLI("deploy", dir) // fills the cache
 	var ds []time.Duration
 	b.ResetTimer()
@@ -68,7 +59,7 @@ func BenchmarkRedeployExpressCached(b *testing.B) {
 func BenchmarkGitPushHello(b *testing.B) {
 	f := newFlock(b)
 	f.start()
-	dir := copyExampleB(b, "hello")
+	dir := copyExample(b, "hello")
 	run := func(args ...string) {
 		cmd := exec.Command("git", args...)
 		cmd.Dir = dir
@@ -122,7 +113,7 @@ func BenchmarkTwentySleepingApps(b *testing.B) {
 		f := newFlock(b)
 		f.start()
 		before := rssKiB(b, f.cmd.Process.Pid)
-		src := copyExampleB(b, "hello")
+		src := copyExample(b, "hello")
 		for n := 0; n < 20; n++ {
 			f.mustCLI("deploy", "--app", fmt.Sprintf("sleepy%d", n), src)
 		}

@@ -27,7 +27,7 @@ func BenchmarkExpressMemory(b *testing.B) {
 	}
 	f := newFlock(b)
 	f.start()
-	dir := copyExampleB(b, "express")
+	dir := copyExample(b, "express")
 	if mem := os.Getenv("FLOCK_BENCH_MEM"); mem != "" {
 		pkg := filepath.Join(dir, "package.json")
 		raw, _ := os.ReadFile(pkg)

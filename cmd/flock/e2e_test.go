@@ -10,7 +10,7 @@ import (
 )
 
 // copyExample copies an example app into a temp dir, so a test may change it.
-func copyExample(t *testing.T, name string) string {
+func copyExample(t testing.TB, name string) string {
 	t.Helper()
 	dst := filepath.Join(t.TempDir(), name)
 	out, err := exec.Command("cp", "-r", filepath.Join(repoRoot(t), "docs", "examples", name), dst).CombinedOutput()

@@ -26,10 +26,10 @@ import (
 func TestKillNineLosesNoRequest(t *testing.T) {
 	tests := []struct {
 		name string
-		down func(t *testing.T, f *flock)
+		down func(t testing.TB, f *flock)
 	}{
-		{name: "kill -9", down: func(t *testing.T, f *flock) { f.kill() }},
-		{name: "SIGUSR2 for an upgrade", down: func(t *testing.T, f *flock) {
+		{name: "kill -9", down: killNine},
+		{name: "SIGUSR2 for an upgrade", down: func(t testing.TB, f *flock) {
 			f.cmd.Process.Signal(syscall.SIGUSR2)
 			select {
 			case <-f.exited:
@@ -47,7 +47,25 @@ func TestKillNineLosesNoRequest(t *testing.T) {
 	}
 }
 
-func restartUnderLoad(t *testing.T, down func(*testing.T, *flock)) {
+func killNine(_ testing.TB, f *flock) { f.kill() }
+
+// BenchmarkKillNineRestart reports the figure docs/benchmarks.md records:
+// requests sent and failed through HAProxy across a kill -9 of Flock and
+// its restart (TestKillNineLosesNoRequest asserts 0 failed).
+func BenchmarkKillNineRestart(b *testing.B) {
+	var sent, failed int64
+	for b.Loop() {
+		s, f := restartUnderLoad(b, killNine)
+		sent, failed = sent+s, failed+f
+	}
+	b.ReportMetric(float64(sent)/float64(b.N), "requests")
+	b.ReportMetric(float64(failed)/float64(b.N), "failed")
+}
+
+// restartUnderLoad takes Flock down with down and starts it again under a
+// steady load, checks that it adopted the same processes, and returns the
+// requests sent and failed.
+func restartUnderLoad(t testing.TB, down func(testing.TB, *flock)) (sent, failed int64) {
 	f := newFlock(t)
 	f.start()
 	f.mustCLI("deploy", copyExample(t, "hello"))
@@ -77,7 +95,7 @@ func restartUnderLoad(t *testing.T, down func(*testing.T, *flock)) {
 	})
 	l.await(t, 500) // and after the restart
 
-	sent, failed := l.finish()
+	sent, failed = l.finish()
 	t.Logf("Flock down and restarted under load: %d requests, %d failed", sent, failed)
 	if failed != 0 {
 		t.Errorf("%d of %d requests failed, last: %v", failed, sent, l.lastErr.Load())
@@ -99,6 +117,7 @@ func restartUnderLoad(t *testing.T, down func(*testing.T, *flock)) {
 	waitFor(t, 10*time.Second, "no app process and no haproxy left after SIGTERM", func() bool {
 		return len(f.appProcs("hello")) == 0 && len(f.haproxyProcs()) == 0
 	})
+	return sent, failed
 }
 
 // appProcs lists the living processes (sorted pids) whose environment says
@@ -243,7 +262,7 @@ func startE2ELoad(addr, host string, n int) *e2eLoad {
 }
 
 // await waits until n more requests were sent.
-func (l *e2eLoad) await(t *testing.T, n int64) {
+func (l *e2eLoad) await(t testing.TB, n int64) {
 	t.Helper()
 	want := l.sent.Load() + n
 	waitFor(t, 30*time.Second, fmt.Sprintf("%d more requests", n), func() bool { return l.sent.Load() >= want })
