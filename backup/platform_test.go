@@ -16,7 +16,7 @@ import (
 	"github.com/flock-paas/flock/deploy"
 )
 
-// testPlatform is a small deploy.Service of its own: Wake starts real
+// testPlatform is a small engine.Service of its own: Wake starts real
 // child processes (the test binary as the app), a health checker per
 // instance reports their health honestly and a supervisor restarts
 // instances that crash while the app is awake.

@@ -35,7 +35,7 @@ const HeaderApp = hap.AppHeader
 const HeaderColdStart = "X-Flock-Cold-Start"
 
 // Platform is what the waker needs of the release pipeline;
-// *deploy.Service implements it.
+// *engine.Service implements it.
 type Platform interface {
 	// App returns the app with its state and instances, or an error
 	// wrapping deploy.ErrNotFound.

@@ -1,12 +1,13 @@
 // Package deploy is Flock's contract: the types every other part speaks
-// (App, Release, Descriptor, Instance, Event), the Scheduler interface that
-// the embedded and the Marathon schedulers implement, the release pipeline
-// (Service) and the store of desired state.
+// (App, Release, Descriptor, Instance, Event, the Rollout record), the
+// Scheduler interface that the embedded and the Marathon schedulers
+// implement, the descriptor with every rule derived from it (checks, hosts,
+// names), and the sentinel errors.
 //
-// deploy imports nothing of Flock. What it needs from elsewhere (a builder,
-// a router to drain instances) it declares as small interfaces. The
-// packages, the path of a push and the store layout are described in
-// docs/architecture.md.
+// deploy imports nothing of Flock and runs nothing. The engine that builds,
+// records and rolls out releases is deploy/engine, which only cmd/flock
+// imports; the packages, the path of a push and the store layout are
+// described in docs/architecture.md.
 package deploy
 
 import (

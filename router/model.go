@@ -108,7 +108,7 @@ func build(apps []deploy.App, domain string, drained map[string]map[string]bool)
 	// every own host is claimed before any domain: a domain that names
 	// another app's host never takes its traffic, however the names sort.
 	for _, a := range sorted {
-		if h := strings.ToLower(a.Name + "." + domain); deploy.ValidName(a.Name) && validHost(h) {
+		if h := deploy.AppHost(a.Name, domain); deploy.ValidName(a.Name) && validHost(h) {
 			if _, ok := m.hosts[h]; !ok {
 				m.hosts[h] = hap.BackendName(a.Name)
 			}
@@ -127,7 +127,7 @@ func build(apps []deploy.App, domain string, drained map[string]map[string]bool)
 			problems = append(problems, fmt.Sprintf("check path %q refused, using a TCP check", b.Check.Path))
 			b.Check.Path = ""
 		}
-		if h := strings.ToLower(a.Name + "." + domain); m.hosts[h] == b.Name {
+		if h := deploy.AppHost(a.Name, domain); m.hosts[h] == b.Name {
 			b.Hosts = append(b.Hosts, h)
 		}
 		for _, h := range a.Domains {

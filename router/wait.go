@@ -19,7 +19,7 @@ func (r *Router) WaitRouted(ctx context.Context, app string) error {
 	if !deploy.ValidName(app) {
 		return fmt.Errorf("wait for %q: not an app name", app)
 	}
-	host, be := app+"."+r.cfg.Domain, hap.BackendName(app)
+	host, be := deploy.AppHost(app, r.cfg.Domain), hap.BackendName(app)
 	for {
 		if r.routes(ctx, host, be) {
 			return nil

@@ -30,7 +30,7 @@ import (
 type StatsFunc func(ctx context.Context) ([]byte, error)
 
 // Platform is what the scaler needs of Flock: the apps, and the three
-// actions it takes. deploy.Service implements it.
+// actions it takes. engine.Service implements it.
 type Platform interface {
 	// Apps lists every app with its state, desired instances, resolved
 	// IdleTimeout and descriptor (scaling bounds).
@@ -254,6 +254,3 @@ func (s *Scaler) LastActive(app string) (time.Time, bool) {
 	}
 	return st.lastActive, true
 }
-
-// deploy.Service is the Platform cmd/flock wires in.
-var _ Platform = (*deploy.Service)(nil)

@@ -53,7 +53,7 @@ func hideValues(env map[string]string) map[string]string {
 }
 
 func (s *Server) listApps(c *gin.Context) {
-	apps, err := s.p.Apps(c.Request.Context())
+	apps, err := s.reader.Apps(c.Request.Context())
 	if err != nil {
 		s.fail(c, fmt.Errorf("list apps: %w", err))
 		return
@@ -82,7 +82,7 @@ func (s *Server) act(c *gin.Context, f func(ctx context.Context, name string) er
 		s.fail(c, err) // the platform names the operation and the app
 		return
 	}
-	a, err := s.p.App(ctx, name)
+	a, err := s.reader.App(ctx, name)
 	if err != nil {
 		s.fail(c, err) // the platform names the operation and the app
 		return
@@ -90,8 +90,8 @@ func (s *Server) act(c *gin.Context, f func(ctx context.Context, name string) er
 	c.JSON(http.StatusOK, a)
 }
 
-func (s *Server) sleepApp(c *gin.Context) { s.act(c, s.p.Sleep) }
-func (s *Server) wakeApp(c *gin.Context)  { s.act(c, s.p.Wake) }
+func (s *Server) sleepApp(c *gin.Context) { s.act(c, s.actor.Sleep) }
+func (s *Server) wakeApp(c *gin.Context)  { s.act(c, s.actor.Wake) }
 
 func (s *Server) scaleApp(c *gin.Context) {
 	n, process, err := instancesParam(c)
@@ -100,10 +100,10 @@ func (s *Server) scaleApp(c *gin.Context) {
 		return
 	}
 	if process != "" && process != "web" {
-		s.act(c, func(ctx context.Context, name string) error { return s.p.ScaleProcess(ctx, name, process, n) })
+		s.act(c, func(ctx context.Context, name string) error { return s.actor.ScaleProcess(ctx, name, process, n) })
 		return
 	}
-	s.act(c, func(ctx context.Context, name string) error { return s.p.Scale(ctx, name, n) })
+	s.act(c, func(ctx context.Context, name string) error { return s.actor.Scale(ctx, name, n) })
 }
 
 // processRE is the rule for a process type named in a scale request.
@@ -147,7 +147,7 @@ func (s *Server) destroyApp(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	if err := s.p.Destroy(c.Request.Context(), name); err != nil {
+	if err := s.actor.Destroy(c.Request.Context(), name); err != nil {
 		s.fail(c, err) // the platform names the operation and the app
 		return
 	}
@@ -166,12 +166,12 @@ type releasesView struct {
 // deployView is a deploy record with its duration; the log is left out of
 // lists unless asked for (?log=1).
 type deployView struct {
-	deploy.Deploy
+	deploy.Rollout
 	DurationSeconds *float64 `json:"durationSeconds,omitempty"`
 }
 
-func viewDeploy(d deploy.Deploy, withLog bool) deployView {
-	v := deployView{Deploy: d}
+func viewDeploy(d deploy.Rollout, withLog bool) deployView {
+	v := deployView{Rollout: d}
 	if !withLog {
 		v.Log = ""
 	}
@@ -189,12 +189,12 @@ func (s *Server) releases(c *gin.Context) {
 		return
 	}
 	ctx := c.Request.Context()
-	rels, err := s.p.Releases(ctx, name)
+	rels, err := s.reader.Releases(ctx, name)
 	if err != nil {
 		s.fail(c, fmt.Errorf("releases of %s: %w", name, err))
 		return
 	}
-	deps, err := s.p.Deploys(ctx, name)
+	deps, err := s.reader.Deploys(ctx, name)
 	if err != nil {
 		s.fail(c, fmt.Errorf("deploys of %s: %w", name, err))
 		return
@@ -219,7 +219,7 @@ const maxLogsListed = 20
 
 // fillLogs reads the logs of the first max deploys: the platform lists
 // deploys without them, to keep listings cheap.
-func (s *Server) fillLogs(ctx context.Context, deps []deploy.Deploy, max int) {
+func (s *Server) fillLogs(ctx context.Context, deps []deploy.Rollout, max int) {
 	for i := range deps {
 		if i >= max {
 			return
@@ -227,7 +227,7 @@ func (s *Server) fillLogs(ctx context.Context, deps []deploy.Deploy, max int) {
 		if deps[i].Log != "" {
 			continue
 		}
-		if d, err := s.p.DeployByID(ctx, deps[i].ID); err == nil {
+		if d, err := s.reader.DeployByID(ctx, deps[i].ID); err == nil {
 			deps[i].Log = d.Log
 		}
 	}
@@ -256,13 +256,13 @@ func (s *Server) rollback(c *gin.Context) {
 		return
 	}
 	ctx := c.Request.Context()
-	if _, err := s.p.App(ctx, name); err != nil {
+	if _, err := s.reader.App(ctx, name); err != nil {
 		s.fail(c, err) // the platform names the operation and the app
 		return
 	}
 	if wantsJSON(c) {
 		var log strings.Builder
-		rel, err := s.p.Rollback(ctx, name, body.Release, &log)
+		rel, err := s.actor.Rollback(ctx, name, body.Release, &log)
 		if err != nil {
 			s.fail(c, err) // the platform names the operation and the app
 			return
@@ -273,7 +273,7 @@ func (s *Server) rollback(c *gin.Context) {
 	lw := newLineWriter(c)
 	defer lw.close()
 	lw.begin()
-	rel, err := s.p.Rollback(ctx, name, body.Release, lw)
+	rel, err := s.actor.Rollback(ctx, name, body.Release, lw)
 	if err != nil {
 		fmt.Fprintf(lw, "rollback failed: %s\n", oneLine(err.Error()))
 		return
@@ -288,7 +288,7 @@ func wantsJSON(c *gin.Context) bool {
 }
 
 func (s *Server) appURL(ctx context.Context, name string) string {
-	a, err := s.p.App(ctx, name)
+	a, err := s.reader.App(ctx, name)
 	if err != nil || a.URL == "" {
 		return name
 	}
@@ -309,7 +309,7 @@ func (s *Server) logs(c *gin.Context) {
 		ctx, cancel = s.streamContext(c)
 		defer cancel()
 	}
-	err := s.p.Logs(ctx, name, follow, lw)
+	err := s.reader.Logs(ctx, name, follow, lw)
 	if err == nil && !lw.hasStarted() {
 		lw.begin() // no output yet: an empty 200, not a 404 from gin
 	}
@@ -328,7 +328,7 @@ func wrapIf(err error, what string) error {
 func (s *Server) getDeploy(c *gin.Context) {
 	id := c.Param("id")
 	ctx := c.Request.Context()
-	d, err := s.p.DeployByID(ctx, id)
+	d, err := s.reader.DeployByID(ctx, id)
 	if err != nil {
 		s.fail(c, fmt.Errorf("deploy %s: %w", id, err))
 		return
@@ -342,11 +342,11 @@ func (s *Server) getDeploy(c *gin.Context) {
 	lw.begin()
 	ctx, cancel := s.streamContext(c)
 	defer cancel()
-	if err := s.p.FollowDeploy(ctx, id, lw); err != nil {
+	if err := s.reader.FollowDeploy(ctx, id, lw); err != nil {
 		s.finish(c, lw, fmt.Errorf("follow deploy %s: %w", id, err))
 		return
 	}
-	if d, err = s.p.DeployByID(ctx, id); err != nil {
+	if d, err = s.reader.DeployByID(ctx, id); err != nil {
 		s.finish(c, lw, fmt.Errorf("deploy %s: %w", id, err))
 		return
 	}
@@ -354,11 +354,11 @@ func (s *Server) getDeploy(c *gin.Context) {
 }
 
 // outcome writes a finished deploy's last line, the one the CLI reads.
-func (s *Server) outcome(ctx context.Context, w io.Writer, d deploy.Deploy) {
+func (s *Server) outcome(ctx context.Context, w io.Writer, d deploy.Rollout) {
 	switch d.Status {
-	case deploy.DeploySucceeded:
+	case deploy.RolloutSucceeded:
 		fmt.Fprintf(w, "deploy succeeded: %s\n", s.appURL(ctx, d.App))
-	case deploy.DeployFailed, deploy.DeploySuperseded:
+	case deploy.RolloutFailed, deploy.RolloutSuperseded:
 		reason := d.Error
 		if reason == "" {
 			reason = string(d.Status)

@@ -261,7 +261,7 @@ func TestReleases(t *testing.T) {
 				t.Fatalf("got %d releases, %d deploys, want 1 and 1", len(v.Releases), len(v.Deploys))
 			}
 			d := v.Deploys[0]
-			if d.Commit == "" || d.Trigger != "cli" || d.Status != deploy.DeploySucceeded || d.DurationSeconds == nil || *d.DurationSeconds != 30 {
+			if d.Commit == "" || d.Trigger != "cli" || d.Status != deploy.RolloutSucceeded || d.DurationSeconds == nil || *d.DurationSeconds != 30 {
 				t.Errorf("deploy record = %+v, want commit, trigger cli, succeeded, 30 s", d)
 			}
 			if (d.Log != "") != tt.wantLog {

@@ -94,11 +94,11 @@ func (s *Server) live(a deploy.App, csrf string) liveView {
 }
 
 func (s *Server) releaseHistory(ctx context.Context, a deploy.App, csrf string) (releasesPart, error) {
-	rels, err := s.p.Releases(ctx, a.Name)
+	rels, err := s.reader.Releases(ctx, a.Name)
 	if err != nil {
 		return releasesPart{}, fmt.Errorf("releases of %s: %w", a.Name, err)
 	}
-	deps, err := s.p.Deploys(ctx, a.Name)
+	deps, err := s.reader.Deploys(ctx, a.Name)
 	if err != nil {
 		return releasesPart{}, fmt.Errorf("deploys of %s: %w", a.Name, err)
 	}
@@ -118,7 +118,7 @@ func (s *Server) releaseHistory(ctx context.Context, a deploy.App, csrf string) 
 		if len(e.Log) > maxLogInPage {
 			e.Log, e.LogTrimmed = e.Log[len(e.Log)-maxLogInPage:], true
 		}
-		if d.Release != "" && d.Status == deploy.DeploySucceeded {
+		if d.Release != "" && d.Status == deploy.RolloutSucceeded {
 			covered[d.Release] = true
 		}
 		p.Entries = append(p.Entries, e)
@@ -187,13 +187,13 @@ type deployData struct {
 // deployPage shows one deploy; while it runs, its log streams in live.
 func (s *Server) deployPage(c *gin.Context) {
 	id := c.Param("id")
-	d, err := s.p.DeployByID(c.Request.Context(), id)
+	d, err := s.reader.DeployByID(c.Request.Context(), id)
 	if err != nil {
 		s.fail(c, fmt.Errorf("deploy %s: %w", id, err))
 		return
 	}
 	v := deployData{layout: s.layoutFor(c, "Deploy "+d.App), D: viewDeploy(d, true),
-		Running: d.Status == deploy.DeployQueued || d.Status == deploy.DeployRunning}
+		Running: d.Status == deploy.RolloutQueued || d.Status == deploy.RolloutRunning}
 	if v.D.DurationSeconds != nil {
 		v.Duration = span(time.Duration(*v.D.DurationSeconds * float64(time.Second)))
 	}

@@ -13,11 +13,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flock-paas/flock/deploy/engine"
+
 	"github.com/flock-paas/flock/deploy"
 )
 
 // memScheduler is a scheduler whose instances are healthy the moment they
-// start: enough to drive the real deploy.Service from the API.
+// start: enough to drive the real engine.Service from the API.
 type memScheduler struct {
 	mu      sync.Mutex
 	running map[string][]deploy.Instance
@@ -87,15 +89,15 @@ func (b slugBuilder) Build(ctx context.Context, dir, app, release, cmd string, l
 	return p, "node server.js", os.WriteFile(p, []byte("slug"), 0o644)
 }
 
-// TestWithService drives the real deploy.Service through the API: upload,
+// TestWithService drives the real engine.Service through the API: upload,
 // list, scale, sleep, wake, releases, rollback, the apps page, metrics.
 func TestWithService(t *testing.T) {
-	store, err := deploy.OpenStore(t.TempDir())
+	store, err := engine.OpenStore(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	svc, err := deploy.New(deploy.Config{Domain: "localhost", URLPort: ":8000"}, store, newMemScheduler(), slugBuilder{t.TempDir()})
+	svc, err := engine.New(engine.Config{Domain: "localhost", URLPort: ":8000"}, store, newMemScheduler(), slugBuilder{t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}

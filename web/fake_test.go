@@ -20,7 +20,7 @@ type fakePlatform struct {
 	mu       sync.Mutex
 	apps     map[string]*deploy.App
 	releases map[string][]deploy.Release
-	deploys  map[string][]deploy.Deploy
+	deploys  map[string][]deploy.Rollout
 	subs     map[int]chan deploy.Event
 	nextSub  int
 	logs     string
@@ -32,7 +32,7 @@ func newFake() *fakePlatform {
 	return &fakePlatform{
 		apps:     map[string]*deploy.App{},
 		releases: map[string][]deploy.Release{},
-		deploys:  map[string][]deploy.Deploy{},
+		deploys:  map[string][]deploy.Rollout{},
 		subs:     map[int]chan deploy.Event{},
 		logs:     "hello from the app\nsecond line\n",
 	}
@@ -55,8 +55,8 @@ func (f *fakePlatform) addLocked(name string, n int) {
 	f.apps[name] = a
 	started, finished := now.Add(-time.Minute), now.Add(-30*time.Second)
 	f.releases[name] = []deploy.Release{{App: name, Name: "v1", Version: 1, Commit: a.Commit, Trigger: "cli", CreatedAt: started}}
-	f.deploys[name] = []deploy.Deploy{{ID: name + "-1", App: name, Release: "v1", Commit: a.Commit, Trigger: "cli",
-		Status: deploy.DeploySucceeded, QueuedAt: started, StartedAt: &started, FinishedAt: &finished,
+	f.deploys[name] = []deploy.Rollout{{ID: name + "-1", App: name, Release: "v1", Commit: a.Commit, Trigger: "cli",
+		Status: deploy.RolloutSucceeded, QueuedAt: started, StartedAt: &started, FinishedAt: &finished,
 		Log: "-----> building " + name + "\n-----> v1 live\n"}}
 }
 
@@ -131,14 +131,14 @@ func (f *fakePlatform) Releases(ctx context.Context, name string) ([]deploy.Rele
 	return append([]deploy.Release(nil), f.releases[name]...), nil
 }
 
-func (f *fakePlatform) Deploys(ctx context.Context, name string) ([]deploy.Deploy, error) {
+func (f *fakePlatform) Deploys(ctx context.Context, name string) ([]deploy.Rollout, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if _, err := f.get(name); err != nil {
 		return nil, err
 	}
 	// Like the Service: newest first, without logs.
-	out := make([]deploy.Deploy, 0, len(f.deploys[name]))
+	out := make([]deploy.Rollout, 0, len(f.deploys[name]))
 	for i := len(f.deploys[name]) - 1; i >= 0; i-- {
 		d := f.deploys[name][i]
 		d.Log = ""
@@ -147,7 +147,7 @@ func (f *fakePlatform) Deploys(ctx context.Context, name string) ([]deploy.Deplo
 	return out, nil
 }
 
-func (f *fakePlatform) DeployByID(ctx context.Context, id string) (deploy.Deploy, error) {
+func (f *fakePlatform) DeployByID(ctx context.Context, id string) (deploy.Rollout, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, ds := range f.deploys {
@@ -157,7 +157,7 @@ func (f *fakePlatform) DeployByID(ctx context.Context, id string) (deploy.Deploy
 			}
 		}
 	}
-	return deploy.Deploy{}, fmt.Errorf("deploy %s: %w", id, deploy.ErrNotFound)
+	return deploy.Rollout{}, fmt.Errorf("deploy %s: %w", id, deploy.ErrNotFound)
 }
 
 func (f *fakePlatform) FollowDeploy(ctx context.Context, id string, w io.Writer) error {

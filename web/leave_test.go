@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flock-paas/flock/deploy/engine"
+
 	"github.com/flock-paas/flock/deploy"
 )
 
@@ -46,10 +48,10 @@ func (c chattyScheduler) Deploy(ctx context.Context, spec deploy.Spec, log io.Wr
 	return c.memScheduler.Deploy(ctx, spec, log)
 }
 
-// leaveEnv is the API and dashboard over the real deploy.Service, served
+// leaveEnv is the API and dashboard over the real engine.Service, served
 // on a real loopback socket.
 type leaveEnv struct {
-	svc    *deploy.Service
+	svc    *engine.Service
 	url    string
 	client *http.Client
 	src    []byte
@@ -57,13 +59,13 @@ type leaveEnv struct {
 
 func newLeaveEnv(t *testing.T) *leaveEnv {
 	t.Helper()
-	store, err := deploy.OpenStore(t.TempDir())
+	store, err := engine.OpenStore(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
 	sched := chattyScheduler{newMemScheduler(), 100}
-	svc, err := deploy.New(deploy.Config{Domain: "localhost", URLPort: ":8000"}, store, sched, chattyBuilder{slugBuilder{t.TempDir()}, 100})
+	svc, err := engine.New(engine.Config{Domain: "localhost", URLPort: ":8000"}, store, sched, chattyBuilder{slugBuilder{t.TempDir()}, 100})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +177,7 @@ func (e *leaveEnv) rollback(release string) *http.Request {
 func (e *leaveEnv) settled(t *testing.T, what string) {
 	t.Helper()
 	ctx := context.Background()
-	var ds []deploy.Deploy
+	var ds []deploy.Rollout
 	waitFor(t, 60*time.Second, what+": every deploy finished", func() bool {
 		var err error
 		ds, err = e.svc.Deploys(ctx, "demo")
@@ -191,8 +193,8 @@ func (e *leaveEnv) settled(t *testing.T, what string) {
 	})
 	for _, d := range ds {
 		switch d.Status {
-		case deploy.DeploySuperseded:
-		case deploy.DeploySucceeded:
+		case deploy.RolloutSuperseded:
+		case deploy.RolloutSucceeded:
 			full, err := e.svc.DeployByID(ctx, d.ID)
 			if err != nil {
 				t.Fatal(err)

@@ -19,7 +19,7 @@ var buildBuckets = []float64{1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600}
 // collector reads the platform at scrape time, so the numbers are never
 // older than the scrape and nothing has to be kept in step by hand.
 type collector struct {
-	p   Platform
+	p   Reader
 	log interface {
 		Warn(msg string, args ...any)
 	}
@@ -32,7 +32,7 @@ func newCollector(s *Server) *collector {
 		return prometheus.NewDesc(name, help, labels, nil)
 	}
 	return &collector{
-		p:         s.p,
+		p:         s.reader,
 		log:       s.log,
 		instances: d("flock_app_instances", "Instances of the app, any health, labelled with the app's state.", "app", "state"),
 		healthy:   d("flock_app_healthy_instances", "Instances of the app that pass their checks.", "app"),
@@ -83,7 +83,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			deployErr = 1
 			continue
 		}
-		byStatus := map[deploy.DeployStatus]float64{deploy.DeploySucceeded: 0, deploy.DeployFailed: 0}
+		byStatus := map[deploy.RolloutStatus]float64{deploy.RolloutSucceeded: 0, deploy.RolloutFailed: 0}
 		buckets := make(map[float64]uint64, len(buildBuckets))
 		for _, b := range buildBuckets {
 			buckets[b] = 0

@@ -100,8 +100,8 @@ func (s *Server) pageRoutes(e *gin.Engine) {
 	e.GET("/ui/apps/:app/releases", s.fragmentAuth, s.releasesFragment)
 
 	e.POST("/apps/:app/scale", s.writeAuth, s.formScale)
-	e.POST("/apps/:app/sleep", s.writeAuth, s.formAction("sleep", s.p.Sleep))
-	e.POST("/apps/:app/wake", s.writeAuth, s.formAction("wake", s.p.Wake))
+	e.POST("/apps/:app/sleep", s.writeAuth, s.formAction("sleep", s.actor.Sleep))
+	e.POST("/apps/:app/wake", s.writeAuth, s.formAction("wake", s.actor.Wake))
 	e.POST("/apps/:app/destroy", s.writeAuth, s.formDestroy)
 	e.POST("/apps/:app/rollback", s.writeAuth, s.rollback)
 }

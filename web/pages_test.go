@@ -153,7 +153,7 @@ func TestDeployPage(t *testing.T) {
 		t.Errorf("finished deploy page should show its log, not stream it:\n%s", body)
 	}
 	f.mu.Lock()
-	f.deploys["hello"][0].Status, f.deploys["hello"][0].FinishedAt = deploy.DeployRunning, nil
+	f.deploys["hello"][0].Status, f.deploys["hello"][0].FinishedAt = deploy.RolloutRunning, nil
 	f.mu.Unlock()
 	body = do(t, h, req{path: "/deploys/hello-1", cookies: []*http.Cookie{sc}}).Body.String()
 	if !strings.Contains(body, `data-stream="/api/v1/deploys/hello-1?follow=1"`) {

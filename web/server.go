@@ -21,15 +21,21 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Platform is what the dashboard and the API need from the release
-// pipeline; *deploy.Service implements it.
-type Platform interface {
+// Reader is what the dashboard and the API read of the platform.
+type Reader interface {
 	Apps(ctx context.Context) ([]deploy.App, error)
 	App(ctx context.Context, name string) (deploy.App, error)
 	Releases(ctx context.Context, name string) ([]deploy.Release, error)
-	Deploys(ctx context.Context, name string) ([]deploy.Deploy, error)
-	DeployByID(ctx context.Context, id string) (deploy.Deploy, error)
+	Deploys(ctx context.Context, name string) ([]deploy.Rollout, error)
+	DeployByID(ctx context.Context, id string) (deploy.Rollout, error)
 	FollowDeploy(ctx context.Context, id string, w io.Writer) error
+	Logs(ctx context.Context, name string, follow bool, w io.Writer) error
+	Subscribe() (<-chan deploy.Event, func())
+}
+
+// Actor is what the API and the dashboard ask the platform to do. Every
+// method changes state, so every route that calls one needs the token.
+type Actor interface {
 	Deploy(ctx context.Context, req deploy.DeployRequest, log io.Writer) (deploy.Release, error)
 	Rollback(ctx context.Context, name, release string, log io.Writer) (deploy.Release, error)
 	Scale(ctx context.Context, name string, n int) error
@@ -37,8 +43,13 @@ type Platform interface {
 	Sleep(ctx context.Context, name string) error
 	Wake(ctx context.Context, name string) error
 	Destroy(ctx context.Context, name string) error
-	Logs(ctx context.Context, name string, follow bool, w io.Writer) error
-	Subscribe() (<-chan deploy.Event, func())
+}
+
+// Platform is the release pipeline as the web server is given it: a
+// Reader and an Actor (cmd/flock passes *engine.Service).
+type Platform interface {
+	Reader
+	Actor
 }
 
 // Config configures the dashboard and the API.
@@ -100,7 +111,8 @@ type Config struct {
 // history behind the charts.
 type Server struct {
 	cfg      Config
-	p        Platform
+	reader   Reader
+	actor    Actor
 	log      *slog.Logger
 	engine   *gin.Engine
 	sessions *sessions
@@ -143,7 +155,8 @@ func New(cfg Config, p Platform) (*Server, error) {
 	}
 	s := &Server{
 		cfg:      cfg,
-		p:        p,
+		reader:   p,
+		actor:    p,
 		log:      cfg.Logger,
 		sessions: newSessions(24 * time.Hour),
 		failed:   newFailures(),
@@ -221,7 +234,7 @@ func (s *Server) streamContext(c *gin.Context) (context.Context, context.CancelF
 func (s *Server) sample(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	apps, err := s.p.Apps(ctx)
+	apps, err := s.reader.Apps(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
 			s.log.Warn("sample apps", "err", err)
@@ -294,5 +307,3 @@ func (s *Server) logRequests(c *gin.Context) {
 	s.log.Debug("http", "method", c.Request.Method, "path", c.Request.URL.Path,
 		"status", c.Writer.Status(), "duration", time.Since(start))
 }
-
-var _ Platform = (*deploy.Service)(nil)

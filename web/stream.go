@@ -111,7 +111,7 @@ func oneLine(s string) string {
 // closing an idle stream.
 func (s *Server) events(c *gin.Context) {
 	only := c.Query("app")
-	ch, cancel := s.p.Subscribe()
+	ch, cancel := s.reader.Subscribe()
 	defer cancel()
 	w := c.Writer
 	h := w.Header()

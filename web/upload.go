@@ -70,7 +70,7 @@ func (s *Server) upload(c *gin.Context) {
 	lw := newLineWriter(c)
 	defer lw.close()
 	fmt.Fprintf(lw, "-----> received %s of source\n", byteSize(body.n))
-	rel, err := s.p.Deploy(ctx, deploy.DeployRequest{App: app, Dir: dir, Commit: commit, Trigger: "cli"}, lw)
+	rel, err := s.actor.Deploy(ctx, deploy.DeployRequest{App: app, Dir: dir, Commit: commit, Trigger: "cli"}, lw)
 	if err != nil {
 		fmt.Fprintf(lw, "deploy failed: %s\n", oneLine(strings.TrimPrefix(err.Error(), "deploy: ")))
 		return

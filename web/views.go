@@ -84,7 +84,7 @@ type stateCount struct {
 }
 
 func (s *Server) appsPage(c *gin.Context) {
-	apps, err := s.p.Apps(c.Request.Context())
+	apps, err := s.reader.Apps(c.Request.Context())
 	if err != nil {
 		s.fail(c, fmt.Errorf("list apps: %w", err))
 		return
@@ -123,7 +123,7 @@ func (s *Server) lookup(c *gin.Context) (deploy.App, bool) {
 		s.fail(c, err)
 		return deploy.App{}, false
 	}
-	a, err := s.p.App(c.Request.Context(), name)
+	a, err := s.reader.App(c.Request.Context(), name)
 	if err != nil {
 		s.fail(c, err) // the platform names the operation and the app
 		return deploy.App{}, false
@@ -168,12 +168,12 @@ func (s *Server) formScale(c *gin.Context) {
 	}
 	if process != "" && process != "web" {
 		s.formAction("scale "+process+" to "+strconv.Itoa(n), func(ctx context.Context, name string) error {
-			return s.p.ScaleProcess(ctx, name, process, n)
+			return s.actor.ScaleProcess(ctx, name, process, n)
 		})(c)
 		return
 	}
 	s.formAction("scale to "+strconv.Itoa(n), func(ctx context.Context, name string) error {
-		return s.p.Scale(ctx, name, n)
+		return s.actor.Scale(ctx, name, n)
 	})(c)
 }
 
@@ -188,7 +188,7 @@ func (s *Server) formDestroy(c *gin.Context) {
 		s.fail(c, fmt.Errorf("type the app's name (%s) to confirm: %w", name, deploy.ErrInvalid))
 		return
 	}
-	if err := s.p.Destroy(c.Request.Context(), name); err != nil {
+	if err := s.actor.Destroy(c.Request.Context(), name); err != nil {
 		s.fail(c, err) // the platform names the operation and the app
 		return
 	}

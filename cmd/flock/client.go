@@ -360,7 +360,7 @@ func addClientCommands(root *cobra.Command) {
 			c := newClient(cmd)
 			var out struct {
 				Releases []deploy.Release `json:"releases"`
-				Deploys  []deploy.Deploy  `json:"deploys"`
+				Deploys  []deploy.Rollout `json:"deploys"`
 			}
 			if err := c.getJSON("/api/v1/apps/"+url.PathEscape(args[0])+"/releases", &out); err != nil {
 				return err

@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/flock-paas/flock/deploy/engine"
+
 	"github.com/flock-paas/flock/deploy"
 	"github.com/flock-paas/flock/router"
 )
@@ -26,7 +28,7 @@ const demoMark = "demo.deployed"
 // unless the app already runs a release made from the same source: it
 // deploys only when the app is missing, its release is no longer the
 // demo's, or a file of the demo changed.
-func deployDemo(ctx context.Context, svc *deploy.Service, rt *router.Router, dir, dataDir string, logger *slog.Logger) error {
+func deployDemo(ctx context.Context, svc *engine.Service, rt *router.Router, dir, dataDir string, logger *slog.Logger) error {
 	select {
 	case <-rt.Ready():
 	case <-ctx.Done():

@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/flock-paas/flock/deploy/engine"
+
 	"github.com/flock-paas/flock/backup"
 	"github.com/flock-paas/flock/deploy"
 	"github.com/flock-paas/flock/router"
@@ -50,7 +52,7 @@ func keepProxiedAwake(ctx context.Context, waker *backup.Waker, sc *scaler.Scale
 // feedRouter hands the router every app's state whenever something
 // changes, bursts coalesced, and every few seconds in case an event was
 // missed.
-func feedRouter(ctx context.Context, svc *deploy.Service, rt *router.Router) error {
+func feedRouter(ctx context.Context, svc *engine.Service, rt *router.Router) error {
 	events, cancel := svc.Subscribe()
 	defer cancel()
 	tick := time.NewTicker(5 * time.Second)

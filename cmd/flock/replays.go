@@ -4,6 +4,8 @@ import (
 	"context"
 	"slices"
 
+	"github.com/flock-paas/flock/deploy/engine"
+
 	"github.com/flock-paas/flock/deploy"
 )
 
@@ -11,7 +13,7 @@ import (
 // replayed push of such a commit is ignored (webhook.GitHubConfig.Deployed).
 // Ran means a deploy of it succeeded: a release whose rollout failed may be
 // pushed again.
-func deployedCommits(svc *deploy.Service) func(app string) (string, map[string]string) {
+func deployedCommits(svc *engine.Service) func(app string) (string, map[string]string) {
 	return func(app string) (string, map[string]string) {
 		a, err := svc.App(context.Background(), app)
 		if err != nil {
@@ -20,7 +22,7 @@ func deployedCommits(svc *deploy.Service) func(app string) (string, map[string]s
 		ds, _ := svc.Deploys(context.Background(), app) // newest first
 		ran := make(map[string]string, len(ds))
 		for _, d := range slices.Backward(ds) {
-			if d.Status == deploy.DeploySucceeded && d.Commit != "" && ran[d.Commit] == "" {
+			if d.Status == deploy.RolloutSucceeded && d.Commit != "" && ran[d.Commit] == "" {
 				ran[d.Commit] = d.Release
 			}
 		}

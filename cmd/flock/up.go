@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/flock-paas/flock/deploy/engine"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
@@ -213,7 +215,7 @@ func up(ctx context.Context, c upConfig) error {
 	if c.PublicURL == "" {
 		c.PublicURL = "http://" + c.API
 	}
-	store, err := deploy.OpenStore(c.DataDir)
+	store, err := engine.OpenStore(c.DataDir)
 	if err != nil {
 		return err
 	}
@@ -252,7 +254,7 @@ func up(ctx context.Context, c upConfig) error {
 	if err != nil {
 		return err
 	}
-	svc, err := deploy.New(deploy.Config{
+	svc, err := engine.New(engine.Config{
 		Domain: c.Domain, URLPort: urlPort(c.HTTP), Idle: c.Idle, Builds: c.Builds,
 		APIHosts:    apiHosts(c.API, c.PublicURL),
 		ArtifactURL: c.ArtifactURL, Artifacts: filepath.Join(c.DataDir, "artifacts"), MemoryEnforced: memEnforced,
@@ -413,3 +415,11 @@ func newScheduler(c upConfig, drainer deploy.Drainer, resign func(string) string
 	}
 	return nil, false, fmt.Errorf("--scheduler %q: want local or marathon", c.Scheduler)
 }
+
+// The release pipeline is what the web server, the scaler and the waker
+// are given; each declares the small interface it uses.
+var (
+	_ web.Platform    = (*engine.Service)(nil)
+	_ scaler.Platform = (*engine.Service)(nil)
+	_ backup.Platform = (*engine.Service)(nil)
+)

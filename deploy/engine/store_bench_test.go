@@ -1,4 +1,4 @@
-package deploy
+package engine
 
 import (
 	"fmt"
@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/flock-paas/flock/deploy"
 )
 
 // BenchmarkStoreOpenAndBackup measures what the store's safety costs on a
@@ -24,10 +26,10 @@ func BenchmarkStoreOpenAndBackup(b *testing.B) {
 			b.Fatal(err)
 		}
 		for v := 1; v <= 10; v++ {
-			if err := s.putRelease(Release{App: app, Name: ReleaseName(v), Version: v, Env: map[string]string{"A": "b"}}); err != nil {
+			if err := s.putRelease(deploy.Release{App: app, Name: deploy.ReleaseName(v), Version: v, Env: map[string]string{"A": "b"}}); err != nil {
 				b.Fatal(err)
 			}
-			if err := s.putDeploy(Deploy{ID: fmt.Sprintf("%s-%d", app, v), App: app, Log: log}); err != nil {
+			if err := s.putDeploy(deploy.Rollout{ID: fmt.Sprintf("%s-%d", app, v), App: app, Log: log}); err != nil {
 				b.Fatal(err)
 			}
 		}

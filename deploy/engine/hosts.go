@@ -1,9 +1,11 @@
-package deploy
+package engine
 
 import (
 	"fmt"
 	"strings"
 	"sync"
+
+	"github.com/flock-paas/flock/deploy"
 )
 
 // hostClaims holds the hosts of rollouts in progress, by app: two apps
@@ -14,25 +16,25 @@ type hostClaims struct {
 }
 
 // Host is the host an app answers at: <app>.<domain>.
-func (s *Service) Host(app string) string { return app + "." + strings.ToLower(s.cfg.Domain) }
+func (s *Service) Host(app string) string { return deploy.AppHost(app, s.cfg.Domain) }
 
 // hostsOf lists the hosts an app with descriptor d answers at: its own
 // host first, then its domains.
-func (s *Service) hostsOf(app string, d Descriptor) []string {
-	return append([]string{s.Host(app)}, d.Domains...)
+func (s *Service) hostsOf(app string, d deploy.Descriptor) []string {
+	return d.Hosts(app, s.cfg.Domain)
 }
 
 // checkHosts refuses a descriptor whose domains belong to someone else: an
 // app's host or domain, the API's host; and a new app whose own host is
 // already another app's domain. The error names the owner. A host belongs
 // to one app, so an app can never take another's traffic.
-func (s *Service) checkHosts(app string, d Descriptor) error {
+func (s *Service) checkHosts(app string, d deploy.Descriptor) error {
 	s.hosts.mu.Lock()
 	defer s.hosts.mu.Unlock()
 	return s.checkHostsLocked(app, d)
 }
 
-func (s *Service) checkHostsLocked(app string, d Descriptor) error {
+func (s *Service) checkHostsLocked(app string, d deploy.Descriptor) error {
 	recs, rels, err := s.store.appsWithCurrent()
 	if err != nil {
 		return fmt.Errorf("check domains of %s: %w", app, err)
@@ -72,12 +74,12 @@ func (s *Service) checkHostsLocked(app string, d Descriptor) error {
 	}
 	for i, h := range d.Domains {
 		if owner, ok := owners[h]; ok {
-			return &DescriptorError{File: d.File, Key: fmt.Sprintf("%s[%d]", key, i), Rule: fmt.Sprintf("%q is %s", h, owner)}
+			return &deploy.DescriptorError{File: d.File, Key: fmt.Sprintf("%s[%d]", key, i), Rule: fmt.Sprintf("%q is %s", h, owner)}
 		}
 	}
 	own := s.Host(app)
 	if owner, ok := owners[own]; ok && isNew {
-		return fmt.Errorf("app %s: its host %q is %s: %w", app, own, owner, ErrConflict)
+		return fmt.Errorf("app %s: its host %q is %s: %w", app, own, owner, deploy.ErrConflict)
 	}
 	return nil
 }
@@ -85,7 +87,7 @@ func (s *Service) checkHostsLocked(app string, d Descriptor) error {
 // claimHosts checks an app's hosts as checkHosts does and holds them until
 // release is called, at the end of the rollout: a rollout of another app
 // that starts meanwhile sees them as taken.
-func (s *Service) claimHosts(app string, d Descriptor) (release func(), err error) {
+func (s *Service) claimHosts(app string, d deploy.Descriptor) (release func(), err error) {
 	s.hosts.mu.Lock()
 	defer s.hosts.mu.Unlock()
 	if err := s.checkHostsLocked(app, d); err != nil {

@@ -1,4 +1,4 @@
-package deploy_test
+package engine_test
 
 import (
 	"context"
@@ -70,8 +70,8 @@ func (w *guardedWriter) String() string {
 	return w.buf.String()
 }
 
-// TestCallerLeavingStopsFollowingNotTheDeploy: the caller of Deploy leaves
-// mid-build (a client hung up). Deploy returns at once; nothing is written
+// TestCallerLeavingStopsFollowingNotTheDeploy: the caller of deploy.Rollout leaves
+// mid-build (a client hung up). deploy.Rollout returns at once; nothing is written
 // to the caller's writer after that; the deploy goes on and is recorded
 // with its whole log. A second caller leaves while its deploy waits in the
 // queue and removes its source folder, as every caller does: that deploy
@@ -121,14 +121,14 @@ func TestCallerLeavingStopsFollowingNotTheDeploy(t *testing.T) {
 	})
 	leave2()
 	if err := <-returned2; !errors.Is(err, context.Canceled) {
-		t.Errorf("the queued Deploy after its caller left = %v, want context.Canceled", err)
+		t.Errorf("the queued deploy.Rollout after its caller left = %v, want context.Canceled", err)
 	}
 	if err := os.RemoveAll(src2); err != nil {
 		t.Fatal(err)
 	}
 	close(chatty.resume)
 
-	var ds []deploy.Deploy
+	var ds []deploy.Rollout
 	waitFor(t, 60*time.Second, "both deploys to finish without their callers", func() bool {
 		ds, _ = p.svc.Deploys(context.Background(), "hello")
 		return len(ds) == 2 && ds[0].FinishedAt != nil && ds[1].FinishedAt != nil
@@ -138,7 +138,7 @@ func TestCallerLeavingStopsFollowingNotTheDeploy(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if full.Status != deploy.DeploySucceeded {
+		if full.Status != deploy.RolloutSucceeded {
 			t.Errorf("deploy of %s: %s (%s), want succeeded; log:\n%s", d.Commit, full.Status, full.Error, full.Log)
 		}
 		if !strings.Contains(full.Log, "chatty line 199\n") || !strings.Contains(full.Log, "is live at") {
@@ -146,7 +146,7 @@ func TestCallerLeavingStopsFollowingNotTheDeploy(t *testing.T) {
 		}
 	}
 	if w.late > 0 {
-		t.Errorf("%d writes reached the caller's writer after Deploy returned", w.late)
+		t.Errorf("%d writes reached the caller's writer after deploy.Rollout returned", w.late)
 	}
 	if left, _ := filepath.Glob(filepath.Join(tmp, "flock-source-*")); len(left) > 0 {
 		t.Errorf("the deploys' source copies are left behind: %v", left)
@@ -189,7 +189,7 @@ func TestPanicFailsOnlyItsDeploy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d.Status != deploy.DeployFailed || !strings.Contains(d.Error, "panic") || !strings.Contains(d.Log, "about to panic") {
+	if d.Status != deploy.RolloutFailed || !strings.Contains(d.Error, "panic") || !strings.Contains(d.Log, "about to panic") {
 		t.Errorf("record of the panicked deploy: %s %q, log:\n%s", d.Status, d.Error, d.Log)
 	}
 	if _, err := p.svc.Deploy(ctx, deploy.DeployRequest{Dir: example(t, "hello")}, io.Discard); err != nil {

@@ -1,4 +1,4 @@
-package deploy
+package engine
 
 import (
 	"encoding/json"
@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/flock-paas/flock/deploy"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -68,7 +70,7 @@ func put(tx *bolt.Tx, bucket []byte, key string, v any) error {
 func get(tx *bolt.Tx, bucket []byte, key string, v any) error {
 	data := tx.Bucket(bucket).Get([]byte(key))
 	if data == nil {
-		return ErrNotFound
+		return deploy.ErrNotFound
 	}
 	return json.Unmarshal(data, v)
 }
@@ -101,20 +103,20 @@ func (s *Store) apps() ([]appRecord, error) {
 // when it has none) in one transaction: Service.Apps runs on every event
 // and every second, and a transaction per app would cost more than the
 // reads themselves.
-func (s *Store) appsWithCurrent() ([]appRecord, []Release, error) {
+func (s *Store) appsWithCurrent() ([]appRecord, []deploy.Release, error) {
 	var recs []appRecord
-	var rels []Release
+	var rels []deploy.Release
 	err := s.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketApps).ForEach(func(_, v []byte) error {
 			var r appRecord
 			if err := json.Unmarshal(v, &r); err != nil {
 				return err
 			}
-			var rel Release
+			var rel deploy.Release
 			if r.Current != "" {
-				n, ok := ParseReleaseName(r.Current)
+				n, ok := deploy.ParseReleaseName(r.Current)
 				if !ok {
-					return fmt.Errorf("release %q of %s: %w", r.Current, r.Name, ErrNotFound)
+					return fmt.Errorf("release %q of %s: %w", r.Current, r.Name, deploy.ErrNotFound)
 				}
 				if err := get(tx, bucketReleases, releaseKey(r.Name, n), &rel); err != nil {
 					return fmt.Errorf("release %s of %s: %w", r.Current, r.Name, err)
@@ -133,7 +135,7 @@ func (s *Store) updateApp(name string, create bool, fn func(*appRecord) error) (
 	var r appRecord
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		err := get(tx, bucketApps, name, &r)
-		if errors.Is(err, ErrNotFound) && create {
+		if errors.Is(err, deploy.ErrNotFound) && create {
 			r = appRecord{Name: name, CreatedAt: time.Now().UTC()}
 		} else if err != nil {
 			return err
@@ -149,7 +151,7 @@ func (s *Store) updateApp(name string, create bool, fn func(*appRecord) error) (
 	return r, err
 }
 
-func (s *Store) putRelease(r Release) error {
+func (s *Store) putRelease(r deploy.Release) error {
 	err := s.db.Update(func(tx *bolt.Tx) error { return put(tx, bucketReleases, releaseKey(r.App, r.Version), r) })
 	if err == nil {
 		s.changed()
@@ -157,23 +159,23 @@ func (s *Store) putRelease(r Release) error {
 	return err
 }
 
-func (s *Store) release(app, name string) (Release, error) {
-	v, ok := ParseReleaseName(name)
+func (s *Store) release(app, name string) (deploy.Release, error) {
+	v, ok := deploy.ParseReleaseName(name)
 	if !ok {
-		return Release{}, fmt.Errorf("release %q: %w", name, ErrNotFound)
+		return deploy.Release{}, fmt.Errorf("release %q: %w", name, deploy.ErrNotFound)
 	}
-	var r Release
+	var r deploy.Release
 	err := s.db.View(func(tx *bolt.Tx) error { return get(tx, bucketReleases, releaseKey(app, v), &r) })
 	return r, err
 }
 
-func (s *Store) releases(app string) ([]Release, error) {
-	var out []Release
+func (s *Store) releases(app string) ([]deploy.Release, error) {
+	var out []deploy.Release
 	err := s.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketReleases).Cursor()
 		prefix := []byte(app + "/")
 		for k, v := c.Seek(prefix); k != nil && strings.HasPrefix(string(k), string(prefix)); k, v = c.Next() {
-			var r Release
+			var r deploy.Release
 			if err := json.Unmarshal(v, &r); err != nil {
 				return err
 			}
@@ -184,22 +186,22 @@ func (s *Store) releases(app string) ([]Release, error) {
 	return out, err
 }
 
-func (s *Store) putDeploy(d Deploy) error {
+func (s *Store) putDeploy(d deploy.Rollout) error {
 	return s.db.Update(func(tx *bolt.Tx) error { return put(tx, bucketDeploys, d.ID, d) })
 }
 
-func (s *Store) deploy(id string) (Deploy, error) {
-	var d Deploy
+func (s *Store) deploy(id string) (deploy.Rollout, error) {
+	var d deploy.Rollout
 	err := s.db.View(func(tx *bolt.Tx) error { return get(tx, bucketDeploys, id, &d) })
 	return d, err
 }
 
 // deploys lists deploy records, newest first; app "" lists all.
-func (s *Store) deploys(app string) ([]Deploy, error) {
-	var out []Deploy
+func (s *Store) deploys(app string) ([]deploy.Rollout, error) {
+	var out []deploy.Rollout
 	err := s.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketDeploys).ForEach(func(_, v []byte) error {
-			var d Deploy
+			var d deploy.Rollout
 			if err := json.Unmarshal(v, &d); err != nil {
 				return err
 			}
@@ -218,7 +220,7 @@ func (s *Store) deleteApp(name string) error {
 	defer s.changed()
 	return s.db.Update(func(tx *bolt.Tx) error {
 		if tx.Bucket(bucketApps).Get([]byte(name)) == nil {
-			return ErrNotFound
+			return deploy.ErrNotFound
 		}
 		if err := tx.Bucket(bucketApps).Delete([]byte(name)); err != nil {
 			return err
@@ -229,7 +231,7 @@ func (s *Store) deleteApp(name string) error {
 			err := tx.Bucket(b).ForEach(func(k, v []byte) error {
 				match := strings.HasPrefix(string(k), name+"/")
 				if string(b) == string(bucketDeploys) {
-					var d Deploy
+					var d deploy.Rollout
 					match = json.Unmarshal(v, &d) == nil && d.App == name
 				}
 				if match {
@@ -249,24 +251,6 @@ func (s *Store) deleteApp(name string) error {
 		return nil
 	})
 }
-
-// ParseReleaseName parses "v3" into 3.
-func ParseReleaseName(s string) (int, bool) {
-	if len(s) < 2 || len(s) > 10 || s[0] != 'v' {
-		return 0, false
-	}
-	n := 0
-	for _, c := range s[1:] {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		n = n*10 + int(c-'0')
-	}
-	return n, n > 0
-}
-
-// ReleaseName formats version 3 as "v3".
-func ReleaseName(version int) string { return fmt.Sprintf("v%d", version) }
 
 // keepDeploys is how many deploy records (with their logs, up to 1 MiB
 // each) the store keeps per app; older ones are pruned.

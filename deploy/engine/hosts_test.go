@@ -1,4 +1,4 @@
-package deploy_test
+package engine_test
 
 import (
 	"context"

@@ -1,4 +1,11 @@
-package deploy
+// Package engine is Flock's release engine: the pipeline that builds,
+// records and rolls out releases through a deploy.Scheduler (Service), the
+// per-app deploy queue, the live log of a deploy in progress, and the bbolt
+// store of desired state. It owns desired state; the contract it speaks is
+// package deploy. Only cmd/flock imports it: the web server, the scaler and
+// the waker each declare the small interface they use, and cmd/flock hands
+// them the Service.
+package engine
 
 import (
 	"context"
@@ -10,6 +17,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/flock-paas/flock/deploy"
 )
 
 // Config configures the release pipeline.
@@ -49,60 +58,14 @@ type Config struct {
 	SignURL func(url string) string
 }
 
-// DeployRequest asks for a source tree to be built and rolled out.
-type DeployRequest struct {
-	// App names the app; empty: the descriptor's name.
-	App string
-	// Dir is the source tree. The caller owns it and may remove it as soon
-	// as Deploy returns: Deploy takes its own copy first, because a deploy
-	// goes on after a caller that left.
-	Dir     string
-	Commit  string
-	Trigger string // "cli", "git push", "github"
-}
-
-// DeployStatus is the outcome of a deploy.
-type DeployStatus string
-
-// Deploy outcomes.
-const (
-	DeployQueued     DeployStatus = "queued"
-	DeployRunning    DeployStatus = "running"
-	DeploySucceeded  DeployStatus = "succeeded"
-	DeployFailed     DeployStatus = "failed"
-	DeploySuperseded DeployStatus = "superseded"
-)
-
-// Deploy is the record of one deploy (or rollback): what triggered it,
-// when, how it ended and its log.
-type Deploy struct {
-	ID         string       `json:"id"`
-	App        string       `json:"app"`
-	Release    string       `json:"release,omitempty"` // set once built
-	Commit     string       `json:"commit,omitempty"`
-	Trigger    string       `json:"trigger"`
-	Status     DeployStatus `json:"status"`
-	Error      string       `json:"error,omitempty"`
-	QueuedAt   time.Time    `json:"queuedAt"`
-	StartedAt  *time.Time   `json:"startedAt,omitempty"`
-	FinishedAt *time.Time   `json:"finishedAt,omitempty"`
-	Log        string       `json:"log,omitempty"`
-}
-
-// Activity is what the scaler learned about an app's traffic.
-type Activity struct {
-	LastRequestAt time.Time
-	RequestRate   float64 // requests per second over the last scaler tick
-}
-
 // Service is the release pipeline and the owner of desired state: it
 // builds, records releases, rolls them out through the Scheduler, scales,
 // sleeps and wakes apps, and tells subscribers what changed.
 type Service struct {
 	cfg     Config
 	store   *Store
-	sched   Scheduler
-	builder Builder
+	sched   deploy.Scheduler
+	builder deploy.Builder
 	log     *slog.Logger
 
 	builds chan struct{} // semaphore: cfg.Builds slots
@@ -113,16 +76,16 @@ type Service struct {
 	queues    map[string]*queue      // per-app deploy queue
 	deploying map[string]int         // apps with a deploy running
 	waking    map[string]bool        // woken, no healthy instance seen yet
-	activity  map[string]Activity
+	activity  map[string]deploy.Activity
 	live      map[string]*liveLog // logs of deploys in progress, by id
-	subs      map[int]chan Event
+	subs      map[int]chan deploy.Event
 	nextSub   int
 	seq       int
 }
 
 // New returns a Service over store, scheduler and builder. It starts
 // nothing; Run reconciles and follows the scheduler.
-func New(cfg Config, store *Store, sched Scheduler, b Builder) (*Service, error) {
+func New(cfg Config, store *Store, sched deploy.Scheduler, b deploy.Builder) (*Service, error) {
 	if store == nil || sched == nil || b == nil {
 		return nil, fmt.Errorf("new service: store, scheduler and builder are required")
 	}
@@ -143,9 +106,9 @@ func New(cfg Config, store *Store, sched Scheduler, b Builder) (*Service, error)
 		queues:    map[string]*queue{},
 		deploying: map[string]int{},
 		waking:    map[string]bool{},
-		activity:  map[string]Activity{},
+		activity:  map[string]deploy.Activity{},
 		live:      map[string]*liveLog{},
-		subs:      map[int]chan Event{},
+		subs:      map[int]chan deploy.Event{},
 	}, nil
 }
 
@@ -176,9 +139,9 @@ func (s *Service) failInterrupted() error {
 		return err
 	}
 	for _, d := range ds {
-		if d.Status == DeployQueued || d.Status == DeployRunning {
+		if d.Status == deploy.RolloutQueued || d.Status == deploy.RolloutRunning {
 			now := time.Now().UTC()
-			d.Status, d.Error, d.FinishedAt = DeployFailed, "interrupted: flock stopped during the deploy", &now
+			d.Status, d.Error, d.FinishedAt = deploy.RolloutFailed, "interrupted: flock stopped during the deploy", &now
 			if err := s.store.putDeploy(d); err != nil {
 				return err
 			}
@@ -227,15 +190,15 @@ func (s *Service) reconcile(ctx context.Context) {
 			if err := s.sched.Deploy(ctx, s.spec(rel, n), io.Discard); err != nil && ctx.Err() == nil {
 				s.log.Error("reconcile", "app", rel.App, "release", rel.Name, "err", err)
 			}
-			s.publish(Event{App: rel.App, Type: "instances", Message: "reconciled"})
+			s.publish(deploy.Event{App: rel.App, Type: "instances", Message: "reconciled"})
 		}()
 	}
 	wg.Wait()
 }
 
 func (s *Service) instancesChanged(ctx context.Context, app string) {
-	if parent, _, ok := ParentApp(app); ok {
-		s.publish(Event{App: parent, Type: "instances"}) // a worker: not routed, nothing wakes
+	if parent, _, ok := deploy.ParentApp(app); ok {
+		s.publish(deploy.Event{App: parent, Type: "instances"}) // a worker: not routed, nothing wakes
 		return
 	}
 	ins, err := s.sched.Instances(ctx, app)
@@ -244,16 +207,16 @@ func (s *Service) instancesChanged(ctx context.Context, app string) {
 		delete(s.waking, app)
 		s.mu.Unlock()
 	}
-	s.publish(Event{App: app, Type: "instances"})
+	s.publish(deploy.Event{App: app, Type: "instances"})
 }
 
-func healthy(ins []Instance) int { return App{Instances: ins}.HealthyCount() }
+func healthy(ins []deploy.Instance) int { return deploy.App{Instances: ins}.HealthyCount() }
 
 // spec turns a release into what a scheduler runs.
-func (s *Service) spec(r Release, n int) Spec {
-	sp := Spec{
+func (s *Service) spec(r deploy.Release, n int) deploy.Spec {
+	sp := deploy.Spec{
 		App: r.App, Release: r.Name, Commit: r.Commit, Command: r.Command,
-		SlugPath: r.Slug, Image: r.Image, Instances: n, Env: RunEnv(r.Env), Descriptor: r.Descriptor,
+		SlugPath: r.Slug, Image: r.Image, Instances: n, Env: deploy.RunEnv(r.Env), Descriptor: r.Descriptor,
 	}
 	if r.Slug != "" && s.cfg.ArtifactURL != "" {
 		sp.SlugURL = strings.TrimSuffix(s.cfg.ArtifactURL, "/") + "/artifacts/" + r.App + "/" + r.Name + ".tar.gz"
@@ -289,12 +252,12 @@ func (s *Service) lock(app string) *sync.Mutex {
 }
 
 // Apps lists every app with its live instances, sorted by name.
-func (s *Service) Apps(ctx context.Context) ([]App, error) {
+func (s *Service) Apps(ctx context.Context) ([]deploy.App, error) {
 	recs, rels, err := s.store.appsWithCurrent()
 	if err != nil {
 		return nil, fmt.Errorf("list apps: %w", err)
 	}
-	out := make([]App, 0, len(recs))
+	out := make([]deploy.App, 0, len(recs))
 	for i, rec := range recs {
 		a, err := s.view(ctx, rec, rels[i])
 		if err != nil {
@@ -307,20 +270,20 @@ func (s *Service) Apps(ctx context.Context) ([]App, error) {
 }
 
 // App returns one app; ErrNotFound when there is none of that name.
-func (s *Service) App(ctx context.Context, name string) (App, error) {
+func (s *Service) App(ctx context.Context, name string) (deploy.App, error) {
 	rec, err := s.store.app(name)
 	if err != nil {
-		return App{}, fmt.Errorf("app %s: %w", name, err)
+		return deploy.App{}, fmt.Errorf("app %s: %w", name, err)
 	}
-	var rel Release
+	var rel deploy.Release
 	if rec.Current != "" {
 		if rel, err = s.store.release(rec.Name, rec.Current); err != nil {
-			return App{}, fmt.Errorf("app %s: %w", name, err)
+			return deploy.App{}, fmt.Errorf("app %s: %w", name, err)
 		}
 	}
 	a, err := s.view(ctx, rec, rel)
 	if err != nil {
-		return App{}, fmt.Errorf("app %s: %w", name, err)
+		return deploy.App{}, fmt.Errorf("app %s: %w", name, err)
 	}
 	return a, nil
 }
@@ -332,11 +295,11 @@ func (s *Service) URL(app string) string {
 
 // view joins an app's record, its current release (zero before the first
 // one) and what the scheduler and the scaler know into what users see.
-func (s *Service) view(ctx context.Context, rec appRecord, rel Release) (App, error) {
-	a := App{
+func (s *Service) view(ctx context.Context, rec appRecord, rel deploy.Release) (deploy.App, error) {
+	a := deploy.App{
 		Name: rec.Name, URL: s.URL(rec.Name), Desired: rec.Desired, Release: rec.Current,
 		MemoryEnforced: s.cfg.MemoryEnforced, SavedInstanceSeconds: rec.SavedSeconds,
-		Instances: []Instance{},
+		Instances: []deploy.Instance{},
 		Version:   rel.Version, Commit: rel.Commit, Descriptor: rel.Descriptor, Domains: rel.Descriptor.Domains,
 	}
 	a.IdleTimeout = a.Descriptor.IdleTimeout(s.cfg.Idle)
@@ -346,7 +309,7 @@ func (s *Service) view(ctx context.Context, rec appRecord, rel Release) (App, er
 	}
 	ins, err := s.sched.Instances(ctx, rec.Name)
 	if err != nil {
-		return App{}, err
+		return deploy.App{}, err
 	}
 	if ins != nil {
 		a.Instances = ins
@@ -373,7 +336,7 @@ func (s *Service) view(ctx context.Context, rec appRecord, rel Release) (App, er
 	if a.Error == "" && s.cfg.RouteErr != nil {
 		a.Error = s.cfg.RouteErr(rec.Name)
 	}
-	var restarted *Instance
+	var restarted *deploy.Instance
 	for i := range a.Instances {
 		if a.Instances[i].LastExit != "" {
 			restarted = &a.Instances[i]
@@ -381,7 +344,7 @@ func (s *Service) view(ctx context.Context, rec appRecord, rel Release) (App, er
 		}
 	}
 	a.State = state(rec, a.HealthyCount(), restarted != nil, deploying, waking)
-	if a.State == StateCrashed && a.Error == "" {
+	if a.State == deploy.StateCrashed && a.Error == "" {
 		a.Error = fmt.Sprintf("%s ended (%s) and is being restarted", restarted.ID, restarted.LastExit)
 		if restarted.LastOutput != "" && restarted.LastOutput != "no output" {
 			a.Error += ": " + restarted.LastOutput
@@ -395,32 +358,32 @@ func (s *Service) view(ctx context.Context, rec appRecord, rel Release) (App, er
 // An app whose instances all ended since it went live (they keep exiting,
 // or failing their checks, and are restarted with backoff) is crashed, not
 // running: nothing serves it.
-func state(rec appRecord, healthy int, restarted, deploying, waking bool) State {
+func state(rec appRecord, healthy int, restarted, deploying, waking bool) deploy.State {
 	switch {
 	case rec.Current == "" && deploying:
-		return StateDeploying
+		return deploy.StateDeploying
 	case rec.Current == "":
-		return StateFailed
+		return deploy.StateFailed
 	case rec.Asleep:
-		return StateSleeping
+		return deploy.StateSleeping
 	case deploying:
-		return StateDeploying
+		return deploy.StateDeploying
 	case rec.Desired == 0:
-		return StateStopped
+		return deploy.StateStopped
 	case healthy > 0:
-		return StateRunning
+		return deploy.StateRunning
 	case rec.Failed != "":
-		return StateFailed
+		return deploy.StateFailed
 	case waking:
-		return StateWaking
+		return deploy.StateWaking
 	case restarted:
-		return StateCrashed
+		return deploy.StateCrashed
 	}
-	return StateRunning
+	return deploy.StateRunning
 }
 
 // Releases lists an app's releases, oldest first.
-func (s *Service) Releases(ctx context.Context, name string) ([]Release, error) {
+func (s *Service) Releases(ctx context.Context, name string) ([]deploy.Release, error) {
 	if _, err := s.store.app(name); err != nil {
 		return nil, fmt.Errorf("releases of %s: %w", name, err)
 	}
@@ -432,7 +395,7 @@ func (s *Service) Releases(ctx context.Context, name string) ([]Release, error) 
 }
 
 // Deploys lists an app's deploy records, newest first, without logs.
-func (s *Service) Deploys(ctx context.Context, name string) ([]Deploy, error) {
+func (s *Service) Deploys(ctx context.Context, name string) ([]deploy.Rollout, error) {
 	if _, err := s.store.app(name); err != nil {
 		return nil, fmt.Errorf("deploys of %s: %w", name, err)
 	}
@@ -447,10 +410,10 @@ func (s *Service) Deploys(ctx context.Context, name string) ([]Deploy, error) {
 }
 
 // DeployByID returns one deploy record with its log so far.
-func (s *Service) DeployByID(ctx context.Context, id string) (Deploy, error) {
+func (s *Service) DeployByID(ctx context.Context, id string) (deploy.Rollout, error) {
 	d, err := s.store.deploy(id)
 	if err != nil {
-		return Deploy{}, fmt.Errorf("deploy %s: %w", id, err)
+		return deploy.Rollout{}, fmt.Errorf("deploy %s: %w", id, err)
 	}
 	s.mu.Lock()
 	l := s.live[id]
@@ -492,21 +455,21 @@ func (s *Service) Logs(ctx context.Context, name string, follow bool, w io.Write
 // RecordActivity keeps what the scaler saw of an app's traffic.
 // The change is published (type "activity") so that open dashboards show
 // the last request without polling.
-func (s *Service) RecordActivity(name string, a Activity) {
+func (s *Service) RecordActivity(name string, a deploy.Activity) {
 	s.mu.Lock()
 	old := s.activity[name]
 	s.activity[name] = a
 	s.mu.Unlock()
 	if !old.LastRequestAt.Equal(a.LastRequestAt) || old.RequestRate != a.RequestRate {
-		s.publish(Event{App: name, Type: "activity"})
+		s.publish(deploy.Event{App: name, Type: "activity"})
 	}
 }
 
 // Subscribe returns a channel of events and a function that ends the
 // subscription. A subscriber that does not keep up misses events (the
 // channel is buffered and sends never block the platform).
-func (s *Service) Subscribe() (<-chan Event, func()) {
-	ch := make(chan Event, 256)
+func (s *Service) Subscribe() (<-chan deploy.Event, func()) {
+	ch := make(chan deploy.Event, 256)
 	s.mu.Lock()
 	id := s.nextSub
 	s.nextSub++
@@ -522,7 +485,7 @@ func (s *Service) Subscribe() (<-chan Event, func()) {
 	}
 }
 
-func (s *Service) publish(e Event) {
+func (s *Service) publish(e deploy.Event) {
 	if e.Time.IsZero() {
 		e.Time = time.Now().UTC()
 	}

@@ -1,10 +1,12 @@
-package deploy
+package engine
 
 import (
 	"errors"
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/flock-paas/flock/deploy"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -22,14 +24,14 @@ func TestStoreKeepsStateAcrossReopen(t *testing.T) {
 		t.Fatal(err)
 	}
 	for v := 1; v <= 12; v++ {
-		if err := s.putRelease(Release{App: "web", Name: ReleaseName(v), Version: v}); err != nil {
+		if err := s.putRelease(deploy.Release{App: "web", Name: deploy.ReleaseName(v), Version: v}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := s.putRelease(Release{App: "web2", Name: "v1", Version: 1}); err != nil {
+	if err := s.putRelease(deploy.Release{App: "web2", Name: "v1", Version: 1}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.putDeploy(Deploy{ID: "1", App: "web", Status: DeploySucceeded}); err != nil {
+	if err := s.putDeploy(deploy.Rollout{ID: "1", App: "web", Status: deploy.RolloutSucceeded}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -67,7 +69,7 @@ func TestStoreKeepsStateAcrossReopen(t *testing.T) {
 	if err := s.deleteApp("web"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.app("web"); !errors.Is(err, ErrNotFound) {
+	if _, err := s.app("web"); !errors.Is(err, deploy.ErrNotFound) {
 		t.Errorf("deleted app: err %v, want ErrNotFound", err)
 	}
 	if rels, _ := s.releases("web"); len(rels) != 0 {
@@ -89,19 +91,19 @@ func TestState(t *testing.T) {
 		restarted bool
 		deploying bool
 		waking    bool
-		want      State
+		want      deploy.State
 	}{
-		{"first deploy", appRecord{}, 0, false, true, false, StateDeploying},
-		{"first deploy failed", appRecord{Failed: "build failed"}, 0, false, false, false, StateFailed},
-		{"running", appRecord{Current: "v1", Desired: 1}, 1, false, false, false, StateRunning},
-		{"asleep", appRecord{Current: "v1", Desired: 1, Asleep: true}, 0, false, false, false, StateSleeping},
-		{"stopped", appRecord{Current: "v1"}, 0, false, false, false, StateStopped},
-		{"waking", appRecord{Current: "v1", Desired: 1}, 0, false, false, true, StateWaking},
-		{"wake failed", appRecord{Current: "v1", Desired: 1, Failed: "wake timed out"}, 0, false, false, false, StateFailed},
-		{"redeploying", appRecord{Current: "v1", Desired: 1}, 1, false, true, false, StateDeploying},
-		{"crashed", appRecord{Current: "v1", Desired: 1}, 0, true, false, false, StateCrashed},
-		{"restarted, one healthy", appRecord{Current: "v1", Desired: 2}, 1, true, false, false, StateRunning},
-		{"crashed while waking", appRecord{Current: "v1", Desired: 1}, 0, true, false, true, StateWaking},
+		{"first deploy", appRecord{}, 0, false, true, false, deploy.StateDeploying},
+		{"first deploy failed", appRecord{Failed: "build failed"}, 0, false, false, false, deploy.StateFailed},
+		{"running", appRecord{Current: "v1", Desired: 1}, 1, false, false, false, deploy.StateRunning},
+		{"asleep", appRecord{Current: "v1", Desired: 1, Asleep: true}, 0, false, false, false, deploy.StateSleeping},
+		{"stopped", appRecord{Current: "v1"}, 0, false, false, false, deploy.StateStopped},
+		{"waking", appRecord{Current: "v1", Desired: 1}, 0, false, false, true, deploy.StateWaking},
+		{"wake failed", appRecord{Current: "v1", Desired: 1, Failed: "wake timed out"}, 0, false, false, false, deploy.StateFailed},
+		{"redeploying", appRecord{Current: "v1", Desired: 1}, 1, false, true, false, deploy.StateDeploying},
+		{"crashed", appRecord{Current: "v1", Desired: 1}, 0, true, false, false, deploy.StateCrashed},
+		{"restarted, one healthy", appRecord{Current: "v1", Desired: 2}, 1, true, false, false, deploy.StateRunning},
+		{"crashed while waking", appRecord{Current: "v1", Desired: 1}, 0, true, false, true, deploy.StateWaking},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -114,11 +116,11 @@ func TestState(t *testing.T) {
 
 func TestReleaseNames(t *testing.T) {
 	for _, s := range []string{"v", "v0", "3", "v1x", "V1", "v12345678901", ""} {
-		if _, ok := ParseReleaseName(s); ok {
+		if _, ok := deploy.ParseReleaseName(s); ok {
 			t.Errorf("ParseReleaseName(%q) accepted", s)
 		}
 	}
-	if v, ok := ParseReleaseName(ReleaseName(42)); !ok || v != 42 {
+	if v, ok := deploy.ParseReleaseName(deploy.ReleaseName(42)); !ok || v != 42 {
 		t.Errorf("round trip of v42: %d %v", v, ok)
 	}
 }
@@ -140,7 +142,7 @@ func TestPruneDeploysKeepsTheNewest(t *testing.T) {
 	defer s.Close()
 	for i := 0; i < 12; i++ {
 		for _, app := range []string{"a", "b"} {
-			if err := s.putDeploy(Deploy{ID: fmt.Sprintf("2026-%02d-%s", i, app), App: app}); err != nil {
+			if err := s.putDeploy(deploy.Rollout{ID: fmt.Sprintf("2026-%02d-%s", i, app), App: app}); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -1,4 +1,4 @@
-package deploy
+package engine
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 	"os"
 	"runtime/debug"
 	"time"
+
+	"github.com/flock-paas/flock/deploy"
 )
 
 // queue serialises the deploys of one app: one runs, at most one waits.
@@ -21,8 +23,8 @@ type queue struct {
 // caller's writer is fed by the caller's own follower (see await), so a
 // job never holds a ResponseWriter and never outlives one.
 type job struct {
-	rec  Deploy
-	run  func(ctx context.Context, rec *Deploy, log io.Writer) (Release, error)
+	rec  deploy.Rollout
+	run  func(ctx context.Context, rec *deploy.Rollout, log io.Writer) (deploy.Release, error)
 	src  string // the job's own source folder (see snapshot); "" for a rollback
 	done chan jobResult
 }
@@ -34,22 +36,22 @@ func (j *job) removeSource() {
 }
 
 type jobResult struct {
-	rel Release
+	rel deploy.Release
 	err error
 }
 
 // enqueue queues a job for app and awaits it. src, when set, is the job's
 // own source folder: it is removed when the job ends or is superseded.
 func (s *Service) enqueue(ctx context.Context, app, commit, trigger, src string, log io.Writer,
-	run func(ctx context.Context, rec *Deploy, log io.Writer) (Release, error)) (Release, error) {
+	run func(ctx context.Context, rec *deploy.Rollout, log io.Writer) (deploy.Release, error)) (deploy.Release, error) {
 	j := &job{
-		rec: Deploy{ID: s.newID(), App: app, Commit: commit, Trigger: trigger, Status: DeployQueued, QueuedAt: time.Now().UTC()},
+		rec: deploy.Rollout{ID: s.newID(), App: app, Commit: commit, Trigger: trigger, Status: deploy.RolloutQueued, QueuedAt: time.Now().UTC()},
 		run: run, src: src, done: make(chan jobResult, 1),
 	}
 	if _, err := s.store.app(app); err == nil {
 		if err := s.store.putDeploy(j.rec); err != nil {
 			j.removeSource()
-			return Release{}, fmt.Errorf("deploy %s: %w", app, err)
+			return deploy.Release{}, fmt.Errorf("deploy %s: %w", app, err)
 		}
 	}
 	live := newLiveLog()
@@ -64,7 +66,7 @@ func (s *Service) enqueue(ctx context.Context, app, commit, trigger, src string,
 	var oldLive *liveLog
 	if old != nil {
 		now := time.Now().UTC()
-		old.rec.Status, old.rec.FinishedAt, old.rec.Error = DeploySuperseded, &now, "superseded by "+j.rec.ID
+		old.rec.Status, old.rec.FinishedAt, old.rec.Error = deploy.RolloutSuperseded, &now, "superseded by "+j.rec.ID
 		oldLive = s.live[old.rec.ID]
 		delete(s.live, old.rec.ID)
 	}
@@ -83,7 +85,7 @@ func (s *Service) enqueue(ctx context.Context, app, commit, trigger, src string,
 		if oldLive != nil {
 			oldLive.Close()
 		}
-		old.done <- jobResult{err: fmt.Errorf("deploy %s: %w", app, ErrSuperseded)}
+		old.done <- jobResult{err: fmt.Errorf("deploy %s: %w", app, deploy.ErrSuperseded)}
 	}
 	if start {
 		go s.work(app, q)
@@ -99,7 +101,7 @@ func (s *Service) enqueue(ctx context.Context, app, commit, trigger, src string,
 // once await returns nothing writes to w any more: a request's
 // ResponseWriter is never written after its handler returned. A writer
 // that fails (the client hung up) ends the following, not the deploy.
-func await(ctx context.Context, j *job, live *liveLog, w io.Writer) (Release, error) {
+func await(ctx context.Context, j *job, live *liveLog, w io.Writer) (deploy.Release, error) {
 	if w == nil {
 		w = io.Discard
 	}
@@ -126,15 +128,15 @@ func await(ctx context.Context, j *job, live *liveLog, w io.Writer) (Release, er
 	case <-ctx.Done():
 		stop()
 		<-followed
-		return Release{}, ctx.Err()
+		return deploy.Release{}, ctx.Err()
 	case err := <-followed:
 		if err != nil && ctx.Err() == nil {
-			return Release{}, fmt.Errorf("deploy %s: the log's reader left: %w", j.rec.App, err)
+			return deploy.Release{}, fmt.Errorf("deploy %s: the log's reader left: %w", j.rec.App, err)
 		}
 		select {
 		case r = <-j.done:
 		case <-ctx.Done():
-			return Release{}, ctx.Err()
+			return deploy.Release{}, ctx.Err()
 		}
 	}
 	return r.rel, r.err
@@ -167,23 +169,23 @@ func (s *Service) work(app string, q *queue) {
 	}
 }
 
-func (s *Service) runJob(j *job, live *liveLog) (Release, error) {
+func (s *Service) runJob(j *job, live *liveLog) (deploy.Release, error) {
 	defer live.Close()
 	rec := &j.rec
 	now := time.Now().UTC()
-	rec.Status, rec.StartedAt = DeployRunning, &now
+	rec.Status, rec.StartedAt = deploy.RolloutRunning, &now
 	s.saveDeploy(*rec)
-	s.publish(Event{App: rec.App, Type: "deploy", State: StateDeploying, Message: "deploy started"})
+	s.publish(deploy.Event{App: rec.App, Type: "deploy", State: deploy.StateDeploying, Message: "deploy started"})
 	// The deploy outlives the request that asked for it.
 	rel, err := s.call(j, live)
 	j.removeSource() // before the record says the deploy ended
 	end := time.Now().UTC()
 	rec.FinishedAt = &end
 	if err != nil {
-		rec.Status, rec.Error = DeployFailed, err.Error()
-		fmt.Fprintf(live, "-----> Deploy failed: %v\n", err)
+		rec.Status, rec.Error = deploy.RolloutFailed, err.Error()
+		fmt.Fprintf(live, "-----> deploy.Rollout failed: %v\n", err)
 	} else {
-		rec.Status, rec.Release = DeploySucceeded, rel.Name
+		rec.Status, rec.Release = deploy.RolloutSucceeded, rel.Name
 	}
 	rec.Log = live.String()
 	s.saveDeploy(*rec)
@@ -194,7 +196,7 @@ func (s *Service) runJob(j *job, live *liveLog) (Release, error) {
 	if err != nil {
 		msg = "deploy failed: " + err.Error()
 	}
-	s.publish(Event{App: rec.App, Type: "deploy", Message: msg})
+	s.publish(deploy.Event{App: rec.App, Type: "deploy", Message: msg})
 	return rel, err
 }
 
@@ -202,19 +204,19 @@ func (s *Service) runJob(j *job, live *liveLog) (Release, error) {
 // of the router) fails this deploy only: it is logged with the app and
 // its stack, and returned as the deploy's error, so the record says what
 // happened and the app's queue moves on.
-func (s *Service) call(j *job, log io.Writer) (rel Release, err error) {
+func (s *Service) call(j *job, log io.Writer) (rel deploy.Release, err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			s.log.Error("deploy panicked", "app", j.rec.App, "deploy", j.rec.ID, "panic", v, "stack", string(debug.Stack()))
 			err = fmt.Errorf("deploy %s: panic: %v", j.rec.App, v)
 			s.markFailed(j.rec.App, err.Error())
-			rel = Release{}
+			rel = deploy.Release{}
 		}
 	}()
 	return j.run(context.Background(), &j.rec, log)
 }
 
-func (s *Service) saveDeploy(d Deploy) {
+func (s *Service) saveDeploy(d deploy.Rollout) {
 	if _, err := s.store.app(d.App); err != nil {
 		return // destroyed meanwhile, or never created
 	}

@@ -1,4 +1,4 @@
-package deploy
+package engine
 
 import (
 	"errors"
@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/flock-paas/flock/deploy"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -26,7 +28,7 @@ func fillStore(t *testing.T, dir string) {
 			t.Fatal(err)
 		}
 		for v := 1; v <= 20; v++ {
-			rel := Release{App: app, Name: ReleaseName(v), Version: v, Env: map[string]string{"K": strings.Repeat("x", 500)}}
+			rel := deploy.Release{App: app, Name: deploy.ReleaseName(v), Version: v, Env: map[string]string{"K": strings.Repeat("x", 500)}}
 			if err := s.putRelease(rel); err != nil {
 				t.Fatal(err)
 			}

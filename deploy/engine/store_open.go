@@ -1,4 +1,4 @@
-package deploy
+package engine
 
 import (
 	"bytes"
@@ -162,7 +162,7 @@ func verify(tx *bolt.Tx, deep bool) error {
 		if b == nil {
 			continue
 		}
-		// Deploy records are mostly logs: at open they are read whole; a
+		// deploy.Rollout records are mostly logs: at open they are read whole; a
 		// copy only walks them (reading every page), so copying a large
 		// store stays cheap.
 		whole := deep || !bytes.Equal(name, bucketDeploys)

@@ -1,4 +1,4 @@
-package deploy
+package engine
 
 import (
 	"context"
@@ -8,30 +8,30 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
+
+	"github.com/flock-paas/flock/deploy"
 )
 
-// Deploy builds the source tree in req.Dir and rolls it out: a new
+// deploy.Rollout builds the source tree in req.Dir and rolls it out: a new
 // immutable release vN whose instances must pass their checks before the
 // old ones stop. It waits in the app's queue and returns when the release
 // is live or the deploy failed; the running release keeps serving on any
 // failure. The log goes to log (and to the deploy record).
-func (s *Service) Deploy(ctx context.Context, req DeployRequest, log io.Writer) (Release, error) {
-	desc, derr := ReadDescriptor(req.Dir)
+func (s *Service) Deploy(ctx context.Context, req deploy.DeployRequest, log io.Writer) (deploy.Release, error) {
+	desc, derr := deploy.ReadDescriptor(req.Dir)
 	name := req.App
 	if name == "" {
 		name = desc.Name
 	}
 	if name == "" && derr == nil {
-		return Release{}, fmt.Errorf("the app has no name: give it one with \"name\" in package.json or flock.json, "+
-			"with flock deploy --app NAME (flock deploy names it after its directory), or push to /git/NAME.git: %w", ErrInvalid)
+		return deploy.Release{}, fmt.Errorf("the app has no name: give it one with \"name\" in package.json or flock.json, "+
+			"with flock deploy --app NAME (flock deploy names it after its directory), or push to /git/NAME.git: %w", deploy.ErrInvalid)
 	}
-	if strings.Contains(name, processSep) {
-		return Release{}, fmt.Errorf("deploy: app name %q holds %q, which names an app's process types (app--worker): %w", name, processSep, ErrInvalid)
-	}
-	if name != "" && !ValidName(name) {
-		return Release{}, fmt.Errorf("deploy: app name %q must be a DNS label (lower-case letters, digits and '-', at most 63): %w", name, ErrInvalid)
+	if name != "" {
+		if err := deploy.CheckNewName(name); err != nil {
+			return deploy.Release{}, fmt.Errorf("deploy: %w", err)
+		}
 	}
 	if derr == nil && name != "" {
 		derr = s.checkHosts(name, desc) // before the build: fail fast
@@ -42,7 +42,7 @@ func (s *Service) Deploy(ctx context.Context, req DeployRequest, log io.Writer) 
 				s.recordFailure(name, req, derr)
 			}
 		}
-		return Release{}, fmt.Errorf("deploy: %w", derr)
+		return deploy.Release{}, fmt.Errorf("deploy: %w", derr)
 	}
 	trigger := req.Trigger
 	if trigger == "" {
@@ -50,23 +50,23 @@ func (s *Service) Deploy(ctx context.Context, req DeployRequest, log io.Writer) 
 	}
 	src, err := snapshot(req.Dir)
 	if err != nil {
-		return Release{}, fmt.Errorf("deploy %s: %w", name, err)
+		return deploy.Release{}, fmt.Errorf("deploy %s: %w", name, err)
 	}
-	req.Dir = src // the caller may remove its folder once Deploy returns
-	return s.enqueue(ctx, name, req.Commit, trigger, src, log, func(ctx context.Context, rec *Deploy, log io.Writer) (Release, error) {
+	req.Dir = src // the caller may remove its folder once deploy.Rollout returns
+	return s.enqueue(ctx, name, req.Commit, trigger, src, log, func(ctx context.Context, rec *deploy.Rollout, log io.Writer) (deploy.Release, error) {
 		return s.build(ctx, name, desc, req, rec, log)
 	})
 }
 
 // recordFailure keeps a deploy that failed before it was queued.
-func (s *Service) recordFailure(app string, req DeployRequest, err error) {
+func (s *Service) recordFailure(app string, req deploy.DeployRequest, err error) {
 	now := time.Now().UTC()
-	d := Deploy{ID: s.newID(), App: app, Commit: req.Commit, Trigger: req.Trigger, Status: DeployFailed,
+	d := deploy.Rollout{ID: s.newID(), App: app, Commit: req.Commit, Trigger: req.Trigger, Status: deploy.RolloutFailed,
 		Error: err.Error(), QueuedAt: now, StartedAt: &now, FinishedAt: &now, Log: err.Error() + "\n"}
 	if e := s.store.putDeploy(d); e != nil {
 		s.log.Error("record deploy", "app", app, "err", e)
 	}
-	s.publish(Event{App: app, Type: "deploy", Message: "deploy failed: " + err.Error()})
+	s.publish(deploy.Event{App: app, Type: "deploy", Message: "deploy failed: " + err.Error()})
 }
 
 func (s *Service) newID() string {
@@ -78,13 +78,13 @@ func (s *Service) newID() string {
 }
 
 // build is the job of a deploy from source: build, record, roll out.
-func (s *Service) build(ctx context.Context, app string, desc Descriptor, req DeployRequest, rec *Deploy, log io.Writer) (Release, error) {
+func (s *Service) build(ctx context.Context, app string, desc deploy.Descriptor, req deploy.DeployRequest, rec *deploy.Rollout, log io.Writer) (deploy.Release, error) {
 	prev, err := s.store.updateApp(app, true, func(r *appRecord) error { r.LastVersion++; return nil })
 	if err != nil {
-		return Release{}, fmt.Errorf("deploy %s: %w", app, err)
+		return deploy.Release{}, fmt.Errorf("deploy %s: %w", app, err)
 	}
 	s.saveDeploy(*rec) // the app exists now
-	name := ReleaseName(prev.LastVersion)
+	name := deploy.ReleaseName(prev.LastVersion)
 	rec.Release = name
 	from := desc.File
 	if from == "" {
@@ -94,21 +94,21 @@ func (s *Service) build(ctx context.Context, app string, desc Descriptor, req De
 	select {
 	case s.builds <- struct{}{}:
 	case <-ctx.Done():
-		return Release{}, ctx.Err()
+		return deploy.Release{}, ctx.Err()
 	}
 	start := time.Now()
 	slug, cmd, err := s.buildInSlot(ctx, req.Dir, app, name, desc.Cmd, log)
 	if err != nil {
 		s.markFailed(app, fmt.Sprintf("build of %s failed: %v", name, err))
-		return Release{}, fmt.Errorf("build %s %s: %w", app, name, err)
+		return deploy.Release{}, fmt.Errorf("build %s %s: %w", app, name, err)
 	}
 	s.log.Debug("built", "app", app, "release", name, "took", time.Since(start).Round(time.Millisecond))
-	rel := Release{
+	rel := deploy.Release{
 		App: app, Name: name, Version: prev.LastVersion, Commit: req.Commit, Trigger: rec.Trigger,
 		Slug: slug, Command: cmd, Image: desc.Image, Descriptor: desc, Env: maps.Clone(desc.Env), CreatedAt: time.Now().UTC(),
 	}
 	if err := s.store.putRelease(rel); err != nil {
-		return Release{}, fmt.Errorf("record release %s %s: %w", app, name, err)
+		return deploy.Release{}, fmt.Errorf("record release %s %s: %w", app, name, err)
 	}
 	return rel, s.rollout(ctx, rel, log)
 }
@@ -117,14 +117,14 @@ func (s *Service) build(ctx context.Context, app string, desc Descriptor, req De
 // if it has one, before any of its instances starts: on every release
 // that is rolled out, a build's or a rollback's, as on Heroku. A failure
 // stops the rollout; the running release keeps serving.
-func (s *Service) releasePhase(ctx context.Context, rel Release, log io.Writer) error {
+func (s *Service) releasePhase(ctx context.Context, rel deploy.Release, log io.Writer) error {
 	cmd := rel.Descriptor.ReleaseCommand
 	if cmd == "" {
 		return nil
 	}
-	rr, ok := s.sched.(ReleaseRunner)
+	rr, ok := s.sched.(deploy.ReleaseRunner)
 	if !ok {
-		return fmt.Errorf("the release phase (Procfile release:) runs only on the embedded scheduler: %w", ErrInvalid)
+		return fmt.Errorf("the release phase (Procfile release:) runs only on the embedded scheduler: %w", deploy.ErrInvalid)
 	}
 	fmt.Fprintf(log, "-----> Running the release command of %s: %s\n", rel.Name, cmd)
 	start := time.Now()
@@ -146,7 +146,7 @@ func (s *Service) buildInSlot(ctx context.Context, dir, app, release, cmd string
 // rollout runs rel and makes it the app's current release once healthy.
 // The instance count carries over from the running release unless the
 // descriptor's "instances" changed (as on Heroku and Dokku).
-func (s *Service) rollout(ctx context.Context, rel Release, log io.Writer) error {
+func (s *Service) rollout(ctx context.Context, rel deploy.Release, log io.Writer) error {
 	rec, err := s.store.app(rel.App)
 	if err != nil {
 		return fmt.Errorf("roll out %s %s: %w", rel.App, rel.Name, err)
@@ -158,7 +158,7 @@ func (s *Service) rollout(ctx context.Context, rel Release, log io.Writer) error
 	}
 	defer release()
 	n := rel.Descriptor.Instances
-	var prev *Release
+	var prev *deploy.Release
 	if rec.Current != "" {
 		if cur, err := s.store.release(rel.App, rec.Current); err == nil {
 			prev = &cur
@@ -193,7 +193,7 @@ func (s *Service) rollout(ctx context.Context, rel Release, log io.Writer) error
 	if err != nil {
 		return fmt.Errorf("roll out %s %s: %w", rel.App, rel.Name, err)
 	}
-	s.publish(Event{App: rel.App, Type: "release", Message: rel.Name + " live"})
+	s.publish(deploy.Event{App: rel.App, Type: "release", Message: rel.Name + " live"})
 	if s.cfg.Routed != nil && n > 0 {
 		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		err := s.cfg.Routed(rctx, rel.App)
@@ -215,40 +215,40 @@ func (s *Service) markFailed(app, reason string) {
 		}
 		return nil
 	})
-	if err != nil && !errors.Is(err, ErrNotFound) {
+	if err != nil && !errors.Is(err, deploy.ErrNotFound) {
 		s.log.Error("mark failed", "app", app, "err", err)
 	}
 }
 
 // Rollback re-runs an old release's slug, without building, as a new
 // release. release "" means the one before the current release.
-func (s *Service) Rollback(ctx context.Context, app, release string, log io.Writer) (Release, error) {
+func (s *Service) Rollback(ctx context.Context, app, release string, log io.Writer) (deploy.Release, error) {
 	rec, err := s.store.app(app)
 	if err != nil {
-		return Release{}, fmt.Errorf("rollback %s: %w", app, err)
+		return deploy.Release{}, fmt.Errorf("rollback %s: %w", app, err)
 	}
 	if release == "" {
-		cur, ok := ParseReleaseName(rec.Current)
+		cur, ok := deploy.ParseReleaseName(rec.Current)
 		if !ok || cur < 2 {
-			return Release{}, fmt.Errorf("rollback %s: no earlier release: %w", app, ErrConflict)
+			return deploy.Release{}, fmt.Errorf("rollback %s: no earlier release: %w", app, deploy.ErrConflict)
 		}
-		release = ReleaseName(cur - 1)
+		release = deploy.ReleaseName(cur - 1)
 	}
 	old, err := s.store.release(app, release)
 	if err != nil {
-		return Release{}, fmt.Errorf("rollback %s to %s: %w", app, release, err)
+		return deploy.Release{}, fmt.Errorf("rollback %s to %s: %w", app, release, err)
 	}
-	return s.enqueue(ctx, app, old.Commit, "rollback to "+old.Name, "", log, func(ctx context.Context, d *Deploy, log io.Writer) (Release, error) {
+	return s.enqueue(ctx, app, old.Commit, "rollback to "+old.Name, "", log, func(ctx context.Context, d *deploy.Rollout, log io.Writer) (deploy.Release, error) {
 		r, err := s.store.updateApp(app, false, func(r *appRecord) error { r.LastVersion++; return nil })
 		if err != nil {
-			return Release{}, fmt.Errorf("rollback %s: %w", app, err)
+			return deploy.Release{}, fmt.Errorf("rollback %s: %w", app, err)
 		}
 		rel := old
-		rel.Version, rel.Name, rel.Trigger, rel.CreatedAt = r.LastVersion, ReleaseName(r.LastVersion), d.Trigger, time.Now().UTC()
+		rel.Version, rel.Name, rel.Trigger, rel.CreatedAt = r.LastVersion, deploy.ReleaseName(r.LastVersion), d.Trigger, time.Now().UTC()
 		d.Release = rel.Name
 		fmt.Fprintf(log, "-----> Rolling back %s to %s as %s (no build)\n", app, old.Name, rel.Name)
 		if err := s.store.putRelease(rel); err != nil {
-			return Release{}, fmt.Errorf("rollback %s: %w", app, err)
+			return deploy.Release{}, fmt.Errorf("rollback %s: %w", app, err)
 		}
 		return rel, s.rollout(ctx, rel, log)
 	})
@@ -266,7 +266,7 @@ func (r *appRecord) wake() {
 // sleeping app, a stopped app is not woken by requests.
 func (s *Service) Scale(ctx context.Context, app string, n int) error {
 	if n < 0 || n > 100 {
-		return fmt.Errorf("scale %s: instances must be between 0 and 100, not %d: %w", app, n, ErrInvalid)
+		return fmt.Errorf("scale %s: instances must be between 0 and 100, not %d: %w", app, n, deploy.ErrInvalid)
 	}
 	unlock, err := s.lockApp(app)
 	if err != nil {
@@ -278,7 +278,7 @@ func (s *Service) Scale(ctx context.Context, app string, n int) error {
 		return fmt.Errorf("scale %s: %w", app, err)
 	}
 	if rec.Current == "" {
-		return fmt.Errorf("scale %s: no release deployed yet: %w", app, ErrConflict)
+		return fmt.Errorf("scale %s: no release deployed yet: %w", app, deploy.ErrConflict)
 	}
 	if _, err := s.store.updateApp(app, false, func(r *appRecord) error {
 		r.wake()
@@ -289,7 +289,7 @@ func (s *Service) Scale(ctx context.Context, app string, n int) error {
 	}
 	// Tell subscribers first: the router then knows, before the scheduler
 	// drains anything, whether other instances are coming.
-	s.publish(Event{App: app, Type: "state", Message: fmt.Sprintf("scaled to %d", n)})
+	s.publish(deploy.Event{App: app, Type: "state", Message: fmt.Sprintf("scaled to %d", n)})
 	// Once recorded, the change is carried out whole, also for a client
 	// that leaves now: else the store and the instances would disagree.
 	if err := s.sched.Scale(context.WithoutCancel(ctx), app, n); err != nil {
@@ -323,7 +323,7 @@ func (s *Service) Sleep(ctx context.Context, app string) error {
 	s.mu.Lock()
 	delete(s.waking, app)
 	s.mu.Unlock()
-	s.publish(Event{App: app, Type: "state", State: StateSleeping, Message: "asleep"})
+	s.publish(deploy.Event{App: app, Type: "state", State: deploy.StateSleeping, Message: "asleep"})
 	if err := s.sched.Scale(context.WithoutCancel(ctx), app, 0); err != nil { // see Scale
 		return fmt.Errorf("sleep %s: %w", app, err)
 	}
@@ -365,7 +365,7 @@ func (s *Service) Wake(ctx context.Context, app string) error {
 	if rel, rerr := s.store.release(app, rec.Current); rerr == nil && rec.Desired > 0 {
 		s.scaleProcesses(context.WithoutCancel(ctx), rec, rel, true)
 	}
-	s.publish(Event{App: app, Type: "state", State: StateWaking, Message: "waking"})
+	s.publish(deploy.Event{App: app, Type: "state", State: deploy.StateWaking, Message: "waking"})
 	if err != nil {
 		return fmt.Errorf("wake %s: %w", app, err)
 	}
@@ -381,7 +381,7 @@ func (s *Service) Fail(app, reason string) {
 	s.mu.Lock()
 	delete(s.waking, app)
 	s.mu.Unlock()
-	s.publish(Event{App: app, Type: "state", State: StateFailed, Message: reason})
+	s.publish(deploy.Event{App: app, Type: "state", State: deploy.StateFailed, Message: reason})
 }
 
 // Destroy stops every instance of an app and forgets it, its releases,
@@ -407,7 +407,7 @@ func (s *Service) Destroy(ctx context.Context, app string) error {
 			}
 		}
 		for typ := range types {
-			if err := s.sched.Remove(context.WithoutCancel(ctx), ProcessApp(app, typ)); err != nil {
+			if err := s.sched.Remove(context.WithoutCancel(ctx), deploy.ProcessApp(app, typ)); err != nil {
 				return fmt.Errorf("destroy %s: %s process: %w", app, typ, err)
 			}
 		}
@@ -415,7 +415,7 @@ func (s *Service) Destroy(ctx context.Context, app string) error {
 	if err := s.store.deleteApp(app); err != nil {
 		return fmt.Errorf("destroy %s: %w", app, err)
 	}
-	if s.cfg.Artifacts != "" && ValidName(app) {
+	if s.cfg.Artifacts != "" && deploy.ValidName(app) {
 		os.RemoveAll(filepath.Join(s.cfg.Artifacts, app)) //nolint:errcheck // slugs are a cache of the store
 	}
 	s.mu.Lock()
@@ -425,6 +425,6 @@ func (s *Service) Destroy(ctx context.Context, app string) error {
 	// before they would make a new one.
 	delete(s.locks, app)
 	s.mu.Unlock()
-	s.publish(Event{App: app, Type: "destroyed", Message: "destroyed"})
+	s.publish(deploy.Event{App: app, Type: "destroyed", Message: "destroyed"})
 	return nil
 }

@@ -1,4 +1,4 @@
-package deploy_test
+package engine_test
 
 import (
 	"bytes"
@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flock-paas/flock/deploy/engine"
+
 	"github.com/flock-paas/flock/builder"
 	"github.com/flock-paas/flock/deploy"
 	"github.com/flock-paas/flock/deploy/local"
@@ -24,8 +26,8 @@ import (
 // scheduler, in a temp data dir. wrap, when given, wraps the builder (a
 // builder that keeps logging, or panics).
 type platform struct {
-	svc    *deploy.Service
-	store  *deploy.Store
+	svc    *engine.Service
+	store  *engine.Store
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -35,7 +37,7 @@ func startPlatform(t *testing.T, dataDir string, wrap ...func(deploy.Builder) de
 	if _, err := exec.LookPath("node"); err != nil {
 		t.Skip("node is not installed")
 	}
-	store, err := deploy.OpenStore(dataDir)
+	store, err := engine.OpenStore(dataDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +61,7 @@ func startPlatform(t *testing.T, dataDir string, wrap ...func(deploy.Builder) de
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := deploy.New(deploy.Config{Domain: "localhost", APIHosts: []string{"flock.example.com"}, Artifacts: filepath.Join(dataDir, "artifacts")}, store, sched, b)
+	svc, err := engine.New(engine.Config{Domain: "localhost", APIHosts: []string{"flock.example.com"}, Artifacts: filepath.Join(dataDir, "artifacts")}, store, sched, b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +89,7 @@ func (p *platform) stop() {
 func example(t *testing.T, name string) string {
 	t.Helper()
 	dst := filepath.Join(t.TempDir(), name)
-	if out, err := exec.Command("cp", "-r", filepath.Join("..", "docs", "examples", name), dst).CombinedOutput(); err != nil {
+	if out, err := exec.Command("cp", "-r", filepath.Join("..", "..", "docs", "examples", name), dst).CombinedOutput(); err != nil {
 		t.Fatalf("copy %s: %v %s", name, err, out)
 	}
 	return dst
@@ -286,7 +288,7 @@ func TestDeployQueueSupersedes(t *testing.T) {
 	}
 	// Its record says so at once, not when the deploy that replaced it
 	// ends.
-	if d, err := p.svc.DeployByID(ctx, queuedID); err != nil || d.Status != deploy.DeploySuperseded {
+	if d, err := p.svc.DeployByID(ctx, queuedID); err != nil || d.Status != deploy.RolloutSuperseded {
 		t.Errorf("the queued deploy's record: %v %+v, want status superseded", err, d.Status)
 	}
 	for i := 0; i < 2; i++ {

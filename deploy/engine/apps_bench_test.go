@@ -1,22 +1,24 @@
-package deploy
+package engine
 
 import (
 	"context"
 	"fmt"
 	"io"
 	"testing"
+
+	"github.com/flock-paas/flock/deploy"
 )
 
 // nopSched and nopBuilder stand in for the parts Apps does not measure.
 type nopSched struct{}
 
-func (nopSched) Run(ctx context.Context) error                         { return nil }
-func (nopSched) Deploy(context.Context, Spec, io.Writer) error         { return nil }
-func (nopSched) Scale(context.Context, string, int) error              { return nil }
-func (nopSched) Remove(context.Context, string) error                  { return nil }
-func (nopSched) Instances(context.Context, string) ([]Instance, error) { return nil, nil }
-func (nopSched) Logs(context.Context, string, bool, io.Writer) error   { return nil }
-func (nopSched) Changes() <-chan string                                { return nil }
+func (nopSched) Run(ctx context.Context) error                                { return nil }
+func (nopSched) Deploy(context.Context, deploy.Spec, io.Writer) error         { return nil }
+func (nopSched) Scale(context.Context, string, int) error                     { return nil }
+func (nopSched) Remove(context.Context, string) error                         { return nil }
+func (nopSched) Instances(context.Context, string) ([]deploy.Instance, error) { return nil, nil }
+func (nopSched) Logs(context.Context, string, bool, io.Writer) error          { return nil }
+func (nopSched) Changes() <-chan string                                       { return nil }
 
 type nopBuilder struct{}
 
@@ -37,8 +39,8 @@ func BenchmarkApps(b *testing.B) {
 		if _, err := st.updateApp(name, true, func(r *appRecord) error { r.Current = "v1"; r.Desired = 1; return nil }); err != nil {
 			b.Fatal(err)
 		}
-		err := st.putRelease(Release{App: name, Name: "v1", Version: 1, Env: map[string]string{"A": "b"},
-			Descriptor: Descriptor{Name: name, Instances: 1, Checks: []Check{{Path: "/", IntervalSeconds: 10}}, Domains: []string{"x.example"}}})
+		err := st.putRelease(deploy.Release{App: name, Name: "v1", Version: 1, Env: map[string]string{"A": "b"},
+			Descriptor: deploy.Descriptor{Name: name, Instances: 1, Checks: []deploy.Check{{Path: "/", IntervalSeconds: 10}}, Domains: []string{"x.example"}}})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -1,4 +1,4 @@
-package deploy
+package engine
 
 import (
 	"log/slog"
@@ -13,7 +13,7 @@ const backupEvery = 30 * time.Second
 
 // copier runs Store.Backup in the background after changes to apps and
 // releases, so that the copy a damaged store is restored from is at most
-// backupEvery behind. Deploy records (logs) do not trigger a copy; they
+// backupEvery behind. deploy.Rollout records (logs) do not trigger a copy; they
 // ride along with the next one.
 type copier struct {
 	mu      sync.Mutex

@@ -1,4 +1,4 @@
-package deploy
+package engine
 
 import (
 	"context"
@@ -7,44 +7,17 @@ import (
 	"maps"
 	"slices"
 	"strings"
+
+	"github.com/flock-paas/flock/deploy"
 )
-
-// Process types. An app's web process is the app itself: routed, checked,
-// autoscaled, woken by requests. Every other type of its Procfile
-// ("worker", "clock") runs beside it without a route, as a scheduler app
-// of its own named <app>--<type>, so the router, the waker and the scaler,
-// which know only the apps in the store, never see it. It runs the same
-// release, is scaled on its own (flock scale APP worker=2), sleeps and
-// wakes with the app, and logs into the app's log.
-
-// processSep joins an app's name and a process type into the name the
-// scheduler knows the type by. App names may not hold it (ValidNewName).
-const processSep = "--"
-
-// ProcessApp is the scheduler's name of app's process type typ.
-func ProcessApp(app, typ string) string { return app + processSep + typ }
-
-// ParentApp splits a scheduler app name made by ProcessApp into the app and
-// the process type; ok is false for the name of an app itself.
-func ParentApp(name string) (app, typ string, ok bool) {
-	return strings.Cut(name, processSep)
-}
 
 // defaultProcessCount is how many instances of a non-web process type run
 // until the app is scaled: one, so that a worker: line does what it says.
 const defaultProcessCount = 1
 
-// Process is one non-web process type of an app as the API shows it.
-type Process struct {
-	Type      string     `json:"type"`
-	Command   string     `json:"command"`
-	Desired   int        `json:"desired"`
-	Instances []Instance `json:"instances"`
-}
-
 // processCounts returns how many instances of each of rel's process
 // types run while the app is awake.
-func processCounts(rec appRecord, rel Release) map[string]int {
+func processCounts(rec appRecord, rel deploy.Release) map[string]int {
 	out := map[string]int{}
 	for typ := range rel.Descriptor.Processes {
 		n, ok := rec.Formation[typ]
@@ -59,9 +32,9 @@ func processCounts(rec appRecord, rel Release) map[string]int {
 // processSpec is the spec of rel's process type typ: the release's slug
 // and environment, the type's command, no port and no check (it is judged
 // by staying up), n instances.
-func (s *Service) processSpec(rel Release, typ string, n int) Spec {
+func (s *Service) processSpec(rel deploy.Release, typ string, n int) deploy.Spec {
 	sp := s.spec(rel, n)
-	sp.App = ProcessApp(rel.App, typ)
+	sp.App = deploy.ProcessApp(rel.App, typ)
 	sp.Command = rel.Descriptor.Processes[typ]
 	d := rel.Descriptor
 	d.Ports, d.Checks, d.Domains, d.ReleaseCommand, d.Processes = 0, nil, nil, "", nil
@@ -73,7 +46,7 @@ func (s *Service) processSpec(rel Release, typ string, n int) Spec {
 // instances: they take no traffic, so running both releases' workers for
 // a moment is harmless, and a type whose instances do not stay up fails
 // the deploy while the running release (web and workers) keeps going.
-func (s *Service) deployProcesses(ctx context.Context, rec appRecord, rel Release, awake bool, log io.Writer) error {
+func (s *Service) deployProcesses(ctx context.Context, rec appRecord, rel deploy.Release, awake bool, log io.Writer) error {
 	counts := processCounts(rec, rel)
 	for _, typ := range slices.Sorted(maps.Keys(counts)) {
 		n := counts[typ]
@@ -90,13 +63,13 @@ func (s *Service) deployProcesses(ctx context.Context, rec appRecord, rel Releas
 
 // restoreProcesses puts the process types back as the running release
 // prev had them after rel's rollout failed: rel's new types stopped,
-// prev's types back on prev (a failed Deploy already leaves them so; a
+// prev's types back on prev (a failed deploy.Rollout already leaves them so; a
 // type rel's rollout had switched before a later one failed does not).
-func (s *Service) restoreProcesses(ctx context.Context, rec appRecord, prev *Release, rel Release) {
+func (s *Service) restoreProcesses(ctx context.Context, rec appRecord, prev *deploy.Release, rel deploy.Release) {
 	ctx = context.WithoutCancel(ctx)
 	if prev == nil {
 		for typ := range rel.Descriptor.Processes {
-			if err := s.sched.Remove(ctx, ProcessApp(rel.App, typ)); err != nil {
+			if err := s.sched.Remove(ctx, deploy.ProcessApp(rel.App, typ)); err != nil {
 				s.log.Warn("stop a process type of a failed first release", "app", rel.App, "type", typ, "err", err)
 			}
 		}
@@ -110,12 +83,12 @@ func (s *Service) restoreProcesses(ctx context.Context, rec appRecord, prev *Rel
 
 // removeStaleProcesses stops the process types release from had and
 // release to no longer has.
-func (s *Service) removeStaleProcesses(ctx context.Context, from, to Release) {
+func (s *Service) removeStaleProcesses(ctx context.Context, from, to deploy.Release) {
 	for typ := range from.Descriptor.Processes {
 		if _, ok := to.Descriptor.Processes[typ]; ok {
 			continue
 		}
-		if err := s.sched.Remove(ctx, ProcessApp(to.App, typ)); err != nil {
+		if err := s.sched.Remove(ctx, deploy.ProcessApp(to.App, typ)); err != nil {
 			s.log.Warn("stop a process type the new release dropped", "app", to.App, "type", typ, "err", err)
 		}
 	}
@@ -124,12 +97,12 @@ func (s *Service) removeStaleProcesses(ctx context.Context, from, to Release) {
 // scaleProcesses sets every process type of rel to its count (awake) or
 // to zero (asleep, stopped). Errors are logged: the web process decides
 // the outcome of a sleep or a wake.
-func (s *Service) scaleProcesses(ctx context.Context, rec appRecord, rel Release, awake bool) {
+func (s *Service) scaleProcesses(ctx context.Context, rec appRecord, rel deploy.Release, awake bool) {
 	for typ, n := range processCounts(rec, rel) {
 		if !awake {
 			n = 0
 		}
-		if err := s.sched.Scale(ctx, ProcessApp(rec.Name, typ), n); err != nil {
+		if err := s.sched.Scale(ctx, deploy.ProcessApp(rec.Name, typ), n); err != nil {
 			s.log.Warn("scale a process type", "app", rec.Name, "type", typ, "instances", n, "err", err)
 		}
 	}
@@ -143,7 +116,7 @@ func (s *Service) ScaleProcess(ctx context.Context, app, typ string, n int) erro
 		return s.Scale(ctx, app, n)
 	}
 	if n < 0 || n > 100 {
-		return fmt.Errorf("scale %s %s: instances must be between 0 and 100, not %d: %w", app, typ, n, ErrInvalid)
+		return fmt.Errorf("scale %s %s: instances must be between 0 and 100, not %d: %w", app, typ, n, deploy.ErrInvalid)
 	}
 	unlock, err := s.lockApp(app)
 	if err != nil {
@@ -156,12 +129,12 @@ func (s *Service) ScaleProcess(ctx context.Context, app, typ string, n int) erro
 	}
 	rel, err := s.store.release(app, rec.Current)
 	if err != nil {
-		return fmt.Errorf("scale %s %s: no release deployed yet: %w", app, typ, ErrConflict)
+		return fmt.Errorf("scale %s %s: no release deployed yet: %w", app, typ, deploy.ErrConflict)
 	}
 	if _, ok := rel.Descriptor.Processes[typ]; !ok {
 		types := slices.Sorted(maps.Keys(rel.Descriptor.Processes))
 		return fmt.Errorf("scale %s: %s has no process type %q (its Procfile has web%s): %w",
-			app, rel.Name, typ, prefixEach(", ", types), ErrInvalid)
+			app, rel.Name, typ, prefixEach(", ", types), deploy.ErrInvalid)
 	}
 	rec, err = s.store.updateApp(app, false, func(r *appRecord) error {
 		if r.Formation == nil {
@@ -176,20 +149,20 @@ func (s *Service) ScaleProcess(ctx context.Context, app, typ string, n int) erro
 	if rec.Asleep || rec.Desired == 0 {
 		return nil // runs at the next wake
 	}
-	s.publish(Event{App: app, Type: "state", Message: fmt.Sprintf("%s scaled to %d", typ, n)})
-	if err := s.sched.Scale(context.WithoutCancel(ctx), ProcessApp(app, typ), n); err != nil {
+	s.publish(deploy.Event{App: app, Type: "state", Message: fmt.Sprintf("%s scaled to %d", typ, n)})
+	if err := s.sched.Scale(context.WithoutCancel(ctx), deploy.ProcessApp(app, typ), n); err != nil {
 		return fmt.Errorf("scale %s %s: %w", app, typ, err)
 	}
 	return nil
 }
 
 // processes lists rel's non-web process types with their instances.
-func (s *Service) processes(ctx context.Context, rec appRecord, rel Release) []Process {
+func (s *Service) processes(ctx context.Context, rec appRecord, rel deploy.Release) []deploy.Process {
 	counts := processCounts(rec, rel)
-	out := make([]Process, 0, len(counts))
+	out := make([]deploy.Process, 0, len(counts))
 	for _, typ := range slices.Sorted(maps.Keys(counts)) {
-		p := Process{Type: typ, Command: rel.Descriptor.Processes[typ], Desired: counts[typ], Instances: []Instance{}}
-		if ins, err := s.sched.Instances(ctx, ProcessApp(rec.Name, typ)); err == nil && ins != nil {
+		p := deploy.Process{Type: typ, Command: rel.Descriptor.Processes[typ], Desired: counts[typ], Instances: []deploy.Instance{}}
+		if ins, err := s.sched.Instances(ctx, deploy.ProcessApp(rec.Name, typ)); err == nil && ins != nil {
 			p.Instances = ins
 		}
 		out = append(out, p)
