@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -90,6 +91,24 @@ type probeResult struct {
 	ok bool
 }
 
+// gateRun is the state of one runGate loop: what it asked of the
+// platform, which probes are in flight, and the phase timings it reports.
+type gateRun struct {
+	w       *Waker
+	g       *gate
+	ctx     context.Context
+	log     *slog.Logger
+	results chan probeResult
+	probing map[string]bool      // a probe is in flight
+	probed  map[string]time.Time // when the last one began
+
+	woke        time.Time // when our last Wake call returned
+	awakeSince  bool      // the app was seen awake after our last Wake
+	started     bool      // an instance was listed after our last Wake
+	healthyFrom time.Time // start of the phase that ends at the first pass
+	mayFail     bool      // a timeout may mark the app failed
+}
+
 // runGate wakes the app if it sleeps, then probes its instances every
 // ProbeEvery until one passes its check, re-reading the app on each
 // platform event and every refresh interval. It opens the gate on the
@@ -98,89 +117,28 @@ func (w *Waker) runGate(g *gate, app deploy.App) {
 	defer w.wg.Done()
 	ctx, cancel := context.WithCancel(w.gatesCtx)
 	defer cancel()
-	log := w.log.With("app", g.app)
 	timeout := time.NewTimer(w.cfg.Timeout)
 	defer timeout.Stop()
 	tick := time.NewTicker(w.cfg.ProbeEvery)
 	defer tick.Stop()
 	refreshEvery := min(max(10*w.cfg.ProbeEvery, 10*time.Millisecond), 250*time.Millisecond)
-
-	results := make(chan probeResult)
-	probing := make(map[string]bool)     // a probe is in flight
-	probed := make(map[string]time.Time) // when the last one began
-	var (
-		lastRefresh = time.Now()
-		woke        time.Time // when our last Wake call returned
-		awakeSince  bool      // the app was seen awake after our last Wake
-		started     bool      // an instance was listed after our last Wake
-		healthyFrom = g.started
-		mayFail     = true
-	)
+	lastRefresh := time.Now()
+	r := &gateRun{w: w, g: g, ctx: ctx, log: w.log.With("app", g.app),
+		results: make(chan probeResult), probing: map[string]bool{}, probed: map[string]time.Time{},
+		healthyFrom: g.started, mayFail: true}
 	for {
-		if app.State == deploy.StateSleeping || app.State == deploy.StateFailed {
-			// Wake once; again only if the app went back to sleep after
-			// our wake (a sleep racing with it), or the platform has not
-			// taken the first one after a second.
-			if ctx.Err() == nil && (woke.IsZero() || awakeSince || time.Since(woke) > time.Second) {
-				begin := time.Now()
-				if woke.IsZero() {
-					w.m.phase.WithLabelValues(g.app, "detect").Observe(begin.Sub(g.started).Seconds())
-				}
-				err := w.p.Wake(ctx, g.app)
-				woke = time.Now()
-				awakeSince, started = false, false
-				healthyFrom = woke
-				w.m.phase.WithLabelValues(g.app, "scale").Observe(woke.Sub(begin).Seconds())
-				w.m.wakes.WithLabelValues(g.app).Inc()
-				if err != nil {
-					log.Warn("wake failed", "err", err)
-					w.finish(g, deploy.Instance{}, wakeError(g.app, err))
-					return
-				}
-				log.Info("waking app")
-			}
-		} else if !woke.IsZero() {
-			awakeSince = true
-		}
-		switch app.State {
-		case deploy.StateStopped:
-			w.finish(g, deploy.Instance{}, stoppedError(g.app))
+		if perr := r.step(app); perr != nil {
+			w.finish(g, deploy.Instance{}, perr)
 			return
-		case deploy.StateDeploying:
-			// The deploy pipeline owns the state of a deploying app.
-			mayFail = false
 		}
-		if !woke.IsZero() && !started && app.State != deploy.StateSleeping && len(app.Instances) > 0 {
-			// The scheduler lists the first instance: its process runs.
-			// What follows, until it passes its check, is the app's boot.
-			started, healthyFrom = true, time.Now()
-			w.m.phase.WithLabelValues(g.app, "start").Observe(healthyFrom.Sub(woke).Seconds())
-		}
-		if app.State != deploy.StateSleeping {
-			chk := app.Descriptor.RoutingCheck() // the check HAProxy runs
-			for _, in := range app.Instances {
-				if probing[in.ID] || time.Since(probed[in.ID]) < w.cfg.ProbeEvery || w.isDraining(in.ID) {
-					continue
-				}
-				probing[in.ID], probed[in.ID] = true, time.Now()
-				go func() {
-					ok := w.probe(ctx, chk, in)
-					select {
-					case results <- probeResult{in: in, ok: ok}:
-					case <-ctx.Done():
-					}
-				}()
-			}
-		}
-
 		refresh := false
 		select {
-		case r := <-results:
-			delete(probing, r.in.ID)
-			if r.ok {
-				w.m.phase.WithLabelValues(g.app, "healthy").Observe(time.Since(healthyFrom).Seconds())
-				log.Info("app has a healthy instance", "instance", r.in.ID, "waited", time.Since(g.started).Round(time.Millisecond))
-				w.finish(g, r.in, nil)
+		case res := <-r.results:
+			delete(r.probing, res.in.ID)
+			if res.ok {
+				w.m.phase.WithLabelValues(g.app, "healthy").Observe(time.Since(r.healthyFrom).Seconds())
+				r.log.Info("app has a healthy instance", "instance", res.in.ID, "waited", time.Since(g.started).Round(time.Millisecond))
+				w.finish(g, res.in, nil)
 				return
 			}
 		case <-tick.C:
@@ -188,17 +146,7 @@ func (w *Waker) runGate(g *gate, app deploy.App) {
 		case <-g.poke:
 			refresh = true
 		case <-timeout.C:
-			w.m.timedOut.WithLabelValues(g.app).Add(float64(w.heldCount(g.app)))
-			reason := fmt.Sprintf("failed to wake within %s", human(w.cfg.Timeout))
-			if woke.IsZero() && app.State != deploy.StateWaking {
-				reason = fmt.Sprintf("no healthy instance within %s", human(w.cfg.Timeout))
-			}
-			if mayFail {
-				w.p.Fail(g.app, reason)
-			}
-			log.Warn("wake timed out", "reason", reason)
-			w.finish(g, deploy.Instance{}, &pageError{status: http.StatusGatewayTimeout,
-				msg: fmt.Sprintf("%s failed to wake within %s", g.app, human(w.cfg.Timeout))})
+			w.finish(g, deploy.Instance{}, r.timedOut(app))
 			return
 		case <-ctx.Done():
 			w.finish(g, deploy.Instance{}, shuttingDown())
@@ -212,12 +160,105 @@ func (w *Waker) runGate(g *gate, app deploy.App) {
 				w.finish(g, deploy.Instance{}, &pageError{status: http.StatusNotFound, msg: "no app named " + g.app})
 				return
 			case err != nil:
-				log.Warn("waker cannot read app; retrying", "err", err)
+				r.log.Warn("waker cannot read app; retrying", "err", err)
 			default:
 				app = a
 			}
 		}
 	}
+}
+
+// step acts on the app as last read: wakes it if it sleeps, notes the
+// phases, and starts a probe of every instance not probed lately. A
+// non-nil result fails the gate.
+func (r *gateRun) step(app deploy.App) *pageError {
+	w, g := r.w, r.g
+	if app.State == deploy.StateSleeping || app.State == deploy.StateFailed {
+		// Wake once; again only if the app went back to sleep after our
+		// wake (a sleep racing with it), or the platform has not taken
+		// the first one after a second.
+		if r.ctx.Err() == nil && (r.woke.IsZero() || r.awakeSince || time.Since(r.woke) > time.Second) {
+			if perr := r.wake(); perr != nil {
+				return perr
+			}
+		}
+	} else if !r.woke.IsZero() {
+		r.awakeSince = true
+	}
+	switch app.State {
+	case deploy.StateStopped:
+		return stoppedError(g.app)
+	case deploy.StateDeploying:
+		// The deploy pipeline owns the state of a deploying app.
+		r.mayFail = false
+	}
+	if !r.woke.IsZero() && !r.started && app.State != deploy.StateSleeping && len(app.Instances) > 0 {
+		// The scheduler lists the first instance: its process runs. What
+		// follows, until it passes its check, is the app's boot.
+		r.started, r.healthyFrom = true, time.Now()
+		w.m.phase.WithLabelValues(g.app, "start").Observe(r.healthyFrom.Sub(r.woke).Seconds())
+	}
+	if app.State != deploy.StateSleeping {
+		r.probeAll(app)
+	}
+	return nil
+}
+
+// wake asks the platform to wake the app and records the phase timings.
+func (r *gateRun) wake() *pageError {
+	w, g := r.w, r.g
+	begin := time.Now()
+	if r.woke.IsZero() {
+		w.m.phase.WithLabelValues(g.app, "detect").Observe(begin.Sub(g.started).Seconds())
+	}
+	err := w.p.Wake(r.ctx, g.app)
+	r.woke = time.Now()
+	r.awakeSince, r.started = false, false
+	r.healthyFrom = r.woke
+	w.m.phase.WithLabelValues(g.app, "scale").Observe(r.woke.Sub(begin).Seconds())
+	w.m.wakes.WithLabelValues(g.app).Inc()
+	if err != nil {
+		r.log.Warn("wake failed", "err", err)
+		return wakeError(g.app, err)
+	}
+	r.log.Info("waking app")
+	return nil
+}
+
+// probeAll starts a probe of each instance that has none in flight and
+// was not probed within ProbeEvery, with the check HAProxy runs.
+func (r *gateRun) probeAll(app deploy.App) {
+	chk := app.Descriptor.RoutingCheck()
+	for _, in := range app.Instances {
+		if r.probing[in.ID] || time.Since(r.probed[in.ID]) < r.w.cfg.ProbeEvery || r.w.isDraining(in.ID) {
+			continue
+		}
+		r.probing[in.ID], r.probed[in.ID] = true, time.Now()
+		go func() {
+			ok := r.w.probe(r.ctx, chk, in)
+			select {
+			case r.results <- probeResult{in: in, ok: ok}:
+			case <-r.ctx.Done():
+			}
+		}()
+	}
+}
+
+// timedOut fails the gate after Timeout, and the app with it unless a
+// deploy owns its state.
+func (r *gateRun) timedOut(app deploy.App) *pageError {
+	w, g := r.w, r.g
+	w.m.timedOut.WithLabelValues(g.app).Add(float64(w.heldCount(g.app)))
+	reason := fmt.Sprintf("failed to wake within %s", human(w.cfg.Timeout))
+	if r.woke.IsZero() && app.State != deploy.StateWaking {
+		reason = fmt.Sprintf("no healthy instance within %s", human(w.cfg.Timeout))
+	}
+	if r.mayFail {
+		w.p.Fail(g.app, reason)
+	}
+	r.log.Warn("wake timed out", "reason", reason)
+	return &pageError{status: http.StatusGatewayTimeout,
+		msg: fmt.Sprintf("%s failed to wake within %s", g.app, human(w.cfg.Timeout))}
 }
 
 // finish opens the gate on in, or fails it with perr.
