@@ -73,7 +73,8 @@ func verify(t testing.TB, p *pebble, host string, certPEM, keyPEM []byte) {
 }
 
 func TestIssue(t *testing.T) {
-	p := startPebble(t, pebbleOpts{retryAfter: 1})
+	t.Parallel()
+	p := startPebble(t)
 	dir := filepath.Join(t.TempDir(), "acme")
 	iss := newIssuer(t, p, dir)
 	p.serve(iss.ChallengeHandler())
@@ -96,7 +97,8 @@ func TestIssue(t *testing.T) {
 }
 
 func TestIssueConcurrent(t *testing.T) {
-	p := startPebble(t, pebbleOpts{retryAfter: 1})
+	t.Parallel()
+	p := startPebble(t)
 	iss := newIssuer(t, p, t.TempDir())
 	p.serve(iss.ChallengeHandler())
 
@@ -144,7 +146,8 @@ func storedURI(t *testing.T, dir string) string {
 }
 
 func TestIssueReusesAccount(t *testing.T) {
-	p := startPebble(t, pebbleOpts{retryAfter: 1})
+	t.Parallel()
+	p := startPebble(t)
 	dir := t.TempDir()
 	first := newIssuer(t, p, dir)
 	p.serve(first.ChallengeHandler())
@@ -179,7 +182,8 @@ func TestIssueReusesAccount(t *testing.T) {
 // deleted it) gets the account registered again, and the order goes
 // through.
 func TestIssueReregistersForgottenAccount(t *testing.T) {
-	p := startPebble(t, pebbleOpts{retryAfter: 1})
+	t.Parallel()
+	p := startPebble(t)
 	dir := t.TempDir()
 	iss := newIssuer(t, p, dir)
 	p.serve(iss.ChallengeHandler())
@@ -205,9 +209,7 @@ func TestIssueReregistersForgottenAccount(t *testing.T) {
 }
 
 func TestIssueValidationFails(t *testing.T) {
-	p := startPebble(t, pebbleOpts{retryAfter: 1})
-	iss := newIssuer(t, p, t.TempDir())
-
+	t.Parallel()
 	tests := []struct {
 		name       string
 		front      http.Handler
@@ -238,6 +240,9 @@ func TestIssueValidationFails(t *testing.T) {
 	}}
 	for n, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			p := startPebble(t)
+			iss := newIssuer(t, p, t.TempDir())
 			host := fmt.Sprintf("broken%d.localhost", n)
 			p.serve(tt.front)
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -265,7 +270,8 @@ func TestIssueValidationFails(t *testing.T) {
 }
 
 func TestIssueCancel(t *testing.T) {
-	p := startPebble(t, pebbleOpts{retryAfter: 1})
+	t.Parallel()
+	p := startPebble(t)
 	iss := newIssuer(t, p, t.TempDir())
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -326,7 +332,8 @@ func waitFor(t *testing.T, limit time.Duration, what string, ok func() bool) {
 // Without CARoots, Pebble's HTTPS certificate is not trusted: the error
 // names the host and the cause.
 func TestIssueUntrustedServer(t *testing.T) {
-	p := startPebble(t, pebbleOpts{})
+	t.Parallel()
+	p := startPebble(t)
 	iss, err := acme.New(acme.Config{Email: email, Directory: p.Directory, Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)

@@ -57,14 +57,7 @@ type pebble struct {
 	challenge []string // paths the VA asked the front server for
 }
 
-type pebbleOpts struct {
-	// retryAfter is the Retry-After, in seconds, on authorizations and
-	// orders; 0 sends none (lego then polls after 5 s, as with Let's
-	// Encrypt, which sends none either).
-	retryAfter int
-}
-
-func startPebble(tb testing.TB, o pebbleOpts) *pebble {
+func startPebble(tb testing.TB) *pebble {
 	tb.Helper()
 	p := &pebble{}
 	httpPort := p.startFront(tb)
@@ -76,7 +69,7 @@ func startPebble(tb testing.TB, o pebbleOpts) *pebble {
 	// a second on a busy machine.
 	authority := ca.New(logger, p.db, "", "ecdsa", 0, 1, map[string]ca.Profile{"default": {Description: "test"}})
 	validator := va.New(logger, httpPort, 0, false, dnsAddr, p.db)
-	front := wfe.New(logger, p.db, validator, authority, []string{"pebble.letsencrypt.org"}, false, false, o.retryAfter, o.retryAfter)
+	front := wfe.New(logger, p.db, validator, authority, []string{"pebble.letsencrypt.org"}, false, false, 0, 0)
 	handler := front.Handler()
 
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
