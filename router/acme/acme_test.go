@@ -178,6 +178,40 @@ func TestIssueReusesAccount(t *testing.T) {
 	}
 }
 
+// A new e-mail updates the contact of the same account; it registers no
+// second one.
+func TestIssueUpdatesEmail(t *testing.T) {
+	t.Parallel()
+	p := startPebble(t)
+	dir := t.TempDir()
+	first := newIssuer(t, p, dir)
+	p.serve(first.ChallengeHandler())
+	issue(t, first, "one.localhost")
+	uri := storedURI(t, dir)
+
+	second, err := acme.New(acme.Config{Email: "new@example.com", Directory: p.Directory, CARoots: p.Roots, Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.serve(second.ChallengeHandler())
+	issue(t, second, "two.localhost")
+
+	if got := p.accounts.Load(); got != 1 {
+		t.Errorf("%d account registrations, want 1", got)
+	}
+	if got := storedURI(t, dir); got != uri {
+		t.Errorf("account URL changed from %s to %s", uri, got)
+	}
+	acct := p.db.GetAccountByID(path.Base(uri))
+	if acct == nil || len(acct.Contact) != 1 || acct.Contact[0] != "mailto:new@example.com" {
+		t.Errorf("account at Pebble: %+v, want contact mailto:new@example.com", acct)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "account.json"))
+	if err != nil || !strings.Contains(string(b), `"email": "new@example.com"`) {
+		t.Errorf("account.json after the change: %s %v", b, err)
+	}
+}
+
 // A server that no longer knows the stored account (Pebble restarted, a CA
 // deleted it) gets the account registered again, and the order goes
 // through.
