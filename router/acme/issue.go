@@ -70,6 +70,9 @@ func (i *Issuer) Issue(ctx context.Context, host string) (certPEM, keyPEM []byte
 	if err := checkHost(host); err != nil {
 		return nil, nil, &Error{Host: fmt.Sprintf("%q", host), Err: err}
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, nil, &Error{Host: host, Err: err}
+	}
 	type result struct {
 		res *certificate.Resource
 		err error
