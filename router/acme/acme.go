@@ -180,7 +180,9 @@ func (i *Issuer) client(ctx context.Context, reg *registration.Resource) (*lego.
 	cfg := lego.NewConfig(&user{email: i.cfg.Email, key: i.key, reg: reg})
 	cfg.CADirURL = i.cfg.Directory
 	cfg.UserAgent = "flock"
-	cfg.HTTPClient = &http.Client{Timeout: 2 * time.Minute, Transport: ctxTransport{ctx: ctx, base: i.base}}
+	// No Client.Timeout: ctx, bounded by issueTimeout, ends every request
+	// (body included), and the transport bounds dialing and headers.
+	cfg.HTTPClient = &http.Client{Transport: ctxTransport{ctx: ctx, base: i.base}}
 	// ECDSA P-256 certificates: small, fast handshakes, served by every
 	// client still in use.
 	cfg.Certificate.KeyType = certcrypto.EC256

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"time"
 
 	legoacme "github.com/go-acme/lego/v4/acme"
 	"github.com/go-acme/lego/v4/certificate"
@@ -16,7 +17,8 @@ import (
 // server's problem detail when there is one, because the certificate
 // manager shows it to users on the app (CLI, API, dashboard).
 type Error struct {
-	// Host is the host the certificate was for.
+	// Host is the host the certificate was for, quoted when it is not a
+	// valid host name (it may come from a user).
 	Host string
 	// Type is the ACME problem type, such as
 	// "urn:ietf:params:acme:error:unauthorized"; empty when the server sent
@@ -61,6 +63,14 @@ func issueError(host string, err error) error {
 	return e
 }
 
+// issueTimeout bounds one Issue whatever its caller's context says: every
+// request of the exchange carries a context that ends then, so a CA that
+// stalls (mid-body included) cannot hold an Issue for ever. A validation
+// takes seconds; lego itself gives up polling one after about 8 minutes.
+const issueTimeout = 5 * time.Minute
+
+var errTimeout = fmt.Errorf("no certificate after %s", issueTimeout)
+
 // Issue obtains a certificate for host through HTTP-01 and returns it with
 // its chain (leaf first) and its new private key, both PEM. The first call
 // registers the account. Cancelling ctx makes Issue return at once with
@@ -80,8 +90,13 @@ func (i *Issuer) Issue(ctx context.Context, host string) (certPEM, keyPEM []byte
 	// lego's calls take no context and sleep between polls; running them
 	// aside lets Issue honour ctx at once rather than at the next request.
 	done := make(chan result, 1)
+	octx, cancel := context.WithTimeoutCause(ctx, issueTimeout, errTimeout)
 	go func() {
-		res, err := i.obtain(ctx, host)
+		defer cancel()
+		res, err := i.obtain(octx, host)
+		if err != nil && errors.Is(context.Cause(octx), errTimeout) {
+			err = fmt.Errorf("%w: %w", errTimeout, err)
+		}
 		done <- result{res, err}
 	}()
 	select {
