@@ -414,17 +414,23 @@ func TestNewRejects(t *testing.T) {
 	}
 }
 
-func TestNewKeepsKey(t *testing.T) {
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "account.key"), []byte("garbage"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	_, err := acme.New(acme.Config{Email: email, Dir: dir})
-	if err == nil || !strings.Contains(err.Error(), "account key") {
-		t.Fatalf("New with a broken account key: %v, want an error naming it", err)
-	}
-	if b, _ := os.ReadFile(filepath.Join(dir, "account.key")); string(b) != "garbage" {
-		t.Error("New replaced a broken account key: that would be a new account")
+// A damaged account file stops New with an error naming it; a damaged key
+// is never replaced, since a new key would be a new account.
+func TestNewDamagedAccount(t *testing.T) {
+	for _, file := range []string{"account.key", "account.json"} {
+		t.Run(file, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := os.WriteFile(filepath.Join(dir, file), []byte("garbage"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, err := acme.New(acme.Config{Email: email, Dir: dir})
+			if err == nil || !strings.Contains(err.Error(), filepath.Join(dir, file)) {
+				t.Fatalf("New with a damaged %s: %v, want an error naming it", file, err)
+			}
+			if b, _ := os.ReadFile(filepath.Join(dir, file)); string(b) != "garbage" {
+				t.Errorf("New replaced a damaged %s", file)
+			}
+		})
 	}
 }
 
