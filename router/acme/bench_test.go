@@ -18,8 +18,8 @@ import (
 //
 // Most of the time is lego's wait: right after accepting the challenge it
 // checks the authorization once, and when the CA has not validated yet it
-// polls again 5 s (±50 %) later, as neither Pebble nor Let's Encrypt sends
-// a Retry-After there. So a certificate takes either ~0.1 s or 2.5–7.5 s;
+// polls again 5 s (±50 %) later, as Pebble sends no Retry-After there
+// (nor, lego's source notes, does Let's Encrypt). So a certificate takes either ~0.1 s or 2.5–7.5 s;
 // run with -benchtime=10x or more for a mean, and see max-ms.
 func BenchmarkIssue(b *testing.B) {
 	for _, at := range []int{1, 8} {
