@@ -334,14 +334,14 @@ func TestIssueCancel(t *testing.T) {
 	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "cancel.localhost") {
 		t.Fatalf("Issue after cancel: %v, want context.Canceled naming the host", err)
 	}
-	path := <-token
+	tokenPath := <-token
 	// Issue returned at once; the exchange left behind stops at its next
 	// request and withdraws its challenge.
 	if took > 10*time.Second {
 		t.Errorf("Issue took %s to return after cancel", took)
 	}
 	waitFor(t, 20*time.Second, "the cancelled challenge withdrawn", func() bool {
-		return get(iss.ChallengeHandler(), path) == http.StatusNotFound
+		return get(iss.ChallengeHandler(), tokenPath) == http.StatusNotFound
 	})
 }
 
