@@ -66,6 +66,7 @@ type Router struct {
 	admin    runtimeAPI // the current worker, through the master
 	master   runtimeAPI // the master itself
 	rend     *renderer
+	res      *resolver
 
 	kick  chan struct{}
 	ready chan struct{}
@@ -148,6 +149,7 @@ func New(cfg Config) (*Router, error) {
 		admin:    runtimeAPI{path: s.path(masterSocket), master: true, prefix: "@1 "},
 		master:   runtimeAPI{path: s.path(masterSocket), master: true},
 		rend:     rend,
+		res:      newResolver(),
 		kick:     make(chan struct{}, 1),
 		ready:    make(chan struct{}),
 		drained:  map[string]map[string]bool{},
@@ -238,19 +240,24 @@ func (r *Router) Err(app string) string {
 }
 
 // snapshot builds the model of the desired state.
-func (r *Router) snapshot() *model {
-	m, _ := r.snapshotGen()
+func (r *Router) snapshot(ctx context.Context) *model {
+	m, _ := r.snapshotGen(ctx)
 	return m
 }
 
 // snapshotGen builds the model of the desired state and returns the
-// generation it reflects.
-func (r *Router) snapshotGen() (*model, uint64) {
+// generation it reflects. Agent names are resolved without the lock
+// held: Update never waits for DNS.
+func (r *Router) snapshotGen(ctx context.Context) (*model, uint64) {
+	r.mu.Lock()
+	apps, gen := r.apps, r.gen
+	r.mu.Unlock()
+	addrs := r.res.resolve(ctx, hostNames(apps))
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	m := build(r.apps, r.cfg.Domain, r.drained)
+	m := build(apps, r.cfg.Domain, r.drained, addrs)
 	r.appErrs = m.errs
-	return m, r.gen
+	return m, gen
 }
 
 // generation counts the changes to the desired state.
@@ -268,7 +275,7 @@ func (r *Router) Run(ctx context.Context) error {
 		return fmt.Errorf("router: %w", err)
 	}
 	l := &loop{r: r, checked: make(chan candidate, 1)}
-	if err := l.install(ctx, r.snapshot()); err != nil {
+	if err := l.install(ctx, r.snapshot(ctx)); err != nil {
 		return fmt.Errorf("router: first configuration: %w", err)
 	}
 	if _, err := r.adoptOrStart(ctx, l); err != nil {
