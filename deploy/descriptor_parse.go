@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -261,7 +262,7 @@ func quote(s string) string {
 // flock fills d from the keys of a "flock" object (prefix "flock.") or of
 // flock.json (prefix ""). beside is package.json's top-level "checks".
 func (p parser) flock(d *Descriptor, prefix string, m map[string]json.RawMessage, beside json.RawMessage) error {
-	if err := p.unknown(prefix, m, flockKeys); err != nil {
+	if err := p.unknown(prefix, m, slices.Concat(flockKeys, placementKeys)); err != nil {
 		return err
 	}
 	var err error
@@ -346,6 +347,9 @@ func (p parser) flock(d *Descriptor, prefix string, m map[string]json.RawMessage
 		if !validBranch(d.Branch) {
 			return p.fail(prefix+"branch", "must be a valid git branch name (no spaces, \"..\", \"~^:?*[\\\", leading '-' or '/', trailing \".lock\")")
 		}
+	}
+	if err := p.placement(d, prefix, m); err != nil {
+		return err
 	}
 	checksKey, checks := prefix+"checks", m["checks"]
 	if beside != nil {
