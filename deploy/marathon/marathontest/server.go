@@ -64,6 +64,7 @@ type Server struct {
 	seq         int
 	stop        chan struct{}
 	wg          sync.WaitGroup
+	agent       *Agent // the Mesos agent stand-in, once asked for
 }
 
 type failure struct {
@@ -126,6 +127,7 @@ func (s *Server) Close() {
 	}
 	s.srv.CloseClientConnections()
 	s.srv.Close()
+	s.agent.close()
 	s.wg.Wait()
 	os.RemoveAll(s.tmp)
 }
