@@ -54,11 +54,8 @@ func (l *loop) run(ctx context.Context) error {
 		case c := <-l.checked:
 			l.checkedConfig(ctx, c)
 		case <-retry.C:
-			if l.r.res.due() {
-				// An agent name's answer expired: look again, and let
-				// the file follow whatever changed.
-				l.markDirty(timer, l.sync(ctx))
-			} else if l.live.pending() && l.sync(ctx) {
+			l.r.res.refreshDue() // an answer that changes pokes the router
+			if l.live.pending() && l.sync(ctx) {
 				l.markDirty(timer, true)
 			}
 		case <-l.proc.done:
@@ -139,7 +136,7 @@ func (l *loop) setLive(v *live) {
 // desired state through the runtime API; it returns whether backends must
 // be added or removed, which only a reload can do.
 func (l *loop) sync(ctx context.Context) bool {
-	want := l.r.snapshot(ctx)
+	want := l.r.snapshot()
 	return l.live.sync(ctx, l.r, want)
 }
 
@@ -152,7 +149,7 @@ func (l *loop) flush(ctx context.Context) {
 		l.flushAgain = true
 		return
 	}
-	m, gen := l.r.snapshotGen(ctx)
+	m, gen := l.r.snapshotGen()
 	c, err := l.prepare(m)
 	c.gen = gen
 	if errors.Is(err, errAlreadyRefused) {

@@ -3,9 +3,11 @@ package router
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -55,12 +57,16 @@ func TestUnresolvableAgent(t *testing.T) {
 // TestResolverCache checks the cache rules with a scripted lookup (DNS
 // answers that change on cue cannot be had from a real resolver here).
 func TestResolverCache(t *testing.T) {
+	var mu sync.Mutex
 	now := time.Unix(0, 0)
 	answers := map[string][]net.IP{"agent-1": {net.ParseIP("::1"), net.ParseIP("10.0.0.1")}}
 	calls := 0
-	r := newResolver()
-	r.now = func() time.Time { return now }
+	changes := make(chan struct{}, 16)
+	r := newResolver(func() { changes <- struct{}{} })
+	r.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	r.lookup = func(_ context.Context, host string) ([]net.IP, error) {
+		mu.Lock()
+		defer mu.Unlock()
 		calls++
 		if ips, ok := answers[host]; ok {
 			return ips, nil
@@ -68,40 +74,70 @@ func TestResolverCache(t *testing.T) {
 		return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
 	}
 	hosts := map[string]bool{"agent-1": true, "agent-2": true}
+	settled := func(want int) map[string]hostAddr {
+		t.Helper()
+		for range want {
+			select {
+			case <-changes:
+			case <-time.After(5 * time.Second):
+				t.Fatal("no change reported")
+			}
+		}
+		waitFor(t, 5*time.Second, "lookups done", func() bool {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			return len(r.inflight) == 0
+		})
+		return r.resolve(hosts)
+	}
 
-	got := r.resolve(context.Background(), hosts)
+	if got := r.resolve(hosts); len(got) != 0 {
+		t.Errorf("first resolve = %v, want nothing yet: lookups run in the background", got)
+	}
+	got := settled(2)
 	if got["agent-1"].ip != "10.0.0.1" {
 		t.Errorf("agent-1 = %+v, want the IPv4 address", got["agent-1"])
 	}
 	if got["agent-2"].err == nil {
 		t.Errorf("agent-2 = %+v, want an error", got["agent-2"])
 	}
-	r.resolve(context.Background(), hosts)
-	if calls != 2 || r.due() {
-		t.Errorf("%d lookups, due %v; want 2 and not due: fresh answers are cached", calls, r.due())
+	r.resolve(hosts)
+	r.refreshDue()
+	mu.Lock()
+	if calls != 2 {
+		t.Errorf("%d lookups, want 2: fresh answers are cached", calls)
 	}
-
 	// The failure is retried after negTTL; agent-2 now resolves.
 	answers["agent-2"] = []net.IP{net.ParseIP("10.0.0.2")}
 	now = now.Add(r.negTTL)
-	if !r.due() {
-		t.Fatal("not due after negTTL")
-	}
-	got = r.resolve(context.Background(), hosts)
-	if got["agent-2"].ip != "10.0.0.2" || calls != 3 {
-		t.Errorf("agent-2 = %+v after %d lookups, want 10.0.0.2 after 3", got["agent-2"], calls)
+	mu.Unlock()
+	r.refreshDue()
+	got = settled(1)
+	if got["agent-2"].ip != "10.0.0.2" {
+		t.Errorf("agent-2 = %+v, want 10.0.0.2", got["agent-2"])
 	}
 
-	// A name that resolved once keeps its address through a failed lookup.
+	// A name that resolved once keeps its last address through a failed
+	// lookup, and that is no change.
+	mu.Lock()
 	delete(answers, "agent-1")
 	now = now.Add(r.ttl)
-	got = r.resolve(context.Background(), hosts)
+	n := calls
+	mu.Unlock()
+	r.refreshDue()
+	waitFor(t, 5*time.Second, "agent-1 looked up again", func() bool { mu.Lock(); defer mu.Unlock(); return calls > n })
+	got = settled(0)
 	if got["agent-1"].ip != "10.0.0.1" || got["agent-1"].err != nil {
 		t.Errorf("agent-1 = %+v after a failed lookup, want its last address", got["agent-1"])
 	}
+	select {
+	case <-changes:
+		t.Error("a failed lookup of a known name was reported as a change")
+	default:
+	}
 
 	// Names no longer asked for are forgotten.
-	r.resolve(context.Background(), map[string]bool{"agent-2": true})
+	r.resolve(map[string]bool{"agent-2": true})
 	if _, ok := r.cache["agent-1"]; ok {
 		t.Error("agent-1 still cached after it was no longer asked for")
 	}
@@ -137,4 +173,38 @@ func TestBuildResolvedNames(t *testing.T) {
 	if names := hostNames([]deploy.App{a}); len(names) != 3 || names["10.0.0.4"] {
 		t.Errorf("hostNames = %v, want the three names only", names)
 	}
+}
+
+// BenchmarkSnapshotNamedAgents builds the model of 10,000 apps whose
+// instances run on 100 agents named by host, as Marathon reports them,
+// with the names cached (ms), against the same apps on IP addresses
+// (ms-ip): the cost of resolving per snapshot.
+func BenchmarkSnapshotNamedAgents(b *testing.B) {
+	named := manyApps(10000, &instance{Instance: deploy.Instance{Port: 31000, Healthy: true}})
+	byIP := manyApps(10000, &instance{Instance: deploy.Instance{Port: 31000, Healthy: true}})
+	r := newResolver(nil)
+	r.lookup = func(_ context.Context, host string) ([]net.IP, error) {
+		return []net.IP{net.ParseIP("10.0.0." + strings.TrimPrefix(host, "agent-"))}, nil
+	}
+	for i := range named {
+		named[i].Instances[0].Host = fmt.Sprintf("agent-%d", i%100)
+		byIP[i].Instances[0].Host = fmt.Sprintf("10.0.0.%d", i%100)
+	}
+	none := newResolver(nil) // asked for no name
+	r.resolve(hostNames(named))
+	waitFor(b, 5*time.Second, "names cached", func() bool { return len(r.resolve(hostNames(named))) == 100 })
+	var withNames, withIPs time.Duration
+	for b.Loop() {
+		start := time.Now()
+		m := build(named, "localhost", nil, r.resolve(hostNames(named)))
+		withNames += time.Since(start)
+		if len(m.errs) > 0 {
+			b.Fatalf("%d apps refused", len(m.errs))
+		}
+		start = time.Now()
+		build(byIP, "localhost", nil, none.resolve(hostNames(byIP)))
+		withIPs += time.Since(start)
+	}
+	b.ReportMetric(float64(withNames.Microseconds())/1000/float64(b.N), "ms")
+	b.ReportMetric(float64(withIPs.Microseconds())/1000/float64(b.N), "ms-ip")
 }

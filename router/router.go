@@ -141,7 +141,7 @@ func New(cfg Config) (*Router, error) {
 	if err != nil {
 		return nil, fmt.Errorf("router: %w", err)
 	}
-	return &Router{
+	r := &Router{
 		cfg:      cfg,
 		settings: s,
 		binary:   bin,
@@ -149,13 +149,14 @@ func New(cfg Config) (*Router, error) {
 		admin:    runtimeAPI{path: s.path(masterSocket), master: true, prefix: "@1 "},
 		master:   runtimeAPI{path: s.path(masterSocket), master: true},
 		rend:     rend,
-		res:      newResolver(),
 		kick:     make(chan struct{}, 1),
 		ready:    make(chan struct{}),
 		drained:  map[string]map[string]bool{},
 		appErrs:  map[string]string{},
 		liveApps: map[string]bool{},
-	}, nil
+	}
+	r.res = newResolver(r.poke) // an agent name resolved: sync again
+	return r, nil
 }
 
 // validAddr accepts host:port with a numeric port and a plain host.
@@ -240,24 +241,19 @@ func (r *Router) Err(app string) string {
 }
 
 // snapshot builds the model of the desired state.
-func (r *Router) snapshot(ctx context.Context) *model {
-	m, _ := r.snapshotGen(ctx)
+func (r *Router) snapshot() *model {
+	m, _ := r.snapshotGen()
 	return m
 }
 
 // snapshotGen builds the model of the desired state and returns the
-// generation it reflects. Agent names are resolved without the lock
-// held: Update never waits for DNS.
-func (r *Router) snapshotGen(ctx context.Context) (*model, uint64) {
-	r.mu.Lock()
-	apps, gen := r.apps, r.gen
-	r.mu.Unlock()
-	addrs := r.res.resolve(ctx, hostNames(apps))
+// generation it reflects.
+func (r *Router) snapshotGen() (*model, uint64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	m := build(apps, r.cfg.Domain, r.drained, addrs)
+	m := build(r.apps, r.cfg.Domain, r.drained, r.res.resolve(hostNames(r.apps)))
 	r.appErrs = m.errs
-	return m, gen
+	return m, r.gen
 }
 
 // generation counts the changes to the desired state.
@@ -275,7 +271,7 @@ func (r *Router) Run(ctx context.Context) error {
 		return fmt.Errorf("router: %w", err)
 	}
 	l := &loop{r: r, checked: make(chan candidate, 1)}
-	if err := l.install(ctx, r.snapshot(ctx)); err != nil {
+	if err := l.install(ctx, r.snapshot()); err != nil {
 		return fmt.Errorf("router: first configuration: %w", err)
 	}
 	if _, err := r.adoptOrStart(ctx, l); err != nil {
