@@ -36,6 +36,7 @@ func (s *Scheduler) Logs(ctx context.Context, app string, follow bool, w io.Writ
 	ag := newAgents(s.cfg.AgentPort, &http.Client{Timeout: 10 * time.Second})
 	out := bufio.NewWriter(w)
 	files := map[string]*sandboxFile{}
+	away := false // Marathon did not answer the last time: said once
 	for first := true; ; first = false {
 		tasks, err := s.logTasks(ctx, app)
 		switch {
@@ -44,7 +45,14 @@ func (s *Scheduler) Logs(ctx context.Context, app string, follow bool, w io.Writ
 		case err != nil && first:
 			return fmt.Errorf("logs %s: %w", app, err)
 		case err != nil:
-			fmt.Fprintf(out, "[flock] %s\n", err) // Marathon away a moment: keep following
+			// Marathon away a moment: keep following the tasks known.
+			if !away {
+				away = true
+				fmt.Fprintf(out, "[flock] task list: %s\n", err)
+			}
+			tasks = knownTasks(files)
+		default:
+			away = false
 		}
 		live := map[string]bool{}
 		for _, t := range tasks {
@@ -75,6 +83,20 @@ func (s *Scheduler) Logs(ctx context.Context, app string, follow bool, w io.Writ
 		case <-time.After(s.pollEvery):
 		}
 	}
+}
+
+// knownTasks are the tasks of files, sorted by id.
+func knownTasks(files map[string]*sandboxFile) []mTask {
+	byID := map[string]mTask{}
+	for _, f := range files {
+		byID[f.task.ID] = f.task
+	}
+	out := make([]mTask, 0, len(byID))
+	for _, t := range byID {
+		out = append(out, t)
+	}
+	slices.SortFunc(out, func(a, b mTask) int { return strings.Compare(a.ID, b.ID) })
+	return out
 }
 
 // logTasks lists the running tasks of app and of its process types,

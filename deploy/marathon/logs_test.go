@@ -193,3 +193,39 @@ func TestLogsNoApp(t *testing.T) {
 		t.Error("Logs accepted a bad name")
 	}
 }
+
+// TestLogsFollowMarathonAway: while Marathon does not answer, following
+// goes on with the tasks known (their agents still answer), says so once,
+// and reads nothing twice when Marathon is back.
+func TestLogsFollowMarathonAway(t *testing.T) {
+	f := newFake(t, marathontest.Options{RunTasks: true, CheckEvery: 20 * time.Millisecond})
+	s := newSched(t, Config{URLs: []string{f.URL}, AgentPort: f.Agent().Port, DeployTimeout: 20 * time.Second})
+	run(t, s)
+	logsApp(t, f, s, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out syncBuffer
+	done := make(chan error, 1)
+	go func() { done <- s.Logs(ctx, "hello", true, &out) }()
+	ticks := func() int { return strings.Count(out.String(), " tick\n") }
+	waitFor(t, 10*time.Second, "ticks", func() bool { return ticks() > 0 })
+
+	f.SetDown(true)
+	waitFor(t, 10*time.Second, "the note that Marathon is away", func() bool { return strings.Contains(out.String(), "[flock] task list: ") })
+	n := ticks()
+	waitFor(t, 10*time.Second, "ticks while Marathon is away", func() bool { return ticks() > n+5 })
+	f.SetDown(false)
+	n = ticks()
+	waitFor(t, 10*time.Second, "ticks with Marathon back", func() bool { return ticks() > n+5 })
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Logs: %v", err)
+	}
+	o := out.String()
+	if c := strings.Count(o, "[flock] task list: "); c != 1 {
+		t.Errorf("%d notes about Marathon, want 1:\n%.3000s", c, o)
+	}
+	if strings.Contains(o, " hello on stdout\n") || strings.Contains(o, " 1\n") {
+		t.Errorf("the start of stdout was read again after Marathon came back")
+	}
+}
