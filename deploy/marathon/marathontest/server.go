@@ -121,13 +121,14 @@ func (s *Server) Close() {
 		close(c)
 		delete(s.streams, c)
 	}
+	agent := s.agent
 	s.mu.Unlock()
 	for _, t := range all {
 		t.kill()
 	}
 	s.srv.CloseClientConnections()
 	s.srv.Close()
-	s.agent.close()
+	agent.close()
 	s.wg.Wait()
 	os.RemoveAll(s.tmp)
 }
