@@ -8,6 +8,25 @@ import (
 	"strings"
 )
 
+// flockChecks reads the checks, inside the "flock" object or beside it
+// (package.json's original form), once the ports are known.
+func (p parser) flockChecks(d *Descriptor, prefix string, m map[string]json.RawMessage, beside json.RawMessage) error {
+	var err error
+	checksKey, checks := prefix+"checks", m["checks"]
+	if beside != nil {
+		if checks != nil {
+			return p.fail("checks", "must not be given both beside and inside flock")
+		}
+		checksKey, checks = "checks", beside
+	}
+	if checks != nil {
+		if d.Checks, err = p.checks(checksKey, checks, d.Ports); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // checks parses the health checks; an empty list means the default TCP
 // check, as no list at all.
 func (p parser) checks(key string, raw json.RawMessage, ports int) ([]Check, error) {

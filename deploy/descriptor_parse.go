@@ -351,17 +351,5 @@ func (p parser) flock(d *Descriptor, prefix string, m map[string]json.RawMessage
 	if err := p.placement(d, prefix, m); err != nil {
 		return err
 	}
-	checksKey, checks := prefix+"checks", m["checks"]
-	if beside != nil {
-		if checks != nil {
-			return p.fail("checks", "must not be given both beside and inside flock")
-		}
-		checksKey, checks = "checks", beside
-	}
-	if checks != nil {
-		if d.Checks, err = p.checks(checksKey, checks, d.Ports); err != nil {
-			return err
-		}
-	}
-	return nil
+	return p.flockChecks(d, prefix, m, beside)
 }
