@@ -51,6 +51,17 @@ type Descriptor struct {
 	// ("worker", "clock"), by type: they run beside the app, unrouted
 	// (processes.go).
 	Processes map[string]string `json:"processes,omitempty"`
+	// Constraints are Marathon placement constraints, each [field,
+	// OPERATOR] or [field, OPERATOR, value] ("one instance per host":
+	// [["hostname", "UNIQUE"]]). The local scheduler ignores them.
+	Constraints [][]string `json:"constraints,omitempty"`
+	// Network is a Docker app's networking, NetworkHost (the default,
+	// "") or NetworkBridge with PortMappings (Marathon only).
+	Network      string        `json:"network,omitempty"`
+	PortMappings []PortMapping `json:"portMappings,omitempty"`
+	// ForcePullImage pulls the Docker image at every launch, for moving
+	// tags such as "latest" (Marathon only).
+	ForcePullImage bool `json:"forcePullImage,omitempty"`
 	// File is where the descriptor came from ("package.json", "flock.json").
 	File string `json:"file,omitempty"`
 }

@@ -97,8 +97,8 @@ func TestParseDescriptorErrors(t *testing.T) {
 		{"empty name", "flock.json", `{"name":""}`, `flock.json: name "" must be a DNS label: lower-case letters, digits and '-', starting and ending with a letter or digit, at most 63 characters`},
 		{"long name", "package.json", `{"name":"` + strings.Repeat("a", 64) + `"}`, "package.json: name \"" + strings.Repeat("a", 64) + "\" must be a DNS label: lower-case letters, digits and '-', starting and ending with a letter or digit, at most 63 characters"},
 		{"flock not an object", "package.json", pj(`[]`), `package.json: flock must be an object`},
-		{"unknown key", "package.json", pj(`{"instance":2}`), `package.json: flock.instance is not a known key (known: instances, cpus, mem, ports, cmd, env, idle, minInstances, maxInstances, domains, checks, image, branch, stableSeconds)`},
-		{"unknown key in flock.json", "flock.json", `{"flock":{}}`, `flock.json: flock is not a known key (known: instances, cpus, mem, ports, cmd, env, idle, minInstances, maxInstances, domains, checks, image, branch, stableSeconds)`},
+		{"unknown key", "package.json", pj(`{"instance":2}`), `package.json: flock.instance is not a known key (known: instances, cpus, mem, ports, cmd, env, idle, minInstances, maxInstances, domains, checks, image, branch, stableSeconds, constraints, network, portMappings, forcePullImage)`},
+		{"unknown key in flock.json", "flock.json", `{"flock":{}}`, `flock.json: flock is not a known key (known: instances, cpus, mem, ports, cmd, env, idle, minInstances, maxInstances, domains, checks, image, branch, stableSeconds, constraints, network, portMappings, forcePullImage)`},
 		{"instances string", "package.json", pj(`{"instances":"2"}`), `package.json: flock.instances must be an integer between 0 and 100`},
 		{"instances negative", "package.json", pj(`{"instances":-1}`), `package.json: flock.instances must be an integer between 0 and 100`},
 		{"instances absurd", "package.json", pj(`{"instances":1000000000000000000000}`), `package.json: flock.instances must be an integer between 0 and 100`},
@@ -283,6 +283,15 @@ func FuzzParseDescriptor(f *testing.F) {
 			if !validHost(h) {
 				t.Fatalf("accepted bad domain %q", h)
 			}
+		}
+		for _, c := range d.Constraints {
+			if _, ok := constraintOps[c[1]]; !ok || len(c) < 2 || len(c) > 3 || !constraintFieldRE.MatchString(c[0]) {
+				t.Fatalf("accepted bad constraint %q", c)
+			}
+		}
+		if (d.Network == NetworkBridge) != (len(d.PortMappings) > 0) || (d.Network == NetworkBridge && (d.Image == "" || d.Ports != len(d.PortMappings))) ||
+			(d.ForcePullImage && d.Image == "") || (d.Network != "" && d.Network != NetworkHost && d.Network != NetworkBridge) {
+			t.Fatalf("accepted inconsistent placement: %+v", d)
 		}
 		if d.Idle != "" && d.IdleTimeout(0) < 0 {
 			t.Fatalf("accepted negative idle %q", d.Idle)

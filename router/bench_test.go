@@ -42,13 +42,13 @@ func BenchmarkRender10kApps(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, err := rend.render(build(apps, "localhost", nil)); err != nil {
+		if _, err := rend.render(build(apps, "localhost", nil, nil)); err != nil {
 			b.Fatal(err)
 		}
 		cold += time.Since(start)
 		apps[5000].Instances[0].Port++
 		start = time.Now()
-		if _, err := rend.render(build(apps, "localhost", nil)); err != nil {
+		if _, err := rend.render(build(apps, "localhost", nil, nil)); err != nil {
 			b.Fatal(err)
 		}
 		warm += time.Since(start)

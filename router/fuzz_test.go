@@ -26,7 +26,7 @@ func FuzzRender(f *testing.F) {
 			Descriptor: deploy.Descriptor{Checks: []deploy.Check{{Path: path, IntervalSeconds: 1}}},
 			Instances:  []deploy.Instance{{ID: id, Host: host, Port: port, Healthy: true}},
 		}}
-		m := build(apps, "localhost", nil)
+		m := build(apps, "localhost", nil, nil)
 		cfg, err := rend.render(m)
 		if err != nil {
 			t.Fatal(err)

@@ -77,7 +77,7 @@ func renderCase(t *testing.T, dir string, c goldenCase) (cfg, hostsMap []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := build(c.apps, "localhost", nil)
+	m := build(c.apps, "localhost", nil, nil)
 	cfg, err = rend.render(m)
 	if err != nil {
 		t.Fatal(err)

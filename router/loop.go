@@ -54,6 +54,7 @@ func (l *loop) run(ctx context.Context) error {
 		case c := <-l.checked:
 			l.checkedConfig(ctx, c)
 		case <-retry.C:
+			l.r.res.refreshDue() // an answer that changes pokes the router
 			if l.live.pending() && l.sync(ctx) {
 				l.markDirty(timer, true)
 			}

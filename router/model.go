@@ -96,11 +96,39 @@ func serverAddr(host string, port int) (string, error) {
 	return net.JoinHostPort(host, strconv.Itoa(port)), nil
 }
 
+// resolvedAddr is host's resolved address with port, or why there is none.
+func resolvedAddr(addrs map[string]hostAddr, host string, port int) (string, error) {
+	a, ok := addrs[host]
+	switch {
+	case !ok:
+		return "", fmt.Errorf("host %q not resolved yet", host)
+	case a.err != nil:
+		return "", fmt.Errorf("host %q does not resolve: %w", host, a.err)
+	}
+	return serverAddr(a.ip, port)
+}
+
+// hostNames returns the host names (not IP literals) of the apps'
+// healthy instances: what build needs resolved.
+func hostNames(apps []deploy.App) map[string]bool {
+	out := map[string]bool{}
+	for _, a := range apps {
+		for _, in := range a.Instances {
+			if in.Healthy && isName(in.Host) && addrHostRE.MatchString(in.Host) {
+				out[in.Host] = true
+			}
+		}
+	}
+	return out
+}
+
 // build turns the desired apps into a model. Apps with invalid names are
 // skipped, invalid hosts and instances are left out; every refusal is kept
 // in errs so that `flock apps` can show it. drained names instances that
-// must not get new traffic (app → server names).
-func build(apps []deploy.App, domain string, drained map[string]map[string]bool) *model {
+// must not get new traffic (app → server names). addrs holds the address
+// of every host name among the instances (see resolver); an instance on a
+// name it lacks, or on a name that did not resolve, is left out.
+func build(apps []deploy.App, domain string, drained map[string]map[string]bool, addrs map[string]hostAddr) *model {
 	m := &model{hosts: map[string]string{}, errs: map[string]string{}}
 	sorted := slices.Clone(apps)
 	slices.SortFunc(sorted, func(a, b deploy.App) int { return strings.Compare(a.Name, b.Name) })
@@ -156,6 +184,9 @@ func build(apps []deploy.App, domain string, drained map[string]map[string]bool)
 				continue
 			}
 			addr, err := serverAddr(in.Host, in.Port)
+			if err == nil && isName(in.Host) {
+				addr, err = resolvedAddr(addrs, in.Host, in.Port)
+			}
 			if err != nil {
 				problems = append(problems, fmt.Sprintf("instance %s refused: %v", in.ID, err))
 				continue

@@ -60,7 +60,7 @@ func TestBuild(t *testing.T) {
 		{Name: "copy", Domains: []string{"api.example.com"}},
 		{Name: "NOPE"},
 	}
-	m := build(apps, "localhost", map[string]map[string]bool{"web": {"web.2_1002": true}})
+	m := build(apps, "localhost", map[string]map[string]bool{"web": {"web.2_1002": true}}, nil)
 	var names []string
 	for _, b := range m.backends {
 		names = append(names, b.Name)
@@ -177,7 +177,7 @@ func TestNewValidates(t *testing.T) {
 }
 
 func TestLiveNeedsReload(t *testing.T) {
-	m := build([]deploy.App{{Name: "a"}, {Name: "b"}}, "localhost", nil)
+	m := build([]deploy.App{{Name: "a"}, {Name: "b"}}, "localhost", nil, nil)
 	v := newLive(m)
 	for _, tc := range []struct {
 		name string
@@ -197,12 +197,12 @@ func TestLiveNeedsReload(t *testing.T) {
 			for i := range maxParked + 1 {
 				parked.backends["app_a"].servers[itoa(i)] = &liveServer{parked: true}
 			}
-			if !parked.needsReload(build([]deploy.App{{Name: "a"}, {Name: "b"}}, "localhost", nil)) {
+			if !parked.needsReload(build([]deploy.App{{Name: "a"}, {Name: "b"}}, "localhost", nil, nil)) {
 				t.Errorf("needsReload = false with %d parked servers", maxParked+1)
 			}
 		}
 		t.Run(tc.name, func(t *testing.T) {
-			if got := v.needsReload(build(tc.apps, "localhost", nil)); got != tc.want {
+			if got := v.needsReload(build(tc.apps, "localhost", nil, nil)); got != tc.want {
 				t.Errorf("needsReload = %v, want %v", got, tc.want)
 			}
 		})
@@ -216,7 +216,7 @@ func TestBuildKeepsEachAppsHost(t *testing.T) {
 		{Name: "a", Domains: []string{"b.localhost", "localhost", "127.0.0.1", "www.a.example"}},
 		{Name: "b"},
 	}
-	m := build(apps, "localhost", nil)
+	m := build(apps, "localhost", nil, nil)
 	want := map[string]string{"a.localhost": "app_a", "www.a.example": "app_a", "b.localhost": "app_b"}
 	if diff := cmp.Diff(want, m.hosts); diff != "" {
 		t.Errorf("hosts (-want +got):\n%s", diff)

@@ -66,6 +66,7 @@ type Router struct {
 	admin    runtimeAPI // the current worker, through the master
 	master   runtimeAPI // the master itself
 	rend     *renderer
+	res      *resolver
 
 	kick  chan struct{}
 	ready chan struct{}
@@ -140,7 +141,7 @@ func New(cfg Config) (*Router, error) {
 	if err != nil {
 		return nil, fmt.Errorf("router: %w", err)
 	}
-	return &Router{
+	r := &Router{
 		cfg:      cfg,
 		settings: s,
 		binary:   bin,
@@ -153,7 +154,9 @@ func New(cfg Config) (*Router, error) {
 		drained:  map[string]map[string]bool{},
 		appErrs:  map[string]string{},
 		liveApps: map[string]bool{},
-	}, nil
+	}
+	r.res = newResolver(r.poke) // an agent name resolved: sync again
+	return r, nil
 }
 
 // validAddr accepts host:port with a numeric port and a plain host.
@@ -248,7 +251,7 @@ func (r *Router) snapshot() *model {
 func (r *Router) snapshotGen() (*model, uint64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	m := build(r.apps, r.cfg.Domain, r.drained)
+	m := build(r.apps, r.cfg.Domain, r.drained, r.res.resolve(hostNames(r.apps)))
 	r.appErrs = m.errs
 	return m, r.gen
 }

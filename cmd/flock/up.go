@@ -45,6 +45,7 @@ type upConfig struct {
 	PublicURL                                string
 	Idle, WakeTimeout, HardStop              time.Duration
 	Builds, WakeQueue                        int
+	MesosAgentPort                           int // where Logs reads Marathon tasks' sandboxes
 	Demo, ReadOnly                           bool
 	Scaler                                   scaler.Config // its flags: scaler.Config.AddFlags
 	// TokenFrom, GitHubSecretFrom and GitHubTokenFrom say where Token,
@@ -77,6 +78,7 @@ func upCmd() *cobra.Command {
 	f.StringVar(&c.Scheduler, "scheduler", envOr("FLOCK_SCHEDULER", "local"), "local (this machine) or marathon (env FLOCK_SCHEDULER)")
 	f.StringVar(&c.MarathonURL, "marathon-url", envOr("FLOCK_MARATHON_URL", ""), "Marathon URLs, comma-separated (env FLOCK_MARATHON_URL)")
 	f.StringVar(&c.MarathonGroup, "marathon-group", envOr("FLOCK_MARATHON_GROUP", "/flock"), "Marathon group that holds Flock's apps (env FLOCK_MARATHON_GROUP)")
+	f.IntVar(&c.MesosAgentPort, "mesos-agent-port", marathon.DefaultAgentPort, "HTTP port of the Mesos agents, where `flock logs` reads Marathon tasks' output")
 	f.StringVar(&c.GitHubSecret, "github-secret", envOr("FLOCK_GITHUB_SECRET", ""), "GitHub webhook secret; without it the webhook answers 503. Prefer --github-secret-file: a command line is readable by every local user (env FLOCK_GITHUB_SECRET)")
 	c.GitHubSecretFrom.flag = "github-secret"
 	f.StringVar(&c.GitHubSecretFrom.file, "github-secret-file", envOr("FLOCK_GITHUB_SECRET_FILE", ""), "file holding the GitHub webhook secret, kept off the command line (env FLOCK_GITHUB_SECRET_FILE)")
@@ -407,7 +409,8 @@ func newScheduler(c upConfig, drainer deploy.Drainer, resign func(string) string
 		if c.MarathonURL == "" {
 			return nil, false, errors.New("--scheduler marathon needs --marathon-url (env FLOCK_MARATHON_URL)")
 		}
-		s, err := marathon.New(marathon.Config{URLs: strings.Split(c.MarathonURL, ","), Group: c.MarathonGroup, Drainer: drainer, Logger: logger, Resign: resign})
+		s, err := marathon.New(marathon.Config{URLs: strings.Split(c.MarathonURL, ","), Group: c.MarathonGroup, Drainer: drainer, Logger: logger, Resign: resign,
+			AgentPort: c.MesosAgentPort})
 		if err != nil {
 			return nil, false, err
 		}

@@ -113,9 +113,11 @@ func (s *Scheduler) definition(spec deploy.Spec) *gomarathon.Application {
 		if spec.Command == "" {
 			app.Cmd = nil
 		}
+		place(app, d)
 		return app
 	}
 	app.Fetch = &[]gomarathon.Fetch{{URI: spec.SlugURL, Extract: true}}
+	place(app, d)
 	return app
 }
 

@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -46,6 +45,9 @@ type Config struct {
 	// zero instances sends the fresh URL with the new count: no task runs
 	// then, so the change restarts nothing. Optional.
 	Resign func(url string) string
+	// AgentPort is the Mesos agents' HTTP port, where Logs reads the
+	// tasks' sandboxes (--mesos-agent-port). Default DefaultAgentPort.
+	AgentPort int
 }
 
 // Scheduler runs Flock's apps as Marathon apps. It implements
@@ -138,12 +140,6 @@ func New(cfg Config) (*Scheduler, error) {
 // Changes implements deploy.Scheduler. Names are coalesced while the reader
 // is busy, so the last change of an app is never lost. It is fed by Run.
 func (s *Scheduler) Changes() <-chan string { return s.changes }
-
-// Logs implements deploy.Scheduler: task output lives in the Mesos agents'
-// sandboxes, which Flock does not read.
-func (s *Scheduler) Logs(context.Context, string, bool, io.Writer) error {
-	return fmt.Errorf("logs on marathon (see the Mesos UI sandbox): %w", deploy.ErrUnsupported)
-}
 
 // Instances implements deploy.Scheduler from the cache; an app not cached
 // yet is read from Marathon, and an app Marathon does not have has no

@@ -188,11 +188,12 @@ func TestFailover(t *testing.T) {
 	waitFor(t, 5*time.Second, "event stream back on the first Marathon", func() bool { return a.Streams() == 1 })
 }
 
-// TestLogsUnsupported: Marathon keeps logs in the agents' sandboxes.
-func TestLogsUnsupported(t *testing.T) {
+// TestLogsMarathonDown: without Marathon there is no task list to read
+// logs from; the error names what was tried.
+func TestLogsMarathonDown(t *testing.T) {
 	s := newSched(t, Config{URLs: []string{"http://127.0.0.1:1"}})
-	if err := s.Logs(context.Background(), "hello", false, &bytes.Buffer{}); !errors.Is(err, deploy.ErrUnsupported) {
-		t.Errorf("Logs = %v, want ErrUnsupported", err)
+	if err := s.Logs(context.Background(), "hello", false, &bytes.Buffer{}); !errors.Is(err, errUnreachable) {
+		t.Errorf("Logs = %v, want unreachable", err)
 	}
 }
 

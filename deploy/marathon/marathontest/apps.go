@@ -113,6 +113,10 @@ func (s *Server) createApp(w http.ResponseWriter, body []byte) {
 		writeJSON(w, 400, map[string]any{"message": "Invalid JSON", "details": []any{}})
 		return
 	}
+	if details := invalidPlacement(a); details != nil {
+		writeJSON(w, 422, map[string]any{"message": "Object is not valid", "details": details})
+		return
+	}
 	id := normID(fmt.Sprint(a["id"]))
 	s.mu.Lock()
 	defer s.mu.Unlock()

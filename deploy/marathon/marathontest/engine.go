@@ -125,10 +125,7 @@ func (s *Server) startLocked(id string, a map[string]any) *task {
 		State:    "TASK_STAGING",
 		Checks:   len(checks),
 	}
-	ports := 1
-	if pd, ok := a["portDefinitions"].([]any); ok {
-		ports = len(pd)
-	}
+	ports := portCount(a)
 	for d := range s.deployments {
 		if s.deployments[d].AppID == id {
 			s.deployments[d].tasks = append(s.deployments[d].tasks, t.ID)

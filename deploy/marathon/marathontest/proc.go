@@ -119,7 +119,12 @@ func (s *Server) run(t *task, p *proc, a map[string]any) error {
 		return err
 	}
 	defer out.Close()
-	cmd.Stdout, cmd.Stderr = out, out
+	errs, err := os.Create(filepath.Join(dir, "stderr")) // Mesos keeps the two apart
+	if err != nil {
+		return err
+	}
+	defer errs.Close()
+	cmd.Stdout, cmd.Stderr = out, errs
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	p.mu.Lock()
 	if p.quitting {

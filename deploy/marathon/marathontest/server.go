@@ -64,6 +64,7 @@ type Server struct {
 	seq         int
 	stop        chan struct{}
 	wg          sync.WaitGroup
+	agent       *Agent // the Mesos agent stand-in, once asked for
 }
 
 type failure struct {
@@ -120,12 +121,14 @@ func (s *Server) Close() {
 		close(c)
 		delete(s.streams, c)
 	}
+	agent := s.agent
 	s.mu.Unlock()
 	for _, t := range all {
 		t.kill()
 	}
 	s.srv.CloseClientConnections()
 	s.srv.Close()
+	agent.close()
 	s.wg.Wait()
 	os.RemoveAll(s.tmp)
 }
