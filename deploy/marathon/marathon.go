@@ -35,6 +35,9 @@ type Config struct {
 	// Resync is how often every app is re-read, whatever the events said.
 	// Default 3m.
 	Resync time.Duration
+	// EventIdle is how long the event stream may stay silent before it is
+	// reconnected; Marathon sends a heartbeat every 10 s. Default 1m.
+	EventIdle time.Duration
 	// HTTPClient talks to Marathon. Default: a client with a 15 s timeout
 	// (the event stream uses a copy without the timeout).
 	HTTPClient *http.Client
@@ -126,6 +129,9 @@ func New(cfg Config) (*Scheduler, error) {
 	}
 	if cfg.Resync <= 0 {
 		cfg.Resync = 3 * time.Minute
+	}
+	if cfg.EventIdle <= 0 {
+		cfg.EventIdle = time.Minute
 	}
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = &http.Client{Timeout: 15 * time.Second}
