@@ -74,6 +74,9 @@ type Scheduler struct {
 	waiting map[string]string // deployment id → app, while Deploy waits
 	done    map[string]bool   // deployment id → succeeded, from events
 
+	version   string    // Marathon's, from /v2/info (version.go)
+	versionAt time.Time // when it was read
+
 	wake    chan struct{} // a change is pending (cap 1)
 	kick    chan struct{} // a deployment event arrived (cap 1)
 	changes chan string

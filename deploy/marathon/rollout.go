@@ -31,6 +31,7 @@ func (s *Scheduler) Deploy(ctx context.Context, spec deploy.Spec, log io.Writer)
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.DeployTimeout)
 	defer cancel()
 	id := s.appID(spec.App)
+	s.readVersion(ctx)
 	def := s.definition(spec)
 	var prev *mApp
 	var depID string
