@@ -316,10 +316,15 @@ func (s *Scheduler) drain(ctx context.Context, app string, ins []deploy.Instance
 	wg.Wait()
 }
 
-// youngest picks k task ids to kill: not yet running first, then the most
-// recently started.
+// youngest picks k task ids to kill among the live tasks: not yet running
+// first, then the most recently started.
 func youngest(tasks []mTask, k int) []string {
-	ts := append([]mTask(nil), tasks...)
+	var ts []mTask
+	for _, t := range tasks {
+		if t.live() { // a task being killed already goes
+			ts = append(ts, t)
+		}
+	}
 	sort.SliceStable(ts, func(i, j int) bool {
 		if ts[i].running() != ts[j].running() {
 			return !ts[i].running()
