@@ -239,4 +239,3 @@ func healthEvent(t *task) map[string]any {
 	return map[string]any{"eventType": "health_status_changed_event", "timestamp": time.Now().UTC().Format(time.RFC3339Nano),
 		"appId": t.AppID, "instanceId": t.ID, "version": t.Version, "alive": alive}
 }
-
