@@ -126,6 +126,9 @@ func (c *cluster) do(ctx context.Context, f func(base string, m gomarathon.Marat
 			c.mu.Lock()
 			c.cur = i
 			c.mu.Unlock()
+			if errors.Is(err, errAuth) {
+				err = fmt.Errorf("%s: %w", base, err) // which Marathon refused
+			}
 			return err
 		}
 		if errors.Is(err, gomarathon.ErrMarathonDown) {

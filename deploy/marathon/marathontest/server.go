@@ -69,6 +69,9 @@ type Request struct {
 	Path   string
 	Query  string
 	Body   []byte
+	// Authorized: the request carried the credentials Options demand
+	// (always true without them).
+	Authorized bool
 }
 
 // Server is the fake Marathon. Its methods are safe for concurrent use.
@@ -282,7 +285,8 @@ func (s *Server) App(id string) map[string]any {
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	s.mu.Lock()
-	s.requests = append(s.requests, Request{r.Method, r.URL.Path, r.URL.RawQuery, body})
+	authorized := s.authorized(r)
+	s.requests = append(s.requests, Request{r.Method, r.URL.Path, r.URL.RawQuery, body, authorized})
 	down := s.down
 	status := 0
 	for i := range s.fails {
@@ -295,7 +299,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	static, hasStatic := s.static[r.Method+" "+r.URL.Path]
 	s.mu.Unlock()
-	if !s.authorized(r) {
+	if !authorized {
 		w.Header().Set("WWW-Authenticate", `Basic realm="Mesosphere Marathon"`)
 		writeJSON(w, http.StatusUnauthorized, map[string]any{"message": "Invalid username or password."})
 		return
