@@ -287,27 +287,60 @@ func (c *cluster) App(ctx context.Context, id string) (mApp, error) {
 
 // Create implements api.
 func (c *cluster) Create(ctx context.Context, def *gomarathon.Application) (string, error) {
-	var id string
-	err := c.do(ctx, func(_ string, m gomarathon.Marathon) error {
-		app, err := m.CreateApplication(def)
-		if err != nil {
-			return apiErr(err)
-		}
-		for _, d := range app.Deployments {
-			id = d["id"]
-		}
-		return nil
+	body, err := encodeDef(def)
+	if err != nil {
+		return "", err
+	}
+	var app struct {
+		Deployments []struct {
+			ID string `json:"id"`
+		} `json:"deployments"`
+	}
+	err = c.do(ctx, func(base string, _ gomarathon.Marathon) error {
+		return c.call(ctx, base, http.MethodPost, "/v2/apps", body, &app)
 	})
+	id := ""
+	for _, d := range app.Deployments {
+		id = d.ID
+	}
 	return id, err
+}
+
+// encodeDef is def's JSON with every health check's gracePeriodSeconds,
+// also 0: go-marathon omits a zero, and Marathon then applies its default
+// of 300 s (app.raml) where the descriptor said none.
+func encodeDef(def *gomarathon.Application) (json.RawMessage, error) {
+	b, err := json.Marshal(def)
+	if err != nil || def.HealthChecks == nil {
+		return b, err
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, err
+	}
+	hcs, _ := m["healthChecks"].([]any)
+	for i, hc := range *def.HealthChecks {
+		if i >= len(hcs) {
+			break
+		}
+		if h, ok := hcs[i].(map[string]any); ok {
+			h["gracePeriodSeconds"] = hc.GracePeriodSeconds
+		}
+	}
+	return json.Marshal(m)
 }
 
 // Replace implements api with PUT ?partialUpdate=false (Marathon ≥1.4,
 // apps.raml): without it a PUT merges, and a switch from a Docker image to
 // a slug would keep the old container (and the reverse the old fetch).
 func (c *cluster) Replace(ctx context.Context, def *gomarathon.Application) (string, error) {
+	body, err := encodeDef(def)
+	if err != nil {
+		return "", err
+	}
 	var d gomarathon.DeploymentID
-	err := c.do(ctx, func(base string, _ gomarathon.Marathon) error {
-		return c.call(ctx, base, http.MethodPut, "/v2/apps"+def.ID+"?partialUpdate=false", def, &d)
+	err = c.do(ctx, func(base string, _ gomarathon.Marathon) error {
+		return c.call(ctx, base, http.MethodPut, "/v2/apps"+def.ID+"?partialUpdate=false", body, &d)
 	})
 	return d.DeploymentID, err
 }
