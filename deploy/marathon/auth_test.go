@@ -202,3 +202,30 @@ func TestBadCredentialConfig(t *testing.T) {
 		t.Errorf("Instances with an empty token file = %v", err)
 	}
 }
+
+// TestTokenFileRotation: a new token written to the file is used from the
+// next request on, without restarting Flock.
+func TestTokenFileRotation(t *testing.T) {
+	tok := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tok, []byte("token-1"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f := newFake(t, marathontest.Options{Token: "token-1"})
+	s := newSched(t, Config{URLs: []string{f.URL}, TokenFile: tok})
+	ctx := context.Background()
+	if err := s.Deploy(ctx, testSpec("hello", "v1", 1), &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	f.SetToken("token-2")
+	if err := s.Scale(ctx, "hello", 2); !errors.Is(err, errAuth) {
+		t.Fatalf("Scale with the old token = %v, want errAuth", err)
+	}
+	if err := os.WriteFile(tok, []byte("token-2\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	later := time.Now().Add(time.Second) // a new mtime, however coarse the file system's clock
+	os.Chtimes(tok, later, later)
+	if err := s.Scale(ctx, "hello", 2); err != nil {
+		t.Fatalf("Scale with the new token: %v", err)
+	}
+}

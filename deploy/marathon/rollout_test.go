@@ -206,8 +206,8 @@ func TestSleepAndWake(t *testing.T) {
 		t.Fatal(err)
 	}
 	kill := requests(f, "POST", "/v2/tasks/delete")
-	if len(kill) != 1 || query(kill[0]).Get("scale") != "true" {
-		t.Fatalf("partial scale-down: %+v, want one POST /v2/tasks/delete?scale=true", kill)
+	if len(kill) != 1 || query(kill[0]).Get("scale") != "true" || query(kill[0]).Get("force") != "true" {
+		t.Fatalf("partial scale-down: %+v, want one POST /v2/tasks/delete?scale=true&force=true", kill)
 	}
 	var body struct{ IDs []string }
 	json.Unmarshal(kill[0].Body, &body)

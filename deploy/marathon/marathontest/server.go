@@ -339,7 +339,15 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	s.route(w, r, body)
 }
 
-// authorized checks the credentials Options demand.
+// SetToken changes the DC/OS token the server demands, as after the
+// operator's job issued a new one.
+func (s *Server) SetToken(token string) {
+	s.mu.Lock()
+	s.opts.Token = token
+	s.mu.Unlock()
+}
+
+// authorized checks the credentials Options demand. Caller holds s.mu.
 func (s *Server) authorized(r *http.Request) bool {
 	switch {
 	case s.opts.Token != "":
