@@ -120,3 +120,24 @@ func TestSilentStreamReconnects(t *testing.T) {
 	lists := len(requests(f, "GET", "/v2/apps"))
 	waitFor(t, 5*time.Second, "a resync", func() bool { return len(requests(f, "GET", "/v2/apps")) > lists })
 }
+
+// BenchmarkReadSSEHeavy reads heavy deployment events (2 MiB each, over
+// maxEvent, so read through and dropped) and small ones, as a 1.5 cluster
+// sends them.
+func BenchmarkReadSSEHeavy(b *testing.B) {
+	var in bytes.Buffer
+	for range 4 {
+		in.WriteString("event: deployment_info\ndata: {\"plan\":\"" + strings.Repeat("y", 2<<20) + "\"}\n\n")
+		for range 100 {
+			in.WriteString("event: status_update_event\ndata: {\"eventType\":\"status_update_event\",\"appId\":\"/flock/a\"}\n\n")
+		}
+	}
+	doc := in.Bytes()
+	b.SetBytes(int64(len(doc)))
+	b.ReportAllocs()
+	events := 0
+	for b.Loop() {
+		readSSE(bytes.NewReader(doc), func(string, []byte) { events++ })
+	}
+	b.ReportMetric(float64(events)/b.Elapsed().Seconds(), "events/s")
+}
