@@ -297,7 +297,8 @@ func (c *cluster) rotate() {
 }
 
 // apiErr turns go-marathon's errors into Flock's: 404 → errNotFound,
-// 409 → conflictError; ErrMarathonDown stays (the cluster moves on).
+// 409 → conflictError, 401/403 → errAuth; ErrMarathonDown stays (the
+// cluster moves on).
 func apiErr(err error) error {
 	var ae *gomarathon.APIError
 	if errors.As(err, &ae) {
@@ -306,6 +307,8 @@ func apiErr(err error) error {
 			return errNotFound
 		case gomarathon.ErrCodeAppLocked, gomarathon.ErrCodeDuplicateID:
 			return &conflictError{msg: ae.Error()}
+		case gomarathon.ErrCodeUnauthorized, gomarathon.ErrCodeForbidden:
+			return errAuth
 		}
 	}
 	return err
