@@ -58,7 +58,7 @@ func (s secretSource) warn(log *slog.Logger) {
 // secretEnv are the variables that may carry secrets. Flock removes them
 // from its own environment once read, so that the processes it starts
 // (builds run an app's own scripts) do not inherit them.
-var secretEnv = []string{"FLOCK_TOKEN", "FLOCK_GITHUB_SECRET", "FLOCK_GITHUB_TOKEN"}
+var secretEnv = []string{"FLOCK_TOKEN", "FLOCK_GITHUB_SECRET", "FLOCK_GITHUB_TOKEN", "FLOCK_MARATHON_PASSWORD", "FLOCK_MARATHON_URL"}
 
 func dropSecretEnv() {
 	for _, k := range secretEnv {

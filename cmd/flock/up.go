@@ -40,6 +40,9 @@ import (
 type upConfig struct {
 	DataDir, Domain, HTTP, API, Stats, Waker string
 	Scheduler, MarathonURL, MarathonGroup    string
+	MarathonUser, MarathonPassword           string // basic auth; the password resolved from MarathonPasswordFrom
+	MarathonTokenFile                        string // DC/OS token, re-read by the scheduler when it changes
+	MarathonPasswordFrom                     secretSource
 	GitHubSecret, GitHubToken, GitHubAPIURL  string
 	ArtifactURL, Token, DemoDir, LogLevel    string
 	PublicURL                                string
@@ -64,6 +67,7 @@ func upCmd() *cobra.Command {
 			c.TokenFrom.value, c.TokenFrom.onCmdline = c.Token, cmd.Flags().Changed("token")
 			c.GitHubSecretFrom.value, c.GitHubSecretFrom.onCmdline = c.GitHubSecret, cmd.Flags().Changed("github-secret")
 			c.GitHubTokenFrom.value, c.GitHubTokenFrom.onCmdline = c.GitHubToken, cmd.Flags().Changed("github-token")
+			c.MarathonPasswordFrom.value, c.MarathonPasswordFrom.onCmdline = c.MarathonPassword, cmd.Flags().Changed("marathon-password")
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			return up(ctx, c)
@@ -79,6 +83,11 @@ func upCmd() *cobra.Command {
 	f.StringVar(&c.MarathonURL, "marathon-url", envOr("FLOCK_MARATHON_URL", ""), "Marathon URLs, comma-separated (env FLOCK_MARATHON_URL)")
 	f.StringVar(&c.MarathonGroup, "marathon-group", envOr("FLOCK_MARATHON_GROUP", "/flock"), "Marathon group that holds Flock's apps (env FLOCK_MARATHON_GROUP)")
 	f.IntVar(&c.MesosAgentPort, "mesos-agent-port", marathon.DefaultAgentPort, "HTTP port of the Mesos agents, where `flock logs` reads Marathon tasks' output")
+	f.StringVar(&c.MarathonUser, "marathon-user", envOr("FLOCK_MARATHON_USER", ""), "HTTP basic auth user for Marathon's --http_credentials (env FLOCK_MARATHON_USER)")
+	f.StringVar(&c.MarathonPassword, "marathon-password", envOr("FLOCK_MARATHON_PASSWORD", ""), "HTTP basic auth password for Marathon; prefer --marathon-password-file (env FLOCK_MARATHON_PASSWORD)")
+	c.MarathonPasswordFrom.flag = "marathon-password"
+	f.StringVar(&c.MarathonPasswordFrom.file, "marathon-password-file", envOr("FLOCK_MARATHON_PASSWORD_FILE", ""), "file holding the Marathon password (env FLOCK_MARATHON_PASSWORD_FILE)")
+	f.StringVar(&c.MarathonTokenFile, "marathon-token-file", envOr("FLOCK_MARATHON_TOKEN_FILE", ""), "file holding a DC/OS token, sent as Authorization: token=…; re-read when it changes (env FLOCK_MARATHON_TOKEN_FILE)")
 	f.StringVar(&c.GitHubSecret, "github-secret", envOr("FLOCK_GITHUB_SECRET", ""), "GitHub webhook secret; without it the webhook answers 503. Prefer --github-secret-file: a command line is readable by every local user (env FLOCK_GITHUB_SECRET)")
 	c.GitHubSecretFrom.flag = "github-secret"
 	f.StringVar(&c.GitHubSecretFrom.file, "github-secret-file", envOr("FLOCK_GITHUB_SECRET_FILE", ""), "file holding the GitHub webhook secret, kept off the command line (env FLOCK_GITHUB_SECRET_FILE)")
@@ -199,7 +208,10 @@ func up(ctx context.Context, c upConfig) error {
 	if c.GitHubToken, err = c.GitHubTokenFrom.resolve(); err != nil {
 		return err
 	}
-	for _, s := range []secretSource{c.TokenFrom, c.GitHubSecretFrom, c.GitHubTokenFrom} {
+	if c.MarathonPassword, err = c.MarathonPasswordFrom.resolve(); err != nil {
+		return err
+	}
+	for _, s := range []secretSource{c.TokenFrom, c.GitHubSecretFrom, c.GitHubTokenFrom, c.MarathonPasswordFrom} {
 		s.warn(logger)
 	}
 	dropSecretEnv()
@@ -410,7 +422,7 @@ func newScheduler(c upConfig, drainer deploy.Drainer, resign func(string) string
 			return nil, false, errors.New("--scheduler marathon needs --marathon-url (env FLOCK_MARATHON_URL)")
 		}
 		s, err := marathon.New(marathon.Config{URLs: strings.Split(c.MarathonURL, ","), Group: c.MarathonGroup, Drainer: drainer, Logger: logger, Resign: resign,
-			AgentPort: c.MesosAgentPort})
+			AgentPort: c.MesosAgentPort, User: c.MarathonUser, Password: c.MarathonPassword, TokenFile: c.MarathonTokenFile})
 		if err != nil {
 			return nil, false, err
 		}

@@ -79,8 +79,11 @@ func (s *Scheduler) definition(spec deploy.Spec) *gomarathon.Application {
 
 	checks := []gomarathon.HealthCheck{}
 	if d.Ports > 0 || len(d.Checks) > 0 { // a process with no port (a worker) is judged by staying up
-		for _, c := range d.EffectiveChecks() {
-			checks = append(checks, healthCheck(c, ports))
+		mesos := s.mesosChecks()
+		for i, c := range d.EffectiveChecks() {
+			// Marathon allows one Mesos check per app
+			// (AppValidation: "at most one Mesos health check").
+			checks = append(checks, healthCheck(c, ports, mesos && i == 0))
 		}
 	}
 	app.HealthChecks = &checks
@@ -123,7 +126,11 @@ func (s *Scheduler) definition(spec deploy.Spec) *gomarathon.Application {
 
 // healthCheck translates a descriptor check: HTTP with a path, else TCP;
 // always on port index 0 unless the check names another existing port.
-func healthCheck(c deploy.Check, ports int) gomarathon.HealthCheck {
+// With mesos it is the Mesos-run kind (MESOS_HTTP, MESOS_TCP): the
+// executor on the agent checks its task, where Marathon's own kind is
+// deprecated since 1.4 and throttled in 1.8. The values are the
+// descriptor's, from EffectiveChecks, never defaults of Marathon's.
+func healthCheck(c deploy.Check, ports int, mesos bool) gomarathon.HealthCheck {
 	c = c.Normalized() // the descriptor's defaults; an explicit grace of 0 stays 0
 	hc := gomarathon.HealthCheck{
 		Protocol:           "TCP",
@@ -139,6 +146,9 @@ func healthCheck(c deploy.Check, ports int) gomarathon.HealthCheck {
 	if c.Path != "" {
 		hc.Protocol = "HTTP"
 		hc = hc.SetPath(c.Path)
+	}
+	if mesos {
+		hc.Protocol = "MESOS_" + hc.Protocol
 	}
 	return hc
 }

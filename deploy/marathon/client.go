@@ -25,8 +25,18 @@ type api interface {
 	App(ctx context.Context, id string) (mApp, error)
 	// Create posts a new app and returns the id of its deployment.
 	Create(ctx context.Context, def *gomarathon.Application) (string, error)
-	// Update puts a (partial) definition and returns the deployment id.
-	Update(ctx context.Context, def *gomarathon.Application) (string, error)
+	// Replace puts a whole definition (partialUpdate=false): fields it
+	// leaves out are removed, not kept. It returns the deployment id.
+	Replace(ctx context.Context, def *gomarathon.Application) (string, error)
+	// Update puts a partial definition (Marathon's default PUT merges it
+	// into the app) and returns the deployment id. With force it
+	// supersedes a deployment in progress instead of answering 409.
+	Update(ctx context.Context, def *gomarathon.Application, force bool) (string, error)
+	// ResetDelay ends the app's launch backoff (DELETE
+	// /v2/queue/<id>/delay); an app without a delay is no error.
+	ResetDelay(ctx context.Context, id string) error
+	// Version is the version Marathon's /v2/info reports.
+	Version(ctx context.Context) (string, error)
 	// Delete removes an app (forced: a deployment in progress does not
 	// block it) and returns the deployment id.
 	Delete(ctx context.Context, id string) (string, error)
@@ -36,7 +46,8 @@ type api interface {
 	Rollback(ctx context.Context, deploymentID string) error
 	// Revert puts an app back on one of its earlier versions.
 	Revert(ctx context.Context, id, version string) (string, error)
-	// KillTasks kills tasks and lowers the app's instances by as many.
+	// KillTasks kills tasks and lowers the app's instances by as many,
+	// superseding a deployment in progress.
 	KillTasks(ctx context.Context, ids []string) error
 	// Events opens the event stream of one Marathon and names it.
 	Events(ctx context.Context) (io.ReadCloser, string, error)
@@ -44,6 +55,8 @@ type api interface {
 
 var (
 	errNotFound = errors.New("marathon: not found")
+	// errAuth: Marathon refused Flock's credentials (401/403).
+	errAuth = errors.New("marathon refused the credentials (check --marathon-user, --marathon-password, --marathon-token-file)")
 	// errUnreachable is wrapped by UnreachableError.
 	errUnreachable = errors.New("marathon unreachable")
 )
@@ -111,6 +124,9 @@ func (c *cluster) do(ctx context.Context, f func(base string, m gomarathon.Marat
 			c.mu.Lock()
 			c.cur = i
 			c.mu.Unlock()
+			if errors.Is(err, errAuth) {
+				err = fmt.Errorf("%s: %w", base, err) // which Marathon refused
+			}
 			return err
 		}
 		if errors.Is(err, gomarathon.ErrMarathonDown) {
@@ -169,17 +185,10 @@ func (c *cluster) get(ctx context.Context, base, path string) ([]byte, error) {
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	switch {
-	case err != nil:
+	if err != nil {
 		return nil, &downError{err}
-	case resp.StatusCode == http.StatusNotFound:
-		return nil, errNotFound
-	case resp.StatusCode >= 500:
-		return nil, &downError{fmt.Errorf("status %d", resp.StatusCode)}
-	case resp.StatusCode >= 300:
-		return nil, fmt.Errorf("GET %s: status %d: %s", path, resp.StatusCode, oneLine(body))
 	}
-	return body, nil
+	return body, statusErr(http.MethodGet, path, resp.StatusCode, body)
 }
 
 // Apps implements api.
@@ -211,27 +220,11 @@ func (c *cluster) App(ctx context.Context, id string) (mApp, error) {
 	return app, err
 }
 
-// Create implements api.
-func (c *cluster) Create(ctx context.Context, def *gomarathon.Application) (string, error) {
-	var id string
-	err := c.do(ctx, func(_ string, m gomarathon.Marathon) error {
-		app, err := m.CreateApplication(def)
-		if err != nil {
-			return apiErr(err)
-		}
-		for _, d := range app.Deployments {
-			id = d["id"]
-		}
-		return nil
-	})
-	return id, err
-}
-
 // Update implements api.
-func (c *cluster) Update(ctx context.Context, def *gomarathon.Application) (string, error) {
+func (c *cluster) Update(ctx context.Context, def *gomarathon.Application, force bool) (string, error) {
 	var id string
 	err := c.do(ctx, func(_ string, m gomarathon.Marathon) error {
-		d, err := m.UpdateApplication(def, false)
+		d, err := m.UpdateApplication(def, force)
 		if err != nil {
 			return apiErr(err)
 		}
@@ -291,33 +284,8 @@ func (c *cluster) Revert(ctx context.Context, appID, version string) (string, er
 // KillTasks implements api.
 func (c *cluster) KillTasks(ctx context.Context, ids []string) error {
 	return c.do(ctx, func(_ string, m gomarathon.Marathon) error {
-		return apiErr(m.KillTasks(ids, &gomarathon.KillTaskOpts{Scale: true}))
+		return apiErr(m.KillTasks(ids, &gomarathon.KillTaskOpts{Scale: true, Force: true}))
 	})
-}
-
-// Events implements api: it opens /v2/events on the first Marathon that
-// answers, starting with the current one.
-func (c *cluster) Events(ctx context.Context) (io.ReadCloser, string, error) {
-	var body io.ReadCloser
-	var from string
-	err := c.do(ctx, func(base string, _ gomarathon.Marathon) error {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v2/events", nil)
-		if err != nil {
-			return err
-		}
-		req.Header.Set("Accept", "text/event-stream")
-		resp, err := c.stream.Do(req)
-		if err != nil {
-			return &downError{err}
-		}
-		if resp.StatusCode != http.StatusOK {
-			resp.Body.Close()
-			return &downError{fmt.Errorf("events: status %d", resp.StatusCode)}
-		}
-		body, from = resp.Body, base
-		return nil
-	})
-	return body, from, err
 }
 
 // rotate makes the next URL current: the event loop calls it when a stream
@@ -329,7 +297,8 @@ func (c *cluster) rotate() {
 }
 
 // apiErr turns go-marathon's errors into Flock's: 404 → errNotFound,
-// 409 → conflictError; ErrMarathonDown stays (the cluster moves on).
+// 409 → conflictError, 401/403 → errAuth; ErrMarathonDown stays (the
+// cluster moves on).
 func apiErr(err error) error {
 	var ae *gomarathon.APIError
 	if errors.As(err, &ae) {
@@ -338,6 +307,8 @@ func apiErr(err error) error {
 			return errNotFound
 		case gomarathon.ErrCodeAppLocked, gomarathon.ErrCodeDuplicateID:
 			return &conflictError{msg: ae.Error()}
+		case gomarathon.ErrCodeUnauthorized, gomarathon.ErrCodeForbidden:
+			return errAuth
 		}
 	}
 	return err

@@ -91,6 +91,17 @@ func (t mTask) running() bool {
 	return t.StartedAt != ""
 }
 
+// live reports whether the task is or will be running: not being killed
+// (TASK_KILLING, reported by Marathon ≥1.1 with Mesos ≥0.28) and not
+// ended. Marathon 1.4 sends no state: live.
+func (t mTask) live() bool {
+	switch t.State {
+	case "", "TASK_STAGING", "TASK_STARTING", "TASK_RUNNING":
+		return true
+	}
+	return false
+}
+
 // healthy: running and every health check result alive; an app without
 // checks counts a running task as healthy; a task of an app with checks
 // and no result yet is not healthy.
@@ -156,7 +167,7 @@ func (a mApp) instances(older map[string]string) []deploy.Instance {
 // newHealthy counts the running, healthy tasks of the current config.
 func (a mApp) newHealthy() (healthy, total int) {
 	for _, t := range a.Tasks {
-		if !a.current(t) {
+		if !a.current(t) || !t.live() {
 			continue
 		}
 		total++

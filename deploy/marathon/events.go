@@ -2,11 +2,15 @@ package marathon
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -125,35 +129,87 @@ func appFromTask(id string) string {
 	return "/" + strings.ReplaceAll(id[:i], "_", "/")
 }
 
-// readSSE calls fn with the data of each text/event-stream message of r
-// until r ends.
+// maxEvent bounds the data of one event Flock keeps in memory. A bigger
+// one (a heavy deployment event from a Marathon before 1.6, which carries
+// the whole root group twice) is skipped, not fatal: the reader asks for a
+// resync instead, since events only say what to re-read.
+var maxEvent = 1 << 20
+
+// readSSE calls fn with the name and data of each text/event-stream
+// message of r until r ends. Lines have no length limit; an event whose
+// data passes maxEvent is read through and dropped, and fn gets it with
+// nil data so that the caller can resync.
 func readSSE(r io.Reader, fn func(event string, data []byte)) error {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 8<<20)
-	var name string
-	var data []byte
-	for sc.Scan() {
-		line := sc.Text()
-		switch {
-		case line == "":
-			if len(data) > 0 {
-				fn(name, data)
+	br := bufio.NewReaderSize(r, 64<<10)
+	ev := sseEvent{}
+	var line []byte
+	long := false // the current line passed maxEvent and was dropped
+	for {
+		chunk, err := br.ReadSlice('\n')
+		if len(line)+len(chunk) > maxEvent+len("data: \r\n") {
+			long, line = true, line[:0]
+		} else if !long {
+			line = append(line, chunk...)
+		}
+		if errors.Is(err, bufio.ErrBufferFull) {
+			continue // the line goes on
+		}
+		switch l := bytes.TrimRight(line, "\r\n"); {
+		case long:
+			ev.over = true
+		case len(l) == 0 && err == nil:
+			ev.flush(fn)
+		default:
+			ev.field(l)
+		}
+		line, long = line[:0], false
+		if err != nil {
+			ev.flush(fn)
+			if errors.Is(err, io.EOF) {
+				return nil
 			}
-			name, data = "", nil
-		case strings.HasPrefix(line, ":"):
-		case strings.HasPrefix(line, "event:"):
-			name = strings.TrimSpace(line[len("event:"):])
-		case strings.HasPrefix(line, "data:"):
-			if len(data) > 0 {
-				data = append(data, '\n')
-			}
-			data = append(data, strings.TrimPrefix(line[len("data:"):], " ")...)
+			return err
 		}
 	}
-	if len(data) > 0 {
-		fn(name, data)
+}
+
+// sseEvent is the event being read.
+type sseEvent struct {
+	name string
+	data []byte
+	size int
+	over bool // data passed maxEvent: dropped
+}
+
+// flush hands the event to fn: nil data for an event too big to keep.
+func (e *sseEvent) flush(fn func(string, []byte)) {
+	switch {
+	case e.over:
+		fn(e.name, nil)
+	case len(e.data) > 0:
+		fn(e.name, e.data)
 	}
-	return sc.Err()
+	*e = sseEvent{}
+}
+
+// field applies one line of an event.
+func (e *sseEvent) field(l []byte) {
+	switch {
+	case len(l) == 0 || l[0] == ':':
+	case bytes.HasPrefix(l, []byte("event:")):
+		e.name = strings.TrimSpace(string(l[len("event:"):]))
+	case bytes.HasPrefix(l, []byte("data:")):
+		v := bytes.TrimPrefix(l[len("data:"):], []byte(" "))
+		e.size += len(v) + 1
+		if e.over || e.size > maxEvent {
+			e.over, e.data = true, nil
+			return
+		}
+		if len(e.data) > 0 {
+			e.data = append(e.data, '\n')
+		}
+		e.data = append(e.data, v...)
+	}
 }
 
 // Run implements deploy.Scheduler: it follows Marathon's event stream
@@ -268,15 +324,24 @@ func (s *Scheduler) follow(ctx context.Context, out chan<- trigger) {
 		backoff = 100 * time.Millisecond
 		send(ctx, out, trigger{all: true})
 		stop := context.AfterFunc(ctx, func() { body.Close() })
-		err = readSSE(body, func(_ string, data []byte) {
+		idle := newIdleReader(body, s.cfg.EventIdle)
+		err = readSSE(idle, func(name string, data []byte) {
+			if data == nil { // too big to keep: re-read everything instead
+				s.log.Warn("marathon event too big; resyncing", "event", name, "limit", maxEvent)
+				send(ctx, out, trigger{all: true})
+				return
+			}
 			if t, ok := parseEvent(data); ok {
 				send(ctx, out, t)
 			}
 		})
 		stop()
-		body.Close()
+		idle.Close()
 		if ctx.Err() != nil {
 			return
+		}
+		if idle.timedOut() {
+			err = fmt.Errorf("silent for %s (Marathon sends a heartbeat every 10 s)", s.cfg.EventIdle)
 		}
 		s.log.Warn("marathon event stream dropped; reconnecting", "url", from, "err", err)
 		if r, ok := s.api.(interface{ rotate() }); ok {
@@ -291,3 +356,38 @@ func send(ctx context.Context, out chan<- trigger, t trigger) {
 	case <-ctx.Done():
 	}
 }
+
+// idleReader closes a stream that sends nothing for d: Marathon's event
+// servlet is Jetty's EventSourceServlet, which writes a heartbeat line
+// every 10 s, so a silent stream is a dead connection (a leader gone
+// without a FIN, a proxy that dropped it) that would otherwise never end.
+type idleReader struct {
+	rc    io.ReadCloser
+	d     time.Duration
+	timer *time.Timer
+	fired atomic.Bool
+}
+
+func newIdleReader(rc io.ReadCloser, d time.Duration) *idleReader {
+	r := &idleReader{rc: rc, d: d}
+	r.timer = time.AfterFunc(d, func() {
+		r.fired.Store(true)
+		rc.Close()
+	})
+	return r
+}
+
+func (r *idleReader) Read(p []byte) (int, error) {
+	n, err := r.rc.Read(p)
+	if n > 0 {
+		r.timer.Reset(r.d)
+	}
+	return n, err
+}
+
+func (r *idleReader) Close() error {
+	r.timer.Stop()
+	return r.rc.Close()
+}
+
+func (r *idleReader) timedOut() bool { return r.fired.Load() }

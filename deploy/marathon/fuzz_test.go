@@ -3,8 +3,13 @@ package marathon
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"io"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
+	"testing/iotest"
 
 	"github.com/flock-paas/flock/deploy/marathon/marathontest"
 )
@@ -23,12 +28,32 @@ func FuzzParseEvent(f *testing.F) {
 	})
 }
 
-// FuzzReadSSE: the stream reader survives any bytes.
+// FuzzReadSSE: the stream reader survives any bytes, never hands over
+// more than maxEvent, and reads the same events however the bytes arrive
+// (here with a small maxEvent, so that the oversize path runs too).
 func FuzzReadSSE(f *testing.F) {
 	f.Add(fixture(f, "v2_events_stream_sample.txt"))
 	f.Add([]byte("data: {}\n\ndata:\n:comment\nevent: x\n"))
+	f.Add([]byte("event: big\r\ndata: " + strings.Repeat("z", 300) + "\r\n\r\ndata: after\n\n"))
+	defer func(m int) { maxEvent = m }(maxEvent)
+	maxEvent = 100
 	f.Fuzz(func(t *testing.T, b []byte) {
-		_ = readSSE(bytes.NewReader(b), func(string, []byte) {})
+		read := func(r io.Reader) []string {
+			var got []string
+			if err := readSSE(r, func(name string, data []byte) {
+				if len(data) > maxEvent {
+					t.Errorf("handed over %d bytes, limit %d", len(data), maxEvent)
+				}
+				got = append(got, fmt.Sprintf("%s|%q|%v", name, data, data == nil))
+			}); err != nil {
+				t.Errorf("readSSE: %v", err)
+			}
+			return got
+		}
+		whole, bytewise := read(bytes.NewReader(b)), read(iotest.OneByteReader(bytes.NewReader(b)))
+		if !slices.Equal(whole, bytewise) {
+			t.Errorf("whole %v, byte by byte %v", whole, bytewise)
+		}
 	})
 }
 

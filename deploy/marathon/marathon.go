@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -35,11 +34,23 @@ type Config struct {
 	// Resync is how often every app is re-read, whatever the events said.
 	// Default 3m.
 	Resync time.Duration
+	// EventIdle is how long the event stream may stay silent before it is
+	// reconnected; Marathon sends a heartbeat every 10 s. Default 1m.
+	EventIdle time.Duration
 	// HTTPClient talks to Marathon. Default: a client with a 15 s timeout
 	// (the event stream uses a copy without the timeout).
 	HTTPClient *http.Client
 	// Logger receives the event loop's logs. Default slog.Default().
 	Logger *slog.Logger
+	// User and Password authenticate with HTTP basic auth (Marathon's
+	// --http_credentials; --marathon-user, --marathon-password[-file]).
+	// Credentials in a URL ("http://user:pw@host") are used the same way
+	// when User is empty. Optional.
+	User, Password string
+	// TokenFile holds a DC/OS token, sent as "Authorization: token=<t>"
+	// (--marathon-token-file); it is re-read when it changes. It wins over
+	// User. Optional.
+	TokenFile string
 	// Resign, when set, returns a freshly signed URL for a slug URL that
 	// Flock signed earlier (signed slug URLs expire). Waking an app from
 	// zero instances sends the fresh URL with the new count: no task runs
@@ -64,6 +75,9 @@ type Scheduler struct {
 	pending map[string]bool   // apps changed, not yet sent on Changes
 	waiting map[string]string // deployment id → app, while Deploy waits
 	done    map[string]bool   // deployment id → succeeded, from events
+
+	version   string    // Marathon's, from /v2/info (version.go)
+	versionAt time.Time // when it was read
 
 	wake    chan struct{} // a change is pending (cap 1)
 	kick    chan struct{} // a deployment event arrived (cap 1)
@@ -92,13 +106,22 @@ func New(cfg Config) (*Scheduler, error) {
 		return nil, fmt.Errorf("marathon: no URL (--marathon-url): %w", deploy.ErrInvalid)
 	}
 	cfg.URLs = slices.Clone(cfg.URLs) // trimmed below; the caller's slice stays as it was
+	cred := &credentials{user: cfg.User, password: cfg.Password, tokenFile: cfg.TokenFile}
 	for i, u := range cfg.URLs {
-		u = strings.TrimSuffix(strings.TrimSpace(u), "/")
-		p, err := url.Parse(u)
-		if err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
-			return nil, fmt.Errorf("marathon: bad URL %q (want http://host:port): %w", cfg.URLs[i], deploy.ErrInvalid)
+		clean, user, pw, err := splitUserinfo(strings.TrimSuffix(strings.TrimSpace(u), "/"))
+		if err != nil {
+			return nil, err
 		}
-		cfg.URLs[i] = u
+		if user != "" && cfg.User == "" {
+			if cred.user != "" && (cred.user != user || cred.password != pw) {
+				return nil, fmt.Errorf("marathon: the URLs carry different credentials; use --marathon-user: %w", deploy.ErrInvalid)
+			}
+			cred.user, cred.password = user, pw
+		}
+		cfg.URLs[i] = clean
+	}
+	if cfg.Password != "" && cfg.User == "" {
+		return nil, fmt.Errorf("marathon: a password without a user (--marathon-user): %w", deploy.ErrInvalid)
 	}
 	if cfg.Group == "" {
 		cfg.Group = "/flock"
@@ -112,6 +135,9 @@ func New(cfg Config) (*Scheduler, error) {
 	if cfg.Resync <= 0 {
 		cfg.Resync = 3 * time.Minute
 	}
+	if cfg.EventIdle <= 0 {
+		cfg.EventIdle = time.Minute
+	}
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = &http.Client{Timeout: 15 * time.Second}
 	}
@@ -120,7 +146,7 @@ func New(cfg Config) (*Scheduler, error) {
 	}
 	return &Scheduler{
 		cfg:        cfg,
-		api:        newCluster(cfg.URLs, cfg.HTTPClient),
+		api:        newCluster(cfg.URLs, withAuth(cfg.HTTPClient, cred)),
 		log:        cfg.Logger,
 		apps:       map[string]*entry{},
 		pending:    map[string]bool{},

@@ -31,6 +31,7 @@ func (s *Scheduler) Deploy(ctx context.Context, spec deploy.Spec, log io.Writer)
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.DeployTimeout)
 	defer cancel()
 	id := s.appID(spec.App)
+	s.readVersion(ctx)
 	def := s.definition(spec)
 	var prev *mApp
 	var depID string
@@ -43,7 +44,7 @@ func (s *Scheduler) Deploy(ctx context.Context, spec deploy.Spec, log io.Writer)
 		case err != nil:
 		default:
 			prev = &a
-			depID, err = s.api.Update(ctx, def)
+			depID, err = s.api.Replace(ctx, def)
 		}
 		return err
 	})
@@ -55,7 +56,7 @@ func (s *Scheduler) Deploy(ctx context.Context, spec deploy.Spec, log io.Writer)
 		verb = "created"
 	}
 	fmt.Fprintf(log, "marathon: %s %s (%s, %d instances), deployment %s\n", verb, id, spec.Release, spec.Instances, depID)
-	err = s.wait(ctx, spec.App, depID, spec.Instances, log)
+	err = s.wait(ctx, spec.App, spec.Release, depID, spec.Instances, log)
 	if err == nil {
 		fmt.Fprintf(log, "marathon: deployment %s finished\n", depID)
 		_ = s.refresh(ctx, spec.App)
@@ -111,7 +112,7 @@ func validSpec(spec deploy.Spec) error {
 
 // wait polls /v2/deployments (woken early by deployment events) until
 // depID is gone, then checks that the app has n healthy new tasks.
-func (s *Scheduler) wait(ctx context.Context, app, depID string, n int, log io.Writer) error {
+func (s *Scheduler) wait(ctx context.Context, app, release, depID string, n int, log io.Writer) error {
 	s.mu.Lock()
 	s.waiting[depID] = app
 	s.mu.Unlock()
@@ -128,9 +129,7 @@ func (s *Scheduler) wait(ctx context.Context, app, depID string, n int, log io.W
 		s.mu.Lock()
 		ok, known := s.done[depID]
 		s.mu.Unlock()
-		if known && !ok {
-			return errDeploymentFailed
-		}
+		failed := known && !ok // the event; a superseded deployment fails too
 		ds, err := s.api.Deployments(ctx)
 		if err != nil && !warned && ctx.Err() == nil {
 			fmt.Fprintf(log, "marathon: %v; still waiting\n", err)
@@ -139,7 +138,7 @@ func (s *Scheduler) wait(ctx context.Context, app, depID string, n int, log io.W
 		if err == nil {
 			running := false
 			for _, d := range ds {
-				running = running || d.ID == depID
+				running = running || (d.ID == depID && !failed)
 			}
 			a, aerr := s.api.App(ctx, s.appID(app))
 			if aerr == nil {
@@ -150,6 +149,18 @@ func (s *Scheduler) wait(ctx context.Context, app, depID string, n int, log io.W
 				}
 				if !running && h >= n {
 					return nil
+				}
+				if !running && a.Labels[releaseLabel] == release && a.Instances != n {
+					// A forced scale (a sleep, a wake) superseded the
+					// deployment: the release is in place at the newer
+					// count once the scale's own deployment is done.
+					if h >= a.Instances && len(a.Deployments) == 0 {
+						fmt.Fprintf(log, "marathon: deployment superseded by a scale to %d\n", a.Instances)
+						return nil
+					}
+					if len(a.Deployments) > 0 {
+						running = true
+					}
 				}
 				if !running && depID != "" {
 					return errDeploymentFailed
@@ -191,7 +202,11 @@ func (s *Scheduler) retry(ctx context.Context, log io.Writer, f func() error) er
 	return fmt.Errorf("gave up after %d tries: %w: %w", s.retries, err, deploy.ErrConflict)
 }
 
-// Scale implements deploy.Scheduler. Scaling down drains the tasks that go
+// Scale implements deploy.Scheduler. A scale is forced: a sleep or a wake
+// during a deployment supersedes it (Marathon's force=true), as the newer
+// desired count is the one the user wants; the release the deployment
+// installed stays. Waking from zero first resets Marathon's launch delay.
+// Scaling down drains the tasks that go
 // (youngest first, as Marathon's own killSelection) and kills exactly those
 // with /v2/tasks/delete?scale=true. Going to sleep stores the awake count
 // in FLOCK_AWAKE_INSTANCES; waking stores the new count. The label is
@@ -220,12 +235,12 @@ func (s *Scheduler) Scale(ctx context.Context, app string, n int) error {
 				labels = maps.Clone(a.Labels)
 				labels[awakeLabel] = strconv.Itoa(cur)
 			}
-			_, err = s.api.Update(ctx, s.scaleDefinition(app, 0, labels))
+			_, err = s.api.Update(ctx, s.scaleDefinition(app, 0, labels), true)
 			return err
 		case n < cur:
 			victims := youngest(a.Tasks, cur-n)
 			if len(victims) < cur-n {
-				_, err = s.api.Update(ctx, s.scaleDefinition(app, n, nil))
+				_, err = s.api.Update(ctx, s.scaleDefinition(app, n, nil), true)
 				return err
 			}
 			var ins []deploy.Instance
@@ -245,8 +260,13 @@ func (s *Scheduler) Scale(ctx context.Context, app string, n int) error {
 			def := s.scaleDefinition(app, n, labels)
 			if cur == 0 {
 				def.Fetch = s.resigned(a)
+				// A wake must not wait out the launch backoff of an
+				// earlier crash loop (up to maxLaunchDelaySeconds).
+				if err := s.api.ResetDelay(ctx, a.ID); err != nil {
+					return err
+				}
 			}
-			_, err = s.api.Update(ctx, def)
+			_, err = s.api.Update(ctx, def, true)
 			return err
 		}
 	})
@@ -296,10 +316,15 @@ func (s *Scheduler) drain(ctx context.Context, app string, ins []deploy.Instance
 	wg.Wait()
 }
 
-// youngest picks k task ids to kill: not yet running first, then the most
-// recently started.
+// youngest picks k task ids to kill among the live tasks: not yet running
+// first, then the most recently started.
 func youngest(tasks []mTask, k int) []string {
-	ts := append([]mTask(nil), tasks...)
+	var ts []mTask
+	for _, t := range tasks {
+		if t.live() { // a task being killed already goes
+			ts = append(ts, t)
+		}
+	}
 	sort.SliceStable(ts, func(i, j int) bool {
 		if ts[i].running() != ts[j].running() {
 			return !ts[i].running()

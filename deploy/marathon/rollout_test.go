@@ -35,12 +35,13 @@ func TestCreateSendsDocumentedAppDefinition(t *testing.T) {
 		t.Errorf("not as documented: %s", p)
 	}
 
+	// The fake says it is Marathon 1.5: Mesos health checks.
 	want := map[string]any{
 		"id": "/flock/hello", "cmd": "node server.js", "cpus": 0.1, "mem": 32.0, "instances": 2.0,
 		"fetch":           []any{map[string]any{"uri": "http://flock.example:8080/artifacts/hello/v1.tar.gz", "extract": true, "executable": false, "cache": false}},
 		"portDefinitions": []any{map[string]any{"port": 0.0, "protocol": "tcp", "name": "port0"}},
 		"env":             map[string]any{"GREETING": "hi", "FLOCK_APP": "hello", "FLOCK_PROCESS": "web", "FLOCK_RELEASE": "v1"},
-		"healthChecks": []any{map[string]any{"protocol": "HTTP", "path": "/", "portIndex": 0.0, "intervalSeconds": 15.0,
+		"healthChecks": []any{map[string]any{"protocol": "MESOS_HTTP", "path": "/", "portIndex": 0.0, "intervalSeconds": 15.0,
 			"timeoutSeconds": 5.0, "gracePeriodSeconds": 30.0, "maxConsecutiveFailures": 3.0}},
 		"upgradeStrategy": map[string]any{"minimumHealthCapacity": 1.0, "maximumOverCapacity": 1.0},
 		"labels": map[string]any{"FLOCK_MANAGED": "true", "FLOCK_APP": "hello", "FLOCK_RELEASE": "v1",
@@ -205,8 +206,8 @@ func TestSleepAndWake(t *testing.T) {
 		t.Fatal(err)
 	}
 	kill := requests(f, "POST", "/v2/tasks/delete")
-	if len(kill) != 1 || query(kill[0]).Get("scale") != "true" {
-		t.Fatalf("partial scale-down: %+v, want one POST /v2/tasks/delete?scale=true", kill)
+	if len(kill) != 1 || query(kill[0]).Get("scale") != "true" || query(kill[0]).Get("force") != "true" {
+		t.Fatalf("partial scale-down: %+v, want one POST /v2/tasks/delete?scale=true&force=true", kill)
 	}
 	var body struct{ IDs []string }
 	json.Unmarshal(kill[0].Body, &body)

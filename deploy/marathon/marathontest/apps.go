@@ -117,6 +117,10 @@ func (s *Server) createApp(w http.ResponseWriter, body []byte) {
 		writeJSON(w, 422, map[string]any{"message": "Object is not valid", "details": details})
 		return
 	}
+	if msg := invalidApp(a); msg != "" {
+		writeJSON(w, 422, map[string]any{"message": "Object is not valid", "details": []any{map[string]any{"path": "/", "errors": []any{msg}}}})
+		return
+	}
 	id := normID(fmt.Sprint(a["id"]))
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -203,12 +207,20 @@ func (s *Server) oneApp(w http.ResponseWriter, r *http.Request, id string, body 
 			return
 		}
 		writeJSON(w, 200, map[string]any{"app": s.appJSON(id, true)})
-	case http.MethodPut:
+	case http.MethodPut, http.MethodPatch:
 		var upd map[string]any
 		if err := json.Unmarshal(body, &upd); err != nil {
 			writeJSON(w, 400, map[string]any{"message": "Invalid JSON"})
 			return
 		}
+		if msg := invalidApp(upd); msg != "" {
+			writeJSON(w, 422, map[string]any{"message": "Object is not valid", "details": []any{map[string]any{"path": "/", "errors": []any{msg}}}})
+			return
+		}
+		// apps.raml: without partialUpdate=false a PUT merges what it
+		// sends into the app ("All values that are not defined in the
+		// json, will not change existing values"); PATCH (1.4) always does.
+		replace := r.Method == http.MethodPut && r.URL.Query().Get("partialUpdate") == "false"
 		if d := s.locked(id); d != "" && !force {
 			writeJSON(w, 409, map[string]any{"message": "App is locked by one or more deployments. Override with the option '?force=true'.",
 				"deployments": []any{map[string]any{"id": d}}})
@@ -227,7 +239,7 @@ func (s *Server) oneApp(w http.ResponseWriter, r *http.Request, id string, body 
 			}
 		} else {
 			next = map[string]any{}
-			if exists {
+			if exists && !replace {
 				next = clone(a)
 			}
 			for k, v := range upd {
@@ -312,8 +324,22 @@ func (s *Server) killTasks(w http.ResponseWriter, r *http.Request, body []byte) 
 		return
 	}
 	scale := r.URL.Query().Get("scale") == "true"
+	force := r.URL.Query().Get("force") == "true"
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if scale && !force { // TasksResource: killAndScale(toKill, force) changes the app
+		for _, id := range req.IDs {
+			for app, ts := range s.tasks {
+				for _, t := range ts {
+					if d := s.locked(app); t.ID == id && d != "" {
+						writeJSON(w, 409, map[string]any{"message": "App is locked by one or more deployments. Override with the option '?force=true'.",
+							"deployments": []any{map[string]any{"id": d}}})
+						return
+					}
+				}
+			}
+		}
+	}
 	killed := map[string]int{}
 	for _, id := range req.IDs {
 		for app, ts := range s.tasks {
@@ -343,4 +369,22 @@ func toInt(v any) int {
 		return i
 	}
 	return int(f)
+}
+
+// invalidApp is the part of Marathon's app validation the fake checks:
+// AppDefinition.scala, "AppDefinition can contain at most one Mesos
+// health check".
+func invalidApp(a map[string]any) string {
+	checks, _ := a["healthChecks"].([]any)
+	mesos := 0
+	for _, c := range checks {
+		m, _ := c.(map[string]any)
+		if p, _ := m["protocol"].(string); strings.HasPrefix(p, "MESOS_") {
+			mesos++
+		}
+	}
+	if mesos > 1 {
+		return "AppDefinition can contain at most one Mesos health check"
+	}
+	return ""
 }

@@ -1,9 +1,7 @@
 package marathontest
 
 import (
-	"encoding/json"
 	"fmt"
-	"net/http"
 	"sort"
 	"strings"
 	"time"
@@ -16,6 +14,14 @@ type task struct {
 	Checks                                               int   // health checks of its app
 	Alive                                                *bool // nil: no result yet
 	proc                                                 *proc // RunTasks only
+
+	// Without RunTasks: when it runs, when its first check answers,
+	// how long failures are ignored (gracePeriodSeconds), whether its
+	// checks fail (SetUnhealthy), when a kill completes.
+	runAt, checkAt, killAt time.Time
+	grace                  time.Duration
+	bad                    bool
+	killGrace              time.Duration
 }
 
 func (t *task) healthy() bool {
@@ -64,6 +70,12 @@ func (s *Server) loop() {
 // old ones and finish the deployment (minimumHealthCapacity 1). Caller
 // holds s.mu.
 func (s *Server) step() {
+	now := time.Now()
+	for _, ts := range s.tasks {
+		for _, t := range append([]*task(nil), ts...) {
+			s.advanceLocked(t, now)
+		}
+	}
 	for id, a := range s.apps {
 		if _, seeded := s.rawTasks[id]; seeded {
 			continue
@@ -75,13 +87,16 @@ func (s *Server) step() {
 		}
 		var fresh, old []*task
 		for _, t := range s.tasks[id] {
+			if t.State == "TASK_KILLING" {
+				continue
+			}
 			if t.Version >= cfgAt {
 				fresh = append(fresh, t)
 			} else {
 				old = append(old, t)
 			}
 		}
-		for len(fresh) < n && !time.Now().Before(s.delay[id]) {
+		for len(fresh) < n && !s.delayedLocked(id, a) {
 			fresh = append(fresh, s.startLocked(id, a))
 		}
 		if len(fresh) > n {
@@ -140,19 +155,58 @@ func (s *Server) startLocked(id string, a map[string]any) *task {
 	for i := range ports {
 		t.Ports = append(t.Ports, 31000+(s.seq*7+i)%2000)
 	}
-	alive := !s.unhealthy[id]
-	t.Alive = &alive
-	t.State, t.StartedAt = "TASK_RUNNING", now
-	s.push(statusEvent(t))
-	if t.Checks > 0 {
-		s.push(healthEvent(t))
+	t.bad = s.unhealthy[id]
+	t.runAt = time.Now().Add(s.opts.Stage)
+	t.checkAt = t.runAt.Add(s.opts.CheckEvery)
+	if len(checks) > 0 {
+		hc, _ := checks[0].(map[string]any)
+		t.grace = time.Duration(num(hc, "gracePeriodSeconds", 300) * float64(s.opts.Second))
 	}
+	s.push(statusEvent(t))
 	return t
 }
 
-// killLocked stops a task and forgets it. Caller holds s.mu.
+// advanceLocked moves a task the fake runs without processes along
+// Marathon's life cycle: TASK_STAGING, TASK_RUNNING, its first health
+// result (failures within gracePeriodSeconds are not reported, as
+// Marathon ignores them), and the end of TASK_KILLING. Caller holds s.mu.
+func (s *Server) advanceLocked(t *task, now time.Time) {
+	switch {
+	case t.State == "TASK_KILLING":
+		if t.proc == nil && !now.Before(t.killAt) {
+			s.removeLocked(t, "TASK_KILLED", "")
+		}
+	case t.proc != nil:
+	case t.State == "TASK_STAGING" && !now.Before(t.runAt):
+		t.State, t.StartedAt = "TASK_RUNNING", s.now()
+		s.push(statusEvent(t))
+	case t.State == "TASK_RUNNING" && t.Checks > 0 && !now.Before(t.checkAt):
+		alive := !t.bad
+		if !alive && now.Before(t.runAt.Add(t.grace)) {
+			return
+		}
+		if t.Alive == nil || *t.Alive != alive {
+			t.Alive = &alive
+			s.push(healthEvent(t))
+		}
+	}
+}
+
+// killLocked kills a task: it reports TASK_KILLING (Mesos ≥0.28, which
+// Marathon handles since 1.1, changelog #3813) and leaves the app's tasks
+// once its process ended, or after the app's taskKillGracePeriodSeconds
+// without RunTasks. Caller holds s.mu.
 func (s *Server) killLocked(t *task) {
-	s.removeLocked(t, "TASK_KILLED", "")
+	if t.State != "TASK_STAGING" && t.State != "TASK_RUNNING" {
+		return
+	}
+	t.State = "TASK_KILLING"
+	grace := 0.0
+	if a := s.apps[t.AppID]; a != nil {
+		grace = num(a, "taskKillGracePeriodSeconds", 0)
+	}
+	t.killAt = time.Now().Add(time.Duration(grace * float64(s.opts.Second)))
+	s.push(statusEvent(t))
 	go t.kill()
 }
 
@@ -181,99 +235,4 @@ func healthEvent(t *task) map[string]any {
 	alive := t.Alive != nil && *t.Alive
 	return map[string]any{"eventType": "health_status_changed_event", "timestamp": time.Now().UTC().Format(time.RFC3339Nano),
 		"appId": t.AppID, "instanceId": t.ID, "version": t.Version, "alive": alive}
-}
-
-// push sends an event to every stream. Caller holds s.mu.
-func (s *Server) push(ev map[string]any) {
-	data, _ := json.Marshal(ev)
-	s.sendLocked([]byte(fmt.Sprintf("event: %s\ndata: %s\n\n", ev["eventType"], data)))
-}
-
-func (s *Server) sendLocked(b []byte) {
-	for c := range s.streams {
-		select {
-		case c <- b:
-		default: // a stuck reader misses events, as with Marathon
-		}
-	}
-}
-
-// Push sends one event (the JSON of an event-bus message, e.g. a fixture)
-// to every open stream, named after its eventType.
-func (s *Server) Push(event []byte) error {
-	var e struct {
-		EventType string `json:"eventType"`
-	}
-	if err := json.Unmarshal(event, &e); err != nil {
-		return fmt.Errorf("push: %w", err)
-	}
-	compact := strings.Join(strings.Fields(string(event)), " ")
-	s.mu.Lock()
-	s.sendLocked([]byte("event: " + e.EventType + "\ndata: " + compact + "\n\n"))
-	s.mu.Unlock()
-	return nil
-}
-
-// PushRaw sends raw text/event-stream bytes (e.g. a recorded transcript).
-func (s *Server) PushRaw(b []byte) {
-	s.mu.Lock()
-	s.sendLocked(append([]byte(nil), b...))
-	s.mu.Unlock()
-}
-
-// Streams returns how many event streams are open.
-func (s *Server) Streams() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.streams)
-}
-
-// DropStreams ends every open event stream, as a leader change does.
-func (s *Server) DropStreams() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for c := range s.streams {
-		delete(s.streams, c)
-		close(c)
-	}
-}
-
-// events serves GET /v2/events (text/event-stream). Like Marathon it
-// starts with an event_stream_attached event.
-func (s *Server) events(w http.ResponseWriter, r *http.Request) {
-	fl, ok := w.(http.Flusher)
-	if !ok {
-		http.Error(w, "no flusher", 500)
-		return
-	}
-	w.Header().Set("Content-Type", "text/event-stream")
-	w.WriteHeader(http.StatusOK)
-	c := make(chan []byte, 1024)
-	s.mu.Lock()
-	s.streams[c] = true
-	attached, _ := json.Marshal(map[string]any{"remoteAddress": r.RemoteAddr, "eventType": "event_stream_attached", "timestamp": s.now()})
-	s.mu.Unlock()
-	fmt.Fprintf(w, "event: event_stream_attached\ndata: %s\n\n", attached)
-	fl.Flush()
-	for {
-		select {
-		case b, ok := <-c:
-			if !ok {
-				return
-			}
-			if _, err := w.Write(b); err != nil {
-				return
-			}
-			fl.Flush()
-		case <-r.Context().Done():
-			s.mu.Lock()
-			if s.streams[c] {
-				delete(s.streams, c)
-			}
-			s.mu.Unlock()
-			return
-		case <-s.stop:
-			return
-		}
-	}
 }

@@ -66,13 +66,18 @@ func (s *Server) launch(t *task, a map[string]any) {
 		err := s.run(t, p, a)
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		if t.State == "TASK_KILLED" {
+		switch t.State {
+		case "TASK_KILLING": // the kill is complete
+			s.removeLocked(t, "TASK_KILLED", "")
+			return
+		case "TASK_STAGING", "TASK_RUNNING":
+		default: // already ended
 			return
 		}
-		// Exited on its own (or never started): Marathon replaces it,
-		// after a delay so that a crash loop does not spin.
+		// Exited on its own (or never started): Marathon replaces it
+		// after the app's launch delay, so a crash loop does not spin.
 		s.removeLocked(t, "TASK_FAILED", fmt.Sprint(err))
-		s.delay[t.AppID] = time.Now().Add(500 * time.Millisecond)
+		s.failedLocked(t.AppID)
 	}()
 }
 
@@ -164,6 +169,8 @@ func (s *Server) check(t *task, a map[string]any, exited <-chan struct{}) {
 	addr := net.JoinHostPort(t.Host, strconv.Itoa(t.Ports[idx]))
 	pth, _ := hc["path"].(string)
 	client := &http.Client{Timeout: time.Second}
+	started := time.Now()
+	grace := time.Duration(num(hc, "gracePeriodSeconds", 300) * float64(s.opts.Second))
 	tick := time.NewTicker(s.opts.CheckEvery)
 	defer tick.Stop()
 	for {
@@ -179,7 +186,10 @@ func (s *Server) check(t *task, a map[string]any, exited <-chan struct{}) {
 			ok = true
 		}
 		s.mu.Lock()
-		if t.Alive == nil || *t.Alive != ok {
+		if !ok && t.Alive == nil && time.Since(started) < grace {
+			// Marathon ignores failures within gracePeriodSeconds
+			// until the first success.
+		} else if t.Alive == nil || *t.Alive != ok {
 			t.Alive = &ok
 			if t.State == "TASK_RUNNING" {
 				s.push(healthEvent(t))

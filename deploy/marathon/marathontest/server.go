@@ -6,11 +6,15 @@
 package marathontest
 
 import (
+	"bytes"
+	"crypto/subtle"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -29,6 +33,34 @@ type Options struct {
 	// Settle is how long a deployment of healthy tasks takes at least.
 	// Default 20ms.
 	Settle time.Duration
+	// Version is what /v2/info reports. It decides the event format:
+	// heavy deployment events (plan.original and plan.target, the whole
+	// root group) before 1.7, unless a 1.6 client asks for
+	// plan-format=light (changelog, "/v2/events" in 1.6 and 1.8).
+	// Default "1.5.0".
+	Version string
+	// User and Password make the server demand HTTP basic auth on every
+	// request, as Marathon started with --http_credentials does: 401
+	// otherwise. Token demands "Authorization: token=<Token>" instead,
+	// as the DC/OS admin router in front of Marathon does.
+	User, Password, Token string
+	// Leader makes this server a standby of the Marathon at that URL: it
+	// answers /v2/events with a 302 to the leader's /v2/events, query kept
+	// (Marathon ≥1.7, changelog "Non-leader/standby Marathon instances
+	// respond to /v2/events with a redirect"; LeaderProxyFilter), and
+	// proxies every other request to it.
+	Leader string
+	// Second is how long one Marathon second lasts here, for the app's
+	// gracePeriodSeconds, taskKillGracePeriodSeconds and launch backoff
+	// (backoffSeconds, backoffFactor, maxLaunchDelaySeconds). Default 10ms.
+	Second time.Duration
+	// Heartbeat is how often an event stream gets an empty line, as
+	// Jetty's EventSourceServlet (Marathon's HttpEventStreamServlet)
+	// writes one every 10 s. Default 10s.
+	Heartbeat time.Duration
+	// Stage is how long a task stays TASK_STAGING before TASK_RUNNING
+	// (without RunTasks; with it, until its process runs). Default 20ms.
+	Stage time.Duration
 }
 
 // Request is one recorded request.
@@ -37,6 +69,9 @@ type Request struct {
 	Path   string
 	Query  string
 	Body   []byte
+	// Authorized: the request carried the credentials Options demand
+	// (always true without them).
+	Authorized bool
 }
 
 // Server is the fake Marathon. Its methods are safe for concurrent use.
@@ -59,8 +94,10 @@ type Server struct {
 	fails       []failure
 	down        bool
 	unhealthy   map[string]bool
-	delay       map[string]time.Time // no new task before, after a crash
-	streams     map[chan []byte]bool
+	delay       map[string]*backoff // launch delay by app id, after a failure
+	streams     map[chan []byte]*stream
+	proxy       http.Handler // to Options.Leader
+	stalled     bool         // event streams send nothing (Stall)
 	seq         int
 	stop        chan struct{}
 	wg          sync.WaitGroup
@@ -81,6 +118,18 @@ func New(opts Options) *Server {
 	if opts.Settle <= 0 {
 		opts.Settle = 20 * time.Millisecond
 	}
+	if opts.Version == "" {
+		opts.Version = "1.5.0"
+	}
+	if opts.Second <= 0 {
+		opts.Second = 10 * time.Millisecond
+	}
+	if opts.Heartbeat <= 0 {
+		opts.Heartbeat = 10 * time.Second
+	}
+	if opts.Stage <= 0 {
+		opts.Stage = 20 * time.Millisecond
+	}
 	tmp, _ := os.MkdirTemp("", "marathontest-")
 	s := &Server{
 		opts:        opts,
@@ -92,9 +141,14 @@ func New(opts Options) *Server {
 		deployments: map[string]*deployment{},
 		static:      map[string][]byte{},
 		unhealthy:   map[string]bool{},
-		delay:       map[string]time.Time{},
-		streams:     map[chan []byte]bool{},
+		delay:       map[string]*backoff{},
+		streams:     map[chan []byte]*stream{},
 		stop:        make(chan struct{}),
+	}
+	if opts.Leader != "" {
+		if u, err := url.Parse(opts.Leader); err == nil {
+			s.proxy = httputil.NewSingleHostReverseProxy(u)
+		}
 	}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	s.URL = s.srv.URL
@@ -234,7 +288,8 @@ func (s *Server) App(id string) map[string]any {
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	s.mu.Lock()
-	s.requests = append(s.requests, Request{r.Method, r.URL.Path, r.URL.RawQuery, body})
+	authorized := s.authorized(r)
+	s.requests = append(s.requests, Request{r.Method, r.URL.Path, r.URL.RawQuery, body, authorized})
 	down := s.down
 	status := 0
 	for i := range s.fails {
@@ -247,6 +302,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	static, hasStatic := s.static[r.Method+" "+r.URL.Path]
 	s.mu.Unlock()
+	if !authorized {
+		w.Header().Set("WWW-Authenticate", `Basic realm="Mesosphere Marathon"`)
+		writeJSON(w, http.StatusUnauthorized, map[string]any{"message": "Invalid username or password."})
+		return
+	}
 	if down {
 		if hj, ok := w.(http.Hijacker); ok {
 			if c, _, err := hj.Hijack(); err == nil {
@@ -271,8 +331,35 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(static)
 		return
+	case s.opts.Leader != "" && r.URL.Path == "/v2/events":
+		http.Redirect(w, r, strings.TrimSuffix(s.opts.Leader, "/")+r.URL.RequestURI(), http.StatusFound)
+		return
+	case s.proxy != nil:
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		s.proxy.ServeHTTP(w, r)
+		return
 	}
 	s.route(w, r, body)
+}
+
+// SetToken changes the DC/OS token the server demands, as after the
+// operator's job issued a new one.
+func (s *Server) SetToken(token string) {
+	s.mu.Lock()
+	s.opts.Token = token
+	s.mu.Unlock()
+}
+
+// authorized checks the credentials Options demand. Caller holds s.mu.
+func (s *Server) authorized(r *http.Request) bool {
+	switch {
+	case s.opts.Token != "":
+		return subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), []byte("token="+s.opts.Token)) == 1
+	case s.opts.User != "":
+		u, p, ok := r.BasicAuth()
+		return ok && subtle.ConstantTimeCompare([]byte(u+"\x00"+p), []byte(s.opts.User+"\x00"+s.opts.Password)) == 1
+	}
+	return true
 }
 
 func (s *Server) route(w http.ResponseWriter, r *http.Request, body []byte) {
@@ -281,8 +368,12 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, body []byte) {
 	case p == "/ping":
 		io.WriteString(w, "pong\n")
 	case p == "/v2/info" && r.Method == http.MethodGet:
-		writeJSON(w, 200, map[string]any{"name": "marathon", "version": "1.5.0 (marathontest)",
+		writeJSON(w, 200, map[string]any{"name": "marathon", "version": s.opts.Version,
 			"elected": true, "leader": s.srv.Listener.Addr().String()})
+	case p == "/v2/queue" && r.Method == http.MethodGet:
+		s.queue(w)
+	case strings.HasPrefix(p, "/v2/queue/") && strings.HasSuffix(p, "/delay") && r.Method == http.MethodDelete:
+		s.resetDelay(w, normID(strings.TrimSuffix(strings.TrimPrefix(p, "/v2/queue"), "/delay")))
 	case p == "/v2/leader" && r.Method == http.MethodGet:
 		writeJSON(w, 200, map[string]any{"leader": s.srv.Listener.Addr().String()})
 	case p == "/v2/events":

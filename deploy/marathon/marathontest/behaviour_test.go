@@ -1,0 +1,252 @@
+package marathontest
+
+import (
+	"bufio"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The tests of this file check that the stand-in behaves as the Marathon
+// documents it cites say (server.go's Options, apps.go, engine.go,
+// queue.go, events.go).
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func newServer(t *testing.T, opts Options) *Server {
+	t.Helper()
+	s := New(opts)
+	t.Cleanup(s.Close)
+	return s
+}
+
+func idle(s *Server, id string) func() bool {
+	return func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.locked(id) == ""
+	}
+}
+
+// TestPutMergesUnlessPartialUpdateFalse: apps.raml, partialUpdate.
+func TestPutMergesUnlessPartialUpdateFalse(t *testing.T) {
+	s := newServer(t, Options{})
+	do(t, "POST", s.URL+"/v2/apps", `{"id":"/a","cmd":"sleep 9","instances":1,"container":{"type":"DOCKER","docker":{"image":"redis:7"}}}`)
+	waitFor(t, "deployment", idle(s, "/a"))
+	do(t, "PUT", s.URL+"/v2/apps/a", `{"fetch":[{"uri":"http://x/s.tar.gz"}]}`)
+	if a := s.App("/a"); a["container"] == nil || a["cmd"] != "sleep 9" || a["fetch"] == nil {
+		t.Errorf("a plain PUT replaced: %v", a)
+	}
+	waitFor(t, "deployment", idle(s, "/a"))
+	do(t, "PUT", s.URL+"/v2/apps/a?partialUpdate=false", `{"id":"/a","cmd":"node s.js","fetch":[{"uri":"http://x/s.tar.gz"}]}`)
+	a := s.App("/a")
+	if a["container"] != nil || a["cmd"] != "node s.js" || a["instances"] != 1.0 {
+		t.Errorf("partialUpdate=false kept: %v", a)
+	}
+}
+
+// TestChangeDuringDeploymentNeedsForce: 409 "App is locked by one or more
+// deployments" for PUT and kill-and-scale, unless force=true.
+func TestChangeDuringDeploymentNeedsForce(t *testing.T) {
+	s := newServer(t, Options{})
+	s.SetUnhealthy("/a", true)
+	do(t, "POST", s.URL+"/v2/apps", `{"id":"/a","cmd":"sleep 9","instances":1,"healthChecks":[{"protocol":"TCP"}]}`)
+	if r := do(t, "PUT", s.URL+"/v2/apps/a", `{"instances":2}`); r.StatusCode != 409 {
+		t.Errorf("PUT during a deployment: %d, want 409", r.StatusCode)
+	}
+	var tasks struct{ Tasks []map[string]any }
+	waitFor(t, "a task", func() bool { getJSON(t, s.URL+"/v2/apps/a/tasks", &tasks); return len(tasks.Tasks) > 0 })
+	body := `{"ids":["` + tasks.Tasks[0]["id"].(string) + `"]}`
+	if r := do(t, "POST", s.URL+"/v2/tasks/delete?scale=true", body); r.StatusCode != 409 {
+		t.Errorf("kill and scale during a deployment: %d, want 409", r.StatusCode)
+	}
+	if r := do(t, "PUT", s.URL+"/v2/apps/a?force=true", `{"instances":0}`); r.StatusCode != 200 {
+		t.Errorf("forced PUT: %d", r.StatusCode)
+	}
+	var ds []map[string]any
+	getJSON(t, s.URL+"/v2/deployments", &ds)
+	if len(ds) != 1 {
+		t.Errorf("deployments after a forced change: %v, want the new one only", ds)
+	}
+}
+
+// TestTaskLifeCycle: STAGING, RUNNING, a health result only after the
+// grace period for a failing task, KILLING on scale-down, then gone.
+func TestTaskLifeCycle(t *testing.T) {
+	s := newServer(t, Options{Stage: 100 * time.Millisecond, Second: 20 * time.Millisecond})
+	s.SetUnhealthy("/a", true)
+	do(t, "POST", s.URL+"/v2/apps", `{"id":"/a","cmd":"sleep 9","instances":1,"taskKillGracePeriodSeconds":10,
+		"healthChecks":[{"protocol":"MESOS_TCP","gracePeriodSeconds":10}]}`)
+	state := func() (string, bool) {
+		var tasks struct{ Tasks []map[string]any }
+		getJSON(t, s.URL+"/v2/apps/a/tasks", &tasks)
+		if len(tasks.Tasks) == 0 {
+			return "", false
+		}
+		_, hc := tasks.Tasks[0]["healthCheckResults"]
+		return tasks.Tasks[0]["state"].(string), hc
+	}
+	waitFor(t, "a task", func() bool { st, _ := state(); return st != "" })
+	if st, _ := state(); st != "TASK_STAGING" {
+		t.Errorf("new task %s, want TASK_STAGING", st)
+	}
+	waitFor(t, "TASK_RUNNING", func() bool { st, _ := state(); return st == "TASK_RUNNING" })
+	if _, hc := state(); hc {
+		t.Error("a failing check reported within the grace period")
+	}
+	waitFor(t, "a failed check after the grace period", func() bool { _, hc := state(); return hc })
+	do(t, "PUT", s.URL+"/v2/apps/a?force=true", `{"instances":0}`)
+	waitFor(t, "TASK_KILLING", func() bool { st, _ := state(); return st == "TASK_KILLING" })
+	waitFor(t, "the task gone", func() bool { st, _ := state(); return st == "" })
+	if r := do(t, "POST", s.URL+"/v2/apps", `{"id":"/b","cmd":"x","healthChecks":[{"protocol":"MESOS_TCP"},{"protocol":"MESOS_HTTP"}]}`); r.StatusCode != 422 {
+		t.Errorf("two Mesos checks: %d, want 422", r.StatusCode)
+	}
+}
+
+// TestLaunchDelay: a failure delays the next launch by backoffSeconds
+// (shown in /v2/queue); DELETE /v2/queue/<id>/delay resets it, and 404s
+// when there is none.
+func TestLaunchDelay(t *testing.T) {
+	s := newServer(t, Options{})
+	do(t, "POST", s.URL+"/v2/apps", `{"id":"/a","cmd":"sleep 9","instances":1,"backoffSeconds":3600}`)
+	waitFor(t, "deployment", idle(s, "/a"))
+	if r := do(t, "DELETE", s.URL+"/v2/queue/a/delay", ""); r.StatusCode != 404 {
+		t.Errorf("DELETE without a delay: %d, want 404", r.StatusCode)
+	}
+	s.Crash("/a")
+	var q struct {
+		Queue []struct {
+			Count int
+			Delay struct{ TimeLeftSeconds float64 }
+		}
+	}
+	getJSON(t, s.URL+"/v2/queue", &q)
+	if len(q.Queue) != 1 || q.Queue[0].Count != 1 || q.Queue[0].Delay.TimeLeftSeconds < 3000 {
+		t.Errorf("queue %+v, want /a waiting ~3600 s", q)
+	}
+	if r := do(t, "DELETE", s.URL+"/v2/queue/a/delay", ""); r.StatusCode != 200 {
+		t.Errorf("DELETE delay: %d", r.StatusCode)
+	}
+	waitFor(t, "a relaunch", func() bool {
+		var tasks struct{ Tasks []map[string]any }
+		getJSON(t, s.URL+"/v2/apps/a/tasks", &tasks)
+		return len(tasks.Tasks) == 1
+	})
+}
+
+// TestAuthEnforced: --http_credentials and a DC/OS token.
+func TestAuthEnforced(t *testing.T) {
+	for _, opts := range []Options{{User: "u", Password: "p"}, {Token: "t"}} {
+		s := newServer(t, opts)
+		for _, auth := range []string{"", "Basic dTp4", "token=x"} {
+			req, _ := http.NewRequest("GET", s.URL+"/v2/apps", nil)
+			if auth != "" {
+				req.Header.Set("Authorization", auth)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 401 {
+				t.Errorf("%+v with %q: %d, want 401", opts, auth, resp.StatusCode)
+			}
+		}
+		req, _ := http.NewRequest("GET", s.URL+"/v2/apps", nil)
+		req.SetBasicAuth("u", "p")
+		if opts.Token != "" {
+			req.Header.Set("Authorization", "token=t")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil || resp.StatusCode != 200 {
+			t.Errorf("%+v with the credentials: %v %v", opts, resp.StatusCode, err)
+		}
+		resp.Body.Close()
+	}
+}
+
+// TestStandby: /v2/events redirects to the leader with the query kept;
+// the rest is proxied.
+func TestStandby(t *testing.T) {
+	leader := newServer(t, Options{})
+	standby := newServer(t, Options{Leader: leader.URL})
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.Get(standby.URL + "/v2/events?event_type=deployment_info")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if loc := resp.Header.Get("Location"); resp.StatusCode != 302 || loc != leader.URL+"/v2/events?event_type=deployment_info" {
+		t.Errorf("standby /v2/events: %d %q", resp.StatusCode, loc)
+	}
+	do(t, "POST", standby.URL+"/v2/apps", `{"id":"/a","cmd":"x"}`)
+	if leader.App("/a") == nil {
+		t.Error("POST to the standby did not reach the leader")
+	}
+}
+
+// readEvents opens /v2/events?query and returns a function reading the
+// next event's name (skipping heartbeats) and data.
+func readEvents(t *testing.T, url string) func() (string, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	br := bufio.NewReader(resp.Body)
+	return func() (string, string) {
+		var name, data string
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				t.Fatal(err)
+			}
+			line = strings.TrimRight(line, "\r\n")
+			switch {
+			case strings.HasPrefix(line, "event: "):
+				name = line[len("event: "):]
+			case strings.HasPrefix(line, "data: "):
+				data = line[len("data: "):]
+			case line == "" && name != "":
+				return name, data
+			}
+		}
+	}
+}
+
+// TestEventFormats: event_type filters; heavy deployment events before
+// 1.7 unless a 1.6 client asks for plan-format=light; heartbeats.
+func TestEventFormats(t *testing.T) {
+	for _, tt := range []struct {
+		version, query string
+		heavy          bool
+	}{
+		{"1.5.0", "plan-format=light", true},
+		{"1.6.0", "", true},
+		{"1.6.0", "plan-format=light", false},
+		{"1.7.0", "", false},
+	} {
+		s := newServer(t, Options{Version: tt.version, Heartbeat: 10 * time.Millisecond})
+		next := readEvents(t, s.URL+"/v2/events?event_type=deployment_info&"+tt.query)
+		waitFor(t, "the stream", func() bool { return s.Streams() == 1 })
+		do(t, "POST", s.URL+"/v2/apps", `{"id":"/a","cmd":"x"}`) // api_post_event (filtered), deployment_info
+		name, data := next()
+		if name != "deployment_info" {
+			t.Errorf("%s ?%s: first event %s, want deployment_info only", tt.version, tt.query, name)
+		}
+		if heavy := strings.Contains(data, `"original"`); heavy != tt.heavy {
+			t.Errorf("%s ?%s: heavy %v, want %v", tt.version, tt.query, heavy, tt.heavy)
+		}
+	}
+}
