@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/flock-paas/flock/deploy"
+	"github.com/flock-paas/flock/deploy/testkit"
 	"github.com/google/go-cmp/cmp"
 	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus"
@@ -35,7 +36,7 @@ func TestWakeSleepingApp(t *testing.T) {
 	if got := p.wakes("hello"); got != 1 {
 		t.Errorf("wakes = %d, want 1", got)
 	}
-	waitFor(t, 10*time.Second, "app running", func() bool { return p.state("hello") == deploy.StateRunning })
+	testkit.WaitFor(t, 10*time.Second, "app running", func() bool { return p.state("hello") == deploy.StateRunning })
 
 	mfs, err := reg.Gather()
 	if err != nil {
@@ -188,7 +189,7 @@ func TestWebsocketThroughWake(t *testing.T) {
 		t.Errorf("Drain with a websocket open = %v, want it to wait until the deadline", err)
 	}
 	conn.Close()
-	waitFor(t, 5*time.Second, "the websocket to end", func() bool { return w.Active("chat") == 0 })
+	testkit.WaitFor(t, 5*time.Second, "the websocket to end", func() bool { return w.Active("chat") == 0 })
 	if err := w.Drain(context.Background(), "chat", a.Instances[0]); err != nil {
 		t.Errorf("Drain after close: %v", err)
 	}
@@ -205,7 +206,7 @@ func TestRunShutsDownAndReleasesHeld(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- w.Run(ctx) }()
 	var url string
-	waitFor(t, 5*time.Second, "listening", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "listening", func() bool {
 		url = "http://" + w.Addr()
 		return !strings.HasSuffix(url, ":0")
 	})
@@ -214,7 +215,7 @@ func TestRunShutsDownAndReleasesHeld(t *testing.T) {
 		r, _ := send(newClient(), "GET", url+"/", "late", nil)
 		got <- r
 	}()
-	waitFor(t, 10*time.Second, "a held request", func() bool { return w.heldCount("late") == 1 })
+	testkit.WaitFor(t, 10*time.Second, "a held request", func() bool { return w.heldCount("late") == 1 })
 	cancel()
 	select {
 	case err := <-done:
@@ -283,5 +284,5 @@ func TestDestroyedAppForgotten(t *testing.T) {
 	p.mu.Lock()
 	p.publishLocked("hello", "destroyed")
 	p.mu.Unlock()
-	waitFor(t, 5*time.Second, "the app's series deleted", func() bool { return series() == 0 })
+	testkit.WaitFor(t, 5*time.Second, "the app's series deleted", func() bool { return series() == 0 })
 }

@@ -19,34 +19,9 @@ import (
 	"time"
 
 	"github.com/flock-paas/flock/deploy"
+	"github.com/flock-paas/flock/deploy/testkit"
 	"github.com/flock-paas/flock/router/hap"
 )
-
-// waitFor polls cond until it holds or timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// haproxyBinary returns HAProxy's path, or skips the test when it is
-// missing (fails instead when FLOCK_REQUIRE_HAPROXY=1).
-func haproxyBinary(t *testing.T) string {
-	t.Helper()
-	path, err := exec.LookPath("haproxy")
-	if err != nil {
-		if os.Getenv("FLOCK_REQUIRE_HAPROXY") == "1" {
-			t.Fatalf("haproxy not found and FLOCK_REQUIRE_HAPROXY=1: %v", err)
-		}
-		t.Skipf("haproxy not found (apt-get install haproxy): %v", err)
-	}
-	return path
-}
 
 // serve runs h on a fresh loopback port until the test ends.
 func serve(t *testing.T, h http.Handler) string {
@@ -59,16 +34,6 @@ func serve(t *testing.T, h http.Handler) string {
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
 	return ln.Addr().String()
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // haproxy is a real HAProxy in master-worker mode, as Flock runs it.
@@ -99,13 +64,13 @@ listen stats
 
 func startHAProxy(t *testing.T, instance, waker string) *haproxy {
 	t.Helper()
-	bin := haproxyBinary(t)
+	bin := testkit.RequireHAProxy(t)
 	dir := t.TempDir()
 	var lastErr string
 	for range 3 { // a free port can be taken before HAProxy binds it
 		h := &haproxy{
 			master: filepath.Join(dir, "master.sock"), admin: filepath.Join(dir, "admin.sock"),
-			front: fmt.Sprintf("127.0.0.1:%d", freePort(t)), stats: fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+			front: fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t)), stats: fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t)),
 		}
 		cfg := filepath.Join(dir, "haproxy.cfg")
 		if err := os.WriteFile(cfg, fmt.Appendf(nil, haproxyCfg, dir, h.front, instance, waker, h.stats), 0o600); err != nil {
@@ -182,7 +147,7 @@ func (h *haproxy) reload(t *testing.T, oldLeft int) {
 	if _, err := cli(context.Background(), h.master, "reload"); err != nil {
 		t.Fatalf("reload: %v", err)
 	}
-	waitFor(t, 10*time.Second, "the reload", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "the reload", func() bool {
 		cur, old := h.workers()
 		return cur != 0 && cur != before && len(old) == oldLeft
 	})
@@ -275,7 +240,7 @@ func TestRealHAProxy(t *testing.T) {
 	tickUntilSleep := func(t *testing.T) time.Time {
 		t.Helper()
 		var slept time.Time
-		waitFor(t, 10*idleFor, "sleep", func() bool {
+		testkit.WaitFor(t, 10*idleFor, "sleep", func() bool {
 			tick(t)
 			if c := p.takeCalls(); len(c) > 0 {
 				if len(c) != 1 || c[0] != "sleep app1" {
@@ -311,7 +276,7 @@ func TestRealHAProxy(t *testing.T) {
 		// Fewer requests than before the reload are still activity.
 		sent := time.Now()
 		get(t)
-		waitFor(t, 5*time.Second, "lastsess to count", func() bool {
+		testkit.WaitFor(t, 5*time.Second, "lastsess to count", func() bool {
 			tick(t)
 			last, _ := s.LastActive("app1")
 			return last.After(before) && !last.Before(sent.Add(-time.Second))
@@ -358,7 +323,7 @@ func TestRealHAProxy(t *testing.T) {
 		if closed.Sub(seen) > time.Second {
 			t.Errorf("last active %s before the stream closed, want the last tick's time", closed.Sub(seen))
 		}
-		waitFor(t, 10*time.Second, "the old worker to exit", func() bool {
+		testkit.WaitFor(t, 10*time.Second, "the old worker to exit", func() bool {
 			cur, old := h.workers()
 			return cur != 0 && len(old) == 0
 		})

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flock-paas/flock/deploy/testkit"
 	"github.com/google/go-cmp/cmp"
 	"github.com/spf13/pflag"
 )
@@ -91,7 +92,7 @@ func TestRun(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
-	waitFor(t, 10*time.Second, "two ticks", func() bool { return reads.Load() >= 2 })
+	testkit.WaitFor(t, 10*time.Second, "two ticks", func() bool { return reads.Load() >= 2 })
 	cancel()
 	select {
 	case err := <-done:

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/flock-paas/flock/deploy/testkit"
 )
 
 // TestKillNineLosesNoRequest: while Flock is killed with SIGKILL (or
@@ -70,9 +72,9 @@ func restartUnderLoad(t testing.TB, down func(testing.TB, *flock)) (sent, failed
 	f.start()
 	f.mustCLI("deploy", copyExample(t, "hello"))
 	f.mustCLI("scale", "hello", "2")
-	waitFor(t, 30*time.Second, "2 healthy instances", func() bool { return f.apps()["hello"].HealthyCount() == 2 })
+	testkit.WaitFor(t, 30*time.Second, "2 healthy instances", func() bool { return f.apps()["hello"].HealthyCount() == 2 })
 	ids := instanceIDs(f)
-	waitFor(t, 10*time.Second, "the processes of those 2 instances only", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "the processes of those 2 instances only", func() bool {
 		return slices.Equal(procInstances(f.appProcs("hello")), ids)
 	})
 	before := f.appProcs("hello")
@@ -89,7 +91,7 @@ func restartUnderLoad(t testing.TB, down func(testing.TB, *flock)) (sent, failed
 	t.Logf("%d requests while Flock was down", l.sent.Load()-gone)
 
 	f.start()
-	waitFor(t, 30*time.Second, "hello running with its 2 instances", func() bool {
+	testkit.WaitFor(t, 30*time.Second, "hello running with its 2 instances", func() bool {
 		a := f.apps()["hello"]
 		return a.State == "running" && a.HealthyCount() == 2
 	})
@@ -114,7 +116,7 @@ func restartUnderLoad(t testing.TB, down func(testing.TB, *flock)) (sent, failed
 	}
 
 	f.stop()
-	waitFor(t, 10*time.Second, "no app process and no haproxy left after SIGTERM", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "no app process and no haproxy left after SIGTERM", func() bool {
 		return len(f.appProcs("hello")) == 0 && len(f.haproxyProcs()) == 0
 	})
 	return sent, failed
@@ -265,7 +267,7 @@ func startE2ELoad(addr, host string, n int) *e2eLoad {
 func (l *e2eLoad) await(t testing.TB, n int64) {
 	t.Helper()
 	want := l.sent.Load() + n
-	waitFor(t, 30*time.Second, fmt.Sprintf("%d more requests", n), func() bool { return l.sent.Load() >= want })
+	testkit.WaitFor(t, 30*time.Second, fmt.Sprintf("%d more requests", n), func() bool { return l.sent.Load() >= want })
 }
 
 func (l *e2eLoad) finish() (sent, failed int64) {

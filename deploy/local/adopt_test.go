@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/flock-paas/flock/deploy"
+	"github.com/flock-paas/flock/deploy/testkit"
 	"golang.org/x/sys/unix"
 )
 
@@ -101,13 +102,13 @@ func TestRestartedSchedulerAdoptsInstances(t *testing.T) {
 	if got := info(t, was.Port).Pid; got != pid {
 		t.Errorf("app pid %d after the restart, want %d (adopted, not restarted)", got, pid)
 	}
-	waitFor(t, 5*time.Second, "the lines written while Flock was down in the logs", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "the lines written while Flock was down in the logs", func() bool {
 		var b syncBuffer
 		s.Logs(ctx, "leftover", false, &b)
 		return strings.Count(b.String(), " while flock is down ") == 20
 	})
 	get(was.Port, "/say?msg=after+the+adoption")
-	waitFor(t, 5*time.Second, "new output in the logs", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "new output in the logs", func() bool {
 		var b syncBuffer
 		s.Logs(ctx, "leftover", false, &b)
 		return strings.Contains(b.String(), was.ID+" after the adoption\n") && strings.Count(b.String(), " while flock is down ") == 20
@@ -123,7 +124,7 @@ func TestRestartedSchedulerAdoptsInstances(t *testing.T) {
 
 	// An adopted instance that dies is restarted, as any other.
 	get(was.Port, "/exit")
-	waitFor(t, 10*time.Second, "the adopted instance restarted", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "the adopted instance restarted", func() bool {
 		list := instances(t, s, "leftover")
 		if len(list) != 1 || list[0].ID != was.ID || !list[0].Healthy {
 			return false
@@ -152,7 +153,7 @@ func TestInstanceDeadWhileFlockWasDownIsReplaced(t *testing.T) {
 	dir := t.TempDir()
 	was := killedFlock(t, dir)
 	get(was.Port, "/exit")
-	waitFor(t, 5*time.Second, "the app and its shell gone", func() bool { return len(marked("FLOCK_INSTANCE="+was.ID)) == 0 })
+	testkit.WaitFor(t, 5*time.Second, "the app and its shell gone", func() bool { return len(marked("FLOCK_INSTANCE="+was.ID)) == 0 })
 	s := startSchedulerOn(t, dir)
 	if list := instances(t, s, "leftover"); len(list) != 0 {
 		t.Fatalf("a dead instance was adopted: %+v", list)
@@ -280,7 +281,7 @@ func TestOutputFileIsKeptSmall(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 5*time.Second, "every line in the app log", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "every line in the app log", func() bool {
 		var b syncBuffer
 		s.Logs(ctx, "web", false, &b)
 		return strings.Contains(b.String(), in.ID+" line 299 of a chatty app that writes a lot\n")

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/flock-paas/flock/deploy/testkit"
 )
 
 func TestDeployBeforeRunAndStopOnRunEnd(t *testing.T) {
@@ -56,7 +58,7 @@ func TestDeployOfZeroInstancesRecordsTheRelease(t *testing.T) {
 	if err := s.Scale(ctx, "web", 1); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "a healthy v2 instance", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "a healthy v2 instance", func() bool {
 		list := instances(t, s, "web")
 		return len(list) == 1 && list[0].Release == "v2" && list[0].Healthy
 	})

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/flock-paas/flock/deploy"
+	"github.com/flock-paas/flock/deploy/testkit"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -196,7 +197,7 @@ func TestFailingReleaseLeavesOldOneServing(t *testing.T) {
 			if err := s.Scale(ctx, "web", 2); err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, 10*time.Second, "2 healthy v1 instances", func() bool {
+			testkit.WaitFor(t, 10*time.Second, "2 healthy v1 instances", func() bool {
 				n := 0
 				for _, in := range instances(t, s, "web") {
 					if in.Release == "v1" && in.Healthy {
@@ -217,7 +218,7 @@ func TestCrashedInstanceIsRestarted(t *testing.T) {
 	before := instances(t, s, "web")[0]
 	pid := info(t, before.Port).Pid
 	get(before.Port, "/exit") // the app dies answering; the error is expected
-	waitFor(t, 10*time.Second, "the instance to come back", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "the instance to come back", func() bool {
 		list := instances(t, s, "web")
 		return len(list) == 1 && list[0].Healthy && list[0].StartedAt.After(before.StartedAt)
 	})
@@ -261,7 +262,7 @@ func TestScaleDrainsBeforeStopping(t *testing.T) {
 	if err := s.Scale(ctx, "web", 3); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "3 healthy instances", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "3 healthy instances", func() bool {
 		list := instances(t, s, "web")
 		return len(list) == 3 && list[0].Healthy && list[1].Healthy && list[2].Healthy
 	})
@@ -356,7 +357,7 @@ func TestChangesReportEveryApp(t *testing.T) {
 	}
 	s.notify("c")
 	seen := map[string]bool{}
-	waitFor(t, 5*time.Second, "a, b and c", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "a, b and c", func() bool {
 		for {
 			select {
 			case name := <-s.Changes():
@@ -370,7 +371,7 @@ func TestChangesReportEveryApp(t *testing.T) {
 	if err := s.Deploy(context.Background(), appSpec("web", "v1", 1), nil); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "a change of web", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "a change of web", func() bool {
 		select {
 		case name := <-s.Changes():
 			return name == "web"

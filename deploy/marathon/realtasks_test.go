@@ -18,6 +18,7 @@ import (
 
 	"github.com/flock-paas/flock/deploy"
 	"github.com/flock-paas/flock/deploy/marathon/marathontest"
+	"github.com/flock-paas/flock/deploy/testkit"
 )
 
 // appEnv makes the test binary act as a Flock app (see TestMain).
@@ -112,7 +113,7 @@ func TestRealTasks(t *testing.T) {
 	if err := s.Deploy(ctx, spec("v2", "hello from v2"), &log); err != nil {
 		t.Fatalf("Deploy v2: %v\n%s", err, log.String())
 	}
-	waitFor(t, 10*time.Second, "only v2 answering", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "only v2 answering", func() bool {
 		ins, _ = s.Instances(ctx, "hello")
 		return len(ins) == 2 && hasPrefixAll([]string{get(ins[0]), get(ins[1])}, "hello from v2")
 	})
@@ -120,11 +121,11 @@ func TestRealTasks(t *testing.T) {
 	if err := s.Scale(ctx, "hello", 0); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "asleep", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "asleep", func() bool {
 		got, _ := s.Instances(ctx, "hello")
 		return len(got) == 0
 	})
-	waitFor(t, 10*time.Second, "every process stopped", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "every process stopped", func() bool {
 		for _, in := range ins {
 			if resp, err := http.Get(fmt.Sprintf("http://%s:%d/", in.Host, in.Port)); err == nil {
 				resp.Body.Close()
@@ -136,7 +137,7 @@ func TestRealTasks(t *testing.T) {
 	if err := s.Scale(ctx, "hello", 1); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "awake and healthy", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "awake and healthy", func() bool {
 		got, _ := s.Instances(ctx, "hello")
 		return len(got) == 1 && got[0].Healthy && hasPrefixAll([]string{get(got[0])}, "hello from v2")
 	})
