@@ -7,11 +7,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/flock-paas/flock/deploy/procgroup"
 	"github.com/flock-paas/flock/deploy/testkit"
 )
 
@@ -296,33 +298,19 @@ func TestBuildCancel(t *testing.T) {
 	if d := time.Since(start); d > 6*time.Second {
 		t.Errorf("Build took %s to return after cancel", d)
 	}
-	testkit.WaitFor(t, 5*time.Second, "the install script to be killed", func() bool { return !alive(pid) })
+	testkit.WaitFor(t, 5*time.Second, "the install script to be killed", func() bool { return !procgroup.Alive(pid) })
 }
 
 // findProc returns the pid of a process whose command line is cmdline
 // (arguments ended by NULs), 0 when none runs.
 func findProc(cmdline string) int {
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if data, err := os.ReadFile("/proc/" + e.Name() + "/cmdline"); err == nil && string(data) == cmdline {
+	want := strings.Split(strings.TrimRight(cmdline, "\x00"), "\x00")
+	for _, pid := range procgroup.List() {
+		if slices.Equal(procgroup.Cmdline(pid), want) {
 			return pid
 		}
 	}
 	return 0
-}
-
-// alive reports whether pid runs (a zombie does not).
-func alive(pid int) bool {
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	_, rest, _ := strings.Cut(string(data), ") ")
-	return !strings.HasPrefix(rest, "Z")
 }
 
 func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flock-paas/flock/deploy/procgroup"
 	"github.com/flock-paas/flock/deploy/testkit"
 )
 
@@ -130,7 +130,7 @@ func (f *flock) appProcs(app string) []int {
 	var out []int
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
-		if err != nil || !alive(pid) {
+		if err != nil || !procgroup.Alive(pid) {
 			continue
 		}
 		if procEnv(pid, "FLOCK_APP") == app && strings.HasPrefix(procEnv(pid, "TMPDIR"), f.dataDir+"/") {
@@ -144,15 +144,9 @@ func (f *flock) appProcs(app string) []int {
 // haproxyProcs lists the living HAProxy processes (master and workers) on
 // this Flock's configuration.
 func (f *flock) haproxyProcs() []int {
-	entries, _ := os.ReadDir("/proc")
 	var out []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || !alive(pid) {
-			continue
-		}
-		cmd, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")
-		if bytes.Contains(cmd, []byte(filepath.Join(f.dataDir, "haproxy", "haproxy.cfg"))) {
+	for _, pid := range procgroup.List() {
+		if procgroup.Alive(pid) && slices.Contains(procgroup.Cmdline(pid), filepath.Join(f.dataDir, "haproxy", "haproxy.cfg")) {
 			out = append(out, pid)
 		}
 	}
@@ -175,30 +169,18 @@ func procInstances(pids []int) []string {
 func describe(pids []int) []string {
 	var out []string
 	for _, pid := range pids {
-		cmd, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
-		out = append(out, fmt.Sprintf("%d %s %q", pid, procEnv(pid, "FLOCK_INSTANCE"), bytes.ReplaceAll(cmd, []byte{0}, []byte{' '})))
+		out = append(out, fmt.Sprintf("%d %s %q", pid, procEnv(pid, "FLOCK_INSTANCE"), strings.Join(procgroup.Cmdline(pid), " ")))
 	}
 	return out
 }
 
 func procEnv(pid int, key string) string {
-	env, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
-	for _, kv := range strings.Split(string(env), "\x00") {
+	for _, kv := range procgroup.Environ(pid) {
 		if v, ok := strings.CutPrefix(kv, key+"="); ok {
 			return v
 		}
 	}
 	return ""
-}
-
-// alive reports whether pid runs (a zombie left to PID 1 does not).
-func alive(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	i := bytes.LastIndexByte(b, ')')
-	return i > 0 && i+2 < len(b) && b[i+2] != 'Z' && b[i+2] != 'X'
 }
 
 func (f *flock) haproxyPid() int {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flock-paas/flock/deploy/procgroup"
 	"github.com/flock-paas/flock/deploy/testkit"
 )
 
@@ -34,7 +35,7 @@ func TestDeployBeforeRunAndStopOnRunEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, pid := range pids {
-		if alive(pid) {
+		if procgroup.Alive(pid) {
 			t.Errorf("pid %d survives Run", pid)
 		}
 	}

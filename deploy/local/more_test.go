@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/flock-paas/flock/deploy"
+	"github.com/flock-paas/flock/deploy/procgroup"
 	"github.com/flock-paas/flock/deploy/testkit"
 )
 
@@ -83,7 +84,7 @@ func TestReapSparesProcessesWithoutTheMarker(t *testing.T) {
 	if _, err := New(Config{Dir: dir, Logger: quietLogger()}); err != nil {
 		t.Fatal(err)
 	}
-	if !alive(sleeper.Process.Pid) {
+	if !procgroup.Alive(sleeper.Process.Pid) {
 		t.Error("a process without the instance's marker was killed")
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/flock-paas/flock/deploy"
+	"github.com/flock-paas/flock/deploy/procgroup"
 	"github.com/flock-paas/flock/deploy/testkit"
 	"github.com/google/go-cmp/cmp"
 )
@@ -313,7 +314,7 @@ func TestStopEscalatesToSIGKILL(t *testing.T) {
 	if took := time.Since(start); took < 300*time.Millisecond {
 		t.Errorf("stopped after %s, before the grace period ended", took)
 	}
-	if alive(pid) {
+	if procgroup.Alive(pid) {
 		t.Errorf("pid %d survives", pid)
 	}
 	var logs syncBuffer
