@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/flock-paas/flock/deploy"
+	"github.com/flock-paas/flock/deploy/schedtest"
 )
 
 // processStart is as close to exec as the test app can measure its boot.
@@ -32,6 +33,7 @@ var processStart = time.Now()
 // FLOCK_TEST_ROLE=parent a Flock that deploys one app and waits to be
 // killed (see runParent).
 func TestMain(m *testing.M) {
+	schedtest.ServeIfApp()
 	switch os.Getenv("FLOCK_TEST_ROLE") {
 	case "app":
 		runApp()
