@@ -316,13 +316,6 @@ func (p *testPlatform) crash(name string) {
 	}
 }
 
-func (p *testPlatform) setState(name string, s deploy.State) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.apps[name].state = s
-	p.publishLocked(name, "state")
-}
-
 func (p *testPlatform) wakes(name string) int {
 	p.mu.Lock()
 	defer p.mu.Unlock()

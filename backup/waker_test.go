@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -179,8 +180,8 @@ func TestWebsocketThroughWake(t *testing.T) {
 	}
 	// The open websocket is activity HAProxy cannot see, and a drain
 	// waits for it.
-	if got := w.Active("chat"); got != 1 {
-		t.Errorf("Active = %d, want 1 open websocket", got)
+	if got := w.ActiveApps(); !slices.Equal(got, []string{"chat"}) {
+		t.Errorf("ActiveApps = %q, want chat's open websocket", got)
 	}
 	a, _ := p.App(context.Background(), "chat")
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
@@ -189,7 +190,7 @@ func TestWebsocketThroughWake(t *testing.T) {
 		t.Errorf("Drain with a websocket open = %v, want it to wait until the deadline", err)
 	}
 	conn.Close()
-	testkit.WaitFor(t, 5*time.Second, "the websocket to end", func() bool { return w.Active("chat") == 0 })
+	testkit.WaitFor(t, 5*time.Second, "the websocket to end", func() bool { return len(w.ActiveApps()) == 0 })
 	if err := w.Drain(context.Background(), "chat", a.Instances[0]); err != nil {
 		t.Errorf("Drain after close: %v", err)
 	}

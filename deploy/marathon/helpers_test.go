@@ -168,15 +168,6 @@ func instanceIDs(ins []deploy.Instance) []string {
 	return ids
 }
 
-func hasPrefixAll(ss []string, p string) bool {
-	for _, s := range ss {
-		if !strings.HasPrefix(s, p) {
-			return false
-		}
-	}
-	return true
-}
-
 // drainChanges empties Changes of what is pending now.
 func drainChanges(s *Scheduler) {
 	for {
