@@ -66,6 +66,8 @@ func TestSchedulerContract(t *testing.T) {
 				mu.Lock()
 				slugs[path] = slug
 				mu.Unlock()
+				// One URL per release, as Flock's: its signature changes
+				// once a signing period at most (cmd/flock/artifacts.go).
 				spec.SlugURL = srv.URL + path
 			},
 			Gaps: map[string]string{

@@ -22,6 +22,8 @@ var cases = []struct {
 	run  func(su *suite)
 }{
 	{"Deploy", testDeploy},
+	{"TwoPortsAndTheEnvironment", testPortsAndEnv},
+	{"RedeployKeepsTheInstances", testRedeploy},
 	{"NewReleaseReplacesTheOld", testNewRelease},
 	{"NewReleaseDrainsTheOld", testNewReleaseDrains},
 	{"UnhealthyReleaseLeavesTheOldServing", testUnhealthy},
@@ -114,14 +116,52 @@ func (su *suite) changed(app string, before int) {
 func testDeploy(su *suite) {
 	t := su.t
 	before := su.seen.count("hello")
-	su.deploy(su.spec("hello", "v1", 2, ""))
+	log := su.deploy(su.spec("hello", "v1", 2, ""))
+	if log == "" || !strings.HasSuffix(log, "\n") {
+		t.Errorf("Deploy's progress %q: want whole lines", log)
+	}
 	ins := su.serving("hello", "v1", 2)
 	if ins[0].ID == ins[1].ID || ins[0].Port == ins[1].Port {
 		t.Errorf("two instances share an id or a port: %s", describe(ins))
 	}
+	for _, in := range ins {
+		if in.Host == "" || len(in.Ports) != 1 || in.Ports[0] != in.Port || in.StartedAt.IsZero() {
+			t.Errorf("instance %+v: want a host, Ports [Port] and a start time", in)
+		}
+	}
 	su.changed("hello", before)
 	if got := su.instances("nobody"); len(got) != 0 {
 		t.Errorf("Instances of an app never deployed = %s, want none", describe(got))
+	}
+}
+
+// Every port the descriptor asks for is given as PORTn and listed in
+// Ports (Port is the first); the spec's Env reaches the app.
+func testPortsAndEnv(su *suite) {
+	t := su.t
+	spec := su.spec("hello", "v1", 1, "")
+	spec.Descriptor.Ports = 2
+	su.deploy(spec)
+	in := su.serving("hello", "v1", 1)[0]
+	a, _ := ask(in)
+	if len(in.Ports) != 2 || in.Ports[0] != in.Port || in.Ports[1] == in.Port || a.Port1 != in.Ports[1] {
+		t.Errorf("instance ports %v (Port %d), the app's PORT1 %d: want two ports, PORT1 the second", in.Ports, in.Port, a.Port1)
+	}
+	if a.Greet != "hi there" {
+		t.Errorf("GREETING = %q, want the spec's env", a.Greet)
+	}
+}
+
+// Deploying the release that runs again, with the same count (what the
+// Service does for every app when Flock starts), keeps its instances.
+func testRedeploy(su *suite) {
+	t := su.t
+	su.deploy(su.spec("hello", "v1", 2, ""))
+	before := su.serving("hello", "v1", 2)
+	su.deploy(su.spec("hello", "v1", 2, "")) // the same release, its slug shipped again
+	after := su.serving("hello", "v1", 2)
+	if describe(before) != describe(after) {
+		t.Errorf("redeploy of the running release replaced its instances: %s, then %s", describe(before), describe(after))
 	}
 }
 

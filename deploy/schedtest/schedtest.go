@@ -83,6 +83,8 @@ type answer struct {
 	App     string `json:"app"`
 	Release string `json:"release"`
 	Port    int    `json:"port"`
+	Port1   int    `json:"port1"` // PORT1, when the release has two ports
+	Greet   string `json:"greet"` // GREETING, from the spec's Env
 	Text    string `json:"text"` // the slug's release.txt
 	Pid     int    `json:"pid"`
 }
@@ -98,7 +100,9 @@ func serveApp() {
 		host = "127.0.0.1"
 	}
 	p, _ := strconv.Atoi(port)
-	me := answer{App: os.Getenv("FLOCK_APP"), Release: os.Getenv("FLOCK_RELEASE"), Port: p, Text: string(text), Pid: os.Getpid()}
+	p1, _ := strconv.Atoi(os.Getenv("PORT1"))
+	me := answer{App: os.Getenv("FLOCK_APP"), Release: os.Getenv("FLOCK_RELEASE"), Port: p, Port1: p1,
+		Greet: os.Getenv("GREETING"), Text: string(text), Pid: os.Getpid()}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) { json.NewEncoder(w).Encode(me) })
 	mux.HandleFunc("/health", func(w http.ResponseWriter, _ *http.Request) {
@@ -179,7 +183,7 @@ func (su *suite) spec(app, rel string, n int, mode string) deploy.Spec {
 		App: app, Release: rel, Commit: "c0ffee", Instances: n,
 		Command: `exec "$` + binEnv + `"`,
 		// GORACE: a race-enabled app would otherwise wait 1s to exit.
-		Env: map[string]string{appEnv: "1", modeEnv: mode, binEnv: su.h.Bin, "GORACE": "atexit_sleep_ms=0"},
+		Env: map[string]string{appEnv: "1", modeEnv: mode, binEnv: su.h.Bin, "GORACE": "atexit_sleep_ms=0", "GREETING": "hi there"},
 		Descriptor: deploy.Descriptor{Name: app, Instances: n, Ports: 1, Mem: 64, CPUs: 0.1, StableSeconds: &stable,
 			Checks: []deploy.Check{{Path: "/health", IntervalSeconds: 1, TimeoutSeconds: 1, GracePeriodSeconds: 3, MaxConsecutiveFailures: 2}}},
 	}
@@ -187,8 +191,9 @@ func (su *suite) spec(app, rel string, n int, mode string) deploy.Spec {
 	return spec
 }
 
-// deploy deploys spec and fails the test when Deploy fails.
-func (su *suite) deploy(spec deploy.Spec) {
+// deploy deploys spec, fails the test when Deploy fails, and returns
+// the progress Deploy wrote.
+func (su *suite) deploy(spec deploy.Spec) string {
 	su.t.Helper()
 	var log syncBuffer
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -196,6 +201,7 @@ func (su *suite) deploy(spec deploy.Spec) {
 	if err := su.s.Deploy(ctx, spec, &log); err != nil {
 		su.t.Fatalf("Deploy %s %s: %v\n%s", spec.App, spec.Release, err, log.String())
 	}
+	return log.String()
 }
 
 func (su *suite) instances(app string) []deploy.Instance {
