@@ -227,6 +227,9 @@ func (in *instance) supervise(adopted *proc) {
 				in.note("started (pid %d, ports %v)", p.pgid, in.portList())
 			}
 			out := in.watch(p)
+			if out.kind == released {
+				return
+			}
 			if out.kind == stopped {
 				if in.terminate(p, s.cfg.StopGrace) {
 					in.note("stopped with SIGKILL after %s", s.cfg.StopGrace)
@@ -256,6 +259,9 @@ func (in *instance) supervise(adopted *proc) {
 		t := time.NewTimer(backoff)
 		select {
 		case <-in.stopCh:
+			t.Stop()
+			return
+		case <-s.done:
 			t.Stop()
 			return
 		case <-t.C:

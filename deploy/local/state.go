@@ -53,6 +53,11 @@ func (s *Scheduler) statePath() string { return filepath.Join(s.cfg.Dir, "state.
 func (s *Scheduler) saveState() {
 	s.stateMu.Lock()
 	defer s.stateMu.Unlock()
+	select {
+	case <-s.done: // Run has ended: the file is the next Flock's, or gone
+		return
+	default:
+	}
 	st := stateFile{Boot: procgroup.BootID(), Releases: map[string]deploy.Spec{}, Instances: []stateEntry{}}
 	s.mu.Lock()
 	for _, a := range s.apps {

@@ -25,6 +25,8 @@ var cases = []struct {
 	{"TwoPortsAndTheEnvironment", testPortsAndEnv},
 	{"RedeployKeepsTheInstances", testRedeploy},
 	{"NewReleaseReplacesTheOld", testNewRelease},
+	{"BothReleasesListedDuringARollout", testRolloutListing},
+	{"HealthIsTracked", testHealth},
 	{"NewReleaseDrainsTheOld", testNewReleaseDrains},
 	{"UnhealthyReleaseLeavesTheOldServing", testUnhealthy},
 	{"UnhealthyFirstReleaseLeavesNothing", testUnhealthyFirst},
@@ -175,6 +177,51 @@ func testNewRelease(su *suite) {
 	su.silent(old)
 }
 
+// While a new release starts, Instances lists the old release's
+// instances, healthy, beside the new ones: the router keeps routing to
+// them until the new ones pass.
+func testRolloutListing(su *suite) {
+	t := su.t
+	su.deploy(su.spec("hello", "v1", 1, ""))
+	old := su.serving("hello", "v1", 1)[0]
+	done := make(chan error, 1)
+	go func() { done <- su.s.Deploy(context.Background(), su.spec("hello", "v2", 1, "slow"), &syncBuffer{}) }()
+	testkit.WaitFor(t, wait, "v1 healthy and a v2 instance listed during the rollout", func() bool {
+		var v1, v2 bool
+		for _, in := range su.instances("hello") {
+			v1 = v1 || (in.ID == old.ID && in.Release == "v1" && in.Healthy)
+			v2 = v2 || in.Release == "v2"
+		}
+		return v1 && v2
+	})
+	if err := <-done; err != nil {
+		t.Fatalf("Deploy v2: %v", err)
+	}
+	su.serving("hello", "v2", 1)
+}
+
+// An instance that starts failing its check is listed unhealthy, and
+// Changes names the app; the app then gets a healthy instance again (the
+// same once it passes, or a replacement).
+func testHealth(su *suite) {
+	t := su.t
+	su.deploy(su.spec("hello", "v1", 1, ""))
+	in := su.serving("hello", "v1", 1)[0]
+	seen := su.seen.count("hello")
+	call(in, "/sick")
+	testkit.WaitFor(t, wait, "the failing instance listed unhealthy", func() bool {
+		for _, x := range su.instances("hello") {
+			if x.ID == in.ID && x.Healthy {
+				return false
+			}
+		}
+		return true
+	})
+	su.changed("hello", seen)
+	call(in, "/well")
+	su.serving("hello", "v1", 1)
+}
+
 // The old release's instances are drained before they are stopped
 // (Scheduler.Deploy: "retires the instances of every other release of
 // the app (drained first)").
@@ -306,10 +353,7 @@ func testCrash(su *suite) {
 	in := su.serving("hello", "v1", 1)[0]
 	before, _ := ask(in)
 	seen := su.seen.count("hello")
-	resp, err := client.Get("http://" + in.Host + ":" + itoa(in.Port) + "/exit")
-	if err == nil {
-		resp.Body.Close()
-	}
+	call(in, "/exit")
 	su.changed("hello", seen)
 	testkit.WaitFor(t, wait, "a new process serving", func() bool {
 		list := su.instances("hello")

@@ -27,6 +27,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -58,13 +59,16 @@ type Harness struct {
 type NewHarness func(t *testing.T) *Harness
 
 // appEnv marks the test binary as the suite's app; modeEnv picks how it
-// behaves: "" healthy, "unhealthy" (its /health answers 503).
+// behaves: "" healthy, "unhealthy" (its /health answers 503), "slow"
+// (listens only after slowBoot).
 const (
 	appEnv  = "FLOCK_SCHEDTEST_APP"
 	modeEnv = "FLOCK_SCHEDTEST_MODE"
 	binEnv  = "FLOCK_SCHEDTEST_BIN"
 	// banner is what the app writes to its output once it listens.
 	banner = "schedtest app listening"
+	// slowBoot is how long a "slow" app takes to listen.
+	slowBoot = 1500 * time.Millisecond
 )
 
 // ServeIfApp makes the test binary the suite's app when a scheduler
@@ -103,13 +107,20 @@ func serveApp() {
 	p1, _ := strconv.Atoi(os.Getenv("PORT1"))
 	me := answer{App: os.Getenv("FLOCK_APP"), Release: os.Getenv("FLOCK_RELEASE"), Port: p, Port1: p1,
 		Greet: os.Getenv("GREETING"), Text: string(text), Pid: os.Getpid()}
+	if os.Getenv(modeEnv) == "slow" {
+		time.Sleep(slowBoot)
+	}
+	var sick atomic.Bool // set by /sick, cleared by /well
+	sick.Store(os.Getenv(modeEnv) == "unhealthy")
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) { json.NewEncoder(w).Encode(me) })
 	mux.HandleFunc("/health", func(w http.ResponseWriter, _ *http.Request) {
-		if os.Getenv(modeEnv) == "unhealthy" {
+		if sick.Load() {
 			http.Error(w, "not ready", http.StatusServiceUnavailable)
 		}
 	})
+	mux.HandleFunc("/sick", func(http.ResponseWriter, *http.Request) { sick.Store(true) })
+	mux.HandleFunc("/well", func(http.ResponseWriter, *http.Request) { sick.Store(false) })
 	mux.HandleFunc("/exit", func(http.ResponseWriter, *http.Request) { os.Exit(3) })
 	srv := &http.Server{Addr: host + ":" + port, Handler: mux}
 	go func() {
@@ -226,6 +237,14 @@ func slugOf(text string) []byte {
 }
 
 var client = &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+
+// call sends GET path to an instance and forgets the answer.
+func call(in deploy.Instance, path string) {
+	resp, err := client.Get(fmt.Sprintf("http://%s:%d%s", in.Host, in.Port, path))
+	if err == nil {
+		resp.Body.Close()
+	}
+}
 
 // ask asks an instance who it is; ok is false when it does not answer.
 func ask(in deploy.Instance) (a answer, ok bool) {
