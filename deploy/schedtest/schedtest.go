@@ -89,7 +89,7 @@ type answer struct {
 	Port    int    `json:"port"`
 	Port1   int    `json:"port1"` // PORT1, when the release has two ports
 	Greet   string `json:"greet"` // GREETING, from the spec's Env
-	Text    string `json:"text"` // the slug's release.txt
+	Text    string `json:"text"`  // the slug's release.txt
 	Pid     int    `json:"pid"`
 }
 
