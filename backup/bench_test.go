@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/flock-paas/flock/deploy"
+	"github.com/flock-paas/flock/deploy/testkit"
 )
 
 func median(v []float64) float64 {
@@ -25,7 +26,7 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 
 // boots waits until the app has recorded n instance boots.
 func boots(b *testing.B, p *testPlatform, app string, n int) {
-	waitFor(b, 10*time.Second, "the instance's boot time", func() bool {
+	testkit.WaitFor(b, 10*time.Second, "the instance's boot time", func() bool {
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		return len(p.apps[app].boots) >= n
@@ -147,7 +148,7 @@ func BenchmarkSleepWakeCycles(b *testing.B) {
 	}
 	for i := 0; i < b.N; i++ {
 		for n := range cycles {
-			waitFor(b, 20*time.Second, "the app awake", func() bool { return p.healthy("cycle") > 0 })
+			testkit.WaitFor(b, 20*time.Second, "the app awake", func() bool { return p.healthy("cycle") > 0 })
 			time.Sleep(rand.N(10 * time.Millisecond))
 			p.sleep("cycle", n%2 == 0)
 		}

@@ -91,21 +91,6 @@ func (w *Waker) Drain(ctx context.Context, app string, in deploy.Instance) error
 	}
 }
 
-// Active returns how many requests and upgraded connections (websockets)
-// the waker is proxying to the app right now. The scaler counts them as
-// activity: HAProxy does not see them.
-func (w *Waker) Active(app string) int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	n := 0
-	for _, f := range w.inflight {
-		if f.app == app {
-			n += f.n
-		}
-	}
-	return n
-}
-
 // ActiveApps returns the apps the waker is proxying at least one request
 // or connection to right now.
 func (w *Waker) ActiveApps() []string {

@@ -13,18 +13,6 @@ import (
 	dto "github.com/prometheus/client_model/go"
 )
 
-// waitFor polls cond until it holds or timeout passes.
-func waitFor(tb testing.TB, timeout time.Duration, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // startWaker runs a waker for p until the test ends and returns its URL.
 func startWaker(tb testing.TB, p Platform, cfg Config) (*Waker, string) {
 	tb.Helper()

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/flock-paas/flock/deploy"
+	"github.com/flock-paas/flock/deploy/testkit"
 )
 
 func TestQueueFull(t *testing.T) {
@@ -25,7 +26,7 @@ func TestQueueFull(t *testing.T) {
 			held <- r
 		}()
 	}
-	waitFor(t, 10*time.Second, "two held requests", func() bool { return w.heldCount("slow") == 2 })
+	testkit.WaitFor(t, 10*time.Second, "two held requests", func() bool { return w.heldCount("slow") == 2 })
 	start := time.Now()
 	r := mustSend(t, c, "GET", url+"/", "slow", nil)
 	if r.status != 503 || r.header.Get("Retry-After") == "" {
@@ -70,9 +71,9 @@ func TestCrashedAwakeAppHeldWithoutWake(t *testing.T) {
 	p := newTestPlatform(t)
 	p.add("crashy", appOpts{state: deploy.StateRunning, restartDelay: 300 * time.Millisecond})
 	_, url := startWaker(t, p, Config{})
-	waitFor(t, 10*time.Second, "a healthy instance", func() bool { return p.healthy("crashy") == 1 })
+	testkit.WaitFor(t, 10*time.Second, "a healthy instance", func() bool { return p.healthy("crashy") == 1 })
 	p.crash("crashy")
-	waitFor(t, 10*time.Second, "no instance", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "no instance", func() bool {
 		a, _ := p.App(context.Background(), "crashy")
 		return len(a.Instances) == 0
 	})
@@ -103,9 +104,9 @@ func TestVanishedInstanceRetried(t *testing.T) {
 			p := newTestPlatform(t)
 			p.add("ghost", appOpts{state: deploy.StateRunning, staleFor: 400 * time.Millisecond, restartDelay: 50 * time.Millisecond})
 			_, url := startWaker(t, p, Config{})
-			waitFor(t, 10*time.Second, "a healthy instance", func() bool { return p.healthy("ghost") == 1 })
+			testkit.WaitFor(t, 10*time.Second, "a healthy instance", func() bool { return p.healthy("ghost") == 1 })
 			p.crash("ghost")
-			waitFor(t, 10*time.Second, "the crash", func() bool {
+			testkit.WaitFor(t, 10*time.Second, "the crash", func() bool {
 				p.mu.Lock()
 				defer p.mu.Unlock()
 				return p.apps["ghost"].instances[0].exited
@@ -124,7 +125,7 @@ func TestRequestsDuringSleep(t *testing.T) {
 			p := newTestPlatform(t)
 			p.add("nap", appOpts{state: deploy.StateRunning})
 			_, url := startWaker(t, p, Config{})
-			waitFor(t, 10*time.Second, "a healthy instance", func() bool { return p.healthy("nap") == 1 })
+			testkit.WaitFor(t, 10*time.Second, "a healthy instance", func() bool { return p.healthy("nap") == 1 })
 			c := newClient()
 			stop := make(chan struct{})
 			var wg sync.WaitGroup
@@ -151,13 +152,13 @@ func TestRequestsDuringSleep(t *testing.T) {
 					}
 				}()
 			}
-			waitFor(t, 10*time.Second, "requests flowing", func() bool { return total.Load() > 20 })
+			testkit.WaitFor(t, 10*time.Second, "requests flowing", func() bool { return total.Load() > 20 })
 			p.sleep("nap", stateFirst)
-			waitFor(t, 20*time.Second, "woken again by the requests", func() bool {
+			testkit.WaitFor(t, 20*time.Second, "woken again by the requests", func() bool {
 				return p.wakes("nap") >= 1 && p.healthy("nap") == 1
 			})
 			n := total.Load()
-			waitFor(t, 10*time.Second, "more requests after the wake", func() bool { return total.Load() > n+20 })
+			testkit.WaitFor(t, 10*time.Second, "more requests after the wake", func() bool { return total.Load() > n+20 })
 			close(stop)
 			wg.Wait()
 			if len(failures) > 0 {
@@ -197,10 +198,10 @@ func TestClientGoneLeavesQueue(t *testing.T) {
 		}
 		errc <- err
 	}()
-	waitFor(t, 10*time.Second, "the request held", func() bool { return w.heldCount("gone") == 1 })
+	testkit.WaitFor(t, 10*time.Second, "the request held", func() bool { return w.heldCount("gone") == 1 })
 	cancel()
 	<-errc
-	waitFor(t, 10*time.Second, "the queue empty again", func() bool { return w.heldCount("gone") == 0 })
+	testkit.WaitFor(t, 10*time.Second, "the queue empty again", func() bool { return w.heldCount("gone") == 0 })
 	if got := counterValue(w.m.held.WithLabelValues("gone")); got != 1 {
 		t.Errorf("held counter = %v, want 1", got)
 	}

@@ -101,12 +101,3 @@ func checkOnce(port int, path string) bool {
 	resp.Body.Close()
 	return resp.StatusCode < 400
 }
-
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/flock-paas/flock/deploy"
+	"github.com/flock-paas/flock/deploy/testkit"
 )
 
 // testPlatform is a small engine.Service of its own: Wake starts real
@@ -21,6 +22,7 @@ import (
 // instance reports their health honestly and a supervisor restarts
 // instances that crash while the app is awake.
 type testPlatform struct {
+	tb         testing.TB
 	checkEvery time.Duration  // the platform's own check interval, slower than the waker's probe
 	drainer    deploy.Drainer // the waker, drained before an instance stops
 
@@ -63,7 +65,7 @@ type child struct {
 }
 
 func newTestPlatform(tb testing.TB) *testPlatform {
-	p := &testPlatform{checkEvery: 25 * time.Millisecond, apps: map[string]*testApp{}, subs: map[chan deploy.Event]struct{}{}}
+	p := &testPlatform{tb: tb, checkEvery: 25 * time.Millisecond, apps: map[string]*testApp{}, subs: map[chan deploy.Event]struct{}{}}
 	tb.Cleanup(p.close)
 	return p
 }
@@ -175,10 +177,7 @@ func (p *testPlatform) startLocked(a *testApp) {
 	if p.closed {
 		return
 	}
-	port, err := freePort()
-	if err != nil {
-		return
-	}
+	port := testkit.FreePort(p.tb)
 	a.seq++
 	c := &child{id: fmt.Sprintf("%s.%d", a.name, a.seq), port: port, done: make(chan struct{})}
 	c.cmd = exec.Command(os.Args[0])
@@ -315,13 +314,6 @@ func (p *testPlatform) crash(name string) {
 	for _, c := range p.apps[name].instances {
 		_ = syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
 	}
-}
-
-func (p *testPlatform) setState(name string, s deploy.State) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.apps[name].state = s
-	p.publishLocked(name, "state")
 }
 
 func (p *testPlatform) wakes(name string) int {

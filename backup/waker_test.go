@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/flock-paas/flock/deploy"
+	"github.com/flock-paas/flock/deploy/testkit"
 	"github.com/google/go-cmp/cmp"
 	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus"
@@ -35,7 +37,7 @@ func TestWakeSleepingApp(t *testing.T) {
 	if got := p.wakes("hello"); got != 1 {
 		t.Errorf("wakes = %d, want 1", got)
 	}
-	waitFor(t, 10*time.Second, "app running", func() bool { return p.state("hello") == deploy.StateRunning })
+	testkit.WaitFor(t, 10*time.Second, "app running", func() bool { return p.state("hello") == deploy.StateRunning })
 
 	mfs, err := reg.Gather()
 	if err != nil {
@@ -178,8 +180,8 @@ func TestWebsocketThroughWake(t *testing.T) {
 	}
 	// The open websocket is activity HAProxy cannot see, and a drain
 	// waits for it.
-	if got := w.Active("chat"); got != 1 {
-		t.Errorf("Active = %d, want 1 open websocket", got)
+	if got := w.ActiveApps(); !slices.Equal(got, []string{"chat"}) {
+		t.Errorf("ActiveApps = %q, want chat's open websocket", got)
 	}
 	a, _ := p.App(context.Background(), "chat")
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
@@ -188,7 +190,7 @@ func TestWebsocketThroughWake(t *testing.T) {
 		t.Errorf("Drain with a websocket open = %v, want it to wait until the deadline", err)
 	}
 	conn.Close()
-	waitFor(t, 5*time.Second, "the websocket to end", func() bool { return w.Active("chat") == 0 })
+	testkit.WaitFor(t, 5*time.Second, "the websocket to end", func() bool { return len(w.ActiveApps()) == 0 })
 	if err := w.Drain(context.Background(), "chat", a.Instances[0]); err != nil {
 		t.Errorf("Drain after close: %v", err)
 	}
@@ -205,7 +207,7 @@ func TestRunShutsDownAndReleasesHeld(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- w.Run(ctx) }()
 	var url string
-	waitFor(t, 5*time.Second, "listening", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "listening", func() bool {
 		url = "http://" + w.Addr()
 		return !strings.HasSuffix(url, ":0")
 	})
@@ -214,7 +216,7 @@ func TestRunShutsDownAndReleasesHeld(t *testing.T) {
 		r, _ := send(newClient(), "GET", url+"/", "late", nil)
 		got <- r
 	}()
-	waitFor(t, 10*time.Second, "a held request", func() bool { return w.heldCount("late") == 1 })
+	testkit.WaitFor(t, 10*time.Second, "a held request", func() bool { return w.heldCount("late") == 1 })
 	cancel()
 	select {
 	case err := <-done:
@@ -283,5 +285,5 @@ func TestDestroyedAppForgotten(t *testing.T) {
 	p.mu.Lock()
 	p.publishLocked("hello", "destroyed")
 	p.mu.Unlock()
-	waitFor(t, 5*time.Second, "the app's series deleted", func() bool { return series() == 0 })
+	testkit.WaitFor(t, 5*time.Second, "the app's series deleted", func() bool { return series() == 0 })
 }

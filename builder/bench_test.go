@@ -7,12 +7,14 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/flock-paas/flock/deploy/testkit"
 )
 
 // BenchmarkBuildHello measures a build of docs/examples/hello: copy,
 // detect, no npm (no dependencies), slug.
 func BenchmarkBuildHello(b *testing.B) {
-	needs(b, "node")
+	testkit.RequireTools(b, "node")
 	bl := newBuilder(b, b.TempDir())
 	src := filepath.Join(examples, "hello")
 	start := time.Now()
@@ -30,7 +32,7 @@ func BenchmarkBuildHello(b *testing.B) {
 // with an unchanged lockfile: node_modules comes from the cache, npm does
 // not run. The first, uncached build is not timed.
 func BenchmarkRebuildExpressCached(b *testing.B) {
-	needs(b, "node", "npm")
+	testkit.RequireTools(b, "node", "npm")
 	bl := newBuilder(b, b.TempDir())
 	src := filepath.Join(examples, "express")
 	if _, _, err := bl.Build(context.Background(), src, "hello-express", "v1", "", io.Discard); err != nil {

@@ -7,10 +7,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/flock-paas/flock/deploy/procgroup"
+	"github.com/flock-paas/flock/deploy/testkit"
 )
 
 func TestNewValidates(t *testing.T) {
@@ -31,7 +35,7 @@ func TestNewValidates(t *testing.T) {
 }
 
 func TestBuildHello(t *testing.T) {
-	needs(t, "node")
+	testkit.RequireTools(t, "node")
 	t.Parallel()
 	b := newBuilder(t, t.TempDir())
 	var log syncBuffer
@@ -64,7 +68,7 @@ func TestBuildHello(t *testing.T) {
 // which is proved by taking npm off PATH for it; and the slug starts with
 // the start script run without npm (npm is off PATH).
 func TestBuildExpressCached(t *testing.T) {
-	needs(t, "node", "npm")
+	testkit.RequireTools(t, "node", "npm")
 	b := newBuilder(t, t.TempDir())
 	src := filepath.Join(examples, "express")
 	var first syncBuffer
@@ -111,7 +115,7 @@ func TestBuildExpressCached(t *testing.T) {
 }
 
 func TestBuildPython(t *testing.T) {
-	needs(t, "python3")
+	testkit.RequireTools(t, "python3")
 	t.Parallel()
 	b := newBuilder(t, t.TempDir())
 	var log syncBuffer
@@ -134,7 +138,7 @@ func TestBuildPython(t *testing.T) {
 }
 
 func TestBuildGo(t *testing.T) {
-	needs(t, "go")
+	testkit.RequireTools(t, "go")
 	t.Parallel()
 	src := t.TempDir()
 	writeTree(t, src, map[string]string{
@@ -161,7 +165,7 @@ func main() {
 }
 
 func TestBuildStartCommand(t *testing.T) {
-	needs(t, "node")
+	testkit.RequireTools(t, "node")
 	t.Parallel()
 	tests := []struct {
 		name    string
@@ -216,7 +220,7 @@ func TestBuildStartCommand(t *testing.T) {
 }
 
 func TestBuildFails(t *testing.T) {
-	needs(t, "go")
+	testkit.RequireTools(t, "go")
 	t.Parallel()
 	src := t.TempDir()
 	writeTree(t, src, map[string]string{"go.mod": "module x\n\ngo 1.21\n", "main.go": "package main\n\nfunc main() { undefinedThing() }\n"})
@@ -256,7 +260,7 @@ func TestBuildRejectsNames(t *testing.T) {
 // The script runs as the app's uid in a pid namespace of its own when the
 // test runs as root, so the test finds its sleep by its command line.
 func TestBuildCancel(t *testing.T) {
-	needs(t, "node", "npm")
+	testkit.RequireTools(t, "node", "npm")
 	t.Parallel()
 	src := t.TempDir()
 	marks := t.TempDir()
@@ -277,7 +281,7 @@ func TestBuildCancel(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { _, _, err := b.Build(ctx, src, "slow", "v1", "", &log); done <- err }()
 	var pid int
-	waitFor(t, 30*time.Second, "the install script to start", func() bool {
+	testkit.WaitFor(t, 30*time.Second, "the install script to start", func() bool {
 		pid = findProc("sleep\x00" + sleep + "\x00")
 		return fileExists(started) && pid > 0
 	})
@@ -294,33 +298,19 @@ func TestBuildCancel(t *testing.T) {
 	if d := time.Since(start); d > 6*time.Second {
 		t.Errorf("Build took %s to return after cancel", d)
 	}
-	waitFor(t, 5*time.Second, "the install script to be killed", func() bool { return !alive(pid) })
+	testkit.WaitFor(t, 5*time.Second, "the install script to be killed", func() bool { return !procgroup.Alive(pid) })
 }
 
 // findProc returns the pid of a process whose command line is cmdline
 // (arguments ended by NULs), 0 when none runs.
 func findProc(cmdline string) int {
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if data, err := os.ReadFile("/proc/" + e.Name() + "/cmdline"); err == nil && string(data) == cmdline {
+	want := strings.Split(strings.TrimRight(cmdline, "\x00"), "\x00")
+	for _, pid := range procgroup.List() {
+		if slices.Equal(procgroup.Cmdline(pid), want) {
 			return pid
 		}
 	}
 	return 0
-}
-
-// alive reports whether pid runs (a zombie does not).
-func alive(pid int) bool {
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	_, rest, _ := strings.Cut(string(data), ") ")
-	return !strings.HasPrefix(rest, "Z")
 }
 
 func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -19,32 +18,12 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/flock-paas/flock/deploy/testkit"
 )
 
 // examples is where the runnable example apps live.
 var examples = filepath.Join("..", "docs", "examples")
-
-// needs skips the test when a build tool is missing from this machine.
-func needs(t testing.TB, tools ...string) {
-	t.Helper()
-	for _, tool := range tools {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s is not installed: %v", tool, err)
-		}
-	}
-}
-
-// waitFor polls cond until it holds or the timeout passes.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
 
 // syncBuffer is a build log that tests may read while a build writes it.
 type syncBuffer struct {
@@ -95,17 +74,6 @@ func newBuilder(t testing.TB, cache string) *Builder {
 	return b
 }
 
-// freePort returns a port that was free a moment ago on 127.0.0.1.
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // app is a slug started the way a scheduler starts it.
 type app struct {
 	cmd  *exec.Cmd
@@ -128,7 +96,7 @@ func runSlug(t *testing.T, slug, command, path, want string) *app {
 	if err := Unpack(f, dir, 1<<30); err != nil {
 		t.Fatalf("unpack slug: %v", err)
 	}
-	port := freePort(t)
+	port := testkit.FreePort(t)
 	a := &app{done: make(chan struct{}), url: fmt.Sprintf("http://127.0.0.1:%d", port)}
 	// Like a scheduler, exec the app's own process in the shell's place so
 	// that its exit status is the app's.
@@ -154,7 +122,7 @@ func runSlug(t *testing.T, slug, command, path, want string) *app {
 		<-a.done
 	})
 	var body string
-	waitFor(t, 20*time.Second, command+" to answer on "+path, func() bool {
+	testkit.WaitFor(t, 20*time.Second, command+" to answer on "+path, func() bool {
 		select {
 		case <-a.done:
 			t.Fatalf("app %q exited: %v\n%s", command, a.err, out.String())

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/flock-paas/flock/deploy/testkit"
 )
 
 // BenchmarkRebuildTypeScriptCached: a rebuild of a TypeScript app after a
@@ -20,7 +22,7 @@ import (
 // runs, devDependencies pruned (target ≤ 3 s). The tsconfig is what
 // `tsc --init` writes in spirit: strict, with skipLibCheck.
 func BenchmarkRebuildTypeScriptCached(b *testing.B) {
-	needs(b, "node", "npm")
+	testkit.RequireTools(b, "node", "npm")
 	src := b.TempDir()
 	writeTree(b, src, map[string]string{
 		"package.json": `{"name":"ts-app","version":"1.0.0","private":true,
@@ -57,7 +59,7 @@ func BenchmarkRebuildTypeScriptCached(b *testing.B) {
 // without npm), with `node server.js`, and with `npm start` (what Flock
 // ran before). Target: the start script within 30 ms of node.
 func BenchmarkColdStartNpmStart(b *testing.B) {
-	needs(b, "node", "npm")
+	testkit.RequireTools(b, "node", "npm")
 	src := b.TempDir()
 	writeTree(b, src, map[string]string{
 		"package.json": `{"name":"cold","version":"1.0.0","scripts":{"start":"node server.js"}}`,
@@ -93,7 +95,7 @@ func BenchmarkColdStartNpmStart(b *testing.B) {
 // and returns the time until it answers HTTP; then it stops it.
 func coldStart(b *testing.B, dir, command string) time.Duration {
 	b.Helper()
-	port := freePort(b)
+	port := testkit.FreePort(b)
 	cmd := exec.Command("sh", "-c", command)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "PORT="+strconv.Itoa(port), "npm_config_update_notifier=false")

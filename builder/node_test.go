@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/flock-paas/flock/deploy/testkit"
 )
 
 // lockfile writes package-lock.json for the tree in dir with the real
@@ -48,7 +50,7 @@ createServer((_req, res) => { res.end(msg); }).listen(Number(process.env.PORT), 
 // build script runs (on every build, also when node_modules comes from
 // the cache), and the slug holds the compiled app without the compiler.
 func TestBuildTypeScript(t *testing.T) {
-	needs(t, "node", "npm")
+	testkit.RequireTools(t, "node", "npm")
 	src := t.TempDir()
 	writeTree(t, src, map[string]string{
 		"package.json": `{"name":"ts-app","version":"1.0.0","private":true,
@@ -89,7 +91,7 @@ func TestBuildTypeScript(t *testing.T) {
 // the source runs again after a source change with the lockfile unchanged
 // (the Next.js redeploy that served 502).
 func TestBuildPostinstallOnCacheHit(t *testing.T) {
-	needs(t, "node", "npm")
+	testkit.RequireTools(t, "node", "npm")
 	src := t.TempDir()
 	writeTree(t, src, map[string]string{
 		"package.json": `{"name":"gen-app","version":"1.0.0","private":true,
@@ -122,7 +124,7 @@ func TestBuildPostinstallOnCacheHit(t *testing.T) {
 // no npm process and no shell in front: the app's pid is the one the
 // scheduler started.
 func TestStartScriptWithoutNpm(t *testing.T) {
-	needs(t, "node")
+	testkit.RequireTools(t, "node")
 	src := t.TempDir()
 	writeTree(t, src, map[string]string{
 		"package.json": `{"name":"plain","version":"2.3.4","config":{"greeting":"it's me"},
@@ -152,7 +154,7 @@ func TestStartScriptWithoutNpm(t *testing.T) {
 // TestEnginesWarning: a node that does not match engines.node is said in
 // the build log (Flock runs the app with the node it has).
 func TestEnginesWarning(t *testing.T) {
-	needs(t, "node")
+	testkit.RequireTools(t, "node")
 	b := newBuilder(t, t.TempDir())
 	for _, tc := range []struct{ engines, want string }{
 		{">=99", `Warning: package.json engines.node is ">=99"`},
@@ -193,7 +195,7 @@ func get(t *testing.T, url string) string {
 // package manager (through corepack), with devDependencies for the
 // build, pruned from the slug, and the app runs from the slug.
 func TestBuildYarnAndPnpm(t *testing.T) {
-	needs(t, "node", "corepack")
+	testkit.RequireTools(t, "node", "corepack")
 	for _, pm := range []string{"yarn", "pnpm"} {
 		t.Run(pm, func(t *testing.T) {
 			src := t.TempDir()

@@ -9,20 +9,9 @@ import (
 	"strings"
 	"testing"
 	"time"
-)
 
-// needRoot skips a test of the builds' boxes when the tests do not run
-// as root, unless FLOCK_REQUIRE_CGROUPS=1 (CI) makes that a failure.
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("FLOCK_REQUIRE_CGROUPS") == "1" {
-		t.Fatal("builds run as the app's uid only when Flock is root: run the tests as root (FLOCK_REQUIRE_CGROUPS=1 is set)")
-	}
-	t.Skip("builds run as the app's uid only when Flock is root; run the tests as root to test it")
-}
+	"github.com/flock-paas/flock/deploy/testkit"
+)
 
 // readSlugFile returns a file of a slug, trimmed.
 func readSlugFile(t *testing.T, dir, name string) string {
@@ -39,8 +28,8 @@ func readSlugFile(t *testing.T, dir, name string) string {
 // Flock's token or another app's build files, and leave no process
 // behind; the slug, written by Flock, holds what they wrote.
 func TestBuildRunsAsTheAppsUID(t *testing.T) {
-	needRoot(t)
-	needs(t, "node", "npm")
+	testkit.RequireRoot(t)
+	testkit.RequireTools(t, "node", "npm")
 	flockDir := t.TempDir() // Flock's own: 0700, like the data dir
 	token := filepath.Join(flockDir, "token")
 	if err := os.WriteFile(token, []byte("s3cret\n"), 0o600); err != nil {
@@ -111,8 +100,8 @@ func TestBuildRunsAsTheAppsUID(t *testing.T) {
 // place, changes nothing in app b's next slug, and b's first build runs
 // npm rather than linking a's files.
 func TestBuildCacheIsPerApp(t *testing.T) {
-	needRoot(t)
-	needs(t, "node", "npm")
+	testkit.RequireRoot(t)
+	testkit.RequireTools(t, "node", "npm")
 	pkg := func(scripts string) string {
 		return `{"name":"same","version":"1.0.0","dependencies":{"ms":"2.1.3"},"scripts":{` + scripts + `}}`
 	}

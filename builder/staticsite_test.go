@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/flock-paas/flock/deploy/testkit"
 )
 
 // fakeFlock stands for the flock binary in start commands the tests only
@@ -20,7 +22,7 @@ const serveRoot = `exec '/opt/my flock/flock' static`
 // wins over it; a Node site with a build script is served from the folder
 // its build wrote.
 func TestStaticSiteDetection(t *testing.T) {
-	needs(t, "node")
+	testkit.RequireTools(t, "node")
 	t.Parallel()
 	const page = "<!doctype html><h1>hi</h1>"
 	buildTo := func(dir string) string {
@@ -98,7 +100,7 @@ func TestStaticSiteNeedsServer(t *testing.T) {
 // `flock static`: dist/ is served, the project's files are not, and the
 // slug holds no node_modules.
 func TestStaticSiteServes(t *testing.T) {
-	needs(t, "node", "npm")
+	testkit.RequireTools(t, "node", "npm")
 	t.Parallel()
 	src := t.TempDir()
 	writeTree(t, src, map[string]string{

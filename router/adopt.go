@@ -5,9 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strconv"
 
-	"golang.org/x/sys/unix"
+	"github.com/flock-paas/flock/deploy/procgroup"
 )
 
 // adoptHAProxy takes over the master a previous Flock on the same Dir
@@ -20,33 +19,14 @@ import (
 // sockets to the new worker (expose-fd listeners) and lets the old one
 // finish its requests, so no connection is refused.
 func (r *Router) adoptHAProxy(pid int) (*proc, error) {
+	// The watch names one process for good; it holds while it is still our master.
+	exited, err := procgroup.Watch(pid, func() bool { return r.leftover() == pid })
+	if err != nil {
+		return nil, fmt.Errorf("adopt haproxy %d: %w", pid, err)
+	}
 	p := &proc{pid: pid, done: make(chan struct{}), logged: make(chan struct{})}
-	fd, err := unix.PidfdOpen(pid, 0)
-	if err != nil {
-		return nil, fmt.Errorf("adopt haproxy %d: %w", pid, err)
-	}
-	// The pidfd names one process for good; check it is still our master.
-	if r.leftover() != pid {
-		unix.Close(fd)
-		return nil, fmt.Errorf("adopt haproxy %d: it exited", pid)
-	}
-	if err := unix.SetNonblock(fd, true); err != nil {
-		unix.Close(fd)
-		return nil, fmt.Errorf("adopt haproxy %d: %w", pid, err)
-	}
-	f := os.NewFile(uintptr(fd), "pidfd:"+strconv.Itoa(pid))
-	rc, err := f.SyscallConn()
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("adopt haproxy %d: %w", pid, err)
-	}
 	go func() {
-		defer f.Close()
-		// Waited for by Go's poller: readable once the process exited.
-		rc.Read(func(fd uintptr) bool {
-			n, _ := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, 0)
-			return n > 0
-		})
+		<-exited
 		p.err = errors.New("adopted master exited (status unknown)")
 		close(p.done)
 	}()

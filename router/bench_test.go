@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/flock-paas/flock/deploy"
+	"github.com/flock-paas/flock/deploy/testkit"
 )
 
 // manyApps returns n apps, app00000…, each with one healthy instance on in.
@@ -64,7 +65,7 @@ func tenK(b testing.TB) (*harness, *instance, []deploy.App) {
 	in := newInstance(b, "shared")
 	apps := manyApps(10000, in)
 	h.r.Update(apps)
-	waitFor(b, 50*time.Second, "10k apps routed", func() bool { return h.routesTo("app09999.localhost", "shared") })
+	testkit.WaitFor(b, 50*time.Second, "10k apps routed", func() bool { return h.routesTo("app09999.localhost", "shared") })
 	return h, in, apps
 }
 
@@ -79,7 +80,7 @@ func BenchmarkReload10kApps(b *testing.B) {
 		i++
 		start := time.Now()
 		h.r.Update(append(apps, app(name)))
-		waitFor(b, 30*time.Second, name+" routed", func() bool {
+		testkit.WaitFor(b, 30*time.Second, name+" routed", func() bool {
 			code, _, _, err := h.get(name + ".localhost")
 			return err == nil && code == 503
 		})
@@ -93,7 +94,7 @@ func BenchmarkReload10kApps(b *testing.B) {
 func BenchmarkHealthyToRouted(b *testing.B) {
 	h := newHarness(b, nil)
 	h.r.Update([]deploy.App{app("web")})
-	waitFor(b, 5*time.Second, "web at zero", func() bool { code, _, _, _ := h.get("web.localhost"); return code == 503 })
+	testkit.WaitFor(b, 5*time.Second, "web at zero", func() bool { code, _, _, _ := h.get("web.localhost"); return code == 503 })
 	var total, worst time.Duration
 	i := 0
 	for b.Loop() {
@@ -101,7 +102,7 @@ func BenchmarkHealthyToRouted(b *testing.B) {
 		i++
 		start := time.Now()
 		h.r.Update([]deploy.App{app("web", in)})
-		waitFor(b, 5*time.Second, "routed", func() bool { return h.routesTo("web.localhost", in.ID) })
+		testkit.WaitFor(b, 5*time.Second, "routed", func() bool { return h.routesTo("web.localhost", in.ID) })
 		took := time.Since(start)
 		total, worst = total+took, max(worst, took)
 		b.StopTimer()
@@ -181,7 +182,7 @@ func BenchmarkReloadsUnderLoad(b *testing.B) {
 	h := newHarness(b, nil)
 	web := newInstance(b, "web.v1.1")
 	h.r.Update([]deploy.App{app("web", web)})
-	waitFor(b, 5*time.Second, "web routed", func() bool { return h.routesTo("web.localhost", "web.v1.1") })
+	testkit.WaitFor(b, 5*time.Second, "web routed", func() bool { return h.routesTo("web.localhost", "web.v1.1") })
 	var sent, failed int64
 	for b.Loop() {
 		l := startLoad(h, "web.localhost", 8)
@@ -191,12 +192,12 @@ func BenchmarkReloadsUnderLoad(b *testing.B) {
 				apps = append(apps, app("extra"))
 			}
 			h.r.Update(apps)
-			waitFor(b, 10*time.Second, "reload", func() bool {
+			testkit.WaitFor(b, 10*time.Second, "reload", func() bool {
 				code, _, _, err := h.get("extra.localhost")
 				return err == nil && (code == 503) == (i%2 == 0)
 			})
 		}
-		waitFor(b, 30*time.Second, "20,000 requests sent", func() bool { return l.sent.Load() >= 20000 })
+		testkit.WaitFor(b, 30*time.Second, "20,000 requests sent", func() bool { return l.sent.Load() >= 20000 })
 		s, f := l.finish()
 		sent, failed = sent+s, failed+f
 	}
@@ -214,11 +215,11 @@ func BenchmarkScaleUnderLoad(b *testing.B) {
 		// restarts instances under their old names.
 		a1 := newInstance(b, "web.v1.1")
 		h.r.Update([]deploy.App{app("web", a1)})
-		waitFor(b, 5*time.Second, "web routed", func() bool { return h.routesTo("web.localhost", "web.v1.1") })
+		testkit.WaitFor(b, 5*time.Second, "web routed", func() bool { return h.routesTo("web.localhost", "web.v1.1") })
 		l := startLoad(h, "web.localhost", 8)
 		a2, a3 := newInstance(b, "web.v1.2"), newInstance(b, "web.v1.3")
 		h.r.Update([]deploy.App{app("web", a1, a2, a3)})
-		waitFor(b, 5*time.Second, "3 serve", func() bool { return a2.hits.Load() > 50 && a3.hits.Load() > 50 })
+		testkit.WaitFor(b, 5*time.Second, "3 serve", func() bool { return a2.hits.Load() > 50 && a3.hits.Load() > 50 })
 		for _, in := range []*instance{a2, a3} {
 			if err := h.r.Drain(context.Background(), "web", in.Instance); err != nil {
 				b.Fatal(err)
@@ -227,17 +228,17 @@ func BenchmarkScaleUnderLoad(b *testing.B) {
 		}
 		h.r.Update([]deploy.App{app("web", a1)})
 		n := a1.hits.Load()
-		waitFor(b, 5*time.Second, "1 serves", func() bool { return a1.hits.Load() > n+200 })
+		testkit.WaitFor(b, 5*time.Second, "1 serves", func() bool { return a1.hits.Load() > n+200 })
 		v2 := newInstance(b, "web.v2.1")
 		h.r.Update([]deploy.App{app("web", a1, v2)})
-		waitFor(b, 5*time.Second, "v2 serves", func() bool { return v2.hits.Load() > 50 })
+		testkit.WaitFor(b, 5*time.Second, "v2 serves", func() bool { return v2.hits.Load() > 50 })
 		if err := h.r.Drain(context.Background(), "web", a1.Instance); err != nil {
 			b.Fatal(err)
 		}
 		a1.srv.Close()
 		h.r.Update([]deploy.App{app("web", v2)})
 		n = v2.hits.Load()
-		waitFor(b, 5*time.Second, "only v2", func() bool { return v2.hits.Load() > n+200 })
+		testkit.WaitFor(b, 5*time.Second, "only v2", func() bool { return v2.hits.Load() > n+200 })
 		s, f := l.finish()
 		if f > 0 {
 			b.Logf("round: %d of %d failed, last: %v", f, s, l.lastErr.Load())

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/flock-paas/flock/deploy"
+	"github.com/flock-paas/flock/deploy/testkit"
 )
 
 // TestDrainWaitsForSuccessor replays a rollout as the scheduler sees it:
@@ -21,13 +22,13 @@ func TestDrainWaitsForSuccessor(t *testing.T) {
 	}
 	old := newInstance(t, "web.v1.1")
 	h.r.Update(withDesired(old))
-	waitFor(t, 5*time.Second, "web routed", func() bool { return h.routesTo("web.localhost", "web.v1.1") })
+	testkit.WaitFor(t, 5*time.Second, "web routed", func() bool { return h.routesTo("web.localhost", "web.v1.1") })
 	l := startLoad(h, "web.localhost", 4)
 
 	drained := make(chan error, 1)
 	go func() { drained <- h.r.Drain(context.Background(), "web", old.Instance) }()
 	n := old.hits.Load()
-	waitFor(t, 5*time.Second, "the old instance serves while it waits for a successor", func() bool { return old.hits.Load() > n+5 })
+	testkit.WaitFor(t, 5*time.Second, "the old instance serves while it waits for a successor", func() bool { return old.hits.Load() > n+5 })
 	next := newInstance(t, "web.v2.1")
 	next.Release = "v2"
 	h.r.Update(withDesired(old, next))
@@ -41,7 +42,7 @@ func TestDrainWaitsForSuccessor(t *testing.T) {
 	}
 	h.r.Update(withDesired(next))
 	n = next.hits.Load()
-	waitFor(t, 5*time.Second, "the new release serves", func() bool { return next.hits.Load() > n+20 })
+	testkit.WaitFor(t, 5*time.Second, "the new release serves", func() bool { return next.hits.Load() > n+20 })
 	if sent, failed := l.finish(); failed != 0 {
 		t.Errorf("%d of %d requests failed, last: %v", failed, sent, l.lastErr.Load())
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/flock-paas/flock/deploy"
+	"github.com/flock-paas/flock/deploy/testkit"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -115,7 +116,7 @@ func TestGolden(t *testing.T) {
 				t.Errorf("%s differs (-want +got):\n%s", path, diff)
 			}
 
-			requireHAProxy(t)
+			testkit.RequireHAProxy(t)
 			if err := os.WriteFile(filepath.Join(dir, mapFile), hostsMap, 0o644); err != nil {
 				t.Fatal(err)
 			}

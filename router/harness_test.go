@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,46 +18,9 @@ import (
 	"time"
 
 	"github.com/flock-paas/flock/deploy"
+	"github.com/flock-paas/flock/deploy/testkit"
 	"github.com/flock-paas/flock/router/hap"
 )
-
-// requireHAProxy skips the test when haproxy is missing, unless
-// FLOCK_REQUIRE_HAPROXY=1 (CI), where a missing haproxy fails it.
-func requireHAProxy(tb testing.TB) {
-	tb.Helper()
-	if _, err := exec.LookPath("haproxy"); err != nil {
-		if os.Getenv("FLOCK_REQUIRE_HAPROXY") == "1" {
-			tb.Fatalf("haproxy is required (FLOCK_REQUIRE_HAPROXY=1): %v", err)
-		}
-		tb.Skipf("haproxy not installed (apt-get install haproxy): %v", err)
-	}
-}
-
-// waitFor polls cond until it holds or timeout passes.
-func waitFor(tb testing.TB, timeout time.Duration, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(timeout)
-	for delay := time.Millisecond; ; delay = min(delay*2, 10*time.Millisecond) {
-		if cond() {
-			return
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(delay)
-	}
-}
-
-// freeAddr returns a 127.0.0.1 address that was free a moment ago.
-func freeAddr(tb testing.TB) string {
-	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
 
 // harness runs a Router with a real HAProxy on free ports.
 type harness struct {
@@ -79,11 +41,11 @@ func newHarness(tb testing.TB, mod func(*Config)) *harness {
 // (as cmd/flock hands the router every app before it runs it).
 func newHarnessWith(tb testing.TB, mod func(*Config), before func(*Router)) *harness {
 	tb.Helper()
-	requireHAProxy(tb)
+	testkit.RequireHAProxy(tb)
 	cfg := Config{
 		Dir:            shortTempDir(tb),
-		HTTPAddr:       freeAddr(tb),
-		StatsAddr:      freeAddr(tb),
+		HTTPAddr:       testkit.FreeAddr(tb),
+		StatsAddr:      testkit.FreeAddr(tb),
 		Domain:         "localhost",
 		ReloadDebounce: 20 * time.Millisecond,
 		ReloadMaxWait:  200 * time.Millisecond,

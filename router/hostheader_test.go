@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/flock-paas/flock/deploy"
+	"github.com/flock-paas/flock/deploy/testkit"
 )
 
 // rawGet sends a hand-written request head to HAProxy, so that it can
@@ -42,7 +43,7 @@ func TestAmbiguousHostGets400(t *testing.T) {
 	greedy := app("a", a)
 	greedy.Domains = []string{"b.localhost"} // refused: b's host stays b's
 	h.r.Update([]deploy.App{greedy, app("b", b)})
-	waitFor(t, 5*time.Second, "a and b routed", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "a and b routed", func() bool {
 		return h.routesTo("a.localhost", "a.v1.1") && h.routesTo("b.localhost", "b.v1.1")
 	})
 	for _, tc := range []struct {

@@ -12,18 +12,19 @@ import (
 	"time"
 
 	"github.com/flock-paas/flock/deploy"
+	"github.com/flock-paas/flock/deploy/testkit"
 )
 
 func TestScaleAndReleaseUnderLoad(t *testing.T) {
 	h := newHarness(t, nil)
 	a1 := newInstance(t, "web.v1.1")
 	h.r.Update([]deploy.App{app("web", a1)})
-	waitFor(t, 5*time.Second, "web routed", func() bool { return h.routesTo("web.localhost", "web.v1.1") })
+	testkit.WaitFor(t, 5*time.Second, "web routed", func() bool { return h.routesTo("web.localhost", "web.v1.1") })
 	l := startLoad(h, "web.localhost", 4)
 
 	a2, a3 := newInstance(t, "web.v1.2"), newInstance(t, "web.v1.3")
 	h.r.Update([]deploy.App{app("web", a1, a2, a3)})
-	waitFor(t, 5*time.Second, "3 instances take traffic", func() bool { return a2.hits.Load() > 10 && a3.hits.Load() > 10 })
+	testkit.WaitFor(t, 5*time.Second, "3 instances take traffic", func() bool { return a2.hits.Load() > 10 && a3.hits.Load() > 10 })
 
 	// Scale down: drain first (as the scheduler does), then stop.
 	for _, in := range []*instance{a2, a3} {
@@ -35,22 +36,22 @@ func TestScaleAndReleaseUnderLoad(t *testing.T) {
 	h.r.Update([]deploy.App{app("web", a1, a2, a3)}) // not yet gone from the scheduler's list
 	h.r.Update([]deploy.App{app("web", a1)})
 	before := a1.hits.Load()
-	waitFor(t, 5*time.Second, "back to one instance", func() bool { return a1.hits.Load() > before+20 })
+	testkit.WaitFor(t, 5*time.Second, "back to one instance", func() bool { return a1.hits.Load() > before+20 })
 
 	// New release: new instance healthy, then the old one drained.
 	b1 := newInstance(t, "web.v2.1")
 	b1.Release = "v2"
 	h.r.Update([]deploy.App{app("web", a1, b1)})
-	waitFor(t, 5*time.Second, "v2 takes traffic", func() bool { return b1.hits.Load() > 10 })
+	testkit.WaitFor(t, 5*time.Second, "v2 takes traffic", func() bool { return b1.hits.Load() > 10 })
 	if err := h.r.Drain(context.Background(), "web", a1.Instance); err != nil {
 		t.Fatal(err)
 	}
 	a1.srv.Close()
 	h.r.Update([]deploy.App{app("web", b1)})
-	waitFor(t, 5*time.Second, "only v2 serves", func() bool { return h.routesTo("web.localhost", "web.v2.1") })
-	waitFor(t, 5*time.Second, "old servers out of rotation", func() bool { return !h.serving("app_web", "web.v1.") })
+	testkit.WaitFor(t, 5*time.Second, "only v2 serves", func() bool { return h.routesTo("web.localhost", "web.v2.1") })
+	testkit.WaitFor(t, 5*time.Second, "old servers out of rotation", func() bool { return !h.serving("app_web", "web.v1.") })
 	n := b1.hits.Load()
-	waitFor(t, 5*time.Second, "load on the final state", func() bool { return b1.hits.Load() > n+20 })
+	testkit.WaitFor(t, 5*time.Second, "load on the final state", func() bool { return b1.hits.Load() > n+20 })
 	sent, failed := l.finish()
 	t.Logf("scale 1→3→1 and new release: %d requests, %d failed", sent, failed)
 	if failed != 0 {
@@ -62,7 +63,7 @@ func TestDrainWaitsForRequestInFlight(t *testing.T) {
 	h := newHarness(t, nil)
 	slow := newInstance(t, "slow.v1.1")
 	h.r.Update([]deploy.App{app("slow", slow)})
-	waitFor(t, 5*time.Second, "slow routed", func() bool { return h.routesTo("slow.localhost", "slow.v1.1") })
+	testkit.WaitFor(t, 5*time.Second, "slow routed", func() bool { return h.routesTo("slow.localhost", "slow.v1.1") })
 	slow.delay.Store(int64(500 * time.Millisecond))
 	res := make(chan error, 1)
 	go func() {
@@ -72,7 +73,7 @@ func TestDrainWaitsForRequestInFlight(t *testing.T) {
 		}
 		res <- err
 	}()
-	waitFor(t, 5*time.Second, "request in flight", func() bool { return slow.hits.Load() >= 2 })
+	testkit.WaitFor(t, 5*time.Second, "request in flight", func() bool { return slow.hits.Load() >= 2 })
 	start := time.Now()
 	if err := h.r.Drain(context.Background(), "slow", slow.Instance); err != nil {
 		t.Fatal(err)
@@ -97,7 +98,7 @@ func TestInstanceKilled(t *testing.T) {
 	h := newHarness(t, nil)
 	a, b := newInstance(t, "k.v1.1"), newInstance(t, "k.v1.2")
 	h.r.Update([]deploy.App{app("k", a, b)})
-	waitFor(t, 5*time.Second, "both serve", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "both serve", func() bool {
 		h.get("k.localhost")
 		return a.hits.Load() > 0 && b.hits.Load() > 0
 	})
@@ -110,14 +111,14 @@ func TestInstanceKilled(t *testing.T) {
 	}
 	b.Healthy = false
 	h.r.Update([]deploy.App{{Name: "k", Instances: []deploy.Instance{a.Instance, b.Instance}, Descriptor: app("k").Descriptor}})
-	waitFor(t, 5*time.Second, "dead server out of rotation", func() bool { return !h.serving("app_k", "k.v1.2") })
+	testkit.WaitFor(t, 5*time.Second, "dead server out of rotation", func() bool { return !h.serving("app_k", "k.v1.2") })
 }
 
 func TestReloadsUnderLoad(t *testing.T) {
 	h := newHarness(t, nil)
 	web := newInstance(t, "web.v1.1")
 	h.r.Update([]deploy.App{app("web", web)})
-	waitFor(t, 5*time.Second, "web routed", func() bool { return h.routesTo("web.localhost", "web.v1.1") })
+	testkit.WaitFor(t, 5*time.Second, "web routed", func() bool { return h.routesTo("web.localhost", "web.v1.1") })
 	l := startLoad(h, "web.localhost", 4)
 	reloads := 20
 	if testing.Short() {
@@ -126,7 +127,7 @@ func TestReloadsUnderLoad(t *testing.T) {
 	for i := range reloads {
 		name := "extra" + itoa(i)
 		h.r.Update([]deploy.App{app("web", web), app(name)})
-		waitFor(t, 10*time.Second, name+" live", func() bool {
+		testkit.WaitFor(t, 10*time.Second, name+" live", func() bool {
 			code, _, _, err := h.get(name + ".localhost")
 			return err == nil && code == 503
 		})
@@ -142,7 +143,7 @@ func TestInvalidConfigNeverInstalled(t *testing.T) {
 	h := newHarness(t, nil)
 	web := newInstance(t, "web.v1.1")
 	h.r.Update([]deploy.App{app("web", web)})
-	waitFor(t, 5*time.Second, "web routed", func() bool { return h.routesTo("web.localhost", "web.v1.1") })
+	testkit.WaitFor(t, 5*time.Second, "web routed", func() bool { return h.routesTo("web.localhost", "web.v1.1") })
 	good, err := os.ReadFile(h.r.settings.path(cfgFile))
 	if err != nil {
 		t.Fatal(err)
@@ -151,7 +152,7 @@ func TestInvalidConfigNeverInstalled(t *testing.T) {
 	h.r.testMutate = func(b []byte) []byte { return append(b, "  this-is-not-a-keyword\n"...) }
 	h.r.mu.Unlock()
 	h.r.Update([]deploy.App{app("web", web), app("broken")})
-	waitFor(t, 5*time.Second, "error shown for the new app", func() bool { return h.r.Err("broken") != "" })
+	testkit.WaitFor(t, 5*time.Second, "error shown for the new app", func() bool { return h.r.Err("broken") != "" })
 	if got := h.r.Err("broken"); !strings.Contains(got, "haproxy -c") {
 		t.Errorf("Err(broken) = %q, want the haproxy -c error", got)
 	}
@@ -165,21 +166,21 @@ func TestInvalidConfigNeverInstalled(t *testing.T) {
 	h.r.testMutate = nil
 	h.r.mu.Unlock()
 	h.r.Update([]deploy.App{app("web", web), app("broken")})
-	waitFor(t, 5*time.Second, "error cleared", func() bool { return h.r.Err("broken") == "" })
+	testkit.WaitFor(t, 5*time.Second, "error cleared", func() bool { return h.r.Err("broken") == "" })
 }
 
 func TestHAProxyKilledIsRestarted(t *testing.T) {
 	h := newHarness(t, nil)
 	web := newInstance(t, "web.v1.1")
 	h.r.Update([]deploy.App{app("web", web)})
-	waitFor(t, 5*time.Second, "web routed", func() bool { return h.routesTo("web.localhost", "web.v1.1") })
+	testkit.WaitFor(t, 5*time.Second, "web routed", func() bool { return h.routesTo("web.localhost", "web.v1.1") })
 	old := h.masterPid()
 	if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "a new master", func() bool { p := h.masterPid(); return p != 0 && p != old })
+	testkit.WaitFor(t, 10*time.Second, "a new master", func() bool { p := h.masterPid(); return p != 0 && p != old })
 	h.client.CloseIdleConnections()
-	waitFor(t, 10*time.Second, "web routed again", func() bool { return h.routesTo("web.localhost", "web.v1.1") })
+	testkit.WaitFor(t, 10*time.Second, "web routed again", func() bool { return h.routesTo("web.localhost", "web.v1.1") })
 	// The worker alone killed: the master follows it and is restarted.
 	worker, err := h.r.admin.pid(context.Background())
 	if err != nil {
@@ -190,7 +191,7 @@ func TestHAProxyKilledIsRestarted(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.client.CloseIdleConnections()
-	waitFor(t, 10*time.Second, "a new worker serving", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "a new worker serving", func() bool {
 		pid, err := h.r.admin.pid(context.Background())
 		return err == nil && pid != worker && h.routesTo("web.localhost", "web.v1.1")
 	})
@@ -198,7 +199,7 @@ func TestHAProxyKilledIsRestarted(t *testing.T) {
 	// A server added after the restart goes through the runtime API.
 	web2 := newInstance(t, "web.v1.2")
 	h.r.Update([]deploy.App{app("web", web, web2)})
-	waitFor(t, 5*time.Second, "web2 serves", func() bool { h.get("web.localhost"); return web2.hits.Load() > 0 })
+	testkit.WaitFor(t, 5*time.Second, "web2 serves", func() bool { h.get("web.localhost"); return web2.hits.Load() > 0 })
 }
 
 // TestLeftoverHAProxyAdopted: a router killed with Flock leaves its
@@ -206,13 +207,13 @@ func TestHAProxyKilledIsRestarted(t *testing.T) {
 // (same pid), reloads it with its own configuration, and no request of a
 // steady load fails throughout. When that router stops, HAProxy stops.
 func TestLeftoverHAProxyAdopted(t *testing.T) {
-	requireHAProxy(t)
+	testkit.RequireHAProxy(t)
 	dir := shortTempDir(t)
 	web := newInstance(t, "web.v1.1")
 	// A previous Flock ran on dir and was killed: its HAProxy lives on.
 	first := newHarness(t, func(c *Config) { c.Dir = dir })
 	first.r.Update([]deploy.App{app("web", web)})
-	waitFor(t, 5*time.Second, "web routed", func() bool { return first.routesTo("web.localhost", "web.v1.1") })
+	testkit.WaitFor(t, 5*time.Second, "web routed", func() bool { return first.routesTo("web.localhost", "web.v1.1") })
 	old := first.masterPid()
 	load := startLoad(first, "web.localhost", 4)
 	first.r.mu.Lock()
@@ -223,7 +224,7 @@ func TestLeftoverHAProxyAdopted(t *testing.T) {
 	first.done <- nil // for the harness's own cleanup
 	t.Cleanup(func() { _ = syscall.Kill(-old, syscall.SIGKILL) })
 	n := web.hits.Load()
-	waitFor(t, 5*time.Second, "the leftover haproxy serving", func() bool { return web.hits.Load() > n+50 })
+	testkit.WaitFor(t, 5*time.Second, "the leftover haproxy serving", func() bool { return web.hits.Load() > n+50 })
 
 	web2 := newInstance(t, "web.v1.2")
 	second := newHarnessWith(t, func(c *Config) {
@@ -232,10 +233,10 @@ func TestLeftoverHAProxyAdopted(t *testing.T) {
 	if p := second.masterPid(); p != old {
 		t.Errorf("pid file names %d, want the adopted master %d", p, old)
 	}
-	waitFor(t, 5*time.Second, "web2 (known only to the new router) serves", func() bool { return web2.hits.Load() > 50 })
+	testkit.WaitFor(t, 5*time.Second, "web2 (known only to the new router) serves", func() bool { return web2.hits.Load() > 50 })
 	// Runtime changes reach the adopted master.
 	second.r.Update([]deploy.App{app("web", web2)})
-	waitFor(t, 5*time.Second, "only web2", func() bool { return !second.serving("app_web", "web.v1.1") })
+	testkit.WaitFor(t, 5*time.Second, "only web2", func() bool { return !second.serving("app_web", "web.v1.1") })
 	sent, failed := load.finish()
 	t.Logf("across the adoption: %d requests, %d failed", sent, failed)
 	if failed != 0 {
@@ -249,18 +250,18 @@ func TestLeftoverHAProxyAdopted(t *testing.T) {
 		t.Errorf("Run: %v", err)
 	}
 	second.done <- nil // for the harness's own cleanup
-	waitFor(t, 10*time.Second, "the adopted haproxy stopped", func() bool { return syscall.Kill(-old, 0) != nil })
+	testkit.WaitFor(t, 10*time.Second, "the adopted haproxy stopped", func() bool { return syscall.Kill(-old, 0) != nil })
 }
 
 func TestPortInUseIsAClearError(t *testing.T) {
-	requireHAProxy(t)
+	testkit.RequireHAProxy(t)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close()
 	// Without SO_REUSEPORT on our listener, HAProxy cannot bind next to it.
-	r, err := New(Config{Dir: shortTempDir(t), HTTPAddr: l.Addr().String(), StatsAddr: freeAddr(t),
+	r, err := New(Config{Dir: shortTempDir(t), HTTPAddr: l.Addr().String(), StatsAddr: testkit.FreeAddr(t),
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -287,11 +288,11 @@ func TestChurnKeepsHAProxyUp(t *testing.T) {
 	for i := range rounds {
 		a1 := newInstance(t, "web.v1.1")
 		h.r.Update([]deploy.App{app("web", a1)})
-		waitFor(t, 5*time.Second, "web routed", func() bool { return h.routesTo("web.localhost", "web.v1.1") })
+		testkit.WaitFor(t, 5*time.Second, "web routed", func() bool { return h.routesTo("web.localhost", "web.v1.1") })
 		l := startLoad(h, "web.localhost", 4)
 		a2, a3 := newInstance(t, "web.v1.2"), newInstance(t, "web.v1.3")
 		h.r.Update([]deploy.App{app("web", a1, a2, a3)})
-		waitFor(t, 5*time.Second, "3 serve", func() bool { return a2.hits.Load() > 10 && a3.hits.Load() > 10 })
+		testkit.WaitFor(t, 5*time.Second, "3 serve", func() bool { return a2.hits.Load() > 10 && a3.hits.Load() > 10 })
 		for _, in := range []*instance{a2, a3} {
 			if err := h.r.Drain(context.Background(), "web", in.Instance); err != nil {
 				t.Fatal(err)
@@ -301,14 +302,14 @@ func TestChurnKeepsHAProxyUp(t *testing.T) {
 		h.r.Update([]deploy.App{app("web", a1)})
 		v2 := newInstance(t, "web.v2.1")
 		h.r.Update([]deploy.App{app("web", a1, v2)})
-		waitFor(t, 5*time.Second, "v2 serves", func() bool { return v2.hits.Load() > 10 })
+		testkit.WaitFor(t, 5*time.Second, "v2 serves", func() bool { return v2.hits.Load() > 10 })
 		if err := h.r.Drain(context.Background(), "web", a1.Instance); err != nil {
 			t.Fatal(err)
 		}
 		a1.srv.Close()
 		h.r.Update([]deploy.App{app("web", v2)})
 		n := v2.hits.Load()
-		waitFor(t, 5*time.Second, "only v2", func() bool { return v2.hits.Load() > n+50 })
+		testkit.WaitFor(t, 5*time.Second, "only v2", func() bool { return v2.hits.Load() > n+50 })
 		if sent, failed := l.finish(); failed != 0 {
 			t.Errorf("round %d: %d of %d requests failed, last: %v", i, failed, sent, l.lastErr.Load())
 		}
@@ -326,11 +327,11 @@ func TestFileCatchesUp(t *testing.T) {
 	h := newHarness(t, nil)
 	a := newInstance(t, "f.v1.1")
 	h.r.Update([]deploy.App{app("f")})
-	waitFor(t, 5*time.Second, "f at zero", func() bool { code, _, _, _ := h.get("f.localhost"); return code == 503 })
+	testkit.WaitFor(t, 5*time.Second, "f at zero", func() bool { code, _, _, _ := h.get("f.localhost"); return code == 503 })
 	h.r.Update([]deploy.App{app("f", a)})
-	waitFor(t, 5*time.Second, "f routed", func() bool { return h.routesTo("f.localhost", "f.v1.1") })
+	testkit.WaitFor(t, 5*time.Second, "f routed", func() bool { return h.routesTo("f.localhost", "f.v1.1") })
 	name := serverName(a.Instance)
-	waitFor(t, persistMaxWait+5*time.Second, "server written to haproxy.cfg", func() bool {
+	testkit.WaitFor(t, persistMaxWait+5*time.Second, "server written to haproxy.cfg", func() bool {
 		b, err := os.ReadFile(h.r.settings.path(cfgFile))
 		return err == nil && strings.Contains(string(b), "server "+name+" ")
 	})

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/flock-paas/flock/deploy"
+	"github.com/flock-paas/flock/deploy/testkit"
 	"github.com/google/go-cmp/cmp"
 	parser "github.com/haproxytech/config-parser/v5"
 	"github.com/haproxytech/config-parser/v5/options"
@@ -140,7 +141,7 @@ func TestRenderedConfigParses(t *testing.T) {
 }
 
 func TestNewValidates(t *testing.T) {
-	requireHAProxy(t)
+	testkit.RequireHAProxy(t)
 	for _, tc := range []struct {
 		name string
 		cfg  Config

@@ -2,7 +2,6 @@ package router
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,11 +9,14 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/flock-paas/flock/deploy/procgroup"
 )
 
 // outFile is where HAProxy's master and workers write their output.
@@ -39,7 +41,6 @@ type proc struct {
 func (r *Router) startHAProxy(ctx context.Context) (*proc, error) {
 	s := r.settings
 	cmd := exec.Command(r.binary, "-W", "-S", s.path(masterSocket)+",mode,600", "-f", s.path(cfgFile))
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	// HAProxy's master and workers write to haproxy.out, which the router
 	// tails: a pipe would break when Flock dies, and the next reload of
 	// an adopted master would write into it.
@@ -49,7 +50,7 @@ func (r *Router) startHAProxy(ctx context.Context) (*proc, error) {
 	}
 	from := fileSize(out)
 	cmd.Stdout, cmd.Stderr = out, out
-	err = cmd.Start()
+	err = procgroup.Start(cmd)
 	out.Close()
 	if err != nil {
 		return nil, fmt.Errorf("start haproxy: %w", err)
@@ -81,7 +82,7 @@ func (r *Router) waitWorker(ctx context.Context, p *proc, old int) error {
 	}()
 	for delay := time.Millisecond; ; delay = min(delay*2, 10*time.Millisecond) {
 		pid, err := r.admin.pid(ctx)
-		if err == nil && pid != old && parentOf(pid) == p.pid {
+		if err == nil && pid != old && procgroup.ParentOf(pid) == p.pid {
 			return nil
 		}
 		select {
@@ -119,30 +120,10 @@ func (p *proc) stop(log *slog.Logger, grace time.Duration) {
 // stopGroup stops the master pid and its process group; done, when not
 // nil, is closed once the master has exited.
 func stopGroup(log *slog.Logger, pid int, done <-chan struct{}, grace time.Duration) {
-	gone := func() bool {
-		if done == nil { // not our child: a zombie counts as gone
-			return syscall.Kill(pid, 0) != nil || procState(pid) == 'Z'
-		}
-		select {
-		case <-done:
-			return true
-		default:
-			return false
-		}
-	}
-	exited := func(d time.Duration) bool {
-		for deadline := time.Now().Add(d); ; time.Sleep(5 * time.Millisecond) {
-			if gone() {
-				return true
-			}
-			if time.Now().After(deadline) {
-				return false
-			}
-		}
-	}
+	exited := func(d time.Duration) bool { return procgroup.WaitExited(pid, done, d) }
 	// A master that is re-executing itself for a reload misses signals:
 	// repeat the soft stop until it takes.
-	soft := gone()
+	soft := procgroup.Exited(pid, done)
 	for deadline := time.Now().Add(grace); !soft && time.Now().Before(deadline); {
 		_ = syscall.Kill(pid, syscall.SIGUSR1)
 		if exited(min(250*time.Millisecond, time.Until(deadline))) {
@@ -159,7 +140,7 @@ func stopGroup(log *slog.Logger, pid int, done <-chan struct{}, grace time.Durat
 		}
 	}
 	// Workers still holding connections after the master left.
-	_ = syscall.Kill(-pid, syscall.SIGKILL)
+	procgroup.Kill(pid)
 }
 
 // leftover returns the pid of a HAProxy master that a previous Flock
@@ -174,54 +155,14 @@ func (r *Router) leftover() int {
 	if err != nil || pid <= 1 {
 		return 0
 	}
-	cmdline, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
-	if err != nil {
+	args := procgroup.Cmdline(pid)
+	if len(args) == 0 || !strings.Contains(args[0], "haproxy") {
 		return 0
 	}
-	args := bytes.Split(bytes.TrimRight(cmdline, "\x00"), []byte{0})
-	if len(args) == 0 || !strings.Contains(string(args[0]), "haproxy") {
-		return 0
-	}
-	for _, a := range args {
-		if string(a) == r.settings.path(cfgFile) {
-			return pid
-		}
+	if slices.Contains(args, r.settings.path(cfgFile)) {
+		return pid
 	}
 	return 0
-}
-
-// parentOf returns the parent pid of pid, or 0.
-func parentOf(pid int) int {
-	f := statFields(pid)
-	if len(f) < 2 {
-		return 0
-	}
-	ppid, _ := strconv.Atoi(f[1])
-	return ppid
-}
-
-// procState returns the state letter of pid ('R', 'S', 'Z'…), or 0.
-func procState(pid int) byte {
-	f := statFields(pid)
-	if len(f) < 1 || f[0] == "" {
-		return 0
-	}
-	return f[0][0]
-}
-
-// statFields returns the fields of /proc/<pid>/stat after the command
-// name: state, ppid, …
-func statFields(pid int) []string {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return nil
-	}
-	// "pid (comm) state ppid ..."; comm may hold spaces, so cut at ')'.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return nil
-	}
-	return strings.Fields(string(b[i+1:]))
 }
 
 // logLines logs what HAProxy writes to haproxy.out, a line at a time,

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flock-paas/flock/deploy/testkit"
+
 	"github.com/flock-paas/flock/deploy"
 )
 
@@ -21,7 +23,7 @@ func TestUnresolvableAgent(t *testing.T) {
 	h := newHarness(t, nil)
 	hello := newInstance(t, "hello.v1.1")
 	h.r.Update([]deploy.App{app("hello", hello)})
-	waitFor(t, 5*time.Second, "hello routed", func() bool { return h.routesTo("hello.localhost", "hello.v1.1") })
+	testkit.WaitFor(t, 5*time.Second, "hello routed", func() bool { return h.routesTo("hello.localhost", "hello.v1.1") })
 
 	// A new app (a new backend: a reload) with one instance on a named
 	// agent that resolves and one on an agent that does not.
@@ -31,7 +33,7 @@ func TestUnresolvableAgent(t *testing.T) {
 	remote := app("remote", named)
 	remote.Instances = append(remote.Instances, lost)
 	h.r.Update([]deploy.App{app("hello", hello), remote})
-	waitFor(t, 10*time.Second, "remote routed to its resolvable agent", func() bool { return h.routesTo("remote.localhost", "remote.v1.1") })
+	testkit.WaitFor(t, 10*time.Second, "remote routed to its resolvable agent", func() bool { return h.routesTo("remote.localhost", "remote.v1.1") })
 	if !h.routesTo("hello.localhost", "hello.v1.1") {
 		t.Error("hello no longer routed")
 	}
@@ -47,8 +49,8 @@ func TestUnresolvableAgent(t *testing.T) {
 	later := newInstance(t, "later.v1.1")
 	hello2 := newInstance(t, "hello.v1.2")
 	h.r.Update([]deploy.App{app("hello", hello, hello2), remote, app("later", later)})
-	waitFor(t, 10*time.Second, "later routed", func() bool { return h.routesTo("later.localhost", "later.v1.1") })
-	waitFor(t, 10*time.Second, "hello's second instance routed", func() bool { return h.routesTo("hello.localhost", "hello.v1.2") })
+	testkit.WaitFor(t, 10*time.Second, "later routed", func() bool { return h.routesTo("later.localhost", "later.v1.1") })
+	testkit.WaitFor(t, 10*time.Second, "hello's second instance routed", func() bool { return h.routesTo("hello.localhost", "hello.v1.2") })
 	if !h.routesTo("remote.localhost", "remote.v1.1") {
 		t.Error("remote no longer routed")
 	}
@@ -83,7 +85,7 @@ func TestResolverCache(t *testing.T) {
 				t.Fatal("no change reported")
 			}
 		}
-		waitFor(t, 5*time.Second, "lookups done", func() bool {
+		testkit.WaitFor(t, 5*time.Second, "lookups done", func() bool {
 			r.mu.Lock()
 			defer r.mu.Unlock()
 			return len(r.inflight) == 0
@@ -125,7 +127,7 @@ func TestResolverCache(t *testing.T) {
 	n := calls
 	mu.Unlock()
 	r.refreshDue()
-	waitFor(t, 5*time.Second, "agent-1 looked up again", func() bool { mu.Lock(); defer mu.Unlock(); return calls > n })
+	testkit.WaitFor(t, 5*time.Second, "agent-1 looked up again", func() bool { mu.Lock(); defer mu.Unlock(); return calls > n })
 	got = settled(0)
 	if got["agent-1"].ip != "10.0.0.1" || got["agent-1"].err != nil {
 		t.Errorf("agent-1 = %+v after a failed lookup, want its last address", got["agent-1"])
@@ -192,7 +194,7 @@ func BenchmarkSnapshotNamedAgents(b *testing.B) {
 	}
 	none := newResolver(nil) // asked for no name
 	r.resolve(hostNames(named))
-	waitFor(b, 5*time.Second, "names cached", func() bool { return len(r.resolve(hostNames(named))) == 100 })
+	testkit.WaitFor(b, 5*time.Second, "names cached", func() bool { return len(r.resolve(hostNames(named))) == 100 })
 	var withNames, withIPs time.Duration
 	for b.Loop() {
 		start := time.Now()

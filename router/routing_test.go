@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/flock-paas/flock/deploy"
+	"github.com/flock-paas/flock/deploy/testkit"
 )
 
 func TestRoutingByHost(t *testing.T) {
@@ -20,7 +21,7 @@ func TestRoutingByHost(t *testing.T) {
 	withDomains := app("other", other)
 	withDomains.Domains = []string{"www.Example.com", "example.org"}
 	h.r.Update([]deploy.App{app("hello", hello), withDomains})
-	waitFor(t, 5*time.Second, "hello routed", func() bool { return h.routesTo("hello.localhost", "hello.v1.1") })
+	testkit.WaitFor(t, 5*time.Second, "hello routed", func() bool { return h.routesTo("hello.localhost", "hello.v1.1") })
 
 	for _, tc := range []struct {
 		name, host string
@@ -75,7 +76,7 @@ func TestRoutingByHost(t *testing.T) {
 	t.Run("domain added at runtime", func(t *testing.T) {
 		withDomains.Domains = append(withDomains.Domains, "new.example.net")
 		h.r.Update([]deploy.App{app("hello", hello), withDomains})
-		waitFor(t, 5*time.Second, "new domain routed", func() bool { return h.routesTo("new.example.net", "other.v1.1") })
+		testkit.WaitFor(t, 5*time.Second, "new domain routed", func() bool { return h.routesTo("new.example.net", "other.v1.1") })
 	})
 }
 
@@ -83,21 +84,21 @@ func TestBackupAtZeroInstances(t *testing.T) {
 	waker := newInstance(t, "waker")
 	h := newHarness(t, func(c *Config) { c.WakerAddr = net.JoinHostPort(waker.Host, itoa(waker.Port)) })
 	h.r.Update([]deploy.App{app("sleepy")})
-	waitFor(t, 5*time.Second, "waker answers for sleepy", func() bool { return h.routesTo("sleepy.localhost", "waker") })
+	testkit.WaitFor(t, 5*time.Second, "waker answers for sleepy", func() bool { return h.routesTo("sleepy.localhost", "waker") })
 	if got := waker.seenApps(); got[len(got)-1] != "sleepy" {
 		t.Errorf("waker saw X-Flock-App %v, want sleepy", got)
 	}
 	in := newInstance(t, "sleepy.v1.1")
 	h.r.Update([]deploy.App{app("sleepy", in)})
-	waitFor(t, 5*time.Second, "instance answers", func() bool { return h.routesTo("sleepy.localhost", "sleepy.v1.1") })
+	testkit.WaitFor(t, 5*time.Second, "instance answers", func() bool { return h.routesTo("sleepy.localhost", "sleepy.v1.1") })
 	h.r.Update([]deploy.App{app("sleepy")})
-	waitFor(t, 5*time.Second, "waker answers again", func() bool { return h.routesTo("sleepy.localhost", "waker") })
+	testkit.WaitFor(t, 5*time.Second, "waker answers again", func() bool { return h.routesTo("sleepy.localhost", "waker") })
 }
 
 func TestNoWakerAnswers503(t *testing.T) {
 	h := newHarness(t, nil)
 	h.r.Update([]deploy.App{app("idle")})
-	waitFor(t, 5*time.Second, "503 with Retry-After", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "503 with Retry-After", func() bool {
 		code, _, hdr, err := h.get("idle.localhost")
 		return err == nil && code == 503 && hdr.Get("Retry-After") != ""
 	})

@@ -153,3 +153,10 @@ func csvOf(rows []Row) []byte {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// lastRequest is the last request the scaler reported for app.
+func (p *fakePlatform) lastRequest(app string) time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.activity[app].LastRequestAt
+}

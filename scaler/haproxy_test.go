@@ -2,51 +2,23 @@ package scaler
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/flock-paas/flock/deploy"
+	"github.com/flock-paas/flock/deploy/testkit"
+	"github.com/flock-paas/flock/router"
 	"github.com/flock-paas/flock/router/hap"
 )
-
-// waitFor polls cond until it holds or timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// haproxyBinary returns HAProxy's path, or skips the test when it is
-// missing (fails instead when FLOCK_REQUIRE_HAPROXY=1).
-func haproxyBinary(t *testing.T) string {
-	t.Helper()
-	path, err := exec.LookPath("haproxy")
-	if err != nil {
-		if os.Getenv("FLOCK_REQUIRE_HAPROXY") == "1" {
-			t.Fatalf("haproxy not found and FLOCK_REQUIRE_HAPROXY=1: %v", err)
-		}
-		t.Skipf("haproxy not found (apt-get install haproxy): %v", err)
-	}
-	return path
-}
 
 // serve runs h on a fresh loopback port until the test ends.
 func serve(t *testing.T, h http.Handler) string {
@@ -61,131 +33,108 @@ func serve(t *testing.T, h http.Handler) string {
 	return ln.Addr().String()
 }
 
-func freePort(t *testing.T) int {
+// proxy is HAProxy as Flock runs it: a real router.Router routing
+// app1.localhost to one instance, with the waker as backup server. The
+// scaler reads its stats the way cmd/flock feeds them: every worker's
+// "show stat" through the master socket (Router.StatsAll), concatenated.
+type proxy struct {
+	rt    *router.Router
+	front string // the router's HTTP address
+	apps  []deploy.App
+}
+
+func startProxy(t *testing.T, instance, waker string) *proxy {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	testkit.RequireHAProxy(t)
+	dir, err := os.MkdirTemp("", "sc") // short: it holds unix sockets
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-// haproxy is a real HAProxy in master-worker mode, as Flock runs it.
-type haproxy struct {
-	master, admin string // sockets
-	front, stats  string // host:port
-}
-
-const haproxyCfg = `global
-  stats socket %[1]s/admin.sock mode 600 level admin expose-fd listeners
-defaults
-  mode http
-  timeout connect 2s
-  timeout client 60s
-  timeout server 60s
-  timeout tunnel 60s
-frontend fe_http
-  bind %[2]s
-  default_backend app_app1
-backend app_app1
-  server app1_task1 %[3]s check inter 500ms
-  server waker %[4]s backup
-listen stats
-  bind %[5]s
-  stats enable
-  stats uri /stats
-`
-
-func startHAProxy(t *testing.T, instance, waker string) *haproxy {
-	t.Helper()
-	bin := haproxyBinary(t)
-	dir := t.TempDir()
-	var lastErr string
-	for range 3 { // a free port can be taken before HAProxy binds it
-		h := &haproxy{
-			master: filepath.Join(dir, "master.sock"), admin: filepath.Join(dir, "admin.sock"),
-			front: fmt.Sprintf("127.0.0.1:%d", freePort(t)), stats: fmt.Sprintf("127.0.0.1:%d", freePort(t)),
-		}
-		cfg := filepath.Join(dir, "haproxy.cfg")
-		if err := os.WriteFile(cfg, fmt.Appendf(nil, haproxyCfg, dir, h.front, instance, waker, h.stats), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		var out bytes.Buffer
-		cmd := exec.Command(bin, "-W", "-S", h.master, "-f", cfg)
-		cmd.Stdout, cmd.Stderr = &out, &out
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		stop := func() {
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-			select {
-			case <-done:
-			case <-time.After(5 * time.Second):
-				syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-				<-done
-			}
-		}
-		up := func() bool {
-			c, err := net.Dial("tcp", h.front)
-			if err != nil {
-				return false
-			}
-			c.Close()
-			_, err = MasterStats(h.master)(context.Background())
-			return err == nil
-		}
-		deadline := time.Now().Add(10 * time.Second)
-		for time.Now().Before(deadline) {
-			select {
-			case <-done:
-				deadline = time.Time{}
-				continue
-			default:
-			}
-			if up() {
-				t.Cleanup(stop)
-				return h
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		stop()
-		lastErr = out.String()
-	}
-	t.Fatalf("haproxy did not start: %s", lastErr)
-	return nil
-}
-
-// workers returns the current worker's pid and the old workers', or 0
-// while the master is re-executing itself for a reload.
-func (h *haproxy) workers() (int, []int) {
-	b, err := cli(context.Background(), h.master, "show proc")
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	host, portText, _ := net.SplitHostPort(instance)
+	port, _ := strconv.Atoi(portText)
+	p := &proxy{front: testkit.FreeAddr(t), apps: []deploy.App{{
+		Name: "app1", State: deploy.StateRunning, Desired: 1,
+		Descriptor: deploy.Descriptor{Checks: []deploy.Check{{Path: "/", IntervalSeconds: 1}}},
+		Instances:  []deploy.Instance{{ID: "task1", Release: "v1", Host: host, Port: port, Ports: []int{port}, Healthy: true}},
+	}}}
+	rt, err := router.New(router.Config{Dir: dir, HTTPAddr: p.front, StatsAddr: testkit.FreeAddr(t), WakerAddr: waker,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
-		return 0, nil
+		t.Fatal(err)
 	}
-	cur, old, err := parseProc(b)
-	if err != nil {
-		return 0, nil
-	}
-	return cur, old
-}
-
-// reload reloads HAProxy through the master CLI, as the router does, and
-// waits until the new worker runs and the old ones without connections
-// are gone (oldLeft of them remain).
-func (h *haproxy) reload(t *testing.T, oldLeft int) {
-	t.Helper()
-	before, _ := h.workers()
-	if _, err := cli(context.Background(), h.master, "reload"); err != nil {
-		t.Fatalf("reload: %v", err)
-	}
-	waitFor(t, 10*time.Second, "the reload", func() bool {
-		cur, old := h.workers()
-		return cur != 0 && cur != before && len(old) == oldLeft
+	p.rt = rt
+	rt.Update(p.apps)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- rt.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("router: %v", err)
+		}
 	})
+	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
+	defer wcancel()
+	if err := rt.WaitRouted(wctx, "app1"); err != nil {
+		t.Fatalf("app1 not routed: %v", err)
+	}
+	return p
+}
+
+// stats is the scaler's StatsFunc, as cmd/flock builds it.
+func (p *proxy) stats(ctx context.Context) ([]byte, error) {
+	ws, err := p.rt.StatsAll(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []byte
+	for _, w := range ws {
+		out = append(out, w.CSV...)
+	}
+	return out, nil
+}
+
+// current is the stats of the current worker alone.
+func (p *proxy) current(ctx context.Context) ([]byte, error) {
+	ws, err := p.rt.StatsAll(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return ws[0].CSV, nil
+}
+
+// workers returns the current worker's pid and how many old ones serve.
+func (p *proxy) workers() (int, int) {
+	ws, err := p.rt.StatsAll(context.Background())
+	if err != nil {
+		return 0, 0
+	}
+	return ws[0].Pid, len(ws) - 1
+}
+
+// reload makes the router reload HAProxy (a new app means a new backend)
+// and waits until the new worker runs and the old ones without
+// connections are gone (oldLeft of them remain).
+func (p *proxy) reload(t *testing.T, oldLeft int) {
+	t.Helper()
+	before, _ := p.workers()
+	p.apps = append(p.apps, deploy.App{Name: "pad" + strconv.Itoa(len(p.apps)), State: deploy.StateStopped})
+	p.rt.Update(p.apps)
+	testkit.WaitFor(t, 10*time.Second, "the reload", func() bool {
+		cur, old := p.workers()
+		return cur != 0 && cur != before && old == oldLeft
+	})
+}
+
+// get sends GET path to app1 through HAProxy.
+func (p *proxy) get(client *http.Client, path string) (*http.Response, error) {
+	req, err := http.NewRequest("GET", "http://"+p.front+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Host = "app1.localhost"
+	return client.Do(req)
 }
 
 // backendRow reads app_app1's BACKEND row from a stats source.
@@ -195,7 +144,7 @@ func backendRow(t *testing.T, stats StatsFunc) Row {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rows, err := hap.ParseStats(bytes.NewReader(b))
+	rows, err := hap.ParseBytes(b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,7 +160,7 @@ func backendRow(t *testing.T, stats StatsFunc) Row {
 // TestRealHAProxy runs the scaler on a real HAProxy: traffic keeps the
 // app awake, a reload is neither activity nor idleness, no traffic for
 // the idle time puts the app to sleep, and a stream held open keeps it
-// awake across reloads (seen through the old workers, MasterStats).
+// awake across reloads (seen through the old workers, Router.StatsAll).
 func TestRealHAProxy(t *testing.T) {
 	const idleFor = 3 * time.Second
 	release := make(chan struct{})
@@ -230,12 +179,12 @@ func TestRealHAProxy(t *testing.T) {
 	})
 	instance := serve(t, mux)
 	wakerAddr := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "waker\n") }))
-	h := startHAProxy(t, instance, wakerAddr)
+	h := startProxy(t, instance, wakerAddr)
 
 	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
 	get := func(t *testing.T) {
 		t.Helper()
-		resp, err := client.Get("http://" + h.front + "/")
+		resp, err := h.get(client, "/")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -247,7 +196,7 @@ func TestRealHAProxy(t *testing.T) {
 	}
 
 	p := newFakePlatform(deploy.App{Name: "app1", State: deploy.StateRunning, Desired: 1, IdleTimeout: idleFor})
-	s, err := New(Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, p, MasterStats(h.master))
+	s, err := New(Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, p, h.stats)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -258,24 +207,28 @@ func TestRealHAProxy(t *testing.T) {
 			t.Fatalf("tick: %v", err)
 		}
 	}
-	// tickFor ticks every 100 ms for d and fails if the app was put to sleep.
-	tickFor := func(t *testing.T, d time.Duration, during func(*testing.T)) {
+	// tickFor ticks every 100 ms for d and fails if the app was put to
+	// sleep; it returns when its last tick began.
+	tickFor := func(t *testing.T, d time.Duration, during func(*testing.T)) time.Time {
 		t.Helper()
+		var last time.Time
 		for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
 			if during != nil {
 				during(t)
 			}
+			last = time.Now()
 			tick(t)
 			if c := p.takeCalls(); len(c) > 0 {
 				t.Fatalf("calls while active: %v", c)
 			}
 		}
+		return last
 	}
 	// tickUntilSleep ticks until the scaler puts the app to sleep.
 	tickUntilSleep := func(t *testing.T) time.Time {
 		t.Helper()
 		var slept time.Time
-		waitFor(t, 10*idleFor, "sleep", func() bool {
+		testkit.WaitFor(t, 10*idleFor, "sleep", func() bool {
 			tick(t)
 			if c := p.takeCalls(); len(c) > 0 {
 				if len(c) != 1 || c[0] != "sleep app1" {
@@ -296,12 +249,12 @@ func TestRealHAProxy(t *testing.T) {
 	t.Run("a reload resets the counters and is not idleness", func(t *testing.T) {
 		get(t)
 		tick(t)
-		before, _ := s.LastActive("app1")
-		if got := backendRow(t, MasterStats(h.master)).Stot; got < 10 {
+		before := p.lastRequest("app1")
+		if got := backendRow(t, h.stats).Stot; got < 10 {
 			t.Fatalf("stot before reload = %d, want the traffic's", got)
 		}
 		h.reload(t, 0)
-		if got := backendRow(t, MasterStats(h.master)); got.Stot != 0 || got.LastSess != -1 {
+		if got := backendRow(t, h.stats); got.Stot != 0 || got.LastSess != -1 {
 			t.Fatalf("after reload: stot %d, lastsess %d; want 0 and -1", got.Stot, got.LastSess)
 		}
 		tick(t)
@@ -311,9 +264,9 @@ func TestRealHAProxy(t *testing.T) {
 		// Fewer requests than before the reload are still activity.
 		sent := time.Now()
 		get(t)
-		waitFor(t, 5*time.Second, "lastsess to count", func() bool {
+		testkit.WaitFor(t, 5*time.Second, "lastsess to count", func() bool {
 			tick(t)
-			last, _ := s.LastActive("app1")
+			last := p.lastRequest("app1")
 			return last.After(before) && !last.Before(sent.Add(-time.Second))
 		})
 	})
@@ -333,7 +286,7 @@ func TestRealHAProxy(t *testing.T) {
 	t.Run("an open stream keeps the app awake across reloads", func(t *testing.T) {
 		p.update("app1", state(deploy.StateRunning)) // woken
 		tick(t)
-		resp, err := client.Get("http://" + h.front + "/stream")
+		resp, err := h.get(client, "/stream")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -343,49 +296,22 @@ func TestRealHAProxy(t *testing.T) {
 		}
 		h.reload(t, 1) // the old worker stays for the stream
 		h.reload(t, 1) // the second reload's old worker has nothing open and goes
-		if got := backendRow(t, HTTPStats("http://"+h.stats+"/stats;csv")).Scur; got != 0 {
+		if got := backendRow(t, h.current).Scur; got != 0 {
 			t.Errorf("current worker alone: scur %d, want 0 (the stream is on the old worker)", got)
 		}
-		if got := backendRow(t, MasterStats(h.master)).Scur; got != 1 {
+		if got := backendRow(t, h.stats).Scur; got != 1 {
 			t.Errorf("all workers: scur %d, want 1", got)
 		}
-		tickFor(t, 3*idleFor/2, nil)
+		seen := tickFor(t, 3*idleFor/2, nil) // the last tick that saw the stream
 
 		releaseOnce.Do(func() { close(release) })
 		resp.Body.Close()
-		closed := time.Now()
-		seen, _ := s.LastActive("app1") // the last tick that saw the stream
-		if closed.Sub(seen) > time.Second {
-			t.Errorf("last active %s before the stream closed, want the last tick's time", closed.Sub(seen))
-		}
-		waitFor(t, 10*time.Second, "the old worker to exit", func() bool {
+		testkit.WaitFor(t, 10*time.Second, "the old worker to exit", func() bool {
 			cur, old := h.workers()
-			return cur != 0 && len(old) == 0
+			return cur != 0 && old == 0
 		})
 		if d := tickUntilSleep(t).Sub(seen); d < idleFor {
 			t.Errorf("slept %s after the stream was last seen, want at least %s", d, idleFor)
-		}
-	})
-}
-
-func TestRealHAProxySources(t *testing.T) {
-	instance := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
-	h := startHAProxy(t, instance, instance)
-	for name, stats := range map[string]StatsFunc{
-		"http":   HTTPStats("http://" + h.stats + "/stats;csv"),
-		"socket": SocketStats(h.admin),
-		"master": MasterStats(h.master),
-	} {
-		t.Run(name, func(t *testing.T) {
-			r := backendRow(t, stats)
-			if r.Dumps != 1 || r.Status != "UP" {
-				t.Errorf("app_app1: %+v", r)
-			}
-		})
-	}
-	t.Run("missing socket", func(t *testing.T) {
-		if _, err := MasterStats(filepath.Join(t.TempDir(), "none.sock"))(context.Background()); err == nil {
-			t.Error("no error")
 		}
 	})
 }

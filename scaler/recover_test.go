@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/flock-paas/flock/deploy/testkit"
 )
 
 // lockedBuffer is a log sink the scaler and the test share.
@@ -48,7 +50,7 @@ func TestRunSurvivesAPanickingTick(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
-	waitFor(t, 10*time.Second, "a tick after two that panicked", func() bool { return reads.Load() >= 3 })
+	testkit.WaitFor(t, 10*time.Second, "a tick after two that panicked", func() bool { return reads.Load() >= 3 })
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("Run: %v", err)

@@ -26,7 +26,7 @@ import (
 )
 
 // StatsFunc returns HAProxy stats CSV: one `show stat` dump, or several
-// concatenated (ParseStats merges them).
+// concatenated (hap.ParseBytes merges them).
 type StatsFunc func(ctx context.Context) ([]byte, error)
 
 // Platform is what the scaler needs of Flock: the apps, and the three
@@ -241,16 +241,4 @@ func (s *Scaler) Touch(app string) {
 	if st, ok := s.apps[app]; ok {
 		st.lastActive = later(st.lastActive, s.cfg.Now())
 	}
-}
-
-// LastActive returns the scaler's last-active time of an app: its last
-// sign of traffic, or when the scaler first saw it or saw it wake.
-func (s *Scaler) LastActive(app string) (time.Time, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	st, ok := s.apps[app]
-	if !ok {
-		return time.Time{}, false
-	}
-	return st.lastActive, true
 }

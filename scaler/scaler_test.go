@@ -282,7 +282,7 @@ func TestTouch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.onSleep = func() { s.LastActive("a"); s.Touch("a") }
+	p.onSleep = func() { s.Touch("a") }
 	ctx := context.Background()
 	for i, st := range []struct {
 		after time.Duration

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/flock-paas/flock/deploy"
+	"github.com/flock-paas/flock/deploy/testkit"
 )
 
 // BenchmarkAppsPage1000 renders the apps page for 1,000 apps, each with an
@@ -49,7 +50,7 @@ func BenchmarkEventToPage(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer res.Body.Close()
-	waitFor(b, 5*time.Second, "the stream to subscribe", func() bool { return f.subscribers() == 1 })
+	testkit.WaitFor(b, 5*time.Second, "the stream to subscribe", func() bool { return f.subscribers() == 1 })
 	sc := bufio.NewScanner(res.Body)
 	var lat []time.Duration
 	b.ResetTimer()

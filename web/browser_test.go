@@ -5,39 +5,20 @@ import (
 	"math"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 	"github.com/flock-paas/flock/deploy"
+	"github.com/flock-paas/flock/deploy/testkit"
 )
-
-// chromium finds Debian's Chromium, skipping the test without it unless
-// FLOCK_REQUIRE_CHROMIUM=1 (CI) makes its absence a failure.
-func chromium(t *testing.T) string {
-	t.Helper()
-	for _, p := range []string{"/usr/bin/chromium", "/usr/bin/chromium-browser"} {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	if p, err := exec.LookPath("chromium"); err == nil {
-		return p
-	}
-	if os.Getenv("FLOCK_REQUIRE_CHROMIUM") == "1" {
-		t.Fatal("chromium is missing and FLOCK_REQUIRE_CHROMIUM=1: apt-get install -y chromium")
-	}
-	t.Skip("chromium is missing (apt-get install -y chromium); set FLOCK_REQUIRE_CHROMIUM=1 to fail instead")
-	return ""
-}
 
 // browser starts a headless Chromium with a fresh profile and returns a tab.
 func browser(t *testing.T) context.Context {
 	t.Helper()
 	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chromium(t)),
+		chromedp.ExecPath(testkit.RequireChromium(t)),
 		chromedp.Flag("headless", true),
 		chromedp.Flag("no-sandbox", true),
 		chromedp.Flag("disable-gpu", true),

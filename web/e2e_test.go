@@ -16,6 +16,7 @@ import (
 	"github.com/flock-paas/flock/deploy/engine"
 
 	"github.com/flock-paas/flock/deploy"
+	"github.com/flock-paas/flock/deploy/testkit"
 )
 
 // memScheduler is a scheduler whose instances are healthy the moment they
@@ -150,7 +151,7 @@ func TestWithService(t *testing.T) {
 		if w := do(t, h, st.r); w.Code != 200 {
 			t.Fatalf("%s = %d %s", st.name, w.Code, w.Body.String())
 		}
-		waitFor(t, 5*time.Second, st.name, func() bool { return st.ok(app()) })
+		testkit.WaitFor(t, 5*time.Second, st.name, func() bool { return st.ok(app()) })
 	}
 
 	w = do(t, h, req{method: "POST", path: "/api/v1/apps/demo/rollback", body: `{"release":"v1"}`, token: testToken})

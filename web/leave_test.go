@@ -16,6 +16,7 @@ import (
 	"github.com/flock-paas/flock/deploy/engine"
 
 	"github.com/flock-paas/flock/deploy"
+	"github.com/flock-paas/flock/deploy/testkit"
 )
 
 // chattyBuilder builds like slugBuilder and logs a line per step while it
@@ -178,7 +179,7 @@ func (e *leaveEnv) settled(t *testing.T, what string) {
 	t.Helper()
 	ctx := context.Background()
 	var ds []deploy.Rollout
-	waitFor(t, 60*time.Second, what+": every deploy finished", func() bool {
+	testkit.WaitFor(t, 60*time.Second, what+": every deploy finished", func() bool {
 		var err error
 		ds, err = e.svc.Deploys(ctx, "demo")
 		if err != nil {
@@ -287,7 +288,7 @@ func TestClientsLeavingMidStream(t *testing.T) {
 		uploaded <- string(b)
 	}()
 	var id string
-	waitFor(t, 10*time.Second, "the deploy to start", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "the deploy to start", func() bool {
 		ds, _ := e.svc.Deploys(context.Background(), "demo")
 		if len(ds) > 0 && ds[0].FinishedAt == nil {
 			id = ds[0].ID

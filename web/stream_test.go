@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/flock-paas/flock/deploy"
+	"github.com/flock-paas/flock/deploy/testkit"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -159,7 +160,7 @@ func TestEvents(t *testing.T) {
 	if ct := res.Header.Get("Content-Type"); ct != "text/event-stream" {
 		t.Errorf("Content-Type = %q", ct)
 	}
-	waitFor(t, 5*time.Second, "the stream to subscribe", func() bool { return f.subscribers() == 1 })
+	testkit.WaitFor(t, 5*time.Second, "the stream to subscribe", func() bool { return f.subscribers() == 1 })
 	f.Emit(deploy.Event{App: "world", Type: "state", State: deploy.StateSleeping}) // filtered out
 	f.Emit(deploy.Event{App: "hello", Type: "state", State: deploy.StateSleeping, Message: "asleep"})
 	sc := bufio.NewScanner(res.Body)
@@ -190,7 +191,7 @@ func TestRunEndsStreams(t *testing.T) {
 	ctx, stop := context.WithCancel(context.Background())
 	ran := make(chan error, 1)
 	go func() { ran <- s.Run(ctx) }()
-	waitFor(t, 5*time.Second, "a sample", func() bool { return len(s.history.series("hello")) > 0 })
+	testkit.WaitFor(t, 5*time.Second, "a sample", func() bool { return len(s.history.series("hello")) > 0 })
 
 	streams := []string{"/api/v1/events", "/api/v1/apps/hello/logs?follow=1"}
 	bodies := make(chan error, len(streams))
@@ -207,7 +208,7 @@ func TestRunEndsStreams(t *testing.T) {
 			bodies <- err
 		}()
 	}
-	waitFor(t, 5*time.Second, "the event stream to subscribe", func() bool { return f.subscribers() == 1 })
+	testkit.WaitFor(t, 5*time.Second, "the event stream to subscribe", func() bool { return f.subscribers() == 1 })
 	stop()
 	if err := <-ran; err != nil {
 		t.Errorf("Run = %v", err)

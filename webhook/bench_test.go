@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/flock-paas/flock/deploy/testkit"
 )
 
 // BenchmarkWebhook100Concurrent measures how fast a signed push delivery is
@@ -60,7 +62,7 @@ func BenchmarkWebhook100Concurrent(b *testing.B) {
 		}
 		wg.Wait()
 		b.StopTimer()
-		waitFor(b, 30*time.Second, "queue drained", func() bool { return g.Pending() == 0 })
+		testkit.WaitFor(b, 30*time.Second, "queue drained", func() bool { return g.Pending() == 0 })
 		b.StartTimer()
 	}
 	slices.Sort(lat)

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/flock-paas/flock/deploy/testkit"
 )
 
 // slowBody is a request body of size bytes that arrives chunk by chunk, one
@@ -98,9 +100,9 @@ func TestGitHubAnswersDuringFlood(t *testing.T) {
 	runtime.GC()
 	runtime.ReadMemStats(&before)
 	flood(t, srv.URL, 40, 25<<20, 20*time.Millisecond)
-	waitFor(t, 10*time.Second, "40 deliveries being read", func() bool { return len(g.gate.slots) == 40 })
+	testkit.WaitFor(t, 10*time.Second, "40 deliveries being read", func() bool { return len(g.gate.slots) == 40 })
 	// Once 40 MB of the flood have arrived, they are on disk, not in memory.
-	waitFor(t, 30*time.Second, "40 MB of the flood read", func() bool { return g.gate.spooled.Load() >= 40<<20 })
+	testkit.WaitFor(t, 30*time.Second, "40 MB of the flood read", func() bool { return g.gate.spooled.Load() >= 40<<20 })
 	var after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&after)
@@ -160,7 +162,7 @@ func TestGitHubBoundsUnverified(t *testing.T) {
 			t.Cleanup(srv.Close)
 			if tc.flood > 0 {
 				flood(t, srv.URL, tc.flood, 25<<20, 50*time.Millisecond)
-				waitFor(t, 10*time.Second, "the flood being read", func() bool { return len(g.gate.slots) == tc.flood })
+				testkit.WaitFor(t, 10*time.Second, "the flood being read", func() bool { return len(g.gate.slots) == tc.flood })
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
@@ -180,7 +182,7 @@ func TestGitHubBoundsUnverified(t *testing.T) {
 			if tc.status == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") == "" {
 				t.Error("503 without Retry-After")
 			}
-			waitFor(t, 5*time.Second, "spool files removed", func() bool {
+			testkit.WaitFor(t, 5*time.Second, "spool files removed", func() bool {
 				ents, _ := os.ReadDir(tc.cfg.SpoolDir)
 				return len(ents) == 0 && g.gate.spooled.Load() == 0
 			})
@@ -191,7 +193,7 @@ func TestGitHubBoundsUnverified(t *testing.T) {
 // TestGitHubFailedFetchLeavesNoFolder: a fetch that fails, or a push
 // refused as older, removes the folder it made.
 func TestGitHubFailedFetchLeavesNoFolder(t *testing.T) {
-	requireGit(t)
+	testkit.RequireTools(t, "git")
 	work, first := newApp(t, "hello-world")
 	second := commit(t, work, "server.js", "// second\n")
 	cloneURL := serveRepo(t, work, "")

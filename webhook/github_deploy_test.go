@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flock-paas/flock/deploy/testkit"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -57,7 +58,7 @@ func (f *fakeGitHubAPI) sent() []sentStatus {
 }
 
 func TestGitHubDeploysExactCommitAndReports(t *testing.T) {
-	requireGit(t)
+	testkit.RequireTools(t, "git")
 	const token = "ghp_testtoken"
 	work, first := newApp(t, "hello-world")
 	second := commit(t, work, "server.js", "// second\n")
@@ -114,9 +115,9 @@ func TestGitHubDeploysExactCommitAndReports(t *testing.T) {
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("push %d deployed (-want +got):\n%s", i, diff)
 		}
-		waitFor(t, 20*time.Second, "final commit status", func() bool { return len(api.sent()) == 2*(i+1) })
+		testkit.WaitFor(t, 20*time.Second, "final commit status", func() bool { return len(api.sent()) == 2*(i+1) })
 	}
-	waitFor(t, 5*time.Second, "jobs done", func() bool { return g.Pending() == 0 })
+	testkit.WaitFor(t, 5*time.Second, "jobs done", func() bool { return g.Pending() == 0 })
 	path := func(sha string) string { return "/api/v3/repos/Codertocat/Hello-World/statuses/" + sha }
 	target := "http://flock.example:8080/apps/hello-world"
 	want := []sentStatus{
@@ -136,7 +137,7 @@ func TestGitHubDeploysExactCommitAndReports(t *testing.T) {
 }
 
 func TestGitHubFetchFailureReported(t *testing.T) {
-	requireGit(t)
+	testkit.RequireTools(t, "git")
 	const token = "ghp_never_in_logs"
 	api := &fakeGitHubAPI{}
 	apiSrv := httptest.NewServer(api)
@@ -151,12 +152,12 @@ func TestGitHubFetchFailureReported(t *testing.T) {
 	if code, out := serve(g, delivery(testSecret, "push", "1", body)); code != 202 {
 		t.Fatalf("got %d %s", code, out)
 	}
-	waitFor(t, 20*time.Second, "2 commit statuses", func() bool { return len(api.sent()) == 2 })
+	testkit.WaitFor(t, 20*time.Second, "2 commit statuses", func() bool { return len(api.sent()) == 2 })
 	final := api.sent()[1]
 	if final.State != "failure" || !strings.Contains(final.Description, "git fetch") {
 		t.Errorf("final status %+v, want a failure naming git fetch", final)
 	}
-	waitFor(t, 5*time.Second, "job done", func() bool { return g.Pending() == 0 })
+	testkit.WaitFor(t, 5*time.Second, "job done", func() bool { return g.Pending() == 0 })
 	if strings.Contains(logs.String(), token) || strings.Contains(final.Description, token) {
 		t.Errorf("the token leaked into the log or the status:\n%s", logs.String())
 	}
@@ -306,13 +307,13 @@ func TestGitHubOneDeployPerRepoAndSupersede(t *testing.T) {
 		}
 	}
 	send(master, '1')
-	waitFor(t, 10*time.Second, "first deploy", func() bool { return len(deployed()) == 1 })
+	testkit.WaitFor(t, 10*time.Second, "first deploy", func() bool { return len(deployed()) == 1 })
 	send(master, '2') // parked behind 1
 	send(master, '3') // supersedes 2
 	send(other, '4')  // another repository: not held up by hello-world
-	waitFor(t, 10*time.Second, "other repository deployed", func() bool { return len(deployed()) == 2 })
+	testkit.WaitFor(t, 10*time.Second, "other repository deployed", func() bool { return len(deployed()) == 2 })
 	close(release)
-	waitFor(t, 10*time.Second, "all done", func() bool { return g.Pending() == 0 })
+	testkit.WaitFor(t, 10*time.Second, "all done", func() bool { return g.Pending() == 0 })
 	if diff := cmp.Diff([]string{"hello-world@1", "other@4", "hello-world@3"}, deployed()); diff != "" {
 		t.Errorf("deploys (-want +got):\n%s", diff)
 	}

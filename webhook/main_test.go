@@ -16,7 +16,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/flock-paas/flock/deploy/testkit"
 )
 
 // TestMain lets the test binary play `flock git-hook`: the Remote's hook
@@ -38,25 +39,6 @@ func fixture(t testing.TB, name string) []byte {
 		t.Fatalf("fixture: %v", err)
 	}
 	return b
-}
-
-func requireGit(t testing.TB) {
-	t.Helper()
-	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("git not installed: the webhook and remote tests need real git")
-	}
-}
-
-// waitFor polls cond until it holds or the timeout passes.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // testGitEnv isolates test git commands from the machine's configuration.
@@ -83,7 +65,7 @@ func git(t testing.TB, dir string, args ...string) string {
 // newApp makes a git work tree holding a tiny Node app and commits it.
 func newApp(t testing.TB, name string) (dir, commit string) {
 	t.Helper()
-	requireGit(t)
+	testkit.RequireTools(t, "git")
 	dir = t.TempDir()
 	writeFile(t, dir, "package.json", `{"name": "`+name+`", "version": "1.0.0", "scripts": {"start": "node server.js"}}`+"\n")
 	writeFile(t, dir, "server.js", "require('http').createServer((q, s) => s.end('hello\\n')).listen(process.env.PORT)\n")

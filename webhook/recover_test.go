@@ -9,13 +9,15 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/flock-paas/flock/deploy/testkit"
 )
 
 // TestGitHubDeployPanic: a panic in the deploy of a GitHub push fails that
 // push (reported to GitHub naming the panic); the worker lives on and the
 // next push deploys.
 func TestGitHubDeployPanic(t *testing.T) {
-	requireGit(t)
+	testkit.RequireTools(t, "git")
 	work, first := newApp(t, "hello-world")
 	second := commit(t, work, "server.js", "// second\n")
 	cloneURL := serveRepo(t, work, "")
@@ -37,7 +39,7 @@ func TestGitHubDeployPanic(t *testing.T) {
 		if code, out := serve(g, delivery(testSecret, "push", fmt.Sprint("delivery-", i), body)); code != 202 {
 			t.Fatalf("push %d: got %d %s", i+1, code, out)
 		}
-		waitFor(t, 20*time.Second, "the push's final status", func() bool { return len(api.sent()) == 2*(i+1) })
+		testkit.WaitFor(t, 20*time.Second, "the push's final status", func() bool { return len(api.sent()) == 2*(i+1) })
 	}
 	sent := api.sent()
 	if s := sent[1]; s.State != "failure" || !strings.Contains(s.Description, "panic") {

@@ -15,12 +15,13 @@ import (
 	"time"
 
 	"github.com/flock-paas/flock/builder"
+	"github.com/flock-paas/flock/deploy/testkit"
 )
 
 // newLimitedRemote serves a Remote like newTestRemote, with cfg changed by set.
 func newLimitedRemote(t *testing.T, deploy DeployFunc, set func(*RemoteConfig)) (*Remote, string) {
 	t.Helper()
-	requireGit(t)
+	testkit.RequireTools(t, "git")
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)

@@ -22,6 +22,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/flock-paas/flock/builder"
+	"github.com/flock-paas/flock/deploy/testkit"
 )
 
 const testToken = "s3cret-token"
@@ -30,7 +31,7 @@ const testToken = "s3cret-token"
 // binary (see TestMain).
 func newTestRemote(t testing.TB, deploy DeployFunc) (*Remote, string, string) {
 	t.Helper()
-	requireGit(t)
+	testkit.RequireTools(t, "git")
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/flock-paas/flock/deploy/testkit"
 )
 
 // TestGitHubIgnoresDeployedAndOlderCommits: a signed push delivered again
@@ -17,7 +19,7 @@ import (
 // commit, of a commit deployed before, or of an ancestor of the running
 // commit is acknowledged and ignored; a newer commit still deploys.
 func TestGitHubIgnoresDeployedAndOlderCommits(t *testing.T) {
-	requireGit(t)
+	testkit.RequireTools(t, "git")
 	work, first := newApp(t, "hello-world")
 	second := commit(t, work, "server.js", "// second\n")
 	third := commit(t, work, "server.js", "// third\n")
@@ -74,7 +76,7 @@ func TestGitHubIgnoresDeployedAndOlderCommits(t *testing.T) {
 		case <-time.After(30 * time.Second):
 			t.Fatalf("push %s not deployed", sha[:7])
 		}
-		waitFor(t, 5*time.Second, "job done", func() bool { return g.Pending() == 0 })
+		testkit.WaitFor(t, 5*time.Second, "job done", func() bool { return g.Pending() == 0 })
 	}
 	mustDeploy(t, second)
 	mustDeploy(t, third)
@@ -99,7 +101,7 @@ func TestGitHubIgnoresDeployedAndOlderCommits(t *testing.T) {
 		if code, out := send(first); code != http.StatusAccepted {
 			t.Fatalf("got %d %s, want 202", code, out)
 		}
-		waitFor(t, 30*time.Second, "job done", func() bool { return g.Pending() == 0 })
+		testkit.WaitFor(t, 30*time.Second, "job done", func() bool { return g.Pending() == 0 })
 		select {
 		case got := <-deployed:
 			t.Fatalf("deployed %s, an ancestor of the running commit", got)

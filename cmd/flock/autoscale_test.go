@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/flock-paas/flock/deploy/testkit"
 )
 
 // TestAutoscaleUnderLoad: an app with maxInstances grows when its
@@ -37,7 +39,7 @@ func TestAutoscaleUnderLoad(t *testing.T) {
 		}
 		open = append(open, resp)
 	}
-	waitFor(t, 20*time.Second, "busy scaled up to its maximum of 3", func() bool {
+	testkit.WaitFor(t, 20*time.Second, "busy scaled up to its maximum of 3", func() bool {
 		a := f.apps()["busy"]
 		return a.Desired == 3 && a.HealthyCount() == 3
 	})
@@ -45,7 +47,7 @@ func TestAutoscaleUnderLoad(t *testing.T) {
 		r.Body.Close()
 	}
 	open = nil
-	waitFor(t, 20*time.Second, "busy back to its minimum of 1", func() bool { return f.apps()["busy"].Desired == 1 })
+	testkit.WaitFor(t, 20*time.Second, "busy back to its minimum of 1", func() bool { return f.apps()["busy"].Desired == 1 })
 	if s := f.apps()["busy"].State; s != "running" {
 		t.Errorf("busy is %s, want running (idle: never)", s)
 	}

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/flock-paas/flock/deploy/testkit"
 )
 
 // median of durations, in milliseconds.
@@ -37,9 +39,7 @@ func BenchmarkDeployHello(b *testing.B) {
 // BenchmarkRedeployExpressCached: a redeploy of docs/examples/express
 // with an unchanged lockfile (node_modules from the build cache).
 func BenchmarkRedeployExpressCached(b *testing.B) {
-	if _, err := exec.LookPath("npm"); err != nil {
-		b.Skip("npm is not installed")
-	}
+	testkit.RequireTools(b, "npm")
 	f := newFlock(b)
 	f.start()
 	dir := copyExample(b, "express")

@@ -4,11 +4,12 @@ import (
 	"bytes"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/flock-paas/flock/deploy/testkit"
 )
 
 // BenchmarkExpressMemory deploys docs/examples/express through Flock,
@@ -19,9 +20,7 @@ import (
 // pages in each). Needs root (to read the instance's /proc) and cgroups.
 // FLOCK_BENCH_MEM=N deploys it with "mem": N instead of its 128.
 func BenchmarkExpressMemory(b *testing.B) {
-	if _, err := exec.LookPath("npm"); err != nil {
-		b.Skip("npm is not installed")
-	}
+	testkit.RequireTools(b, "npm")
 	if os.Geteuid() != 0 {
 		b.Skip("not root: cannot read the instances' /proc entries")
 	}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/flock-paas/flock/deploy/testkit"
 )
 
 // peekServer is a Node app that tries what a hostile app would: read any
@@ -59,24 +61,11 @@ func (f *flock) appGet(app, path string) (int, string) {
 	return resp.StatusCode, strings.TrimSpace(string(b))
 }
 
-// requireRoot skips a test that needs Flock to run as root, unless
-// FLOCK_REQUIRE_CGROUPS=1 (CI, which runs as root) makes that a failure.
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("FLOCK_REQUIRE_CGROUPS") == "1" {
-		t.Fatal("not root, and FLOCK_REQUIRE_CGROUPS=1")
-	}
-	t.Skip("not root: apps run as flock's own user (set FLOCK_REQUIRE_CGROUPS=1 to fail instead)")
-}
-
 // TestAppsCannotReachFlockOrEachOther: a Node app deployed through the
 // real Flock runs under a uid of its own and cannot read Flock's token,
 // store, slugs or environment, nor another app's files.
 func TestAppsCannotReachFlockOrEachOther(t *testing.T) {
-	requireRoot(t)
+	testkit.RequireRoot(t)
 	f := newFlock(t)
 	f.start()
 	f.mustCLI("deploy", writePeek(t, "peek", ""))
@@ -114,7 +103,7 @@ func TestAppsCannotReachFlockOrEachOther(t *testing.T) {
 // flock apps (JSON and table) says "out of memory (limit N MiB)"; one
 // that needs more than its mem to boot fails its deploy saying so.
 func TestOutOfMemoryIsToldEverywhere(t *testing.T) {
-	requireRoot(t)
+	testkit.RequireRoot(t)
 	f := newFlock(t)
 	f.start()
 	if out, err := f.cli("deploy", writePeek(t, "boothog", `"mem": 48, "env": {"BOOT_HOG_MB": "200"}`)); err == nil ||
@@ -128,7 +117,7 @@ func TestOutOfMemoryIsToldEverywhere(t *testing.T) {
 	}
 	f.appGet("hog", "/hog?mb=200")
 	want := "out of memory (limit 64 MiB)"
-	waitFor(t, 30*time.Second, "flock apps --json to say "+want, func() bool {
+	testkit.WaitFor(t, 30*time.Second, "flock apps --json to say "+want, func() bool {
 		for _, in := range f.apps()["hog"].Instances {
 			if in.LastExit == want {
 				return true
@@ -139,5 +128,5 @@ func TestOutOfMemoryIsToldEverywhere(t *testing.T) {
 	if out := f.mustCLI("apps"); !strings.Contains(out, want) {
 		t.Errorf("flock apps does not say %q:\n%s", want, out)
 	}
-	waitFor(t, 30*time.Second, "hog to answer again", func() bool { c, _ := f.appGet("hog", "/"); return c == 200 })
+	testkit.WaitFor(t, 30*time.Second, "hog to answer again", func() bool { c, _ := f.appGet("hog", "/"); return c == 200 })
 }

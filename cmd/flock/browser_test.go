@@ -3,13 +3,13 @@ package main
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/flock-paas/flock/deploy/testkit"
 )
 
 // TestDashboardSteersAnApp follows the README as a new user would: start
@@ -19,7 +19,7 @@ import (
 // is never reloaded: every change it shows arrives over the event stream,
 // including a wake caused by a request through HAProxy.
 func TestDashboardSteersAnApp(t *testing.T) {
-	exe := chromiumPath(t)
+	exe := testkit.RequireChromium(t)
 	f := newFlock(t)
 	f.start()
 	f.mustCLI("deploy", copyExample(t, "hello"))
@@ -57,7 +57,7 @@ func TestDashboardSteersAnApp(t *testing.T) {
 		pollJS(row+`.querySelector('.inst').textContent.trim().startsWith('0/')`),
 		pollJS(row+`.querySelector('button.wake') !== null`),
 	)
-	waitFor(t, 10*time.Second, "flock apps to show hello asleep with no instance", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "flock apps to show hello asleep with no instance", func() bool {
 		a := f.apps()["hello"]
 		return a.State == "sleeping" && len(a.Instances) == 0
 	})
@@ -92,25 +92,6 @@ func TestDashboardSteersAnApp(t *testing.T) {
 		t.Errorf("the page reloaded during the test (marker %q, %v)", kept, err)
 	}
 	saveScreenshot(t, ctx, "dashboard-real.png")
-}
-
-// chromiumPath finds Debian's Chromium, skipping the test without it unless
-// FLOCK_REQUIRE_CHROMIUM=1 (CI) makes its absence a failure.
-func chromiumPath(t *testing.T) string {
-	t.Helper()
-	for _, p := range []string{"/usr/bin/chromium", "/usr/bin/chromium-browser"} {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	if p, err := exec.LookPath("chromium"); err == nil {
-		return p
-	}
-	if os.Getenv("FLOCK_REQUIRE_CHROMIUM") == "1" {
-		t.Fatal("chromium is missing and FLOCK_REQUIRE_CHROMIUM=1: apt-get install -y chromium")
-	}
-	t.Skip("chromium is missing (apt-get install -y chromium); set FLOCK_REQUIRE_CHROMIUM=1 to fail instead")
-	return ""
 }
 
 // headless starts a headless Chromium with a fresh profile and returns a tab.

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/flock-paas/flock/deploy/testkit"
 )
 
 // TestBuildsRunAsTheAppsUID: `flock deploy` of an app whose postinstall
@@ -15,7 +17,7 @@ import (
 // failed. The running app reaches its own build folder, not another
 // app's, nor the list of build work folders.
 func TestBuildsRunAsTheAppsUID(t *testing.T) {
-	requireRoot(t)
+	testkit.RequireRoot(t)
 	f := newFlock(t)
 	f.start()
 	dir := filepath.Join(t.TempDir(), "buildas")

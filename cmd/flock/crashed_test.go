@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/flock-paas/flock/deploy/testkit"
 )
 
 const crasher = `const fs = require("fs"), path = require("path"), http = require("http");
@@ -37,7 +39,7 @@ func TestCrashedApp(t *testing.T) {
 	f.getPath("crasher.localhost", "/crash")
 	// The first run ended without a word (/crash); the runs after it say
 	// why they end.
-	waitFor(t, 30*time.Second, "crasher to be crashed, with its error", func() bool {
+	testkit.WaitFor(t, 30*time.Second, "crasher to be crashed, with its error", func() bool {
 		a := f.apps()["crasher"]
 		return a.State == "crashed" && strings.Contains(a.Error, "Error: boom: missing DATABASE_URL")
 	})

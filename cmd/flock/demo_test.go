@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/flock-paas/flock/deploy/testkit"
 )
 
 // TestDemoDeploysOnce: `make run` (flock up --demo) started again on the
@@ -17,8 +19,8 @@ func TestDemoDeploysOnce(t *testing.T) {
 	startAndWaitDemo := func(want string) {
 		t.Helper()
 		f.start()
-		waitFor(t, 60*time.Second, "the demo decision: "+want, func() bool { return strings.Contains(f.out.String(), want) })
-		waitFor(t, 30*time.Second, "the demo serving", func() bool {
+		testkit.WaitFor(t, 60*time.Second, "the demo decision: "+want, func() bool { return strings.Contains(f.out.String(), want) })
+		testkit.WaitFor(t, 30*time.Second, "the demo serving", func() bool {
 			code, body, _ := f.get("hello.localhost")
 			return code == 200 && strings.Contains(body, "Hello")
 		})

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"github.com/flock-paas/flock/deploy"
+	"github.com/flock-paas/flock/deploy/testkit"
 )
 
 // flockBin is the flock binary built once for the end-to-end tests: they
@@ -44,58 +44,6 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
-}
-
-// requireHAProxy skips a test that needs HAProxy when it is missing, but
-// fails it when CI says HAProxy must be there.
-func requireHAProxy(t testing.TB) {
-	t.Helper()
-	if _, err := exec.LookPath("haproxy"); err == nil {
-		return
-	}
-	if _, err := os.Stat("/usr/sbin/haproxy"); err == nil {
-		return
-	}
-	if os.Getenv("FLOCK_REQUIRE_HAPROXY") == "1" {
-		t.Fatal("haproxy is not installed (apt-get install haproxy) and FLOCK_REQUIRE_HAPROXY=1")
-	}
-	t.Skip("haproxy is not installed (apt-get install haproxy)")
-}
-
-// waitFor polls cond until it holds or the timeout passes.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-var portMu sync.Mutex
-var lastPort = 20000 + os.Getpid()%5000*2
-
-// freePort returns a port below the ephemeral range that is free now, so
-// that no client connection can take it before flock binds it.
-func freePort(t testing.TB) int {
-	t.Helper()
-	portMu.Lock()
-	defer portMu.Unlock()
-	for i := 0; i < 2000; i++ {
-		lastPort++
-		if lastPort > 31999 {
-			lastPort = 20000
-		}
-		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", lastPort))
-		if err == nil {
-			ln.Close()
-			return lastPort
-		}
-	}
-	t.Fatal("no free port")
-	return 0
 }
 
 // flock is one running `flock up` and the addresses it serves.
@@ -131,13 +79,13 @@ func (s *syncBuffer) String() string {
 
 // newFlock prepares (does not start) a Flock with its own data dir and ports.
 func newFlock(t testing.TB, extra ...string) *flock {
-	requireHAProxy(t)
+	testkit.RequireHAProxy(t)
 	f := &flock{
 		t: t, dataDir: t.TempDir(), extra: extra,
-		http:  fmt.Sprintf("127.0.0.1:%d", freePort(t)),
-		api:   fmt.Sprintf("127.0.0.1:%d", freePort(t)),
-		stats: fmt.Sprintf("127.0.0.1:%d", freePort(t)),
-		waker: fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		http:  fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t)),
+		api:   fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t)),
+		stats: fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t)),
+		waker: fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t)),
 	}
 	t.Cleanup(f.stop)
 	return f

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/flock-paas/flock/deploy/testkit"
 )
 
 // copyExample copies an example app into a temp dir, so a test may change it.
@@ -56,7 +58,7 @@ func TestTour(t *testing.T) {
 	}
 
 	f.mustCLI("scale", "hello", "3")
-	waitFor(t, 20*time.Second, "3 healthy instances", func() bool { return f.apps()["hello"].HealthyCount() == 3 })
+	testkit.WaitFor(t, 20*time.Second, "3 healthy instances", func() bool { return f.apps()["hello"].HealthyCount() == 3 })
 
 	// A new release, then a rollback that runs v1's slug again.
 	if err := os.WriteFile(filepath.Join(app, "VERSION"), []byte("2\n"), 0o644); err != nil {
@@ -88,7 +90,7 @@ func TestTour(t *testing.T) {
 	}
 
 	f.mustCLI("destroy", "hello")
-	waitFor(t, 10*time.Second, "404 after destroy", func() bool { c, _, _ := f.get(host); return c == 404 })
+	testkit.WaitFor(t, 10*time.Second, "404 after destroy", func() bool { c, _, _ := f.get(host); return c == 404 })
 	if _, err := f.cli("scale", "hello", "1"); err == nil {
 		t.Errorf("scale of a destroyed app succeeded")
 	}
@@ -163,7 +165,7 @@ func TestRestartAfterSIGKILL(t *testing.T) {
 	f.kill()
 
 	f.start()
-	waitFor(t, 30*time.Second, "hello back at 2 healthy instances", func() bool {
+	testkit.WaitFor(t, 30*time.Second, "hello back at 2 healthy instances", func() bool {
 		return f.apps()["hello"].HealthyCount() == 2
 	})
 	if code, body, _ := f.get("hello.localhost"); code != 200 {
@@ -181,7 +183,7 @@ func TestSleepAndWake(t *testing.T) {
 	f.start()
 	f.mustCLI("deploy", copyExample(t, "hello"))
 	f.mustCLI("sleep", "hello")
-	waitFor(t, 10*time.Second, "no instance", func() bool { return len(f.apps()["hello"].Instances) == 0 })
+	testkit.WaitFor(t, 10*time.Second, "no instance", func() bool { return len(f.apps()["hello"].Instances) == 0 })
 	if s := f.apps()["hello"].State; s != "sleeping" {
 		t.Fatalf("state %s, want sleeping", s)
 	}
@@ -192,7 +194,7 @@ func TestSleepAndWake(t *testing.T) {
 	if h.Get("X-Flock-Cold-Start") == "" {
 		t.Errorf("no X-Flock-Cold-Start on the woken response: %v", h)
 	}
-	waitFor(t, 10*time.Second, "running again", func() bool { return f.apps()["hello"].State == "running" })
+	testkit.WaitFor(t, 10*time.Second, "running again", func() bool { return f.apps()["hello"].State == "running" })
 }
 
 // TestIdleAppSleeps: with a short idle time the scaler puts an unused app
@@ -201,7 +203,7 @@ func TestIdleAppSleeps(t *testing.T) {
 	f := newFlock(t, "--idle", "2s", "--scale-every", "1s")
 	f.start()
 	f.mustCLI("deploy", copyExample(t, "hello"))
-	waitFor(t, 30*time.Second, "the idle app asleep", func() bool { return f.apps()["hello"].State == "sleeping" })
+	testkit.WaitFor(t, 30*time.Second, "the idle app asleep", func() bool { return f.apps()["hello"].State == "sleeping" })
 	if code, _, _ := f.get("hello.localhost"); code != 200 {
 		t.Errorf("wake by request: %d", code)
 	}

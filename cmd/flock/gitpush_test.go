@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/flock-paas/flock/deploy/testkit"
 )
 
 // git runs git in dir with a clean, prompt-free environment.
@@ -28,9 +30,7 @@ func git(t *testing.T, dir string, args ...string) (string, error) {
 // with the README's line, `git push flock HEAD:main`, then by the local
 // branch's own name: main and master both deploy.
 func TestGitPushDeploys(t *testing.T) {
-	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("git is not installed")
-	}
+	testkit.RequireTools(t, "git")
 	f := newFlock(t)
 	f.start()
 	dir := copyExample(t, "hello")

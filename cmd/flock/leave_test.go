@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/flock-paas/flock/builder"
+	"github.com/flock-paas/flock/deploy/testkit"
 )
 
 // TestClientsLeavingKeepFlockUp: a git push killed mid-deploy, a deploy
@@ -20,9 +21,7 @@ import (
 // log: Flock stays up, each deploy still finishes and is recorded, and the
 // app serves the last release.
 func TestClientsLeavingKeepFlockUp(t *testing.T) {
-	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("git is not installed")
-	}
+	testkit.RequireTools(t, "git")
 	f := newFlock(t)
 	f.start()
 	dir := copyExample(t, "hello")
@@ -85,7 +84,7 @@ func (f *flock) hangUp(method, path, ctype, body string) {
 // succeeded, checking that Flock answers all along.
 func (f *flock) settled(app string, n int) {
 	f.t.Helper()
-	waitFor(f.t, 60*time.Second, fmt.Sprintf("%d finished deploys of %s", n, app), func() bool {
+	testkit.WaitFor(f.t, 60*time.Second, fmt.Sprintf("%d finished deploys of %s", n, app), func() bool {
 		select {
 		case <-f.exited:
 			f.t.Fatalf("flock died:\n%s", f.out.String())

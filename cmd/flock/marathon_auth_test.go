@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flock-paas/flock/deploy/testkit"
+
 	"github.com/flock-paas/flock/deploy/marathon/marathontest"
 )
 
@@ -19,7 +21,7 @@ import (
 // goes away the errors in the log, the CLI's answers and /metrics do not
 // show it.
 func TestMarathonCredentials(t *testing.T) {
-	requireHAProxy(t)
+	testkit.RequireHAProxy(t)
 	const pw = "s3cret-marathon-pw"
 	for _, how := range []string{"password file", "url"} {
 		t.Run(how, func(t *testing.T) {
@@ -38,7 +40,7 @@ func TestMarathonCredentials(t *testing.T) {
 			f := newFlock(t, args...)
 			f.start()
 			said := []string{f.mustCLI("deploy", copyExample(t, "hello"))}
-			waitFor(t, 20*time.Second, "hello routed", func() bool { c, _, _ := f.get("hello.localhost"); return c == 200 })
+			testkit.WaitFor(t, 20*time.Second, "hello routed", func() bool { c, _, _ := f.get("hello.localhost"); return c == 200 })
 			events := false
 			for _, r := range srv.Requests() {
 				events = events || r.Path == "/v2/events"
@@ -56,7 +58,7 @@ func TestMarathonCredentials(t *testing.T) {
 				t.Errorf("scale with Marathon down succeeded: %s", out)
 			}
 			said = append(said, out)
-			waitFor(t, 20*time.Second, "the stream failure logged", func() bool {
+			testkit.WaitFor(t, 20*time.Second, "the stream failure logged", func() bool {
 				return strings.Contains(f.out.String(), "marathon event stream unavailable")
 			})
 			req, _ := http.NewRequest("GET", "http://"+f.api+"/metrics", nil)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/flock-paas/flock/deploy/marathon/marathontest"
+	"github.com/flock-paas/flock/deploy/testkit"
 )
 
 // TestMarathonScheduler: `flock up --scheduler marathon` against a recorded
@@ -28,32 +29,32 @@ func TestMarathonScheduler(t *testing.T) {
 	if app := srv.App("/flock/hello"); app == nil {
 		t.Fatal("no /flock/hello in Marathon after deploy")
 	}
-	waitFor(t, 20*time.Second, "hello routed through HAProxy", func() bool {
+	testkit.WaitFor(t, 20*time.Second, "hello routed through HAProxy", func() bool {
 		code, body, _ := f.get("hello.localhost")
 		return code == 200 && strings.Contains(body, "Hello from Flock")
 	})
 
 	// flock logs reads the task's sandbox from its Mesos agent.
-	waitFor(t, 20*time.Second, "the task's output in flock logs", func() bool {
+	testkit.WaitFor(t, 20*time.Second, "the task's output in flock logs", func() bool {
 		out, _ := f.cli("logs", "hello")
 		return strings.Count(out, " listening on port ") == 1
 	})
 	follow := f.follow("logs", "hello", "--follow")
 
 	f.mustCLI("sleep", "hello")
-	waitFor(t, 20*time.Second, "no task left", func() bool { return len(f.apps()["hello"].Instances) == 0 })
+	testkit.WaitFor(t, 20*time.Second, "no task left", func() bool { return len(f.apps()["hello"].Instances) == 0 })
 	code, body, h := f.get("hello.localhost")
 	if code != 200 || h.Get("X-Flock-Cold-Start") == "" {
 		t.Errorf("request to the sleeping app: %d %q cold-start %q", code, body, h.Get("X-Flock-Cold-Start"))
 	}
 
 	// The follower saw the task the wake started, from its first line.
-	waitFor(t, 20*time.Second, "the woken task's output in flock logs --follow", func() bool {
+	testkit.WaitFor(t, 20*time.Second, "the woken task's output in flock logs --follow", func() bool {
 		return strings.Count(follow.String(), " listening on port ") == 2
 	})
 
 	f.mustCLI("destroy", "hello")
-	waitFor(t, 20*time.Second, "404 after destroy", func() bool { c, _, _ := f.get("hello.localhost"); return c == 404 })
+	testkit.WaitFor(t, 20*time.Second, "404 after destroy", func() bool { c, _, _ := f.get("hello.localhost"); return c == 404 })
 	if app := srv.App("/flock/hello"); app != nil {
 		t.Errorf("Marathon still has /flock/hello after destroy")
 	}

@@ -2,10 +2,11 @@ package main
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/flock-paas/flock/deploy/testkit"
 )
 
 const pyApp = `import http.server, os
@@ -21,9 +22,7 @@ http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever(
 // whose name is no DNS label gets an error that says how to name the
 // app. The build log has no empty "()" and names each release once.
 func TestDeployNamesAppAfterDirectory(t *testing.T) {
-	if _, err := exec.LookPath("python3"); err != nil {
-		t.Skip("python3 is not installed")
-	}
+	testkit.RequireTools(t, "python3")
 	f := newFlock(t)
 	f.start()
 	write := func(dir string) {

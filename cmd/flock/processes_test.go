@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/flock-paas/flock/deploy"
+	"github.com/flock-paas/flock/deploy/testkit"
 )
 
 // TestProcessTypes: a Procfile's worker runs beside the web process,
@@ -44,7 +45,7 @@ func TestProcessTypes(t *testing.T) {
 			return p.Desired == want && healthy == want && len(p.Instances) == want
 		}
 	}
-	waitFor(t, 20*time.Second, "1 worker running", running(1))
+	testkit.WaitFor(t, 20*time.Second, "1 worker running", running(1))
 	workers := 0
 	for _, pid := range f.appProcs("jobs") {
 		if procEnv(pid, "FLOCK_PROCESS") == "worker" {
@@ -57,7 +58,7 @@ func TestProcessTypes(t *testing.T) {
 	if code, body := f.getPath("jobs.localhost", "/"); code != 200 || body != "web v1" {
 		t.Errorf("jobs through HAProxy: %d %q, want the web process", code, body)
 	}
-	waitFor(t, 10*time.Second, "the worker's output in flock logs", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "the worker's output in flock logs", func() bool {
 		out, _ := f.cli("logs", "jobs")
 		return strings.Contains(out, "worker started, PORT=none") && strings.Contains(out, "worker tick")
 	})
@@ -66,7 +67,7 @@ func TestProcessTypes(t *testing.T) {
 	}
 
 	f.mustCLI("scale", "jobs", "worker=2")
-	waitFor(t, 20*time.Second, "2 workers", running(2))
+	testkit.WaitFor(t, 20*time.Second, "2 workers", running(2))
 	if a := f.apps()["jobs"]; a.Desired != 1 {
 		t.Errorf("scaling the worker changed web to %d", a.Desired)
 	}
@@ -75,9 +76,9 @@ func TestProcessTypes(t *testing.T) {
 	}
 
 	f.mustCLI("sleep", "jobs")
-	waitFor(t, 20*time.Second, "the workers asleep with the app", func() bool { return len(worker().Instances) == 0 })
+	testkit.WaitFor(t, 20*time.Second, "the workers asleep with the app", func() bool { return len(worker().Instances) == 0 })
 	f.mustCLI("wake", "jobs")
-	waitFor(t, 20*time.Second, "2 workers after the wake", running(2))
+	testkit.WaitFor(t, 20*time.Second, "2 workers after the wake", running(2))
 
 	files["Procfile"] = "web: node server.js\n"
 	writeFiles(t, dir, files)
@@ -85,7 +86,7 @@ func TestProcessTypes(t *testing.T) {
 	if p := f.apps()["jobs"].Processes; len(p) != 0 {
 		t.Errorf("processes after a release without the worker: %+v", p)
 	}
-	waitFor(t, 20*time.Second, "no worker process left", func() bool {
+	testkit.WaitFor(t, 20*time.Second, "no worker process left", func() bool {
 		for _, pid := range f.appProcs("jobs") {
 			if procEnv(pid, "FLOCK_PROCESS") == "worker" {
 				return false

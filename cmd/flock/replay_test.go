@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/flock-paas/flock/deploy/testkit"
 )
 
 // TestGitHubReplayDoesNotRollBack: signed push deliveries sent again under
@@ -77,7 +79,7 @@ func TestGitHubReplayDoesNotRollBack(t *testing.T) {
 		if code, body := send(sha); code != http.StatusAccepted {
 			t.Fatalf("push %s: %d %s", sha[:7], code, body)
 		}
-		waitFor(t, 90*time.Second, "hello running "+sha[:7], func() bool { return running() == sha })
+		testkit.WaitFor(t, 90*time.Second, "hello running "+sha[:7], func() bool { return running() == sha })
 	}
 	deploy(commits[0])
 	deploy(commits[2])
@@ -92,7 +94,7 @@ func TestGitHubReplayDoesNotRollBack(t *testing.T) {
 	if code, body := send(commits[1]); code != http.StatusAccepted {
 		t.Fatalf("push of an older commit: %d %s", code, body)
 	}
-	waitFor(t, 60*time.Second, "the older push ignored", func() bool {
+	testkit.WaitFor(t, 60*time.Second, "the older push ignored", func() bool {
 		return strings.Contains(f.out.String(), "github push ignored")
 	})
 	if got := running(); got != commits[2] {

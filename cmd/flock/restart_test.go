@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"net/http"
@@ -15,6 +14,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/flock-paas/flock/deploy/procgroup"
+	"github.com/flock-paas/flock/deploy/testkit"
 )
 
 // TestKillNineLosesNoRequest: while Flock is killed with SIGKILL (or
@@ -70,9 +72,9 @@ func restartUnderLoad(t testing.TB, down func(testing.TB, *flock)) (sent, failed
 	f.start()
 	f.mustCLI("deploy", copyExample(t, "hello"))
 	f.mustCLI("scale", "hello", "2")
-	waitFor(t, 30*time.Second, "2 healthy instances", func() bool { return f.apps()["hello"].HealthyCount() == 2 })
+	testkit.WaitFor(t, 30*time.Second, "2 healthy instances", func() bool { return f.apps()["hello"].HealthyCount() == 2 })
 	ids := instanceIDs(f)
-	waitFor(t, 10*time.Second, "the processes of those 2 instances only", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "the processes of those 2 instances only", func() bool {
 		return slices.Equal(procInstances(f.appProcs("hello")), ids)
 	})
 	before := f.appProcs("hello")
@@ -89,7 +91,7 @@ func restartUnderLoad(t testing.TB, down func(testing.TB, *flock)) (sent, failed
 	t.Logf("%d requests while Flock was down", l.sent.Load()-gone)
 
 	f.start()
-	waitFor(t, 30*time.Second, "hello running with its 2 instances", func() bool {
+	testkit.WaitFor(t, 30*time.Second, "hello running with its 2 instances", func() bool {
 		a := f.apps()["hello"]
 		return a.State == "running" && a.HealthyCount() == 2
 	})
@@ -114,7 +116,7 @@ func restartUnderLoad(t testing.TB, down func(testing.TB, *flock)) (sent, failed
 	}
 
 	f.stop()
-	waitFor(t, 10*time.Second, "no app process and no haproxy left after SIGTERM", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "no app process and no haproxy left after SIGTERM", func() bool {
 		return len(f.appProcs("hello")) == 0 && len(f.haproxyProcs()) == 0
 	})
 	return sent, failed
@@ -128,7 +130,7 @@ func (f *flock) appProcs(app string) []int {
 	var out []int
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
-		if err != nil || !alive(pid) {
+		if err != nil || !procgroup.Alive(pid) {
 			continue
 		}
 		if procEnv(pid, "FLOCK_APP") == app && strings.HasPrefix(procEnv(pid, "TMPDIR"), f.dataDir+"/") {
@@ -142,15 +144,9 @@ func (f *flock) appProcs(app string) []int {
 // haproxyProcs lists the living HAProxy processes (master and workers) on
 // this Flock's configuration.
 func (f *flock) haproxyProcs() []int {
-	entries, _ := os.ReadDir("/proc")
 	var out []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || !alive(pid) {
-			continue
-		}
-		cmd, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")
-		if bytes.Contains(cmd, []byte(filepath.Join(f.dataDir, "haproxy", "haproxy.cfg"))) {
+	for _, pid := range procgroup.List() {
+		if procgroup.Alive(pid) && slices.Contains(procgroup.Cmdline(pid), filepath.Join(f.dataDir, "haproxy", "haproxy.cfg")) {
 			out = append(out, pid)
 		}
 	}
@@ -173,30 +169,18 @@ func procInstances(pids []int) []string {
 func describe(pids []int) []string {
 	var out []string
 	for _, pid := range pids {
-		cmd, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
-		out = append(out, fmt.Sprintf("%d %s %q", pid, procEnv(pid, "FLOCK_INSTANCE"), bytes.ReplaceAll(cmd, []byte{0}, []byte{' '})))
+		out = append(out, fmt.Sprintf("%d %s %q", pid, procEnv(pid, "FLOCK_INSTANCE"), strings.Join(procgroup.Cmdline(pid), " ")))
 	}
 	return out
 }
 
 func procEnv(pid int, key string) string {
-	env, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
-	for _, kv := range strings.Split(string(env), "\x00") {
+	for _, kv := range procgroup.Environ(pid) {
 		if v, ok := strings.CutPrefix(kv, key+"="); ok {
 			return v
 		}
 	}
 	return ""
-}
-
-// alive reports whether pid runs (a zombie left to PID 1 does not).
-func alive(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	i := bytes.LastIndexByte(b, ')')
-	return i > 0 && i+2 < len(b) && b[i+2] != 'Z' && b[i+2] != 'X'
 }
 
 func (f *flock) haproxyPid() int {
@@ -265,7 +249,7 @@ func startE2ELoad(addr, host string, n int) *e2eLoad {
 func (l *e2eLoad) await(t testing.TB, n int64) {
 	t.Helper()
 	want := l.sent.Load() + n
-	waitFor(t, 30*time.Second, fmt.Sprintf("%d more requests", n), func() bool { return l.sent.Load() >= want })
+	testkit.WaitFor(t, 30*time.Second, fmt.Sprintf("%d more requests", n), func() bool { return l.sent.Load() >= want })
 }
 
 func (l *e2eLoad) finish() (sent, failed int64) {

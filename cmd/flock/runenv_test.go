@@ -4,11 +4,12 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/flock-paas/flock/deploy/testkit"
 )
 
 // getPath sends a GET of path for host through HAProxy.
@@ -29,9 +30,7 @@ func (f *flock) getPath(host, path string) (int, string) {
 // (a Python app's print() reaches flock logs at once), unless the app's
 // env says otherwise.
 func TestRunEnvironment(t *testing.T) {
-	if _, err := exec.LookPath("python3"); err != nil {
-		t.Skip("python3 is not installed")
-	}
+	testkit.RequireTools(t, "python3")
 	f := newFlock(t)
 	f.start()
 
@@ -72,7 +71,7 @@ http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever(
 	if code, _ := f.getPath("printer.localhost", "/hello-log"); code != 200 {
 		t.Fatalf("printer: %d", code)
 	}
-	waitFor(t, 10*time.Second, "print() in flock logs", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "print() in flock logs", func() bool {
 		out, _ := f.cli("logs", "printer")
 		return strings.Contains(out, "printer starting") && strings.Contains(out, "handled /hello-log")
 	})

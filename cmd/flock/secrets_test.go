@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/flock-paas/flock/deploy/testkit"
 )
 
 func randomSecret(t *testing.T, prefix string) string {
@@ -117,7 +119,7 @@ func TestSecretsOnCmdlineWarnAndTokenFileMode(t *testing.T) {
 	if fi.Mode().Perm() != 0o600 {
 		t.Errorf("token file mode %04o after start, want 0600", fi.Mode().Perm())
 	}
-	waitFor(t, 5*time.Second, "the warnings", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "the warnings", func() bool {
 		out := f.out.String()
 		return strings.Contains(out, "--github-secret on the command line is readable") &&
 			strings.Contains(out, "token file was readable by others")

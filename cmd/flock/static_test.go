@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/flock-paas/flock/deploy/testkit"
 )
 
 // TestStaticSite deploys a folder of files (index.html, style.css, a
@@ -114,7 +116,7 @@ func BenchmarkStaticColdStart(b *testing.B) {
 	var ds []time.Duration
 	var rss []float64
 	for i := 0; i < b.N; i++ {
-		port := freePort(b)
+		port := testkit.FreePort(b)
 		cmd := exec.Command(flockBin, "static", "--dir", dir)
 		cmd.Env = append(os.Environ(), "HOST=127.0.0.1", "PORT="+strconv.Itoa(port))
 		start := time.Now()
@@ -122,7 +124,7 @@ func BenchmarkStaticColdStart(b *testing.B) {
 			b.Fatal(err)
 		}
 		url := fmt.Sprintf("http://127.0.0.1:%d/", port)
-		waitFor(b, 10*time.Second, "flock static to answer", func() bool {
+		testkit.WaitFor(b, 10*time.Second, "flock static to answer", func() bool {
 			resp, err := http.Get(url)
 			if err != nil {
 				return false

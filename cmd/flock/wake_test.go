@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/flock-paas/flock/deploy/testkit"
 )
 
 // TestThousandRequestsWakeOnce: 1,000 concurrent requests through HAProxy
@@ -21,7 +23,7 @@ func TestThousandRequestsWakeOnce(t *testing.T) {
 	f.start()
 	f.mustCLI("deploy", copyExample(t, "hello"))
 	f.mustCLI("sleep", "hello")
-	waitFor(t, 10*time.Second, "asleep", func() bool { return len(f.apps()["hello"].Instances) == 0 })
+	testkit.WaitFor(t, 10*time.Second, "asleep", func() bool { return len(f.apps()["hello"].Instances) == 0 })
 
 	tr := &http.Transport{MaxIdleConnsPerHost: 1000, MaxConnsPerHost: 0}
 	defer tr.CloseIdleConnections()
@@ -76,7 +78,7 @@ func TestWakeDuringReload(t *testing.T) {
 	rewrite(t, filepath.Join(slow, "server.js"), "});\n\n// Finish", "}), 1000);\n\n// Finish")
 	f.mustCLI("deploy", slow)
 	f.mustCLI("sleep", "hello")
-	waitFor(t, 10*time.Second, "asleep", func() bool { return len(f.apps()["hello"].Instances) == 0 })
+	testkit.WaitFor(t, 10*time.Second, "asleep", func() bool { return len(f.apps()["hello"].Instances) == 0 })
 
 	type result struct {
 		code int
@@ -84,7 +86,7 @@ func TestWakeDuringReload(t *testing.T) {
 	}
 	done := make(chan result, 1)
 	go func() { c, b, _ := f.get("hello.localhost"); done <- result{c, b} }()
-	waitFor(t, 10*time.Second, "the wake under way", func() bool { return f.apps()["hello"].State != "sleeping" })
+	testkit.WaitFor(t, 10*time.Second, "the wake under way", func() bool { return f.apps()["hello"].State != "sleeping" })
 	f.mustCLI("deploy", copyExample(t, "python")) // a new backend: HAProxy reloads
 	r := <-done
 	if r.code != 200 {
@@ -154,7 +156,7 @@ func TestLongConnectionKeepsAppAwake(t *testing.T) {
 		}
 	}
 	resp.Body.Close()
-	waitFor(t, 20*time.Second, "streamer asleep once the connection closed", func() bool {
+	testkit.WaitFor(t, 20*time.Second, "streamer asleep once the connection closed", func() bool {
 		return f.apps()["streamer"].State == "sleeping"
 	})
 }

@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/flock-paas/flock/deploy/testkit"
 )
 
 // paced is a request body of size bytes of 'x' sent 64 KiB at a time,
@@ -79,7 +81,7 @@ func BenchmarkWebhookFlood(b *testing.B) {
 	goodSig := "sha256=" + hex.EncodeToString(m.Sum(nil))
 	badSig := "sha256=" + strings.Repeat("0", 64)
 
-	waitFor(b, 10*time.Second, "flock settled", func() bool { return rssKiB(b, pid) > 0 })
+	testkit.WaitFor(b, 10*time.Second, "flock settled", func() bool { return rssKiB(b, pid) > 0 })
 	base := rssKiB(b, pid)
 	var peak float64
 	var worst time.Duration
@@ -116,7 +118,7 @@ func BenchmarkWebhookFlood(b *testing.B) {
 				}
 			}
 		}()
-		waitFor(b, 30*time.Second, "the flood under way", func() bool { return sent.Load() >= 40<<20 })
+		testkit.WaitFor(b, 30*time.Second, "the flood under way", func() bool { return sent.Load() >= 40<<20 })
 		start := time.Now()
 		code, err := deliver(ctx, strings.NewReader(ping), int64(len(ping)), goodSig, "ping")
 		took := time.Since(start)

@@ -1,15 +1,13 @@
 package local
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/flock-paas/flock/deploy"
-	"golang.org/x/sys/unix"
+	"github.com/flock-paas/flock/deploy/procgroup"
 )
 
 // adopt takes over the instances a previous Scheduler on the same Dir
@@ -132,44 +130,17 @@ func (s *Scheduler) dropSandbox(e stateEntry) {
 }
 
 // watchAdopted returns a proc for the running leader e names; its done
-// channel is closed when that process exits. The process is not our child,
-// so there is no wait(2): a pidfd becomes readable when it exits. The
-// pidfd is opened first and the start time checked after, so it cannot
-// name a process that took over the pid meanwhile.
+// channel is closed when that process exits (procgroup.Watch: the
+// process is not our child, and is watched only while its start time is
+// still e's).
 func watchAdopted(e stateEntry) (*proc, error) {
-	p := &proc{pgid: e.PGID, done: make(chan struct{}), outDone: make(chan struct{}), adopted: true}
-	fd, err := unix.PidfdOpen(e.PGID, 0)
-	if err != nil { // no pidfd (Linux < 5.3): poll /proc
-		go func() {
-			for startTime(e.PGID) == e.Start && alive(e.PGID) {
-				time.Sleep(100 * time.Millisecond)
-			}
-			close(p.done)
-		}()
-		return p, nil
-	}
-	if startTime(e.PGID) != e.Start {
-		unix.Close(fd)
-		return nil, errors.New("process exited while being adopted")
-	}
-	if err := unix.SetNonblock(fd, true); err != nil {
-		unix.Close(fd)
-		return nil, err
-	}
-	// A non-blocking fd in an os.File is waited for by Go's poller, so a
-	// watched process costs no thread.
-	f := os.NewFile(uintptr(fd), "pidfd")
-	rc, err := f.SyscallConn()
+	exited, err := procgroup.Watch(e.PGID, func() bool { return procgroup.StartTime(e.PGID) == e.Start })
 	if err != nil {
-		f.Close()
 		return nil, err
 	}
+	p := &proc{pgid: e.PGID, done: make(chan struct{}), outDone: make(chan struct{}), adopted: true}
 	go func() {
-		defer f.Close()
-		rc.Read(func(fd uintptr) bool {
-			n, _ := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, 0)
-			return n > 0
-		})
+		<-exited
 		close(p.done)
 	}()
 	return p, nil

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/flock-paas/flock/deploy"
+	"github.com/flock-paas/flock/deploy/procgroup"
+	"github.com/flock-paas/flock/deploy/testkit"
 	"golang.org/x/sys/unix"
 )
 
@@ -54,7 +56,7 @@ func killedFlock(t *testing.T, dir string) deploy.Instance {
 	pid := info(t, list[0].Port).Pid
 	t.Cleanup(func() {
 		// Whatever the test left: the app and its shell, then reap them.
-		for _, p := range groupMembers(pid, "FLOCK_INSTANCE="+list[0].ID) {
+		for _, p := range procgroup.Members(pid, "FLOCK_INSTANCE="+list[0].ID) {
 			syscall.Kill(p, syscall.SIGKILL)
 		}
 		var ws syscall.WaitStatus
@@ -101,13 +103,13 @@ func TestRestartedSchedulerAdoptsInstances(t *testing.T) {
 	if got := info(t, was.Port).Pid; got != pid {
 		t.Errorf("app pid %d after the restart, want %d (adopted, not restarted)", got, pid)
 	}
-	waitFor(t, 5*time.Second, "the lines written while Flock was down in the logs", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "the lines written while Flock was down in the logs", func() bool {
 		var b syncBuffer
 		s.Logs(ctx, "leftover", false, &b)
 		return strings.Count(b.String(), " while flock is down ") == 20
 	})
 	get(was.Port, "/say?msg=after+the+adoption")
-	waitFor(t, 5*time.Second, "new output in the logs", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "new output in the logs", func() bool {
 		var b syncBuffer
 		s.Logs(ctx, "leftover", false, &b)
 		return strings.Contains(b.String(), was.ID+" after the adoption\n") && strings.Count(b.String(), " while flock is down ") == 20
@@ -123,7 +125,7 @@ func TestRestartedSchedulerAdoptsInstances(t *testing.T) {
 
 	// An adopted instance that dies is restarted, as any other.
 	get(was.Port, "/exit")
-	waitFor(t, 10*time.Second, "the adopted instance restarted", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "the adopted instance restarted", func() bool {
 		list := instances(t, s, "leftover")
 		if len(list) != 1 || list[0].ID != was.ID || !list[0].Healthy {
 			return false
@@ -137,7 +139,7 @@ func TestRestartedSchedulerAdoptsInstances(t *testing.T) {
 	cancel()
 	<-done
 	done <- nil
-	if alive(now) {
+	if procgroup.Alive(now) {
 		t.Errorf("pid %d survives Run", now)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "state.json")); !os.IsNotExist(err) {
@@ -152,7 +154,7 @@ func TestInstanceDeadWhileFlockWasDownIsReplaced(t *testing.T) {
 	dir := t.TempDir()
 	was := killedFlock(t, dir)
 	get(was.Port, "/exit")
-	waitFor(t, 5*time.Second, "the app and its shell gone", func() bool { return len(marked("FLOCK_INSTANCE="+was.ID)) == 0 })
+	testkit.WaitFor(t, 5*time.Second, "the app and its shell gone", func() bool { return len(marked("FLOCK_INSTANCE="+was.ID)) == 0 })
 	s := startSchedulerOn(t, dir)
 	if list := instances(t, s, "leftover"); len(list) != 0 {
 		t.Fatalf("a dead instance was adopted: %+v", list)
@@ -180,7 +182,7 @@ func TestAdoptionGuardsAgainstPidReuse(t *testing.T) {
 	}
 	t.Cleanup(func() { sleeper.Process.Kill(); sleeper.Wait() })
 	pid := sleeper.Process.Pid
-	start := startTime(pid)
+	start := procgroup.StartTime(pid)
 	spec := parentSpec()
 	spec.Command, spec.Descriptor.Ports = "sleep 30", 0 // no port: judged by staying up
 	tests := []struct {
@@ -189,10 +191,10 @@ func TestAdoptionGuardsAgainstPidReuse(t *testing.T) {
 		start uint64
 		adopt bool
 	}{
-		{name: "pid reused", boot: bootID(), start: start + 1},
+		{name: "pid reused", boot: procgroup.BootID(), start: start + 1},
 		{name: "other boot", boot: "00000000-0000-0000-0000-000000000000", start: start},
-		{name: "no start time", boot: bootID()},
-		{name: "same process", boot: bootID(), start: start, adopt: true}, // last: its Run stops it
+		{name: "no start time", boot: procgroup.BootID()},
+		{name: "same process", boot: procgroup.BootID(), start: start, adopt: true}, // last: its Run stops it
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -213,14 +215,14 @@ func TestAdoptionGuardsAgainstPidReuse(t *testing.T) {
 			if got := len(list) == 1; got != tt.adopt {
 				t.Errorf("adopted = %v, want %v (%+v)", got, tt.adopt, list)
 			}
-			if !alive(pid) {
+			if !procgroup.Alive(pid) {
 				t.Fatal("the process was killed")
 			}
 			ctx, cancel := context.WithCancel(context.Background())
 			cancel()
 			s.Run(ctx)
-			if alive(pid) != !tt.adopt {
-				t.Errorf("after Run: alive = %v; an adopted process is stopped with the scheduler, another is not touched", alive(pid))
+			if procgroup.Alive(pid) != !tt.adopt {
+				t.Errorf("after Run: alive = %v; an adopted process is stopped with the scheduler, another is not touched", procgroup.Alive(pid))
 			}
 		})
 	}
@@ -249,15 +251,9 @@ func startSchedulerOn(t *testing.T, dir string) *Scheduler {
 
 // marked lists the living processes that carry marker in their environment.
 func marked(marker string) []int {
-	entries, _ := os.ReadDir("/proc")
 	var out []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || !alive(pid) {
-			continue
-		}
-		env, _ := os.ReadFile("/proc/" + e.Name() + "/environ")
-		if slices.Contains(strings.Split(string(env), "\x00"), marker) {
+	for _, pid := range procgroup.List() {
+		if procgroup.Alive(pid) && slices.Contains(procgroup.Environ(pid), marker) {
 			out = append(out, pid)
 		}
 	}
@@ -280,7 +276,7 @@ func TestOutputFileIsKeptSmall(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 5*time.Second, "every line in the app log", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "every line in the app log", func() bool {
 		var b syncBuffer
 		s.Logs(ctx, "web", false, &b)
 		return strings.Contains(b.String(), in.ID+" line 299 of a chatty app that writes a lot\n")

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"github.com/flock-paas/flock/deploy/procgroup"
 )
 
 // An instance's box: its sandbox folder, its uid (when Flock is root) and
@@ -103,7 +105,7 @@ func (in *instance) launch(env []string, out io.Writer) (*exec.Cmd, string, erro
 		u := uint32(in.rel.uid)
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: u, Gid: u, Groups: []uint32{}}
 	}
-	if err := spawn(cmd); err != nil {
+	if err := procgroup.Start(cmd); err != nil {
 		if gate != nil {
 			gate.Close()
 			removeCgroup(cg)

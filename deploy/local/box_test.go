@@ -18,6 +18,7 @@ import (
 
 	"github.com/containerd/cgroups/v3/cgroup1"
 	"github.com/flock-paas/flock/deploy"
+	"github.com/flock-paas/flock/deploy/testkit"
 )
 
 // runTests runs the package's tests. As root, apps run under uids of
@@ -51,20 +52,11 @@ func runTests(m *testing.M) int {
 // failure.
 func requireBoxes(t *testing.T, s *Scheduler) {
 	t.Helper()
-	why := ""
-	switch {
-	case os.Geteuid() != 0:
-		why = "not root: apps run as the test's own user"
-	case !s.cg.enforcesMemory():
-		why = "no writable cgroup hierarchy with a memory controller: " + s.cg.reason
+	reason := ""
+	if !s.cg.enforcesMemory() {
+		reason = "no writable cgroup hierarchy with a memory controller: " + s.cg.reason
 	}
-	if why == "" {
-		return
-	}
-	if os.Getenv("FLOCK_REQUIRE_CGROUPS") == "1" {
-		t.Fatalf("%s, and FLOCK_REQUIRE_CGROUPS=1", why)
-	}
-	t.Skipf("%s (set FLOCK_REQUIRE_CGROUPS=1 to fail instead)", why)
+	testkit.RequireCgroups(t, reason)
 }
 
 // runBoxApp is the test app of the box tests (FLOCK_TEST_ROLE=box): an
@@ -306,11 +298,11 @@ func TestMemoryLimitKillsAndSaysSo(t *testing.T) {
 	oldPid := in.StartedAt
 	client.Get(fmt.Sprintf("http://127.0.0.1:%d/alloc?mb=200", in.Port)) // killed while it answers
 	want := "out of memory (limit 64 MiB)"
-	waitFor(t, 20*time.Second, "the instance to say it ran out of memory", func() bool {
+	testkit.WaitFor(t, 20*time.Second, "the instance to say it ran out of memory", func() bool {
 		list := instances(t, s, "hog")
 		return len(list) == 1 && list[0].LastExit == want
 	})
-	waitFor(t, 20*time.Second, "the instance to run again", func() bool {
+	testkit.WaitFor(t, 20*time.Second, "the instance to run again", func() bool {
 		list := instances(t, s, "hog")
 		return len(list) == 1 && list[0].Healthy && list[0].StartedAt.After(oldPid)
 	})
@@ -339,7 +331,7 @@ func TestForkBombStopsAtPidsLimit(t *testing.T) {
 		t.Fatalf("pids.max = %s, want 64", got)
 	}
 	client.Get(fmt.Sprintf("http://127.0.0.1:%d/bomb", in.Port))
-	waitFor(t, 20*time.Second, "the fork bomb to hit the limit", func() bool {
+	testkit.WaitFor(t, 20*time.Second, "the fork bomb to hit the limit", func() bool {
 		ev := pidsFile(t, cg, "pids.events") // "max N": forks refused
 		n, _ := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(ev, "max")))
 		return n > 0
@@ -356,7 +348,7 @@ func TestForkBombStopsAtPidsLimit(t *testing.T) {
 	if err := s.Remove(context.Background(), "bomb"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "every process of the bomb to be gone", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "every process of the bomb to be gone", func() bool {
 		_, err := openCgroup(cg) // removed once it holds no process
 		return err != nil
 	})
@@ -378,7 +370,7 @@ func TestCPUShare(t *testing.T) {
 	start, _ := g.cpuUsage()
 	t0 := time.Now()
 	var used time.Duration
-	waitFor(t, 10*time.Second, "2 s of wall time", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "2 s of wall time", func() bool {
 		u, err := g.cpuUsage()
 		if err != nil {
 			t.Fatal(err)
@@ -412,7 +404,7 @@ func TestStartupBoost(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- s.Deploy(context.Background(), spec, io.Discard) }()
 	var cg string
-	waitFor(t, 10*time.Second, "the instance's cgroup", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "the instance's cgroup", func() bool {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		if a := s.apps["boost"]; a != nil {
@@ -430,12 +422,12 @@ func TestStartupBoost(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "the quota to fall to cpus 0.2 (20000)", func() bool { return quota(cg) == "20000" })
+	testkit.WaitFor(t, 5*time.Second, "the quota to fall to cpus 0.2 (20000)", func() bool { return quota(cg) == "20000" })
 
 	// Restarted within the minute: no boost, however long it boots.
 	in := instances(t, s, "boost")[0]
 	client.Get(fmt.Sprintf("http://127.0.0.1:%d/exit", in.Port))
-	waitFor(t, 10*time.Second, "the restarted run", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "the restarted run", func() bool {
 		list := instances(t, s, "boost")
 		return len(list) == 1 && list[0].StartedAt.After(in.StartedAt)
 	})

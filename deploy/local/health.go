@@ -172,6 +172,7 @@ const (
 	exited
 	neverHealthy
 	unhealthy
+	released // Run ended detached: the process is the next Flock's now
 )
 
 func (o outcome) describe(in *instance, p *proc) error {
@@ -224,6 +225,7 @@ func (in *instance) watch(p *proc) outcome {
 		select {
 		case <-p.done:
 		case <-in.stopCh:
+		case <-in.s.done:
 		case <-ctx.Done():
 		}
 		cancel()
@@ -245,6 +247,9 @@ func (in *instance) watch(p *proc) outcome {
 		select {
 		case <-in.stopCh:
 			out.kind = stopped
+			return out
+		case <-in.s.done:
+			out.kind = released
 			return out
 		case <-p.done:
 			out.kind, out.endedAt = exited, time.Now()

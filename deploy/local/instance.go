@@ -1,16 +1,13 @@
 package local
 
 import (
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
-	"runtime"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
+
+	"github.com/flock-paas/flock/deploy/procgroup"
 )
 
 // instance is one supervised copy of a release. Its supervisor goroutine
@@ -55,34 +52,6 @@ type proc struct {
 	adopted bool // started by a previous Flock: no exit status, already past its first check
 }
 
-// spawner starts every child from one OS thread that never exits, so
-// that no child is bound to the life of a thread that Go may retire
-// (Pdeathsig, if one is ever set, fires when the forking thread dies).
-var (
-	spawnOnce sync.Once
-	spawnCh   chan spawnReq
-)
-
-type spawnReq struct {
-	cmd  *exec.Cmd
-	done chan error
-}
-
-func spawn(cmd *exec.Cmd) error {
-	spawnOnce.Do(func() {
-		spawnCh = make(chan spawnReq)
-		go func() {
-			runtime.LockOSThread()
-			for r := range spawnCh {
-				r.done <- r.cmd.Start()
-			}
-		}()
-	})
-	r := spawnReq{cmd: cmd, done: make(chan error, 1)}
-	spawnCh <- r
-	return <-r.done
-}
-
 // start runs the instance's command once: `sh -c <command>` in its own
 // process group, in its box (uid, cgroup: see launch), with its output
 // appended to output.log in its sandbox (see tail). No Pdeathsig: an
@@ -120,7 +89,7 @@ func (in *instance) start() (*proc, error) {
 		return nil, err
 	}
 	p := &proc{pgid: cmd.Process.Pid, done: make(chan struct{}), outDone: make(chan struct{})}
-	start0 := startTime(p.pgid)
+	start0 := procgroup.StartTime(p.pgid)
 	go in.tail(p.done, p.outDone)
 	go func() {
 		cmd.Wait()
@@ -139,22 +108,7 @@ func (in *instance) start() (*proc, error) {
 // terminate stops a process group: SIGTERM to the group, then SIGKILL to
 // whatever is left of it after grace. It returns once the leader is reaped.
 func (in *instance) terminate(p *proc, grace time.Duration) (killed bool) {
-	syscall.Kill(-p.pgid, syscall.SIGTERM)
-	deadline := time.Now().Add(grace)
-	t := time.NewTimer(grace)
-	select {
-	case <-p.done:
-	case <-t.C:
-	}
-	t.Stop()
-	for !groupGone(p.pgid) && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	if !groupGone(p.pgid) {
-		killed = true
-		syscall.Kill(-p.pgid, syscall.SIGKILL)
-	}
-	<-p.done
+	killed = procgroup.Terminate(p.pgid, p.done, grace)
 	in.finish(p)
 	return killed
 }
@@ -163,7 +117,7 @@ func (in *instance) terminate(p *proc, grace time.Duration) (killed bool) {
 // killed, the output is read to its end (briefly: a straggler outside the
 // group may hold the pipe), and the instance is marked down.
 func (in *instance) finish(p *proc) {
-	syscall.Kill(-p.pgid, syscall.SIGKILL)
+	procgroup.Kill(p.pgid)
 	in.mu.Lock()
 	cg := in.cgroup
 	in.mu.Unlock()
@@ -184,36 +138,6 @@ func (in *instance) finish(p *proc) {
 		in.s.saveState()
 		in.s.notify(in.app)
 	}
-}
-
-// groupGone reports whether no process of the group is left running.
-// Members that exited but wait to be reaped count as gone: an app's
-// children orphaned by its shell are reaped by PID 1, which on some hosts
-// (containers) takes a second or more, and they hold nothing meanwhile.
-func groupGone(pgid int) bool {
-	if errors.Is(syscall.Kill(-pgid, 0), syscall.ESRCH) {
-		return true
-	}
-	return !groupHasLiving(pgid)
-}
-
-// groupHasLiving scans /proc for a member of the group that is not a
-// zombie. Without /proc it assumes one is there.
-func groupHasLiving(pgid int) bool {
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return true
-	}
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if st, g, ok := procStat(pid); ok && g == pgid && st != 'Z' {
-			return true
-		}
-	}
-	return false
 }
 
 // stop asks the supervisor to stop the process and waits until it has.
@@ -303,6 +227,9 @@ func (in *instance) supervise(adopted *proc) {
 				in.note("started (pid %d, ports %v)", p.pgid, in.portList())
 			}
 			out := in.watch(p)
+			if out.kind == released {
+				return
+			}
 			if out.kind == stopped {
 				if in.terminate(p, s.cfg.StopGrace) {
 					in.note("stopped with SIGKILL after %s", s.cfg.StopGrace)
@@ -332,6 +259,9 @@ func (in *instance) supervise(adopted *proc) {
 		t := time.NewTimer(backoff)
 		select {
 		case <-in.stopCh:
+			t.Stop()
+			return
+		case <-s.done:
 			t.Stop()
 			return
 		case <-t.C:

@@ -6,6 +6,9 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/flock-paas/flock/deploy/procgroup"
+	"github.com/flock-paas/flock/deploy/testkit"
 )
 
 func TestDeployBeforeRunAndStopOnRunEnd(t *testing.T) {
@@ -32,7 +35,7 @@ func TestDeployBeforeRunAndStopOnRunEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, pid := range pids {
-		if alive(pid) {
+		if procgroup.Alive(pid) {
 			t.Errorf("pid %d survives Run", pid)
 		}
 	}
@@ -41,7 +44,12 @@ func TestDeployBeforeRunAndStopOnRunEnd(t *testing.T) {
 	}
 }
 
-func TestDeployOfZeroInstancesRecordsTheRelease(t *testing.T) {
+// TestDeployOfTheRunningReleaseKeepsItsInstances: deploying the release
+// that runs (the service's reconcile after a restart) tops it up and
+// keeps the instances it has; a release deployed with 0 instances (the
+// contract: schedtest's ZeroInstancesRecordsTheRelease) is the one that
+// runs once scaled.
+func TestDeployOfTheRunningReleaseKeepsItsInstances(t *testing.T) {
 	s := startScheduler(t, nil)
 	ctx := context.Background()
 	if err := s.Deploy(ctx, appSpec("web", "v1", 1), nil); err != nil {
@@ -50,17 +58,13 @@ func TestDeployOfZeroInstancesRecordsTheRelease(t *testing.T) {
 	if err := s.Deploy(ctx, appSpec("web", "v2", 0), nil); err != nil {
 		t.Fatal(err)
 	}
-	if got := instances(t, s, "web"); len(got) != 0 {
-		t.Errorf("instances after deploying 0: %+v", got)
-	}
 	if err := s.Scale(ctx, "web", 1); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "a healthy v2 instance", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "a healthy v2 instance", func() bool {
 		list := instances(t, s, "web")
 		return len(list) == 1 && list[0].Release == "v2" && list[0].Healthy
 	})
-	// Deploying the running release again keeps its instance.
 	before := instances(t, s, "web")
 	if err := s.Deploy(ctx, appSpec("web", "v2", 2), nil); err != nil {
 		t.Fatal(err)

@@ -294,6 +294,8 @@ func (in *instance) tail(exited <-chan struct{}, done chan<- struct{}) {
 		select {
 		case <-exited:
 			final = true
+		case <-in.s.done: // Run ended detached: the next Flock tails from here (output.offset)
+			return
 		case <-timer.C:
 			pause = min(pause*2, tailPauseMax)
 		}

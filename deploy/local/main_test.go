@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/flock-paas/flock/deploy"
+	"github.com/flock-paas/flock/deploy/schedtest"
 )
 
 // processStart is as close to exec as the test app can measure its boot.
@@ -32,6 +33,7 @@ var processStart = time.Now()
 // FLOCK_TEST_ROLE=parent a Flock that deploys one app and waits to be
 // killed (see runParent).
 func TestMain(m *testing.M) {
+	schedtest.ServeIfApp()
 	switch os.Getenv("FLOCK_TEST_ROLE") {
 	case "app":
 		runApp()
@@ -197,18 +199,6 @@ func startScheduler(t testing.TB, tweak func(*Config)) *Scheduler {
 		}
 	})
 	return s
-}
-
-// waitFor polls cond until it holds or timeout passes.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 var client = &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}

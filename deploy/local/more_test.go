@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/flock-paas/flock/deploy"
+	"github.com/flock-paas/flock/deploy/procgroup"
+	"github.com/flock-paas/flock/deploy/testkit"
 )
 
 func TestLogsRecentAndFollow(t *testing.T) {
@@ -23,7 +25,7 @@ func TestLogsRecentAndFollow(t *testing.T) {
 	}
 	in := instances(t, s, "web")[0]
 	get(in.Port, "/say?msg=first+line")
-	waitFor(t, 5*time.Second, "the first line in the logs", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "the first line in the logs", func() bool {
 		var b syncBuffer
 		s.Logs(ctx, "web", false, &b)
 		return strings.Contains(b.String(), in.ID+" first line\n")
@@ -37,9 +39,9 @@ func TestLogsRecentAndFollow(t *testing.T) {
 	var b syncBuffer
 	done := make(chan error, 1)
 	go func() { done <- s.Logs(fctx, "web", true, &b) }()
-	waitFor(t, 5*time.Second, "the recent lines", func() bool { return strings.Contains(b.String(), "first line") })
+	testkit.WaitFor(t, 5*time.Second, "the recent lines", func() bool { return strings.Contains(b.String(), "first line") })
 	get(in.Port, "/say?msg=second+line")
-	waitFor(t, 5*time.Second, "the followed line", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "the followed line", func() bool {
 		return strings.Contains(b.String(), in.ID+" second line\n")
 	})
 	cancel()
@@ -82,7 +84,7 @@ func TestReapSparesProcessesWithoutTheMarker(t *testing.T) {
 	if _, err := New(Config{Dir: dir, Logger: quietLogger()}); err != nil {
 		t.Fatal(err)
 	}
-	if !alive(sleeper.Process.Pid) {
+	if !procgroup.Alive(sleeper.Process.Pid) {
 		t.Error("a process without the instance's marker was killed")
 	}
 }

@@ -11,10 +11,10 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/flock-paas/flock/deploy"
+	"github.com/flock-paas/flock/deploy/procgroup"
 )
 
 // releaseWaitDelay bounds how long the release command's output may stay
@@ -72,11 +72,11 @@ func (s *Scheduler) RunRelease(ctx context.Context, spec deploy.Spec, command st
 	select {
 	case werr = <-done:
 	case <-ctx.Done():
-		syscall.Kill(-pgid, syscall.SIGKILL)
+		procgroup.Kill(pgid)
 		<-done
 		werr = ctx.Err()
 	}
-	syscall.Kill(-pgid, syscall.SIGKILL) // what it left in its group
+	procgroup.Kill(pgid) // what it left in its group
 	if cg != "" {
 		killCgroup(cg) // and what left the group
 		removeCgroup(cg)

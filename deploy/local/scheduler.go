@@ -199,7 +199,9 @@ func (s *Scheduler) Run(ctx context.Context) error {
 
 // Detach makes Run leave every instance running when its context ends,
 // with state.json up to date, for the next Scheduler on the same Dir to
-// adopt: how Flock exits for an upgrade without stopping its apps.
+// adopt: how Flock exits for an upgrade without stopping its apps. When
+// Run returns, this Scheduler lets go of them: no more probes, restarts,
+// output tailing or writes of state.json, which are the next one's.
 func (s *Scheduler) Detach() {
 	s.mu.Lock()
 	s.detach = true

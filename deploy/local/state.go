@@ -1,18 +1,16 @@
 package local
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/flock-paas/flock/deploy"
+	"github.com/flock-paas/flock/deploy/procgroup"
 )
 
 // stateFile is state.json: what a Scheduler started and still runs, so
@@ -55,7 +53,12 @@ func (s *Scheduler) statePath() string { return filepath.Join(s.cfg.Dir, "state.
 func (s *Scheduler) saveState() {
 	s.stateMu.Lock()
 	defer s.stateMu.Unlock()
-	st := stateFile{Boot: bootID(), Releases: map[string]deploy.Spec{}, Instances: []stateEntry{}}
+	select {
+	case <-s.done: // Run has ended: the file is the next Flock's, or gone
+		return
+	default:
+	}
+	st := stateFile{Boot: procgroup.BootID(), Releases: map[string]deploy.Spec{}, Instances: []stateEntry{}}
 	s.mu.Lock()
 	for _, a := range s.apps {
 		for _, in := range a.instances {
@@ -110,11 +113,11 @@ func (s *Scheduler) readState() (stateFile, error) {
 // owns reports whether the process pid is still the one e names: same
 // boot, same start time, not exited.
 func (e stateEntry) owns(boot string, pid int) bool {
-	if pid <= 1 || e.Start == 0 || boot == "" || boot != bootID() {
+	if pid <= 1 || e.Start == 0 || boot == "" || boot != procgroup.BootID() {
 		return false
 	}
-	st, _, start, ok := procInfo(pid)
-	return ok && st != 'Z' && st != 'X' && start == e.Start
+	info, ok := procgroup.Stat(pid)
+	return ok && info.State != 'Z' && info.State != 'X' && info.Start == e.Start
 }
 
 // killLeftover kills what is left of an instance that cannot be adopted:
@@ -122,111 +125,17 @@ func (e stateEntry) owns(boot string, pid int) bool {
 // the instance's FLOCK_INSTANCE marker in its environment, so a recycled
 // pgid of somebody else's processes is never touched.
 func (s *Scheduler) killLeftover(e stateEntry) {
-	pids := groupMembers(e.PGID, "FLOCK_INSTANCE="+e.ID)
+	pids := procgroup.Members(e.PGID, "FLOCK_INSTANCE="+e.ID)
 	if len(pids) > 0 {
 		s.log.Info("killing leftover instance", "app", e.App, "instance", e.ID, "pgid", e.PGID)
-		syscall.Kill(-e.PGID, syscall.SIGKILL)
+		procgroup.Kill(e.PGID)
 		for _, pid := range pids {
 			syscall.Kill(pid, syscall.SIGKILL) // also those that left the group
 		}
-		waitGone(pids, 2*time.Second)
+		procgroup.WaitGone(pids, 2*time.Second)
 	}
 	if e.Cgroup != "" { // what left the group but not the instance's own cgroup
 		killCgroup(e.Cgroup)
 	}
 	removeCgroup(e.Cgroup)
-}
-
-// groupMembers returns the pids in process group pgid, or carrying
-// marker, provided at least one of them carries marker in its environment.
-func groupMembers(pgid int, marker string) []int {
-	if pgid <= 1 {
-		return nil
-	}
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
-	var pids []int
-	marked := false
-	want := []byte(marker)
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		env, _ := os.ReadFile("/proc/" + e.Name() + "/environ")
-		has := bytes.Contains(append([]byte{0}, env...), append(append([]byte{0}, want...), 0))
-		if _, g, ok := procStat(pid); ok && (has || g == pgid) {
-			pids = append(pids, pid)
-			marked = marked || has
-		}
-	}
-	if !marked {
-		return nil
-	}
-	return pids
-}
-
-// procStat reads the state letter ('R', 'S', 'Z'...) and the process
-// group of pid from /proc/<pid>/stat; ok is false when pid is gone.
-func procStat(pid int) (state byte, pgrp int, ok bool) {
-	state, pgrp, _, ok = procInfo(pid)
-	return state, pgrp, ok
-}
-
-// procInfo reads the state letter, process group and start time (clock
-// ticks after boot) of pid from /proc/<pid>/stat.
-func procInfo(pid int) (state byte, pgrp int, start uint64, ok bool) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, 0, 0, false
-	}
-	// "pid (comm) state ppid pgrp ...": comm may hold spaces and ')'.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, 0, 0, false
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 20 {
-		return 0, 0, 0, false
-	}
-	pgrp, _ = strconv.Atoi(f[2])
-	start, _ = strconv.ParseUint(f[19], 10, 64) // field 22 of stat(5)
-	return f[0][0], pgrp, start, true
-}
-
-// startTime returns pid's start time in clock ticks after boot, or 0.
-func startTime(pid int) uint64 {
-	_, _, start, _ := procInfo(pid)
-	return start
-}
-
-// bootID names the current boot of the kernel.
-func bootID() string {
-	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
-	if err != nil {
-		return ""
-	}
-	return strings.TrimSpace(string(b))
-}
-
-// alive reports whether pid exists and is not a zombie.
-func alive(pid int) bool {
-	st, _, ok := procStat(pid)
-	return ok && st != 'Z' && st != 'X'
-}
-
-func waitGone(pids []int, limit time.Duration) {
-	deadline := time.Now().Add(limit)
-	for time.Now().Before(deadline) {
-		left := false
-		for _, pid := range pids {
-			left = left || alive(pid)
-		}
-		if !left {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }

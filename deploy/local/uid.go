@@ -13,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/flock-paas/flock/deploy"
+	"github.com/flock-paas/flock/deploy/procgroup"
 )
 
 // When Flock runs as root, each app's instances run under a uid of their
@@ -143,15 +144,9 @@ func systemUIDs() map[int]bool {
 			}
 		}
 	}
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		if _, err := strconv.Atoi(e.Name()); err != nil {
-			continue
-		}
-		if st, err := os.Stat("/proc/" + e.Name()); err == nil {
-			if sys, ok := st.Sys().(*syscall.Stat_t); ok {
-				out[int(sys.Uid)] = true
-			}
+	for _, pid := range procgroup.List() {
+		if uid, ok := procgroup.Owner(pid); ok {
+			out[uid] = true
 		}
 	}
 	return out

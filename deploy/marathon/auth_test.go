@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flock-paas/flock/deploy/testkit"
+
 	"github.com/flock-paas/flock/deploy"
 	"github.com/flock-paas/flock/deploy/marathon/marathontest"
 )
@@ -99,7 +101,7 @@ func TestCredentialsOnEveryRequest(t *testing.T) {
 			f := newFake(t, tt.opts)
 			s := newSched(t, tt.cfg(f.URL))
 			run(t, s)
-			waitFor(t, 5*time.Second, "the event stream", func() bool { return f.Streams() == 1 })
+			testkit.WaitFor(t, 5*time.Second, "the event stream", func() bool { return f.Streams() == 1 })
 			useEveryCall(t, s)
 			allAuthorized(t, f)
 		})
@@ -116,7 +118,7 @@ func TestStandbyRedirectKeepsCredentials(t *testing.T) {
 	standby := newFake(t, opts)
 	s := newSched(t, Config{URLs: []string{standby.URL}, User: "flock", Password: "pw"})
 	run(t, s)
-	waitFor(t, 5*time.Second, "the leader's event stream", func() bool { return leader.Streams() == 1 })
+	testkit.WaitFor(t, 5*time.Second, "the leader's event stream", func() bool { return leader.Streams() == 1 })
 	useEveryCall(t, s)
 	allAuthorized(t, leader)
 	if rs := requests(standby, "GET", "/v2/events"); len(rs) == 0 || !rs[0].Authorized {
@@ -164,7 +166,7 @@ func TestCredentialsNeverLeak(t *testing.T) {
 		check(err)
 		check(s.Scale(context.Background(), "hello", 2))
 		check(s.Remove(context.Background(), "hello"))
-		waitFor(t, 5*time.Second, "a logged stream failure", func() bool { return strings.Contains(logs.String(), "event stream") })
+		testkit.WaitFor(t, 5*time.Second, "a logged stream failure", func() bool { return strings.Contains(logs.String(), "event stream") })
 		cancel()
 		<-done
 	}

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flock-paas/flock/deploy/testkit"
+
 	"github.com/flock-paas/flock/deploy/marathon/marathontest"
 )
 
@@ -28,7 +30,7 @@ func TestWakeResetsLaunchDelay(t *testing.T) {
 	if resp, err := f2client().Do(req); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("PUT backoff: %v %v", resp, err)
 	}
-	waitFor(t, 5*time.Second, "the backoff deployment", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "the backoff deployment", func() bool {
 		_ = s.refresh(ctx, "hello")
 		ins, _ := s.Instances(ctx, "hello")
 		a, err := s.api.App(ctx, "/flock/hello")
@@ -47,7 +49,7 @@ func TestWakeResetsLaunchDelay(t *testing.T) {
 	if len(requests(f, "DELETE", "/v2/queue/flock/hello/delay")) != 1 {
 		t.Error("the wake did not reset the launch delay")
 	}
-	waitFor(t, 5*time.Second, "the woken instance (not 36 s of backoff)", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "the woken instance (not 36 s of backoff)", func() bool {
 		_ = s.refresh(ctx, "hello")
 		ins, _ := s.Instances(ctx, "hello")
 		return len(ins) == 1 && ins[0].Healthy
@@ -70,7 +72,7 @@ func TestSleepDuringDeploymentWins(t *testing.T) {
 	var log syncBuffer
 	done := make(chan error, 1)
 	go func() { done <- s.Deploy(ctx, testSpec("hello", "v2", 1), &log) }()
-	waitFor(t, 5*time.Second, "the v2 deployment", func() bool { return strings.Contains(log.String(), "updated /flock/hello") })
+	testkit.WaitFor(t, 5*time.Second, "the v2 deployment", func() bool { return strings.Contains(log.String(), "updated /flock/hello") })
 
 	if err := s.Scale(ctx, "hello", 0); err != nil {
 		t.Fatalf("sleep during a deployment: %v", err)
@@ -111,7 +113,7 @@ func TestUnforcedChangeDuringDeploymentConflicts(t *testing.T) {
 	}
 	f.SetUnhealthy("/flock/hello", true)
 	go s.Deploy(ctx, testSpec("hello", "v2", 1), &bytes.Buffer{})
-	waitFor(t, 5*time.Second, "the v2 deployment", func() bool { return len(requests(f, "PUT", "/v2/apps/flock/hello")) == 1 })
+	testkit.WaitFor(t, 5*time.Second, "the v2 deployment", func() bool { return len(requests(f, "PUT", "/v2/apps/flock/hello")) == 1 })
 	err := s.Deploy(ctx, testSpec("hello", "v3", 1), &bytes.Buffer{})
 	var c *conflictError
 	if !errors.As(err, &c) || !strings.Contains(err.Error(), "App is locked by one or more deployments") {

@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/flock-paas/flock/deploy/marathon/marathontest"
+	"github.com/flock-paas/flock/deploy/testkit"
 )
 
 // TestParseEventFixtures parses every event of Marathon's event-bus docs
@@ -73,7 +74,7 @@ func TestEventsRefreshTheNamedApp(t *testing.T) {
 	f := newFake(t, marathontest.Options{})
 	s := newSched(t, Config{URLs: []string{f.URL}, Group: "/"})
 	run(t, s)
-	waitFor(t, 5*time.Second, "stream and first resync", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "stream and first resync", func() bool {
 		return f.Streams() == 1 && len(requests(f, "GET", "/v2/apps")) > 0
 	})
 	files, _ := filepath.Glob(filepath.Join(fixtures, "events", "*.json"))
@@ -96,7 +97,7 @@ func TestEventsRefreshTheNamedApp(t *testing.T) {
 			if err := f.Push(data); err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, 5*time.Second, "GET "+want, func() bool { return len(requests(f, "GET", want)) > before })
+			testkit.WaitFor(t, 5*time.Second, "GET "+want, func() bool { return len(requests(f, "GET", want)) > before })
 		})
 	}
 }
@@ -106,7 +107,7 @@ func TestEventStreamSample(t *testing.T) {
 	f := newFake(t, marathontest.Options{})
 	s := newSched(t, Config{URLs: []string{f.URL}, Group: "/"})
 	run(t, s)
-	waitFor(t, 5*time.Second, "stream and first resync", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "stream and first resync", func() bool {
 		return f.Streams() == 1 && len(requests(f, "GET", "/v2/apps")) > 0
 	})
 	// The transcript starts with event_stream_attached (a resync), then
@@ -114,10 +115,10 @@ func TestEventStreamSample(t *testing.T) {
 	attached, updates, _ := strings.Cut(string(fixture(t, "v2_events_stream_sample.txt")), "\n\n")
 	lists := len(requests(f, "GET", "/v2/apps"))
 	f.PushRaw([]byte(attached + "\n\n"))
-	waitFor(t, 5*time.Second, "resync", func() bool { return len(requests(f, "GET", "/v2/apps")) > lists })
+	testkit.WaitFor(t, 5*time.Second, "resync", func() bool { return len(requests(f, "GET", "/v2/apps")) > lists })
 	f.PushRaw([]byte(updates))
 	for _, p := range []string{"/v2/apps/foo", "/v2/apps/test-app"} {
-		waitFor(t, 5*time.Second, "GET "+p, func() bool { return len(requests(f, "GET", p)) > 0 })
+		testkit.WaitFor(t, 5*time.Second, "GET "+p, func() bool { return len(requests(f, "GET", p)) > 0 })
 	}
 }
 
@@ -145,16 +146,16 @@ func TestStreamDropResyncs(t *testing.T) {
 	if err := s.Deploy(ctx, testSpec("hello", "v1", 1), &bytes.Buffer{}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "stream", func() bool { return f.Streams() == 1 })
+	testkit.WaitFor(t, 5*time.Second, "stream", func() bool { return f.Streams() == 1 })
 	lists := len(requests(f, "GET", "/v2/apps"))
 	f.SetDown(true) // Marathon goes away: the stream drops, events are lost
-	waitFor(t, 5*time.Second, "stream dropped", func() bool { return f.Streams() == 0 })
+	testkit.WaitFor(t, 5*time.Second, "stream dropped", func() bool { return f.Streams() == 0 })
 	f.SetDown(false)
-	waitFor(t, 5*time.Second, "reconnect", func() bool { return f.Streams() == 1 })
-	waitFor(t, 5*time.Second, "resync after reconnect", func() bool { return len(requests(f, "GET", "/v2/apps")) > lists })
+	testkit.WaitFor(t, 5*time.Second, "reconnect", func() bool { return f.Streams() == 1 })
+	testkit.WaitFor(t, 5*time.Second, "resync after reconnect", func() bool { return len(requests(f, "GET", "/v2/apps")) > lists })
 	f.DropStreams()
 	lists = len(requests(f, "GET", "/v2/apps"))
-	waitFor(t, 5*time.Second, "resync after a plain drop", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "resync after a plain drop", func() bool {
 		return f.Streams() == 1 && len(requests(f, "GET", "/v2/apps")) > lists
 	})
 }
@@ -164,7 +165,7 @@ func TestPeriodicResync(t *testing.T) {
 	f := newFake(t, marathontest.Options{})
 	s := newSched(t, Config{URLs: []string{f.URL}, Resync: 30 * time.Millisecond})
 	run(t, s)
-	waitFor(t, 5*time.Second, "three resyncs", func() bool { return len(requests(f, "GET", "/v2/apps")) >= 3 })
+	testkit.WaitFor(t, 5*time.Second, "three resyncs", func() bool { return len(requests(f, "GET", "/v2/apps")) >= 3 })
 }
 
 // TestChangesNamesTheApp: a change Flock did not make (a task killed in
@@ -180,7 +181,7 @@ func TestChangesNamesTheApp(t *testing.T) {
 	if err := s.Deploy(ctx, testSpec("hello", "v1", 2), &bytes.Buffer{}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "stream", func() bool { return f.Streams() == 1 })
+	testkit.WaitFor(t, 5*time.Second, "stream", func() bool { return f.Streams() == 1 })
 	drainChanges(s)
 	ins, _ := s.Instances(ctx, "hello")
 	// Kill one task behind Flock's back (scale=true: Marathon won't replace it).
@@ -196,7 +197,7 @@ func TestChangesNamesTheApp(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("no change reported")
 	}
-	waitFor(t, 5*time.Second, "one instance", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "one instance", func() bool {
 		got, _ := s.Instances(ctx, "hello")
 		return len(got) == 1
 	})

@@ -30,18 +30,6 @@ func fixture(t testing.TB, name string) []byte {
 	return b
 }
 
-// waitFor polls cond until it holds or timeout passes.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func newFake(t testing.TB, opts marathontest.Options) *marathontest.Server {
 	t.Helper()
 	f := marathontest.New(opts)
@@ -178,15 +166,6 @@ func instanceIDs(ins []deploy.Instance) []string {
 		ids = append(ids, in.ID)
 	}
 	return ids
-}
-
-func hasPrefixAll(ss []string, p string) bool {
-	for _, s := range ss {
-		if !strings.HasPrefix(s, p) {
-			return false
-		}
-	}
-	return true
 }
 
 // drainChanges empties Changes of what is pending now.

@@ -1,14 +1,21 @@
 package marathon
 
 import (
+	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
+	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/flock-paas/flock/deploy/testkit"
 
 	"github.com/flock-paas/flock/deploy"
 	"github.com/flock-paas/flock/deploy/marathon/marathontest"
@@ -51,7 +58,7 @@ func TestLogsFromAgents(t *testing.T) {
 	}
 	// The sequence is written before the ticks: wait until it is all out.
 	var out string
-	waitFor(t, 10*time.Second, "both tasks' output", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "both tasks' output", func() bool {
 		var b bytes.Buffer
 		if err := s.Logs(ctx, "hello", false, &b); err != nil {
 			t.Fatalf("Logs: %v", err)
@@ -104,16 +111,16 @@ func TestLogsFollow(t *testing.T) {
 	go func() { done <- s.Logs(ctx, "hello", true, &out) }()
 
 	ticks := func() int { return strings.Count(out.String(), " tick\n") }
-	waitFor(t, 10*time.Second, "ticks", func() bool { return ticks() > 0 })
+	testkit.WaitFor(t, 10*time.Second, "ticks", func() bool { return ticks() > 0 })
 	n := ticks()
-	waitFor(t, 10*time.Second, "more ticks while following", func() bool { return ticks() > n+5 })
+	testkit.WaitFor(t, 10*time.Second, "more ticks while following", func() bool { return ticks() > n+5 })
 
 	before, _ := s.Instances(context.Background(), "hello")
 	if err := s.Scale(context.Background(), "hello", 2); err != nil {
 		t.Fatal(err)
 	}
 	var added deploy.Instance
-	waitFor(t, 10*time.Second, "a second task", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "a second task", func() bool {
 		ins, _ := s.Instances(context.Background(), "hello")
 		for _, in := range ins {
 			if in.ID != before[0].ID {
@@ -123,7 +130,7 @@ func TestLogsFollow(t *testing.T) {
 		}
 		return false
 	})
-	waitFor(t, 10*time.Second, "the new task's first lines", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "the new task's first lines", func() bool {
 		o := out.String()
 		return strings.Contains(o, added.ID+" hello on stdout\n") && strings.Contains(o, added.ID+" 1\n")
 	})
@@ -189,15 +196,15 @@ func TestLogsFollowMarathonAway(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- s.Logs(ctx, "hello", true, &out) }()
 	ticks := func() int { return strings.Count(out.String(), " tick\n") }
-	waitFor(t, 10*time.Second, "ticks", func() bool { return ticks() > 0 })
+	testkit.WaitFor(t, 10*time.Second, "ticks", func() bool { return ticks() > 0 })
 
 	f.SetDown(true)
-	waitFor(t, 10*time.Second, "the note that Marathon is away", func() bool { return strings.Contains(out.String(), "[flock] task list: ") })
+	testkit.WaitFor(t, 10*time.Second, "the note that Marathon is away", func() bool { return strings.Contains(out.String(), "[flock] task list: ") })
 	n := ticks()
-	waitFor(t, 10*time.Second, "ticks while Marathon is away", func() bool { return ticks() > n+5 })
+	testkit.WaitFor(t, 10*time.Second, "ticks while Marathon is away", func() bool { return ticks() > n+5 })
 	f.SetDown(false)
 	n = ticks()
-	waitFor(t, 10*time.Second, "ticks with Marathon back", func() bool { return ticks() > n+5 })
+	testkit.WaitFor(t, 10*time.Second, "ticks with Marathon back", func() bool { return ticks() > n+5 })
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("Logs: %v", err)
@@ -209,4 +216,23 @@ func TestLogsFollowMarathonAway(t *testing.T) {
 	if strings.Contains(o, " hello on stdout\n") || strings.Contains(o, " 1\n") {
 		t.Errorf("the start of stdout was read again after Marathon came back")
 	}
+}
+
+// appEnv makes the test binary the conformance suite's app
+// (schedtest.ServeIfApp in TestMain); it serves the slug's release.txt.
+const appEnv = "FLOCK_SCHEDTEST_APP"
+
+// slugServer serves a slug holding one file, release.txt, with text in
+// it, as Flock's artifact store would.
+func slugServer(t *testing.T, text string) string {
+	var buf bytes.Buffer
+	gz := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(gz)
+	tw.WriteHeader(&tar.Header{Name: "release.txt", Mode: 0o644, Size: int64(len(text)), Typeflag: tar.TypeReg})
+	io.WriteString(tw, text)
+	tw.Close()
+	gz.Close()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.Write(buf.Bytes()) }))
+	t.Cleanup(srv.Close)
+	return srv.URL
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/flock-paas/flock/deploy"
 	"github.com/flock-paas/flock/deploy/marathon/marathontest"
+	"github.com/flock-paas/flock/deploy/testkit"
 )
 
 // TestListingClusterShapes lists Flock's apps on clusters of both shapes
@@ -181,11 +182,11 @@ func TestFailover(t *testing.T) {
 	if len(requests(b, "POST", "/v2/apps")) != 1 {
 		t.Error("the second Marathon did not get the app")
 	}
-	waitFor(t, 5*time.Second, "event stream on the second Marathon", func() bool { return b.Streams() == 1 })
+	testkit.WaitFor(t, 5*time.Second, "event stream on the second Marathon", func() bool { return b.Streams() == 1 })
 	// The second dies too, the first comes back: the stream moves back.
 	a.SetDown(false)
 	b.SetDown(true)
-	waitFor(t, 5*time.Second, "event stream back on the first Marathon", func() bool { return a.Streams() == 1 })
+	testkit.WaitFor(t, 5*time.Second, "event stream back on the first Marathon", func() bool { return a.Streams() == 1 })
 }
 
 // TestLogsMarathonDown: without Marathon there is no task list to read

@@ -14,6 +14,7 @@ import (
 
 	"github.com/flock-paas/flock/deploy"
 	"github.com/flock-paas/flock/deploy/marathon/marathontest"
+	"github.com/flock-paas/flock/deploy/testkit"
 )
 
 // TestCreateSendsDocumentedAppDefinition deploys a new app and checks the
@@ -180,7 +181,7 @@ func TestSleepAndWake(t *testing.T) {
 	if diff := cmp.Diff([]string{"hello/" + before[0].ID, "hello/" + before[1].ID}, d.list(), sortStrings); diff != "" {
 		t.Errorf("drained before sleeping (-want +got):\n%s", diff)
 	}
-	waitFor(t, 5*time.Second, "no task left", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "no task left", func() bool {
 		ins, _ := s.Instances(ctx, "hello")
 		_ = s.refresh(ctx, "hello")
 		return len(ins) == 0
@@ -192,7 +193,7 @@ func TestSleepAndWake(t *testing.T) {
 	if got := lastBody(t, f, "PUT", "/v2/apps/flock/hello")["labels"].(map[string]any)[awakeLabel]; got != "3" {
 		t.Errorf("wake PUT %s = %v, want 3", awakeLabel, got)
 	}
-	waitFor(t, 5*time.Second, "3 healthy instances", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "3 healthy instances", func() bool {
 		_ = s.refresh(ctx, "hello")
 		ins, _ := s.Instances(ctx, "hello")
 		return len(ins) == 3 && ins[2].Healthy
@@ -321,7 +322,7 @@ func TestFailedDeploymentRolledBack(t *testing.T) {
 	if got := f.App("/flock/hello")["labels"].(map[string]any)[releaseLabel]; got != "v1" {
 		t.Errorf("Marathon runs %v after the rollback, want v1", got)
 	}
-	waitFor(t, 5*time.Second, "v1 alone again", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "v1 alone again", func() bool {
 		_ = s.refresh(ctx, "hello")
 		ins, _ := s.Instances(ctx, "hello")
 		return len(ins) == 2 && ins[0].Release == "v1" && ins[1].Release == "v1" && ins[0].Healthy
@@ -372,7 +373,7 @@ func TestWakeResignsSlugURL(t *testing.T) {
 	if err := s.Scale(ctx, "hello", 0); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "no task left", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "no task left", func() bool {
 		_ = s.refresh(ctx, "hello")
 		ins, _ := s.Instances(ctx, "hello")
 		return len(ins) == 0

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flock-paas/flock/deploy/testkit"
+
 	"github.com/flock-paas/flock/deploy/marathon/marathontest"
 )
 
@@ -20,7 +22,7 @@ func TestEventStreamIsLightAndFiltered(t *testing.T) {
 	f := newFake(t, marathontest.Options{Version: "1.6.0"})
 	s := newSched(t, Config{URLs: []string{f.URL}})
 	run(t, s)
-	waitFor(t, 5*time.Second, "the event stream", func() bool { return f.Streams() == 1 })
+	testkit.WaitFor(t, 5*time.Second, "the event stream", func() bool { return f.Streams() == 1 })
 	r := requests(f, "GET", "/v2/events")[0]
 	q := query(r)
 	if q.Get("plan-format") != "light" {
@@ -59,17 +61,17 @@ func TestHeavyEventKeepsTheStream(t *testing.T) {
 		}
 	})
 	run(t, s)
-	waitFor(t, 5*time.Second, "the event stream", func() bool { return f.Streams() == 1 })
+	testkit.WaitFor(t, 5*time.Second, "the event stream", func() bool { return f.Streams() == 1 })
 	lists := len(requests(f, "GET", "/v2/apps"))
 	var log bytes.Buffer
 	if err := s.Deploy(context.Background(), testSpec("hello", "v1", 1), &log); err != nil {
 		t.Fatalf("Deploy: %v\n%s", err, &log)
 	}
-	waitFor(t, 10*time.Second, "a resync for the oversize event", func() bool { return len(requests(f, "GET", "/v2/apps")) > lists })
+	testkit.WaitFor(t, 10*time.Second, "a resync for the oversize event", func() bool { return len(requests(f, "GET", "/v2/apps")) > lists })
 	// The stream still delivers: an event about another app makes Flock
 	// read that app. (Pushed again until read: an event that arrives in the
 	// same quarter second as a resync is covered by it, not read alone.)
-	waitFor(t, 10*time.Second, "the event after the heavy one", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "the event after the heavy one", func() bool {
 		f.Push([]byte(`{"eventType":"status_update_event","appId":"/flock/other","taskId":"x","taskStatus":"TASK_RUNNING"}`))
 		time.Sleep(20 * time.Millisecond)
 		return len(requests(f, "GET", "/v2/apps/flock/other")) > 0
@@ -113,12 +115,12 @@ func TestSilentStreamReconnects(t *testing.T) {
 	f := newFake(t, marathontest.Options{Heartbeat: 20 * time.Millisecond})
 	s := newSched(t, Config{URLs: []string{f.URL}, EventIdle: 300 * time.Millisecond})
 	run(t, s)
-	waitFor(t, 5*time.Second, "the event stream", func() bool { return f.Streams() == 1 })
+	testkit.WaitFor(t, 5*time.Second, "the event stream", func() bool { return f.Streams() == 1 })
 	f.Stall(true)
-	waitFor(t, 5*time.Second, "a reconnect", func() bool { return len(requests(f, "GET", "/v2/events")) >= 2 })
+	testkit.WaitFor(t, 5*time.Second, "a reconnect", func() bool { return len(requests(f, "GET", "/v2/events")) >= 2 })
 	f.Stall(false)
 	lists := len(requests(f, "GET", "/v2/apps"))
-	waitFor(t, 5*time.Second, "a resync", func() bool { return len(requests(f, "GET", "/v2/apps")) > lists })
+	testkit.WaitFor(t, 5*time.Second, "a resync", func() bool { return len(requests(f, "GET", "/v2/apps")) > lists })
 }
 
 // BenchmarkReadSSEHeavy reads heavy deployment events (2 MiB each, over

@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flock-paas/flock/deploy/testkit"
+
 	"github.com/flock-paas/flock/router/acme"
 )
 
@@ -340,7 +342,7 @@ func TestIssueCancel(t *testing.T) {
 	if took > 10*time.Second {
 		t.Errorf("Issue took %s to return after cancel", took)
 	}
-	waitFor(t, 20*time.Second, "the cancelled challenge withdrawn", func() bool {
+	testkit.WaitFor(t, 20*time.Second, "the cancelled challenge withdrawn", func() bool {
 		return get(iss.ChallengeHandler(), tokenPath) == http.StatusNotFound
 	})
 }
@@ -350,17 +352,6 @@ func get(h http.Handler, path string) int {
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, path, nil))
 	return w.Code
-}
-
-func waitFor(t *testing.T, limit time.Duration, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", limit, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // Without CARoots, Pebble's HTTPS certificate is not trusted: the error

@@ -6,24 +6,12 @@
 // importing the router.
 package hap
 
-import "strings"
-
 // BackendPrefix starts the name of every app's backend. App names are DNS
 // labels, so they never hold "_" and never collide with be_default.
 const BackendPrefix = "app_"
 
 // BackendName is the name of app's backend: "app_<app>".
 func BackendName(app string) string { return BackendPrefix + app }
-
-// AppOf returns the app whose backend is named backend; false for a
-// backend that is no app's.
-func AppOf(backend string) (string, bool) {
-	app, ok := strings.CutPrefix(backend, BackendPrefix)
-	if !ok {
-		return "", false
-	}
-	return app, true
-}
 
 // AppHeader names the app a request is for. HAProxy sets it on every
 // request it routes to an app (instances and the waker alike), after

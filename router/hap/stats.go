@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 )
 
@@ -56,7 +55,7 @@ func (r Row) Up() bool {
 		(len(r.Status) > 3 && r.Status[:3] == "UP ")
 }
 
-// columns are the indices of the columns ParseStats reads, -1 if absent.
+// columns are the indices of the columns ParseBytes reads, -1 if absent.
 type columns struct {
 	pxname, svname, qcur, scur, stot, reqTot, lbtot, rate, reqRate,
 	lastsess, status, bck int
@@ -86,21 +85,13 @@ func newColumns(header []byte) (columns, error) {
 	return c, nil
 }
 
-// ParseStats reads HAProxy stats CSV. Columns are found by the header line
-// (the first line that starts with "#"), so every HAProxy version's column
-// set works; a new header starts a new dump, and the dumps are merged (see
-// Row). Rows come out in the order they first appear. Lines before the
-// first header and lines without a proxy name are skipped; input that has
-// data but no header at all is an error.
-func ParseStats(r io.Reader) ([]Row, error) {
-	data, err := io.ReadAll(r)
-	if err != nil {
-		return nil, fmt.Errorf("read stats: %w", err)
-	}
-	return ParseBytes(data)
-}
-
-// ParseBytes is ParseStats of a dump already in memory.
+// ParseBytes reads HAProxy stats CSV, one `show stat` dump or several
+// concatenated. Columns are found by the header line (the first line that
+// starts with "#"), so every HAProxy version's column set works; a new
+// header starts a new dump, and the dumps are merged (see Row). Rows come
+// out in the order they first appear. Lines before the first header and
+// lines without a proxy name are skipped; input that has data but no
+// header at all is an error.
 func ParseBytes(data []byte) ([]Row, error) {
 	var (
 		rows    []Row
@@ -199,7 +190,7 @@ func status(b []byte) string {
 
 // splitCSV splits one CSV line into fields. HAProxy quotes a field only
 // when it holds a comma or a quote (check descriptions); the quotes are
-// kept, which is fine for the columns ParseStats reads.
+// kept, which is fine for the columns ParseBytes reads.
 func splitCSV(line []byte, out [][]byte) [][]byte {
 	start, quoted := 0, false
 	for i, c := range line {

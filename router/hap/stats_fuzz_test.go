@@ -1,7 +1,6 @@
 package hap
 
 import (
-	"bytes"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -17,7 +16,7 @@ func FuzzParseStats(f *testing.F) {
 	f.Add([]byte("# pxname,svname,stot,lastsess\nbe_a,BACKEND,1,-1\n# pxname,svname\nbe_a,BACKEND\n"))
 	f.Add([]byte("# pxname,svname,check_desc\nbe_a,s,\"a,\"\"b\",\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		rows, err := ParseStats(bytes.NewReader(data))
+		rows, err := ParseBytes(data)
 		if err != nil {
 			return
 		}

@@ -99,7 +99,7 @@ func TestParseStatsFixtures(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
-			rows, err := ParseStats(strings.NewReader(string(readFixture(t, tt.file))))
+			rows, err := ParseBytes(readFixture(t, tt.file))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -162,7 +162,7 @@ func TestParseStats(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := ParseStats(strings.NewReader(tt.in))
+			got, err := ParseBytes([]byte(tt.in))
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("err = %v, want error %v", err, tt.wantErr)
 			}
