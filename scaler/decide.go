@@ -25,6 +25,9 @@ type appState struct {
 
 	stot, reqTot int64 // the backend's counters at the previous tick
 	hasBase      bool
+	// requests counts the requests seen since the scaler first saw the app
+	// (flock_app_requests_total): the sum of every tick's increase.
+	requests int64
 
 	// servers holds each server's stot at the previous tick, for request
 	// rates (autoscaled apps only).
@@ -144,6 +147,7 @@ func (st *appState) observe(rows []Row, now time.Time, elapsed time.Duration) fl
 		delta = max(be.Stot-st.stot, be.ReqTot-st.reqTot)
 	}
 	st.stot, st.reqTot, st.hasBase = be.Stot, be.ReqTot, true
+	st.requests += delta
 
 	if be.LastSess >= 0 {
 		// Seconds precision, and the most recent of every worker's.

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/flock-paas/flock/deploy"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // memScheduler is a scheduler whose instances are healthy the moment they
@@ -95,19 +97,25 @@ func TestWithService(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	svc, err := deploy.New(deploy.Config{Domain: "localhost", URLPort: ":8000"}, store, newMemScheduler(), slugBuilder{t.TempDir()})
+	reg := prometheus.NewRegistry()
+	builds, err := TimeBuilds(slugBuilder{t.TempDir()}, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := deploy.New(deploy.Config{Domain: "localhost", URLPort: ":8000"}, store, newMemScheduler(), builds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Config{Token: testToken, Unpack: untar, TempDir: t.TempDir(), Hosts: []string{"flock.example.com"},
+		Registerer: reg, Gatherer: reg, Builds: builds}, svc)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); svc.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-
-	s, err := New(Config{Token: testToken, Unpack: untar, TempDir: t.TempDir(), Hosts: []string{"flock.example.com"}}, svc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	done := make(chan struct{}, 2)
+	go func() { defer func() { done <- struct{}{} }(); svc.Run(ctx) }()
+	go func() { defer func() { done <- struct{}{} }(); s.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done; <-done })
 	h := s.Handler()
 	src := tarGz(t, map[string]string{"package.json": `{"name":"demo","scripts":{"start":"node server.js"},"flock":{"instances":1}}`})
 	for i := range 2 {
@@ -117,7 +125,7 @@ func TestWithService(t *testing.T) {
 		}
 	}
 	bad := tarGz(t, map[string]string{"package.json": `{"name":"demo","flock":{"instances":"many"}}`})
-	w := do(t, h, req{method: "POST", path: "/api/v1/deploys", body: string(bad), token: testToken})
+	w := do(t, h, req{method: "POST", path: "/api/v1/deploys?app=demo", body: string(bad), token: testToken})
 	if got := lastLine(w.Body.String()); !strings.HasPrefix(got, "deploy failed: package.json") {
 		t.Errorf("bad descriptor: last line %q, want deploy failed: package.json…", got)
 	}
@@ -174,9 +182,19 @@ func TestWithService(t *testing.T) {
 			t.Errorf("app page lacks %q", want)
 		}
 	}
-	metrics := do(t, h, req{path: "/metrics", token: testToken}).Body.String()
-	if !strings.Contains(metrics, `flock_deploys_total{app="demo",status="succeeded"} 3`) {
-		t.Errorf("metrics lack 3 succeeded deploys:\n%s", metrics)
+	// Two deploys and a rollback succeeded, the bad descriptor failed;
+	// two builds ran (the rollback builds nothing, the bad descriptor
+	// fails before the build).
+	var mfs map[string]*dto.MetricFamily
+	waitFor(t, 5*time.Second, "3 succeeded deploys in /metrics", func() bool {
+		mfs = scrape(t, s)
+		return value(mfs, "flock_deploys_total", "app", "demo", "status", "succeeded") == 3
+	})
+	if got := value(mfs, "flock_deploys_total", "app", "demo", "status", "failed"); got != 1 {
+		t.Errorf("failed deploys = %v, want 1", got)
+	}
+	if n := metricOf(mfs, "flock_build_duration_seconds", "app", "demo", "result", "succeeded").GetHistogram().GetSampleCount(); n != 2 {
+		t.Errorf("build samples = %d, want 2", n)
 	}
 	if w := do(t, h, req{method: "DELETE", path: "/api/v1/apps/demo", token: testToken}); w.Code != 200 {
 		t.Errorf("destroy = %d %s", w.Code, w.Body.String())
