@@ -164,6 +164,9 @@ func TestWithService(t *testing.T) {
 		t.Errorf("rollback: last line %q; log:\n%s", got, w.Body.String())
 	}
 	w = do(t, h, req{path: "/api/v1/apps/demo/releases?log=1", token: testToken})
+	doc := loadOpenAPI(t)
+	conform(t, doc, "Releases", w.Body.Bytes())
+	conform(t, doc, "App", do(t, h, req{path: "/api/v1/apps/demo", token: testToken}).Body.Bytes())
 	var rv releasesView
 	if err := json.Unmarshal(w.Body.Bytes(), &rv); err != nil {
 		t.Fatal(err)
@@ -171,6 +174,7 @@ func TestWithService(t *testing.T) {
 	if len(rv.Releases) != 3 || len(rv.Deploys) < 3 || rv.Deploys[0].Log == "" || rv.Deploys[0].Trigger != "rollback to v1" {
 		t.Errorf("releases: %d releases, %d deploys, first %+v", len(rv.Releases), len(rv.Deploys), rv.Deploys[0])
 	}
+	conform(t, doc, "Deploy", do(t, h, req{path: "/api/v1/deploys/" + rv.Deploys[0].ID, token: testToken}).Body.Bytes())
 	if w := do(t, h, req{path: "/api/v1/apps/demo/logs", token: testToken}); w.Code != 501 {
 		t.Errorf("logs on a scheduler without them = %d, want 501", w.Code)
 	}

@@ -276,4 +276,3 @@ func TestTimedBuilder(t *testing.T) {
 		return metricOf(scrape(t, s), "flock_build_duration_seconds", "app", "world", "result", "failed") == nil
 	})
 }
-

@@ -277,6 +277,7 @@ func (s *Server) routes() *gin.Engine {
 	api.POST("/deploys", s.writeAuth, s.upload)
 	api.GET("/deploys/:id", s.readAuth, s.getDeploy)
 	api.GET("/events", s.readAuth, s.events)
+	api.GET("/openapi.json", s.readAuth, s.openapi)
 
 	s.pageRoutes(e)
 	return e
