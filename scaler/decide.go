@@ -25,8 +25,9 @@ type appState struct {
 
 	stot, reqTot int64 // the backend's counters at the previous tick
 	hasBase      bool
-	// requests counts the requests seen since the scaler first saw the app
-	// (flock_app_requests_total): the sum of every tick's increase.
+	// requests counts the app's requests since Flock started
+	// (flock_app_requests_total): the counters at first sight, then the
+	// sum of every tick's increase.
 	requests int64
 
 	// servers holds each server's stot at the previous tick, for request
@@ -146,8 +147,14 @@ func (st *appState) observe(rows []Row, now time.Time, elapsed time.Duration) fl
 	if st.hasBase && be.Stot >= st.stot && be.ReqTot >= st.reqTot {
 		delta = max(be.Stot-st.stot, be.ReqTot-st.reqTot)
 	}
+	if st.hasBase {
+		st.requests += delta
+	} else {
+		// Flock runs its own HAProxy: at first sight, every request its
+		// counters hold came since Flock started.
+		st.requests += max(be.Stot, be.ReqTot)
+	}
 	st.stot, st.reqTot, st.hasBase = be.Stot, be.ReqTot, true
-	st.requests += delta
 
 	if be.LastSess >= 0 {
 		// Seconds precision, and the most recent of every worker's.

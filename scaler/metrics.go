@@ -8,7 +8,7 @@ import "github.com/prometheus/client_golang/prometheus"
 // the counter that only goes up while Flock runs. Rates are PromQL's job:
 // rate(flock_app_requests_total[1m]).
 var requestsDesc = prometheus.NewDesc("flock_app_requests_total",
-	"Requests (HTTP requests, or TCP sessions when more) HAProxy routed to the app, as the scaler saw them each tick since Flock started.",
+	"Requests (HTTP requests, or TCP sessions when more) HAProxy routed to the app since Flock started, as the scaler reads them each tick.",
 	[]string{"app"}, nil)
 
 // Describe sends the scaler's metric: the Scaler is a prometheus.Collector.

@@ -13,7 +13,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
-// TestRequestsCounter: the counter adds each tick's increase, and a drop
+// TestRequestsCounter: the counter starts with HAProxy's counters, adds
+// each tick's increase, and a drop
 // of HAProxy's counters (a reload) is a new baseline, never a decrease.
 func TestRequestsCounter(t *testing.T) {
 	clock := &fakeClock{t: t0}
@@ -26,11 +27,11 @@ func TestRequestsCounter(t *testing.T) {
 		stot int64
 		want float64
 	}{
-		{100, 0}, // requests before Flock saw the app are not its
-		{130, 30},
-		{130, 30},
-		{5, 30}, // reload: counters back near 0
-		{12, 37},
+		{100, 100}, // Flock's own HAProxy: all since Flock started
+		{130, 130},
+		{130, 130},
+		{5, 130}, // reload: counters back near 0, a new baseline
+		{12, 137},
 	} {
 		clock.Advance(10 * time.Second)
 		stats.set([]Row{be(st.stot, 0)})
@@ -75,7 +76,7 @@ func TestRequestsCounterRealHAProxy(t *testing.T) {
 	if err := s.Tick(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	exp := "# HELP flock_app_requests_total Requests (HTTP requests, or TCP sessions when more) HAProxy routed to the app, as the scaler saw them each tick since Flock started.\n" +
+	exp := "# HELP flock_app_requests_total Requests (HTTP requests, or TCP sessions when more) HAProxy routed to the app since Flock started, as the scaler reads them each tick.\n" +
 		"# TYPE flock_app_requests_total counter\n" +
 		"flock_app_requests_total{app=\"app1\"} 7\n"
 	if err := testutil.CollectAndCompare(s, strings.NewReader(exp)); err != nil {
