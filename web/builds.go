@@ -7,7 +7,6 @@ import (
 	"io"
 	"time"
 
-	"github.com/flock-paas/flock/deploy"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -15,12 +14,26 @@ import (
 // seconds (a cached static site) to minutes (a cold npm install).
 var buildBuckets = []float64{1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600}
 
-// TimedBuilder is a deploy.Builder that times every build it passes on to
+// Builder is what TimedBuilder wraps and is: the one method of the
+// pipeline's builder (deploy.Builder), declared here so web depends on no
+// more of the pipeline than it uses.
+type Builder interface {
+	Build(ctx context.Context, dir, app, release, cmd string, log io.Writer) (slug, command string, err error)
+}
+
+// Label values of flock_build_duration_seconds' result and
+// flock_deploys_total's status.
+const (
+	resultSucceeded = "succeeded"
+	resultFailed    = "failed"
+)
+
+// TimedBuilder is a Builder that times every build it passes on to
 // the builder it wraps: flock_build_duration_seconds gets one sample per
 // build, when the build ends. A rollout, a rollback or a wait in the
 // deploy queue is not a build and is not timed.
 type TimedBuilder struct {
-	b        deploy.Builder
+	b        Builder
 	duration *prometheus.HistogramVec
 	now      func() time.Time
 }
@@ -28,7 +41,7 @@ type TimedBuilder struct {
 // TimeBuilds wraps b and registers flock_build_duration_seconds with reg.
 // Wire the result into the pipeline in place of b, and give it to the
 // server (Config.Builds) so a destroyed app's series go with it.
-func TimeBuilds(b deploy.Builder, reg prometheus.Registerer) (*TimedBuilder, error) {
+func TimeBuilds(b Builder, reg prometheus.Registerer) (*TimedBuilder, error) {
 	if b == nil || reg == nil {
 		return nil, errors.New("time builds: builder and registerer are required")
 	}
@@ -47,9 +60,9 @@ func TimeBuilds(b deploy.Builder, reg prometheus.Registerer) (*TimedBuilder, err
 func (t *TimedBuilder) Build(ctx context.Context, dir, app, release, cmd string, log io.Writer) (string, string, error) {
 	start := t.now()
 	slug, command, err := t.b.Build(ctx, dir, app, release, cmd, log)
-	result := string(deploy.DeploySucceeded)
+	result := resultSucceeded
 	if err != nil {
-		result = string(deploy.DeployFailed)
+		result = resultFailed
 	}
 	t.duration.WithLabelValues(app, result).Observe(t.now().Sub(start).Seconds())
 	return slug, command, err
@@ -60,4 +73,4 @@ func (t *TimedBuilder) forget(app string) {
 	t.duration.DeletePartialMatch(prometheus.Labels{"app": app})
 }
 
-var _ deploy.Builder = (*TimedBuilder)(nil)
+var _ Builder = (*TimedBuilder)(nil)

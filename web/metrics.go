@@ -115,9 +115,9 @@ func (d *deployCounter) observe(ev deploy.Event) {
 		d.total.DeletePartialMatch(prometheus.Labels{"app": ev.App})
 	case ev.Type != "deploy" || ev.State != "":
 	case strings.HasPrefix(ev.Message, "deploy succeeded"):
-		d.total.WithLabelValues(ev.App, string(deploy.DeploySucceeded)).Inc()
+		d.total.WithLabelValues(ev.App, resultSucceeded).Inc()
 	case strings.HasPrefix(ev.Message, "deploy failed"):
-		d.total.WithLabelValues(ev.App, string(deploy.DeployFailed)).Inc()
+		d.total.WithLabelValues(ev.App, resultFailed).Inc()
 	}
 }
 
