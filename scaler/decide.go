@@ -25,6 +25,10 @@ type appState struct {
 
 	stot, reqTot int64 // the backend's counters at the previous tick
 	hasBase      bool
+	// requests counts the app's requests since Flock started
+	// (flock_app_requests_total): the counters at first sight, then the
+	// sum of every tick's increase.
+	requests int64
 
 	// servers holds each server's stot at the previous tick, for request
 	// rates (autoscaled apps only).
@@ -142,6 +146,13 @@ func (st *appState) observe(rows []Row, now time.Time, elapsed time.Duration) fl
 	var delta int64
 	if st.hasBase && be.Stot >= st.stot && be.ReqTot >= st.reqTot {
 		delta = max(be.Stot-st.stot, be.ReqTot-st.reqTot)
+	}
+	if st.hasBase {
+		st.requests += delta
+	} else {
+		// Flock runs its own HAProxy: at first sight, every request its
+		// counters hold came since Flock started.
+		st.requests += max(be.Stot, be.ReqTot)
 	}
 	st.stot, st.reqTot, st.hasBase = be.Stot, be.ReqTot, true
 

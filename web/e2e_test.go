@@ -17,6 +17,8 @@ import (
 
 	"github.com/flock-paas/flock/deploy"
 	"github.com/flock-paas/flock/deploy/testkit"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // memScheduler is a scheduler whose instances are healthy the moment they
@@ -98,19 +100,25 @@ func TestWithService(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	svc, err := engine.New(engine.Config{Domain: "localhost", URLPort: ":8000"}, store, newMemScheduler(), slugBuilder{t.TempDir()})
+	reg := prometheus.NewRegistry()
+	builds, err := TimeBuilds(slugBuilder{t.TempDir()}, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := engine.New(engine.Config{Domain: "localhost", URLPort: ":8000"}, store, newMemScheduler(), builds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Config{Token: testToken, Unpack: untar, TempDir: t.TempDir(), Hosts: []string{"flock.example.com"},
+		Registerer: reg, Gatherer: reg, Builds: builds}, svc)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); svc.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-
-	s, err := New(Config{Token: testToken, Unpack: untar, TempDir: t.TempDir(), Hosts: []string{"flock.example.com"}}, svc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	done := make(chan struct{}, 2)
+	go func() { defer func() { done <- struct{}{} }(); svc.Run(ctx) }()
+	go func() { defer func() { done <- struct{}{} }(); s.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done; <-done })
 	h := s.Handler()
 	src := tarGz(t, map[string]string{"package.json": `{"name":"demo","scripts":{"start":"node server.js"},"flock":{"instances":1}}`})
 	for i := range 2 {
@@ -120,7 +128,7 @@ func TestWithService(t *testing.T) {
 		}
 	}
 	bad := tarGz(t, map[string]string{"package.json": `{"name":"demo","flock":{"instances":"many"}}`})
-	w := do(t, h, req{method: "POST", path: "/api/v1/deploys", body: string(bad), token: testToken})
+	w := do(t, h, req{method: "POST", path: "/api/v1/deploys?app=demo", body: string(bad), token: testToken})
 	if got := lastLine(w.Body.String()); !strings.HasPrefix(got, "deploy failed: package.json") {
 		t.Errorf("bad descriptor: last line %q, want deploy failed: package.json…", got)
 	}
@@ -159,6 +167,9 @@ func TestWithService(t *testing.T) {
 		t.Errorf("rollback: last line %q; log:\n%s", got, w.Body.String())
 	}
 	w = do(t, h, req{path: "/api/v1/apps/demo/releases?log=1", token: testToken})
+	doc := loadOpenAPI(t)
+	conform(t, doc, "Releases", w.Body.Bytes())
+	conform(t, doc, "App", do(t, h, req{path: "/api/v1/apps/demo", token: testToken}).Body.Bytes())
 	var rv releasesView
 	if err := json.Unmarshal(w.Body.Bytes(), &rv); err != nil {
 		t.Fatal(err)
@@ -166,6 +177,7 @@ func TestWithService(t *testing.T) {
 	if len(rv.Releases) != 3 || len(rv.Deploys) < 3 || rv.Deploys[0].Log == "" || rv.Deploys[0].Trigger != "rollback to v1" {
 		t.Errorf("releases: %d releases, %d deploys, first %+v", len(rv.Releases), len(rv.Deploys), rv.Deploys[0])
 	}
+	conform(t, doc, "Deploy", do(t, h, req{path: "/api/v1/deploys/" + rv.Deploys[0].ID, token: testToken}).Body.Bytes())
 	if w := do(t, h, req{path: "/api/v1/apps/demo/logs", token: testToken}); w.Code != 501 {
 		t.Errorf("logs on a scheduler without them = %d, want 501", w.Code)
 	}
@@ -177,9 +189,19 @@ func TestWithService(t *testing.T) {
 			t.Errorf("app page lacks %q", want)
 		}
 	}
-	metrics := do(t, h, req{path: "/metrics", token: testToken}).Body.String()
-	if !strings.Contains(metrics, `flock_deploys_total{app="demo",status="succeeded"} 3`) {
-		t.Errorf("metrics lack 3 succeeded deploys:\n%s", metrics)
+	// Two deploys and a rollback succeeded, the bad descriptor failed;
+	// two builds ran (the rollback builds nothing, the bad descriptor
+	// fails before the build).
+	var mfs map[string]*dto.MetricFamily
+	testkit.WaitFor(t, 5*time.Second, "3 succeeded deploys in /metrics", func() bool {
+		mfs = scrape(t, s)
+		return value(mfs, "flock_deploys_total", "app", "demo", "status", "succeeded") == 3
+	})
+	if got := value(mfs, "flock_deploys_total", "app", "demo", "status", "failed"); got != 1 {
+		t.Errorf("failed deploys = %v, want 1", got)
+	}
+	if n := metricOf(mfs, "flock_build_duration_seconds", "app", "demo", "result", "succeeded").GetHistogram().GetSampleCount(); n != 2 {
+		t.Errorf("build samples = %d, want 2", n)
 	}
 	if w := do(t, h, req{method: "DELETE", path: "/api/v1/apps/demo", token: testToken}); w.Code != 200 {
 		t.Errorf("destroy = %d %s", w.Code, w.Body.String())

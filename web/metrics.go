@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/flock-paas/flock/deploy"
@@ -12,19 +13,26 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// buildBuckets are the bounds of flock_build_duration_seconds: builds take
-// seconds (a cached static site) to minutes (a cold npm install).
-var buildBuckets = []float64{1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600}
+// states are the values of flock_app_state's state label. Every app has
+// one series per state (1 for the app's state, 0 for the others), so no
+// series appears or vanishes when an app changes state: the Prometheus
+// enum pattern, as kube-state-metrics' kube_pod_status_phase.
+var states = []deploy.State{
+	deploy.StateDeploying, deploy.StateRunning, deploy.StateSleeping, deploy.StateWaking,
+	deploy.StateFailed, deploy.StateCrashed, deploy.StateStopped,
+}
 
-// collector reads the platform at scrape time, so the numbers are never
-// older than the scrape and nothing has to be kept in step by hand.
+// collector reads the platform at scrape time, so the gauges are never
+// older than the scrape and nothing has to be kept in step by hand. It
+// holds no counter of events: those are observed when they happen
+// (deployCounter, TimedBuilder, the scaler's request counter).
 type collector struct {
 	p   Reader
 	log interface {
 		Warn(msg string, args ...any)
 	}
 
-	instances, healthy, desired, up, rate, saved, deploys, builds, scrapeErr *prometheus.Desc
+	instances, healthy, desired, up, state, saved, scrapeErr *prometheus.Desc
 }
 
 func newCollector(s *Server) *collector {
@@ -34,26 +42,24 @@ func newCollector(s *Server) *collector {
 	return &collector{
 		p:         s.reader,
 		log:       s.log,
-		instances: d("flock_app_instances", "Instances of the app, any health, labelled with the app's state.", "app", "state"),
+		instances: d("flock_app_instances", "Instances of the app, whatever their health.", "app"),
 		healthy:   d("flock_app_healthy_instances", "Instances of the app that pass their checks.", "app"),
 		desired:   d("flock_app_desired_instances", "Instances wanted while the app is awake.", "app"),
-		up:        d("flock_app_up", "1 while the app is running, else 0; the state is a label.", "app", "state"),
-		rate:      d("flock_app_request_rate", "Requests per second over the scaler's last tick.", "app"),
+		up:        d("flock_app_up", "1 while the app is in state running, else 0.", "app"),
+		state:     d("flock_app_state", "1 for the app's current state, 0 for every other state.", "app", "state"),
 		saved:     d("flock_app_saved_instance_seconds_total", "Instance-seconds saved by sleeping.", "app"),
-		deploys:   d("flock_deploys_total", "Deploys and rollbacks of the app by outcome.", "app", "status"),
-		builds:    d("flock_build_duration_seconds", "How long finished deploys took, from start to outcome.", "app"),
 		scrapeErr: d("flock_scrape_error", "1 when the platform could not be read for this scrape.", "what"),
 	}
 }
 
 // Describe sends every descriptor.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.instances, c.healthy, c.desired, c.up, c.rate, c.saved, c.deploys, c.builds, c.scrapeErr} {
+	for _, d := range []*prometheus.Desc{c.instances, c.healthy, c.desired, c.up, c.state, c.saved, c.scrapeErr} {
 		ch <- d
 	}
 }
 
-// Collect reads every app and its deploy records.
+// Collect reads every app once; it reads no deploy records.
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -64,57 +70,59 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.scrapeErr, g, 1, "apps")
 		return
 	}
-	deployErr := 0.0
 	for _, a := range apps {
-		st := string(a.State)
-		ch <- prometheus.MustNewConstMetric(c.instances, g, float64(len(a.Instances)), a.Name, st)
+		ch <- prometheus.MustNewConstMetric(c.instances, g, float64(len(a.Instances)), a.Name)
 		ch <- prometheus.MustNewConstMetric(c.healthy, g, float64(a.HealthyCount()), a.Name)
 		ch <- prometheus.MustNewConstMetric(c.desired, g, float64(a.Desired), a.Name)
-		up := 0.0
-		if a.State == deploy.StateRunning {
-			up = 1
+		ch <- prometheus.MustNewConstMetric(c.up, g, oneIf(a.State == deploy.StateRunning), a.Name)
+		for _, st := range states {
+			ch <- prometheus.MustNewConstMetric(c.state, g, oneIf(a.State == st), a.Name, string(st))
 		}
-		ch <- prometheus.MustNewConstMetric(c.up, g, up, a.Name, st)
-		ch <- prometheus.MustNewConstMetric(c.rate, g, a.RequestRate, a.Name)
 		ch <- prometheus.MustNewConstMetric(c.saved, prometheus.CounterValue, a.SavedInstanceSeconds, a.Name)
-
-		deps, err := c.p.Deploys(ctx, a.Name)
-		if err != nil {
-			deployErr = 1
-			continue
-		}
-		byStatus := map[deploy.RolloutStatus]float64{deploy.RolloutSucceeded: 0, deploy.RolloutFailed: 0}
-		buckets := make(map[float64]uint64, len(buildBuckets))
-		for _, b := range buildBuckets {
-			buckets[b] = 0
-		}
-		var n uint64
-		var sum float64
-		for _, d := range deps {
-			byStatus[d.Status]++
-			if d.StartedAt == nil || d.FinishedAt == nil {
-				continue
-			}
-			sec := d.FinishedAt.Sub(*d.StartedAt).Seconds()
-			n++
-			sum += sec
-			for _, b := range buildBuckets {
-				if sec <= b {
-					buckets[b]++
-				}
-			}
-		}
-		for st, v := range byStatus {
-			ch <- prometheus.MustNewConstMetric(c.deploys, prometheus.CounterValue, v, a.Name, string(st))
-		}
-		ch <- prometheus.MustNewConstHistogram(c.builds, n, sum, buckets, a.Name)
 	}
 	ch <- prometheus.MustNewConstMetric(c.scrapeErr, g, 0, "apps")
-	ch <- prometheus.MustNewConstMetric(c.scrapeErr, g, deployErr, "deploys")
 }
 
-// newMetrics registers the collector and returns the /metrics handler,
-// serving it beside cfg.Gatherer's metrics.
+func oneIf(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// deployCounter counts deploys and rollbacks as they end, from the
+// platform's "deploy" events, so the count only grows while Flock runs
+// (the deploy records it could be read from are pruned to the last 100 of
+// each app, which would make a counter go down).
+type deployCounter struct {
+	total *prometheus.CounterVec
+}
+
+func newDeployCounter() *deployCounter {
+	return &deployCounter{total: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "flock_deploys_total",
+		Help: "Deploys and rollbacks that ended since Flock started, by app and status (succeeded, failed).",
+	}, []string{"app", "status"})}
+}
+
+// observe counts the end of a deploy and forgets a destroyed app's series.
+// A deploy's end is the "deploy" event without a state whose message
+// starts "deploy succeeded" or "deploy failed" (engine.Service's wording);
+// its start carries state deploying.
+func (d *deployCounter) observe(ev deploy.Event) {
+	switch {
+	case ev.Type == "destroyed":
+		d.total.DeletePartialMatch(prometheus.Labels{"app": ev.App})
+	case ev.Type != "deploy" || ev.State != "":
+	case strings.HasPrefix(ev.Message, "deploy succeeded"):
+		d.total.WithLabelValues(ev.App, resultSucceeded).Inc()
+	case strings.HasPrefix(ev.Message, "deploy failed"):
+		d.total.WithLabelValues(ev.App, resultFailed).Inc()
+	}
+}
+
+// newMetrics registers the collectors and returns the /metrics handler,
+// serving them beside cfg.Gatherer's metrics.
 func (s *Server) newMetrics() (http.Handler, error) {
 	reg := s.cfg.Registerer
 	var gs prometheus.Gatherers
@@ -123,10 +131,16 @@ func (s *Server) newMetrics() (http.Handler, error) {
 		reg = own
 		gs = append(gs, own)
 	}
-	if err := reg.Register(newCollector(s)); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if !errors.As(err, &are) {
-			return nil, fmt.Errorf("web: register metrics: %w", err)
+	for _, c := range []prometheus.Collector{newCollector(s), s.deploys.total} {
+		if err := reg.Register(c); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if !errors.As(err, &are) {
+				return nil, fmt.Errorf("web: register metrics: %w", err)
+			}
+			if c == s.deploys.total {
+				// A second server on the same registry counts into the first's.
+				s.deploys.total = are.ExistingCollector.(*prometheus.CounterVec)
+			}
 		}
 	}
 	if g, ok := reg.(prometheus.Gatherer); ok && s.cfg.Registerer != nil && g != s.cfg.Gatherer {

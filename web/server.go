@@ -92,6 +92,9 @@ type Config struct {
 	// Registerer is where the app collector is registered. Default: a
 	// registry of the server's own.
 	Registerer prometheus.Registerer
+	// Builds is the timed builder the pipeline builds through (TimeBuilds);
+	// Run drops a destroyed app's build series from it. Optional.
+	Builds *TimedBuilder
 	// Ready reports whether the platform is up, for /healthz. Default:
 	// always ready.
 	Ready func() error
@@ -121,6 +124,7 @@ type Server struct {
 	history  *history
 	pages    *pages
 	metrics  http.Handler
+	deploys  *deployCounter
 	mounts   []mount
 	// stop closes when Run returns, ending the endless streams (events,
 	// followed logs) so that an HTTP server's Shutdown is not held up.
@@ -162,6 +166,7 @@ func New(cfg Config, p Platform) (*Server, error) {
 		failed:   newFailures(),
 		hosts:    newHosts(cfg.Hosts),
 		history:  newHistory(int(time.Hour / cfg.SampleEvery)),
+		deploys:  newDeployCounter(),
 		stop:     make(chan struct{}),
 	}
 	for prefix, h := range cfg.Mounts {
@@ -201,19 +206,32 @@ func (s *Server) Handler() http.Handler {
 }
 
 // Run samples every app's request rate and instance count each
-// SampleEvery, for the sparklines and charts, until ctx ends. When it
-// returns it ends every open event stream and followed log, so run it
-// under the same context that shuts the HTTP server down.
+// SampleEvery, for the sparklines and charts, and counts deploys as the
+// platform's events tell of them (flock_deploys_total), until ctx ends.
+// When it returns it ends every open event stream and followed log, so run
+// it under the same context that shuts the HTTP server down.
 func (s *Server) Run(ctx context.Context) error {
+	events, unsubscribe := s.reader.Subscribe()
+	defer unsubscribe()
 	t := time.NewTicker(s.cfg.SampleEvery)
 	defer t.Stop()
 	defer s.stopOnce.Do(func() { close(s.stop) })
+	s.sample(ctx)
 	for {
-		s.sample(ctx)
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
+			s.sample(ctx)
+		case ev, ok := <-events:
+			if !ok {
+				events = nil // the platform ended the subscription
+				continue
+			}
+			s.deploys.observe(ev)
+			if ev.Type == "destroyed" && s.cfg.Builds != nil {
+				s.cfg.Builds.forget(ev.App)
+			}
 		}
 	}
 }
@@ -272,6 +290,7 @@ func (s *Server) routes() *gin.Engine {
 	api.POST("/deploys", s.writeAuth, s.upload)
 	api.GET("/deploys/:id", s.readAuth, s.getDeploy)
 	api.GET("/events", s.readAuth, s.events)
+	api.GET("/openapi.json", s.readAuth, s.openapi)
 
 	s.pageRoutes(e)
 	return e

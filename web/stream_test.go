@@ -208,7 +208,8 @@ func TestRunEndsStreams(t *testing.T) {
 			bodies <- err
 		}()
 	}
-	testkit.WaitFor(t, 5*time.Second, "the event stream to subscribe", func() bool { return f.subscribers() == 1 })
+	// Run subscribes too, for flock_deploys_total.
+	testkit.WaitFor(t, 5*time.Second, "the event stream to subscribe", func() bool { return f.subscribers() == 2 })
 	stop()
 	if err := <-ran; err != nil {
 		t.Errorf("Run = %v", err)

@@ -28,6 +28,7 @@ func rootCmd() *cobra.Command {
 	root.PersistentFlags().String("data-dir", envOr("FLOCK_DATA_DIR", defaultDataDir()), "where Flock keeps its state (env FLOCK_DATA_DIR)")
 	root.AddCommand(upCmd(), gitHookCmd(), staticCmd())
 	addClientCommands(root)
+	root.AddCommand(openCmd())
 	return root
 }
 

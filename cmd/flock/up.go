@@ -268,17 +268,21 @@ func up(ctx context.Context, c upConfig) error {
 	if err != nil {
 		return err
 	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	builds, err := web.TimeBuilds(b, reg) // flock_build_duration_seconds
+	if err != nil {
+		return err
+	}
 	svc, err := engine.New(engine.Config{
 		Domain: c.Domain, URLPort: urlPort(c.HTTP), Idle: c.Idle, Builds: c.Builds,
 		APIHosts:    apiHosts(c.API, c.PublicURL),
 		ArtifactURL: c.ArtifactURL, Artifacts: filepath.Join(c.DataDir, "artifacts"), MemoryEnforced: memEnforced,
 		Routed: rt.WaitRouted, RouteErr: rt.Err, SignURL: artifacts.SignURL,
-	}, store, sched, b)
+	}, store, sched, builds)
 	if err != nil {
 		return err
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	waker, err = backup.New(backup.Config{Addr: c.Waker, QueueSize: c.WakeQueue, Timeout: c.WakeTimeout, Registerer: reg, Logger: logger,
 		// A held request's body is read only once its app is awake.
 		Server: func(s *http.Server) { t := listenerTimeouts; t.Read += c.WakeTimeout; t.apply(s) }}, svc)
@@ -290,6 +294,7 @@ func up(ctx context.Context, c upConfig) error {
 	if err != nil {
 		return err
 	}
+	reg.MustRegister(sc) // flock_app_requests_total
 	deployTree := func(ctx context.Context, p webhook.Push, dir string, log io.Writer) (string, error) {
 		trigger := p.Pusher
 		if p.Delivery != "" {
@@ -331,7 +336,7 @@ func up(ctx context.Context, c upConfig) error {
 		tokenFile = ""
 	}
 	site, err := web.New(web.Config{
-		Token: token, TokenFile: tokenFile, ReadOnly: c.ReadOnly, Logger: logger, Gatherer: reg, Registerer: reg,
+		Token: token, TokenFile: tokenFile, ReadOnly: c.ReadOnly, Logger: logger, Gatherer: reg, Registerer: reg, Builds: builds,
 		Unpack: func(r io.Reader, dir string) error { return builder.Unpack(r, dir, 1<<30) },
 		Mounts: map[string]http.Handler{"/hooks/github": gh, "/git/": remote},
 		Ready: func() error {

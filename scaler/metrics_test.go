@@ -1,0 +1,85 @@
+package scaler
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/flock-paas/flock/deploy"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+// TestRequestsCounter: the counter starts with HAProxy's counters, adds
+// each tick's increase, and a drop
+// of HAProxy's counters (a reload) is a new baseline, never a decrease.
+func TestRequestsCounter(t *testing.T) {
+	clock := &fakeClock{t: t0}
+	stats := &fakeStats{}
+	s, err := New(Config{Now: clock.Now, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, newFakePlatform(runningApp()), stats.read)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, st := range []struct {
+		stot int64
+		want float64
+	}{
+		{100, 100}, // Flock's own HAProxy: all since Flock started
+		{130, 130},
+		{130, 130},
+		{5, 130}, // reload: counters back near 0, a new baseline
+		{12, 137},
+	} {
+		clock.Advance(10 * time.Second)
+		stats.set([]Row{be(st.stot, 0)})
+		if err := s.Tick(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if got := testutil.ToFloat64(s); got != st.want {
+			t.Errorf("tick %d (stot %d): flock_app_requests_total = %v, want %v", i, st.stot, got, st.want)
+		}
+	}
+	problems, err := testutil.CollectAndLint(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("promlint: %s: %s", p.Metric, p.Text)
+	}
+}
+
+// TestRequestsCounterRealHAProxy counts requests sent through a real
+// HAProxy.
+func TestRequestsCounterRealHAProxy(t *testing.T) {
+	instance := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") }))
+	h := startProxy(t, instance, instance)
+	p := newFakePlatform(deploy.App{Name: "app1", State: deploy.StateRunning, Desired: 1, IdleTimeout: time.Hour})
+	s, err := New(Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, p, h.stats)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Tick(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	client := &http.Client{Timeout: 10 * time.Second} // keep-alive: 7 requests, fewer sessions
+	for range 7 {
+		resp, err := client.Get("http://" + h.front + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	if err := s.Tick(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	exp := "# HELP flock_app_requests_total Requests (HTTP requests, or TCP sessions when more) HAProxy routed to the app since Flock started, as the scaler reads them each tick.\n" +
+		"# TYPE flock_app_requests_total counter\n" +
+		"flock_app_requests_total{app=\"app1\"} 7\n"
+	if err := testutil.CollectAndCompare(s, strings.NewReader(exp)); err != nil {
+		t.Error(err)
+	}
+}
