@@ -157,7 +157,9 @@ func (s *Store) updateApp(name string, create bool, fn func(*appRecord) error) (
 }
 
 func (s *Store) putRelease(r deploy.Release) error {
-	err := s.db.Update(func(tx *bolt.Tx) error { return put(tx, bucketReleases, releaseKey(r.App, r.Version), encodeRelease(r)) })
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		return put(tx, bucketReleases, releaseKey(r.App, r.Version), encodeRelease(r))
+	})
 	if err == nil {
 		s.changed()
 	}
