@@ -16,10 +16,11 @@ type liveView struct {
 	appRow
 	Idle      string
 	Domains   []string
-	// ConfigKeys names the config vars; values never reach a page.
-	ConfigKeys []string
 	Instances []instView
 	Chart     chartView
+
+	// ConfigKeys names the config vars; values never reach a page.
+	ConfigKeys []string
 }
 
 type instView struct {
