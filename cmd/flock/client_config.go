@@ -191,4 +191,3 @@ func domainsCmd() *cobra.Command {
 	list.AddCommand(add, remove)
 	return list
 }
-
