@@ -45,6 +45,7 @@ func TestConfigVarsE2E(t *testing.T) {
 	if a := f.apps()["envapp"]; a.State != "stopped" || a.Release != "" {
 		t.Fatalf("created app: state %s release %q, want stopped and no release", a.State, a.Release)
 	}
+	waitFor(t, 10*time.Second, "the created app's host to answer 503", func() bool { c, _, _ := f.get(host); return c == 503 })
 	if out, err := f.cli("create", "envapp"); err == nil || !strings.Contains(out, "exists already") {
 		t.Errorf("second create: %v %s", err, out)
 	}
