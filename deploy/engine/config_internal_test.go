@@ -27,6 +27,10 @@ func TestSpecCarriesConfig(t *testing.T) {
 	if len(env) != len(want) {
 		t.Errorf("spec env has %d vars, want %d", len(env), len(want))
 	}
+	// A config release runs v1's slug: the URL names the slug's file.
+	if got, want := s.spec(deploy.Release{App: "shop", Name: "v2", Slug: "/a/shop/v1.tar.gz"}, 1).SlugURL, "http://flock:8080/artifacts/shop/v1.tar.gz"; got != want {
+		t.Errorf("slug URL %s, want %s", got, want)
+	}
 	if rel.Env["A"] != "descriptor" {
 		t.Errorf("spec changed the release's env")
 	}

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"runtime/debug"
 	"sort"
 	"strings"
@@ -219,7 +220,9 @@ func (s *Service) spec(r deploy.Release, n int) deploy.Spec {
 		SlugPath: r.Slug, Image: r.Image, Instances: n, Env: deploy.RunEnv(deploy.MergeEnv(r.Env, r.Config)), Descriptor: r.Descriptor,
 	}
 	if r.Slug != "" && s.cfg.ArtifactURL != "" {
-		sp.SlugURL = strings.TrimSuffix(s.cfg.ArtifactURL, "/") + "/artifacts/" + r.App + "/" + r.Name + ".tar.gz"
+		// The slug's own file: a rollback or a config change runs an
+		// earlier release's slug under a new release name.
+		sp.SlugURL = strings.TrimSuffix(s.cfg.ArtifactURL, "/") + "/artifacts/" + r.App + "/" + filepath.Base(r.Slug)
 		if s.cfg.SignURL != nil {
 			sp.SlugURL = s.cfg.SignURL(sp.SlugURL)
 		}
