@@ -62,7 +62,7 @@ func (s *Service) SetConfig(ctx context.Context, app string, patch map[string]*s
 		return s.currentRelease(app)
 	}
 	s.publish(deploy.Event{App: app, Type: "config", Message: "config: " + what})
-	if rec.Current == "" {
+	if rec.Current == "" && !s.queueBusy(app) {
 		fmt.Fprintf(log, "-----> Config of %s kept (%s); %s has no release yet: its first deploy runs with it\n", app, what, app)
 		return deploy.Release{}, nil
 	}
@@ -156,6 +156,26 @@ func (s *Service) buildWaiting(app string) bool {
 	defer s.mu.Unlock()
 	q := s.queues[app]
 	return q != nil && q.pending != nil && q.pending.src != ""
+}
+
+// queueBusy reports whether a deploy, rollback or config change of the
+// app runs or waits: one that made its release before a change must be
+// followed by a release of the change.
+func (s *Service) queueBusy(app string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.queues[app] != nil
+}
+
+// configNow returns a copy of the app's config vars as the store holds
+// them now: a build takes them when its release is made, after the build,
+// so a change made during the build is in it.
+func (s *Service) configNow(app string) map[string]string {
+	rec, err := s.store.app(app)
+	if err != nil {
+		return nil
+	}
+	return maps.Clone(rec.Config)
 }
 
 // currentRelease returns the app's current release (zero when none).

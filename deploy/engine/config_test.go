@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -245,4 +246,113 @@ func mapsKeys(m map[string]*string) func(func(string) bool) {
 			}
 		}
 	}
+}
+
+// gatedBuilder holds every build until its gate closes.
+type gatedBuilder struct {
+	deploy.Builder
+	gate chan struct{}
+}
+
+func (b gatedBuilder) Build(ctx context.Context, dir, app, release, cmd string, log io.Writer) (string, string, error) {
+	<-b.gate
+	return b.Builder.Build(ctx, dir, app, release, cmd, log)
+}
+
+// TestConfigChangeBesideDeploys: a config change made during the first
+// deploy is in the release it makes; one made while a push waits in the
+// queue does not supersede the push, which runs with it.
+func TestConfigChangeBesideDeploys(t *testing.T) {
+	ctx := context.Background()
+	gate := make(chan struct{})
+	p := startPlatform(t, t.TempDir(), func(b deploy.Builder) deploy.Builder { return gatedBuilder{b, gate} })
+	dir := envApp(t)
+	first := make(chan error, 1)
+	go func() {
+		_, err := p.svc.Deploy(ctx, deploy.DeployRequest{App: "envapp", Dir: dir, Commit: "first"}, io.Discard)
+		first <- err
+	}()
+	waitFor(t, 10*time.Second, "the first deploy building", func() bool {
+		a, err := p.svc.App(ctx, "envapp")
+		return err == nil && a.State == deploy.StateDeploying
+	})
+	// The first deploy's build has started (and read the config): a
+	// change now queues a config release behind it.
+	changed := make(chan deploy.Release, 1)
+	go func() {
+		rel, err := p.svc.SetConfig(ctx, "envapp", map[string]*string{"GREETING": ptr("one")}, io.Discard)
+		if err != nil {
+			t.Errorf("config set during a deploy: %v", err)
+		}
+		changed <- rel
+	}()
+	waitFor(t, 10*time.Second, "the config change queued", func() bool {
+		ds, _ := p.svc.Deploys(ctx, "envapp")
+		return len(ds) == 2
+	})
+	close(gate)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	// The build takes the config when it makes its release, so v1 has
+	// it and the queued change finds nothing left to do.
+	if rel := <-changed; rel.Name != "v1" || rel.Config["GREETING"] != "one" {
+		t.Fatalf("the config change during the first deploy answered %q with GREETING=%q, want v1 with one", rel.Name, rel.Config["GREETING"])
+	}
+	wantEnv(t, p, "envapp", "GREETING", "one")
+
+	// A push waits behind a slow one; a config change then rides on it.
+	slow := envApp(t)
+	writeFile(t, filepath.Join(slow, "server.js"), `setTimeout(()=>require("./real.js"), 1500)`)
+	copyFile(t, filepath.Join(dir, "server.js"), filepath.Join(slow, "real.js"))
+	running := make(chan error, 1)
+	go func() {
+		_, err := p.svc.Deploy(ctx, deploy.DeployRequest{App: "envapp", Dir: slow, Commit: "slow"}, io.Discard)
+		running <- err
+	}()
+	waitFor(t, 10*time.Second, "the slow deploy running", func() bool {
+		a, _ := p.svc.App(ctx, "envapp")
+		return a.State == deploy.StateDeploying
+	})
+	waiting := make(chan error, 1)
+	go func() {
+		_, err := p.svc.Deploy(ctx, deploy.DeployRequest{App: "envapp", Dir: dir, Commit: "waiting"}, io.Discard)
+		waiting <- err
+	}()
+	waitFor(t, 10*time.Second, "the push queued", func() bool {
+		ds, _ := p.svc.Deploys(ctx, "envapp")
+		return len(ds) == 4 && ds[0].Status == deploy.RolloutQueued
+	})
+	var log bytes.Buffer
+	rel, err := p.svc.SetConfig(ctx, "envapp", map[string]*string{"GREETING": ptr("two")}, &log)
+	if err != nil || rel.Name != "" || !strings.Contains(log.String(), "the deploy waiting") {
+		t.Fatalf("config set with a push waiting: %v %q\n%s", err, rel.Name, log.String())
+	}
+	if err := <-running; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-waiting; err != nil {
+		t.Fatalf("the waiting push: %v, want it to run", err)
+	}
+	a, _ := p.svc.App(ctx, "envapp")
+	if a.Commit != "waiting" {
+		t.Errorf("live commit %q, want the waiting push's", a.Commit)
+	}
+	wantEnv(t, p, "envapp", "GREETING", "two")
+}
+
+func writeFile(t *testing.T, path, text string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(text+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, to, string(b))
 }

@@ -106,7 +106,7 @@ func (s *Service) build(ctx context.Context, app string, desc deploy.Descriptor,
 	rel := deploy.Release{
 		App: app, Name: name, Version: prev.LastVersion, Commit: req.Commit, Trigger: rec.Trigger,
 		Slug: slug, Command: cmd, Image: desc.Image, Descriptor: desc, Env: maps.Clone(desc.Env), CreatedAt: time.Now().UTC(),
-		Config: maps.Clone(prev.Config), // the app's config vars (config.go)
+		Config: s.configNow(app), // the app's config vars as they are now (config.go)
 	}
 	if err := s.store.putRelease(rel); err != nil {
 		return deploy.Release{}, fmt.Errorf("record release %s %s: %w", app, name, err)
