@@ -43,6 +43,7 @@ func TestDashboardConfigAndDomains(t *testing.T) {
 		chromedp.SetValue(chromedp.CSS(`#set-config input[name=value]`), value),
 		clickJS(`#set-config button[type=submit]`),
 		pollJS(`(document.querySelector('#config-keys') || {textContent: ''}).textContent.includes('GREETING')`),
+		pollJS(`document.querySelector('#set-config input[name=value]').value === ''`), // the form forgets the value
 	)
 	waitFor(t, 30*time.Second, "the app to serve the new GREETING", func() bool {
 		c, b := f.getPath("envapp.localhost", "/GREETING")
