@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -249,3 +250,8 @@ func (s *Service) rolloutKeepAsleep(ctx context.Context, rel deploy.Release, log
 	fmt.Fprintf(log, "-----> %s is the current release of %s\n", rel.Name, rel.App)
 	return nil
 }
+
+// slugFile is the file name of a release's slug in the artifact store:
+// a config release or a rollback runs an earlier release's slug under a
+// new release name, so the slug URL names the file, not the release.
+func slugFile(r deploy.Release) string { return filepath.Base(r.Slug) }

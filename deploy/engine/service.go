@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"path/filepath"
 	"runtime/debug"
 	"sort"
 	"strings"
@@ -220,9 +219,7 @@ func (s *Service) spec(r deploy.Release, n int) deploy.Spec {
 		SlugPath: r.Slug, Image: r.Image, Instances: n, Env: deploy.RunEnv(deploy.MergeEnv(r.Env, r.Config)), Descriptor: r.Descriptor,
 	}
 	if r.Slug != "" && s.cfg.ArtifactURL != "" {
-		// The slug's own file: a rollback or a config change runs an
-		// earlier release's slug under a new release name.
-		sp.SlugURL = strings.TrimSuffix(s.cfg.ArtifactURL, "/") + "/artifacts/" + r.App + "/" + filepath.Base(r.Slug)
+		sp.SlugURL = strings.TrimSuffix(s.cfg.ArtifactURL, "/") + "/artifacts/" + r.App + "/" + slugFile(r)
 		if s.cfg.SignURL != nil {
 			sp.SlugURL = s.cfg.SignURL(sp.SlugURL)
 		}
@@ -303,8 +300,7 @@ func (s *Service) view(ctx context.Context, rec appRecord, rel deploy.Release) (
 		Name: rec.Name, URL: s.URL(rec.Name), Desired: rec.Desired, Release: rec.Current,
 		MemoryEnforced: s.cfg.MemoryEnforced, SavedInstanceSeconds: rec.SavedSeconds,
 		Instances: []deploy.Instance{},
-		Version:   rel.Version, Commit: rel.Commit, Descriptor: rel.Descriptor,
-		Domains: appDomains(rec, rel), ConfigKeys: deploy.ConfigKeys(rec.Config),
+		Version:   rel.Version, Commit: rel.Commit, Descriptor: rel.Descriptor, Domains: appDomains(rec, rel), ConfigKeys: deploy.ConfigKeys(rec.Config),
 	}
 	a.IdleTimeout = a.Descriptor.IdleTimeout(s.cfg.Idle)
 	a.Idle = "never"
