@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -59,7 +60,8 @@ func TestConfigVarsE2E(t *testing.T) {
 	f.mustCLI("scale", "envapp", "2")
 	waitFor(t, 20*time.Second, "2 healthy instances", func() bool { return f.apps()["envapp"].HealthyCount() == 2 })
 
-	// A change rolls out with zero downtime.
+	// A change rolls out with zero downtime; the event stream names keys.
+	events := f.followEvents(t)
 	load := startE2ELoad(f.http, host, 4)
 	load.await(t, 50)
 	out = f.mustCLI("config", "set", "envapp", "GREETING=bonjour")
@@ -104,6 +106,7 @@ func TestConfigVarsE2E(t *testing.T) {
 		"releases API":      f.apiGet(t, "/api/v1/apps/envapp/releases?log=1"),
 		"metrics":           f.apiGet(t, "/metrics"),
 		"flock up's log":    f.out.String(),
+		"/api/v1/events":    events(),
 	}
 	for what, text := range shown {
 		if strings.Contains(text, secret) || strings.Contains(text, "bonjour") {
@@ -113,6 +116,9 @@ func TestConfigVarsE2E(t *testing.T) {
 	if !strings.Contains(shown["flock apps --json"], `"GREETING"`) || !strings.Contains(shown["releases API"], `"configKeys"`) {
 		t.Errorf("apps or releases do not list the config keys")
 	}
+	if !strings.Contains(shown["/api/v1/events"], "config: set GREETING") {
+		t.Errorf("the event stream did not tell the config change:\n%s", shown["/api/v1/events"])
+	}
 
 	// A restart keeps the config.
 	f.stop()
@@ -120,6 +126,29 @@ func TestConfigVarsE2E(t *testing.T) {
 	waitFor(t, 30*time.Second, "envapp back after the restart", func() bool { c, _ := f.getPath(host, "/GREETING"); return c == 200 })
 	f.servesEnv(t, host, "GREETING", "bonjour", 4)
 	f.servesEnv(t, host, "SECRET", secret, 2)
+}
+
+// followEvents reads /api/v1/events in the background; the function it
+// returns ends the stream and returns what it carried.
+func (f *flock) followEvents(t testing.TB) func() string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+f.api+"/api/v1/events", nil)
+	req.Header.Set("Authorization", "Bearer "+f.token())
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	var buf syncBuffer
+	done := make(chan struct{})
+	go func() { defer close(done); io.Copy(&buf, resp.Body) }()
+	return func() string {
+		cancel()
+		<-done
+		resp.Body.Close()
+		return buf.String()
+	}
 }
 
 // apiGet reads an API path with the token.
