@@ -97,11 +97,25 @@ func TestAddedDomains(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// An empty app is destroyed like any other, with its domains.
+	if _, err := p.svc.Create(ctx, "e"); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.svc.AddDomain(ctx, "e", "e.example"); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.svc.Destroy(ctx, "e"); err != nil {
+		t.Fatalf("destroy an empty app: %v", err)
+	}
+	if err := p.svc.AddDomain(ctx, "b", "e.example"); err != nil {
+		t.Errorf("a destroyed app's domain is not free: %v", err)
+	}
+
 	// They survive a restart.
 	p.stop()
 	p = startPlatform(t, dataDir)
 	ds, err := p.svc.Domains(ctx, "b")
-	if err != nil || len(ds) != 1 || ds[0] != (deploy.Domain{Host: "www.b.example", Source: deploy.DomainAdded}) {
+	if err != nil || len(ds) != 2 || ds[0] != (deploy.Domain{Host: "www.b.example", Source: deploy.DomainAdded}) {
 		t.Errorf("b's domains after a restart: %+v %v", ds, err)
 	}
 }
