@@ -35,3 +35,5 @@ fuzz:
 	$(GO) test ./deploy/marathon -run '^$$' -fuzz FuzzDecodeApps -fuzztime 30s
 	$(GO) test ./router -run '^$$' -fuzz FuzzRender -fuzztime 30s
 	$(GO) test ./web -run '^$$' -fuzz FuzzScaleBody -fuzztime 30s
+	$(GO) test ./web -run '^$$' -fuzz FuzzConfigPatch -fuzztime 30s
+	$(GO) test ./deploy -run '^$$' -fuzz FuzzApplyConfig -fuzztime 30s

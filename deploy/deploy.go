@@ -82,7 +82,12 @@ type Release struct {
 	Command    string            `json:"command,omitempty"` // start command, run with sh -c in the unpacked slug
 	Image      string            `json:"image,omitempty"`   // Docker image instead of a slug (Marathon only)
 	Descriptor Descriptor        `json:"descriptor"`
-	Env        map[string]string `json:"env,omitempty"`
+	Env        map[string]string `json:"env,omitempty"` // the descriptor's env
+	// Config is the app's config vars as this release runs with them
+	// (they override Env). Never shown: the store keeps it, the API
+	// shows ConfigKeys.
+	Config     map[string]string `json:"-"`
+	ConfigKeys []string          `json:"configKeys,omitempty"`
 	CreatedAt  time.Time         `json:"createdAt"`
 }
 
@@ -110,6 +115,11 @@ type App struct {
 	// SavedInstanceSeconds is how many instance-seconds sleeping saved
 	// (desired instances × time asleep), summed over the app's life.
 	SavedInstanceSeconds float64 `json:"savedInstanceSeconds"`
+	// ConfigKeys names the app's config vars (docs/config.md); their
+	// values are shown only by GET /api/v1/apps/<app>/config. Domains
+	// above lists the descriptor's domains, then those added with
+	// flock domains add.
+	ConfigKeys []string `json:"configKeys,omitempty"`
 
 	// Descriptor of the current release: checks, ports and scaling bounds
 	// for the router, the scaler and the waker.

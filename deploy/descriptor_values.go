@@ -119,20 +119,10 @@ func (p parser) domains(key string, raw json.RawMessage) ([]string, error) {
 		if err != nil {
 			return nil, err
 		}
-		switch {
-		case strings.Contains(s, "*"):
-			return nil, p.fail(k, "%s must not be a wildcard", quote(s))
-		case IsAddress(s):
-			return nil, p.fail(k, "%s must be a host name, not an IP address (an address reaches every app and Flock)", quote(s))
-		case strings.Contains(s, ":"):
-			return nil, p.fail(k, "%s must not include a port", quote(s))
-		case s != strings.ToLower(s):
-			return nil, p.fail(k, "%s must be lower case", quote(s))
-		case !validHost(s):
-			return nil, p.fail(k, "%s must be a host name: dot-separated DNS labels, at most 253 characters", quote(s))
-		case s == "localhost":
-			return nil, p.fail(k, "%s must not be localhost (it is this machine, not one app)", quote(s))
-		case slices.Contains(out, s):
+		if rule := domainRule(s); rule != "" {
+			return nil, p.fail(k, "%s %s", quote(s), rule)
+		}
+		if slices.Contains(out, s) {
 			return nil, p.fail(k, "%s is listed twice", quote(s))
 		}
 		out = append(out, s)

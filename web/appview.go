@@ -18,6 +18,9 @@ type liveView struct {
 	Domains   []string
 	Instances []instView
 	Chart     chartView
+
+	// ConfigKeys names the config vars; values never reach a page.
+	ConfigKeys []string
 }
 
 type instView struct {
@@ -62,7 +65,7 @@ type appData struct {
 
 func (s *Server) live(a deploy.App, csrf string) liveView {
 	now := time.Now()
-	v := liveView{appRow: s.row(a, now, csrf), Idle: a.Idle, Domains: a.Domains}
+	v := liveView{appRow: s.row(a, now, csrf), Idle: a.Idle, Domains: a.Domains, ConfigKeys: a.ConfigKeys}
 	view := func(process string, in deploy.Instance) instView {
 		return instView{
 			ID: in.ID, Host: in.Host, Port: in.Port, Release: in.Release, Process: process,

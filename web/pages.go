@@ -104,6 +104,8 @@ func (s *Server) pageRoutes(e *gin.Engine) {
 	e.POST("/apps/:app/wake", s.writeAuth, s.formAction("wake", s.actor.Wake))
 	e.POST("/apps/:app/destroy", s.writeAuth, s.formDestroy)
 	e.POST("/apps/:app/rollback", s.writeAuth, s.rollback)
+	e.POST("/apps/:app/config", s.writeAuth, s.formConfig)
+	e.POST("/apps/:app/domains", s.writeAuth, s.formDomain)
 }
 
 // pageAuth lets a page through with a session (or when read-only) and

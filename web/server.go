@@ -31,6 +31,10 @@ type Reader interface {
 	FollowDeploy(ctx context.Context, id string, w io.Writer) error
 	Logs(ctx context.Context, name string, follow bool, w io.Writer) error
 	Subscribe() (<-chan deploy.Event, func())
+	// Config returns an app's config vars with their values; only
+	// routes that need the token (never a read-only dashboard) call it.
+	Config(ctx context.Context, name string) (map[string]string, error)
+	Domains(ctx context.Context, name string) ([]deploy.Domain, error)
 }
 
 // Actor is what the API and the dashboard ask the platform to do. Every
@@ -43,6 +47,10 @@ type Actor interface {
 	Sleep(ctx context.Context, name string) error
 	Wake(ctx context.Context, name string) error
 	Destroy(ctx context.Context, name string) error
+	Create(ctx context.Context, name string) (deploy.App, error)
+	SetConfig(ctx context.Context, name string, patch map[string]*string, log io.Writer) (deploy.Release, error)
+	AddDomain(ctx context.Context, name, host string) error
+	RemoveDomain(ctx context.Context, name, host string) error
 }
 
 // Platform is the release pipeline as the web server is given it: a
@@ -291,6 +299,12 @@ func (s *Server) routes() *gin.Engine {
 	api.GET("/deploys/:id", s.readAuth, s.getDeploy)
 	api.GET("/events", s.readAuth, s.events)
 	api.GET("/openapi.json", s.readAuth, s.openapi)
+	api.POST("/apps", s.writeAuth, s.createApp)
+	api.GET("/apps/:app/config", s.logsAuth, s.getConfig)
+	api.PATCH("/apps/:app/config", s.writeAuth, s.patchConfig)
+	api.GET("/apps/:app/domains", s.readAuth, s.listDomains)
+	api.POST("/apps/:app/domains", s.writeAuth, s.addDomain)
+	api.DELETE("/apps/:app/domains/:host", s.writeAuth, s.removeDomain)
 
 	s.pageRoutes(e)
 	return e

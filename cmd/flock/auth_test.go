@@ -51,7 +51,8 @@ func TestNoLoopbackTrust(t *testing.T) {
 		t.Fatalf("releases with the token = %d %s", code, body)
 	}
 	paths := []string{"/api/v1/apps", "/api/v1/apps/hello", "/api/v1/apps/hello/logs", "/api/v1/apps/hello/releases",
-		"/api/v1/deploys/" + rels.Deploys[0].ID, "/api/v1/events", "/metrics", "/artifacts/hello/v1.tar.gz"}
+		"/api/v1/deploys/" + rels.Deploys[0].ID, "/api/v1/events", "/metrics", "/artifacts/hello/v1.tar.gz",
+		"/api/v1/apps/hello/config", "/api/v1/apps/hello/domains"}
 	for _, p := range paths {
 		if code, body := call(base+p, "", ""); code != http.StatusUnauthorized || !strings.Contains(body, `"error"`) {
 			t.Errorf("GET %s from loopback without the token = %d %s, want 401 with a JSON error", p, code, body)

@@ -410,6 +410,7 @@ func addClientCommands(root *cobra.Command) {
 		action("sleep", "Put an app to sleep until its next request", "is asleep"),
 		action("wake", "Wake a sleeping app", "is waking"),
 		logsCmd, releasesCmd, rollbackCmd, destroyCmd)
+	root.AddCommand(configCommands()...) // client_config.go
 }
 
 func short(commit string) string {

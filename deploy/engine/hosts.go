@@ -35,19 +35,47 @@ func (s *Service) checkHosts(app string, d deploy.Descriptor) error {
 }
 
 func (s *Service) checkHostsLocked(app string, d deploy.Descriptor) error {
-	recs, rels, err := s.store.appsWithCurrent()
+	owners, isNew, err := s.ownersLocked(app)
 	if err != nil {
 		return fmt.Errorf("check domains of %s: %w", app, err)
 	}
-	// owners maps every host taken by another app to what it is to that app.
-	owners := map[string]string{}
-	isNew := true
+	key := "flock.domains"
+	if d.File == "flock.json" {
+		key = "domains"
+	}
+	for i, h := range d.Domains {
+		if owner, ok := owners[h]; ok {
+			return &deploy.DescriptorError{File: d.File, Key: fmt.Sprintf("%s[%d]", key, i), Rule: fmt.Sprintf("%q is %s", h, owner)}
+		}
+	}
+	own := s.Host(app)
+	if owner, ok := owners[own]; ok && isNew {
+		return fmt.Errorf("app %s: its host %q is %s: %w", app, own, owner, deploy.ErrConflict)
+	}
+	return nil
+}
+
+// ownersLocked maps every host taken by an app other than app (its host,
+// its descriptor's domains, the domains added to it, the hosts of its
+// rollout in progress) and the API's hosts to what the host is to its
+// owner. isNew reports that app has no release yet. The caller holds
+// s.hosts.mu.
+func (s *Service) ownersLocked(app string) (owners map[string]string, isNew bool, err error) {
+	recs, rels, err := s.store.appsWithCurrent()
+	if err != nil {
+		return nil, false, err
+	}
+	owners = map[string]string{}
+	isNew = true
 	for i, rec := range recs {
 		if rec.Name == app {
 			isNew = rec.Current == ""
 			continue
 		}
 		for _, h := range rels[i].Descriptor.Domains {
+			owners[h] = "app " + rec.Name + "'s domain"
+		}
+		for _, h := range rec.Domains {
 			owners[h] = "app " + rec.Name + "'s domain"
 		}
 	}
@@ -68,20 +96,7 @@ func (s *Service) checkHostsLocked(app string, d deploy.Descriptor) error {
 	for _, h := range s.cfg.APIHosts {
 		owners[strings.ToLower(h)] = "the API's host"
 	}
-	key := "flock.domains"
-	if d.File == "flock.json" {
-		key = "domains"
-	}
-	for i, h := range d.Domains {
-		if owner, ok := owners[h]; ok {
-			return &deploy.DescriptorError{File: d.File, Key: fmt.Sprintf("%s[%d]", key, i), Rule: fmt.Sprintf("%q is %s", h, owner)}
-		}
-	}
-	own := s.Host(app)
-	if owner, ok := owners[own]; ok && isNew {
-		return fmt.Errorf("app %s: its host %q is %s: %w", app, own, owner, deploy.ErrConflict)
-	}
-	return nil
+	return owners, isNew, nil
 }
 
 // claimHosts checks an app's hosts as checkHosts does and holds them until

@@ -106,6 +106,7 @@ func (s *Service) build(ctx context.Context, app string, desc deploy.Descriptor,
 	rel := deploy.Release{
 		App: app, Name: name, Version: prev.LastVersion, Commit: req.Commit, Trigger: rec.Trigger,
 		Slug: slug, Command: cmd, Image: desc.Image, Descriptor: desc, Env: maps.Clone(desc.Env), CreatedAt: time.Now().UTC(),
+		Config: s.configNow(app), // the app's config vars as they are now (config.go)
 	}
 	if err := s.store.putRelease(rel); err != nil {
 		return deploy.Release{}, fmt.Errorf("record release %s %s: %w", app, name, err)
@@ -250,7 +251,12 @@ func (s *Service) Rollback(ctx context.Context, app, release string, log io.Writ
 		if err := s.store.putRelease(rel); err != nil {
 			return deploy.Release{}, fmt.Errorf("rollback %s: %w", app, err)
 		}
-		return rel, s.rollout(ctx, rel, log)
+		undo := s.adoptConfig(app, rel.Config) // a rollback restores old's config vars
+		if err := s.rollout(ctx, rel, log); err != nil {
+			undo()
+			return rel, err
+		}
+		return rel, nil
 	})
 }
 

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flock-paas/flock/deploy/testkit"
+
 	"github.com/flock-paas/flock/deploy"
 )
 
@@ -94,7 +96,7 @@ func TestCallerLeavingStopsFollowingNotTheDeploy(t *testing.T) {
 	case <-time.After(60 * time.Second):
 		t.Fatal("the build never started")
 	}
-	waitFor(t, 10*time.Second, "the caller to see the first chatty line", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "the caller to see the first chatty line", func() bool {
 		return strings.Contains(w.String(), "chatty line 0")
 	})
 	leave()
@@ -115,7 +117,7 @@ func TestCallerLeavingStopsFollowingNotTheDeploy(t *testing.T) {
 		_, err := p.svc.Deploy(ctx2, deploy.DeployRequest{Dir: src2, Commit: "c2"}, io.Discard)
 		returned2 <- err
 	}()
-	waitFor(t, 10*time.Second, "the second deploy queued", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "the second deploy queued", func() bool {
 		ds, _ := p.svc.Deploys(context.Background(), "hello")
 		return len(ds) == 2
 	})
@@ -129,7 +131,7 @@ func TestCallerLeavingStopsFollowingNotTheDeploy(t *testing.T) {
 	close(chatty.resume)
 
 	var ds []deploy.Rollout
-	waitFor(t, 60*time.Second, "both deploys to finish without their callers", func() bool {
+	testkit.WaitFor(t, 60*time.Second, "both deploys to finish without their callers", func() bool {
 		ds, _ = p.svc.Deploys(context.Background(), "hello")
 		return len(ds) == 2 && ds[0].FinishedAt != nil && ds[1].FinishedAt != nil
 	})
@@ -237,7 +239,7 @@ func TestActionsWhoseCallerLeft(t *testing.T) {
 	if err := p.svc.Wake(gone, "hello"); err != nil {
 		t.Fatalf("wake for a client that left: %v", err)
 	}
-	waitFor(t, 20*time.Second, "the woken app healthy", func() bool {
+	testkit.WaitFor(t, 20*time.Second, "the woken app healthy", func() bool {
 		a := app()
 		return a.HealthyCount() == a.Desired && a.Desired == 2
 	})
@@ -257,7 +259,7 @@ func TestCallerWriterPanics(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "broken writer") {
 		t.Errorf("Deploy with a writer that panics = %v, want an error naming the panic", err)
 	}
-	waitFor(t, 30*time.Second, "the deploy to succeed without its caller", func() bool {
+	testkit.WaitFor(t, 30*time.Second, "the deploy to succeed without its caller", func() bool {
 		a, err := p.svc.App(context.Background(), "hello")
 		return err == nil && a.Release == "v1" && a.HealthyCount() == 1
 	})

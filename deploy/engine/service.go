@@ -216,10 +216,10 @@ func healthy(ins []deploy.Instance) int { return deploy.App{Instances: ins}.Heal
 func (s *Service) spec(r deploy.Release, n int) deploy.Spec {
 	sp := deploy.Spec{
 		App: r.App, Release: r.Name, Commit: r.Commit, Command: r.Command,
-		SlugPath: r.Slug, Image: r.Image, Instances: n, Env: deploy.RunEnv(r.Env), Descriptor: r.Descriptor,
+		SlugPath: r.Slug, Image: r.Image, Instances: n, Env: deploy.RunEnv(deploy.MergeEnv(r.Env, r.Config)), Descriptor: r.Descriptor,
 	}
 	if r.Slug != "" && s.cfg.ArtifactURL != "" {
-		sp.SlugURL = strings.TrimSuffix(s.cfg.ArtifactURL, "/") + "/artifacts/" + r.App + "/" + r.Name + ".tar.gz"
+		sp.SlugURL = strings.TrimSuffix(s.cfg.ArtifactURL, "/") + "/artifacts/" + r.App + "/" + slugFile(r)
 		if s.cfg.SignURL != nil {
 			sp.SlugURL = s.cfg.SignURL(sp.SlugURL)
 		}
@@ -300,7 +300,7 @@ func (s *Service) view(ctx context.Context, rec appRecord, rel deploy.Release) (
 		Name: rec.Name, URL: s.URL(rec.Name), Desired: rec.Desired, Release: rec.Current,
 		MemoryEnforced: s.cfg.MemoryEnforced, SavedInstanceSeconds: rec.SavedSeconds,
 		Instances: []deploy.Instance{},
-		Version:   rel.Version, Commit: rel.Commit, Descriptor: rel.Descriptor, Domains: rel.Descriptor.Domains,
+		Version:   rel.Version, Commit: rel.Commit, Descriptor: rel.Descriptor, Domains: appDomains(rec, rel), ConfigKeys: deploy.ConfigKeys(rec.Config),
 	}
 	a.IdleTimeout = a.Descriptor.IdleTimeout(s.cfg.Idle)
 	a.Idle = "never"
@@ -362,6 +362,8 @@ func state(rec appRecord, healthy int, restarted, deploying, waking bool) deploy
 	switch {
 	case rec.Current == "" && deploying:
 		return deploy.StateDeploying
+	case rec.Current == "" && rec.LastVersion == 0 && rec.Failed == "":
+		return deploy.StateStopped // made by flock create: nothing deployed yet
 	case rec.Current == "":
 		return deploy.StateFailed
 	case rec.Asleep:

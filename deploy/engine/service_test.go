@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flock-paas/flock/deploy/testkit"
+
 	"github.com/flock-paas/flock/deploy/engine"
 
 	"github.com/flock-paas/flock/builder"
@@ -95,17 +97,6 @@ func example(t *testing.T, name string) string {
 	return dst
 }
 
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func get(t *testing.T, in deploy.Instance) (int, string) {
 	t.Helper()
 	resp, err := http.Get("http://" + in.Host + ":" + strconv.Itoa(in.Port) + "/")
@@ -175,7 +166,7 @@ func TestServiceLifecycle(t *testing.T) {
 		go func() { defer wg.Done(); p.svc.Wake(ctx, "hello") }()
 	}
 	wg.Wait()
-	waitFor(t, 15*time.Second, "awake and healthy", func() bool {
+	testkit.WaitFor(t, 15*time.Second, "awake and healthy", func() bool {
 		a, _ = p.svc.App(ctx, "hello")
 		return a.State == deploy.StateRunning && a.HealthyCount() == a.Desired
 	})
@@ -239,7 +230,7 @@ func TestServiceReconcilesAfterRestart(t *testing.T) {
 	p.stop()
 
 	p = startPlatform(t, dataDir)
-	waitFor(t, 20*time.Second, "2 healthy instances after restart", func() bool {
+	testkit.WaitFor(t, 20*time.Second, "2 healthy instances after restart", func() bool {
 		a, err := p.svc.App(ctx, "hello")
 		return err == nil && a.HealthyCount() == 2
 	})
@@ -262,7 +253,7 @@ func TestDeployQueueSupersedes(t *testing.T) {
 		_, err := p.svc.Deploy(ctx, deploy.DeployRequest{Dir: slow, Commit: "slow"}, io.Discard)
 		errs <- err
 	}()
-	waitFor(t, 10*time.Second, "the slow deploy running", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "the slow deploy running", func() bool {
 		a, _ := p.svc.App(ctx, "hello")
 		return a.State == deploy.StateDeploying
 	})
@@ -272,7 +263,7 @@ func TestDeployQueueSupersedes(t *testing.T) {
 		second <- err
 	}()
 	var queuedID string
-	waitFor(t, 10*time.Second, "the second deploy queued", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "the second deploy queued", func() bool {
 		ds, _ := p.svc.Deploys(ctx, "hello")
 		if len(ds) == 3 {
 			queuedID = ds[0].ID

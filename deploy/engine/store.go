@@ -51,6 +51,11 @@ type appRecord struct {
 	// Formation is how many instances of each non-web process type run
 	// while the app is awake; a type not listed runs defaultProcessCount.
 	Formation map[string]int `json:"formation,omitempty"`
+	// Config is the app's config vars, what its next release runs with
+	// (config.go); Domains are those added with flock domains add
+	// (domains.go).
+	Config  map[string]string `json:"config,omitempty"`
+	Domains []string          `json:"domains,omitempty"`
 }
 
 // Close writes a last copy of the store and closes it.
@@ -118,7 +123,7 @@ func (s *Store) appsWithCurrent() ([]appRecord, []deploy.Release, error) {
 				if !ok {
 					return fmt.Errorf("release %q of %s: %w", r.Current, r.Name, deploy.ErrNotFound)
 				}
-				if err := get(tx, bucketReleases, releaseKey(r.Name, n), &rel); err != nil {
+				if err := getRelease(tx, releaseKey(r.Name, n), &rel); err != nil {
 					return fmt.Errorf("release %s of %s: %w", r.Current, r.Name, err)
 				}
 			}
@@ -152,7 +157,9 @@ func (s *Store) updateApp(name string, create bool, fn func(*appRecord) error) (
 }
 
 func (s *Store) putRelease(r deploy.Release) error {
-	err := s.db.Update(func(tx *bolt.Tx) error { return put(tx, bucketReleases, releaseKey(r.App, r.Version), r) })
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		return put(tx, bucketReleases, releaseKey(r.App, r.Version), encodeRelease(r))
+	})
 	if err == nil {
 		s.changed()
 	}
@@ -165,7 +172,7 @@ func (s *Store) release(app, name string) (deploy.Release, error) {
 		return deploy.Release{}, fmt.Errorf("release %q: %w", name, deploy.ErrNotFound)
 	}
 	var r deploy.Release
-	err := s.db.View(func(tx *bolt.Tx) error { return get(tx, bucketReleases, releaseKey(app, v), &r) })
+	err := s.db.View(func(tx *bolt.Tx) error { return getRelease(tx, releaseKey(app, v), &r) })
 	return r, err
 }
 
@@ -176,7 +183,7 @@ func (s *Store) releases(app string) ([]deploy.Release, error) {
 		prefix := []byte(app + "/")
 		for k, v := c.Seek(prefix); k != nil && strings.HasPrefix(string(k), string(prefix)); k, v = c.Next() {
 			var r deploy.Release
-			if err := json.Unmarshal(v, &r); err != nil {
+			if err := decodeRelease(v, &r); err != nil {
 				return err
 			}
 			out = append(out, r)

@@ -95,6 +95,8 @@ func TestState(t *testing.T) {
 	}{
 		{"first deploy", appRecord{}, 0, false, true, false, deploy.StateDeploying},
 		{"first deploy failed", appRecord{Failed: "build failed"}, 0, false, false, false, deploy.StateFailed},
+		{"first deploy failed, no version", appRecord{LastVersion: 1}, 0, false, false, false, deploy.StateFailed},
+		{"created empty (flock create)", appRecord{}, 0, false, false, false, deploy.StateStopped},
 		{"running", appRecord{Current: "v1", Desired: 1}, 1, false, false, false, deploy.StateRunning},
 		{"asleep", appRecord{Current: "v1", Desired: 1, Asleep: true}, 0, false, false, false, deploy.StateSleeping},
 		{"stopped", appRecord{Current: "v1"}, 0, false, false, false, deploy.StateStopped},

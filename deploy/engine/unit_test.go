@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flock-paas/flock/deploy/testkit"
+
 	"github.com/flock-paas/flock/deploy"
 )
 
@@ -186,7 +188,7 @@ func TestUnitRestartHandsDesiredStateToANewScheduler(t *testing.T) {
 
 	sched := newFakeScheduler()
 	u2 := startUnit(t, dir, sched)
-	waitFor(t, 10*time.Second, "the new scheduler to run both apps", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "the new scheduler to run both apps", func() bool {
 		_, a := sched.spec("awake")
 		_, b := sched.spec("asleep")
 		return a && b

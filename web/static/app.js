@@ -99,6 +99,7 @@
       }
       return res.json().then(function (j) {
         toast(j.message || 'done');
+        if (form.hasAttribute('data-reset')) form.reset(); // a secret typed in stays on no page
         if (form.dataset.then) { location.assign(form.dataset.then); return; }
         var row = form.closest('tr[data-app]');
         if (row) refreshRow(row.dataset.app);
