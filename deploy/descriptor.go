@@ -51,8 +51,25 @@ type Descriptor struct {
 	// ("worker", "clock"), by type: they run beside the app, unrouted
 	// (processes.go).
 	Processes map[string]string `json:"processes,omitempty"`
+	// HTTPS holds the app's HTTPS options; nil: the defaults.
+	HTTPS *HTTPSOptions `json:"https,omitempty"`
 	// File is where the descriptor came from ("package.json", "flock.json").
 	File string `json:"file,omitempty"`
+}
+
+// HTTPSOptions is the descriptor's "https" object.
+type HTTPSOptions struct {
+	// Redirect false keeps plain HTTP answering for an app whose
+	// certificate is publicly trusted (ACME); nil or true: HTTP is
+	// redirected to HTTPS (308).
+	Redirect *bool `json:"redirect,omitempty"`
+}
+
+// RedirectsHTTP reports whether HTTP requests to the app may be
+// redirected to HTTPS once its certificate is publicly trusted: unless
+// the descriptor says "https": {"redirect": false}.
+func (d Descriptor) RedirectsHTTP() bool {
+	return d.HTTPS == nil || d.HTTPS.Redirect == nil || *d.HTTPS.Redirect
 }
 
 // DefaultStableSeconds is the stability window of a release whose

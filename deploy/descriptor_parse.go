@@ -47,7 +47,7 @@ var (
 // is a typo the user wants to hear about.
 var (
 	flockKeys = []string{"instances", "cpus", "mem", "ports", "cmd", "env", "idle",
-		"minInstances", "maxInstances", "domains", "checks", "image", "branch", "stableSeconds"}
+		"minInstances", "maxInstances", "domains", "checks", "image", "branch", "stableSeconds", "https"}
 	checkKeys = []string{"path", "protocol", "portIndex", "intervalSeconds", "timeoutSeconds",
 		"gracePeriodSeconds", "maxConsecutiveFailures"}
 )
@@ -350,6 +350,11 @@ func (p parser) flock(d *Descriptor, prefix string, m map[string]json.RawMessage
 			return p.fail(prefix+"branch", "must be a valid git branch name (no spaces, \"..\", \"~^:?*[\\\", leading '-' or '/', trailing \".lock\")")
 		}
 	}
+	if raw, ok := m["https"]; ok {
+		if d.HTTPS, err = p.https(prefix+"https", raw); err != nil {
+			return err
+		}
+	}
 	checksKey, checks := prefix+"checks", m["checks"]
 	if beside != nil {
 		if checks != nil {
@@ -627,4 +632,25 @@ func (p parser) check(prefix string, raw json.RawMessage, ports int) (Check, err
 		c.TimeoutSeconds = c.IntervalSeconds // the default timeout shrinks to a short interval
 	}
 	return c, nil
+}
+
+// https parses the "https" object: {"redirect": false} keeps plain HTTP
+// for an app with a publicly trusted certificate.
+func (p parser) https(key string, raw json.RawMessage) (*HTTPSOptions, error) {
+	m, err := p.object(key, raw)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.unknown(key+".", m, []string{"redirect"}); err != nil {
+		return nil, err
+	}
+	o := &HTTPSOptions{}
+	if r, ok := m["redirect"]; ok {
+		var v bool
+		if string(r) != "true" && string(r) != "false" || json.Unmarshal(r, &v) != nil {
+			return nil, p.fail(key+".redirect", "must be true or false")
+		}
+		o.Redirect = &v
+	}
+	return o, nil
 }
