@@ -93,6 +93,8 @@ type Router struct {
 	// at each change, and why a host has none.
 	certs    map[string]Cert
 	certGen  uint64
+	// certsComplete: CertsComplete was called.
+	certsComplete bool
 	certErrs map[string]string
 	// lastHosts is host → backend of the last model built, for Err.
 	lastHosts map[string]string

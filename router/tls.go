@@ -65,6 +65,19 @@ func (r *Router) RemoveCert(host string) {
 	}
 }
 
+// CertsComplete tells the router that every certificate it should serve
+// has been given to SetCert: from then on it removes from HAProxy the
+// certificates a previous run left in the crt-list that nobody claimed
+// (a host that went while Flock was down). Until then they keep serving,
+// so that a restart does not take a certificate away and give it back.
+func (r *Router) CertsComplete() {
+	r.mu.Lock()
+	r.certsComplete = true
+	r.certGen++
+	r.mu.Unlock()
+	r.poke()
+}
+
 // SetCertError records why host has no (fresh) certificate; Err shows it
 // on the host's app. An empty msg clears it. HTTP routing is untouched.
 func (r *Router) SetCertError(host, msg string) {

@@ -108,6 +108,7 @@ func (t *tlsLive) sync(ctx context.Context, r *Router, want *model) {
 	r.mu.Lock()
 	changed := r.certGen != t.gen || t.failed
 	var certs map[string]Cert
+	complete := r.certsComplete
 	if changed {
 		certs = maps.Clone(r.certs)
 		t.gen = r.certGen
@@ -115,20 +116,21 @@ func (t *tlsLive) sync(ctx context.Context, r *Router, want *model) {
 	r.mu.Unlock()
 	t.failed = false
 	if changed {
-		t.syncCerts(ctx, r, certs)
+		t.syncCerts(ctx, r, certs, complete)
 	}
 	t.syncRedirects(ctx, r, want)
 }
 
-// syncCerts installs, replaces and removes certificates.
-func (t *tlsLive) syncCerts(ctx context.Context, r *Router, certs map[string]Cert) {
+// syncCerts installs, replaces and removes certificates; those nobody
+// gave are only removed once complete (Router.CertsComplete).
+func (t *tlsLive) syncCerts(ctx context.Context, r *Router, certs map[string]Cert, complete bool) {
 	byFile := make(map[string]Cert, len(certs))
 	for _, c := range certs {
 		byFile[c.File] = c
 	}
 	list := r.settings.path(crtListFile)
 	for file := range t.live {
-		if _, ok := byFile[file]; ok {
+		if _, ok := byFile[file]; ok || !complete {
 			continue
 		}
 		err := r.admin.expect(ctx, "del ssl crt-list "+list+" "+file, nil, "deleted", "does not exist")

@@ -25,6 +25,7 @@ type Router interface {
 	SetCert(host string, c router.Cert) error
 	RemoveCert(host string)
 	SetCertError(host, msg string)
+	CertsComplete()
 }
 
 // Config configures a Manager.
@@ -143,9 +144,14 @@ func (m *Manager) Run(ctx context.Context) error {
 		inFlight: map[string]bool{}, results: make(chan result, m.cfg.Workers)}
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
-	for {
+	for first := true; ; first = false {
 		hosts, changed := m.rt.Hosts()
 		next := r.reconcile(ctx, hosts)
+		if first {
+			// Every stored certificate is with the router: what else the
+			// last run left in HAProxy may go.
+			m.rt.CertsComplete()
+		}
 		r.launch(ctx)
 		timer.Reset(max(time.Until(next), time.Second))
 	wait:

@@ -1,0 +1,161 @@
+package certs
+
+import (
+	"crypto/x509"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/flock-paas/flock/deploy"
+	"github.com/flock-paas/flock/router"
+)
+
+// TestLocalCAServesEveryHost runs the router with HTTPS on a real HAProxy
+// and the manager with the local CA, and checks what a user with only
+// ca.pem trusted sees: each host answers over HTTP/2 with its own
+// certificate, the app learns the request came over HTTPS, a sleeping
+// app's request reaches the waker, a new host is served without a
+// reload, a host that goes loses its certificate, and a restart serves
+// every certificate at once.
+func TestLocalCAServesEveryHost(t *testing.T) {
+	_, helloPort := echo(t, "hello")
+	_, shopPort := echo(t, "shop")
+	waker, _ := echo(t, "waker")
+	hello, shop, sleepy := appWith("hello", helloPort), appWith("shop", shopPort), appWith("sleepy")
+	dir := shortDir(t)
+	r := newRig(t, dir, router.Config{WakerAddr: waker}, []deploy.App{hello, shop, sleepy}, func(*Config) {})
+	c := r.client()
+
+	for _, tc := range []struct{ host, want string }{
+		{"hello.localhost", "hello https 127.0.0.1 hello /x?y=1"},
+		{"shop.localhost", "shop https 127.0.0.1 shop /x?y=1"},
+		{"sleepy.localhost", "waker https 127.0.0.1 sleepy /x?y=1"}, // no instance: the waker wakes it
+	} {
+		var a answer
+		waitFor(t, 10*time.Second, "https://"+tc.host, func() bool {
+			var err error
+			a, err = get(c, "https://"+tc.host+"/x?y=1")
+			return err == nil
+		})
+		if a.code != 200 || a.body != tc.want {
+			t.Errorf("https://%s: %d %q, want 200 %q", tc.host, a.code, a.body, tc.want)
+		}
+		if a.proto != "HTTP/2.0" {
+			t.Errorf("https://%s: %s, want HTTP/2.0 (ALPN h2)", tc.host, a.proto)
+		}
+		if !slices.Equal(a.names, []string{tc.host}) {
+			t.Errorf("https://%s: certificate for %v, want its own", tc.host, a.names)
+		}
+	}
+	// Plain HTTP still serves the local CA's apps: no redirect.
+	plain := httpsClient(nil, r.cfg.HTTPAddr)
+	if a, err := get(plain, "http://hello.localhost/x?y=1"); err != nil || a.code != 200 || a.body != "hello http 127.0.0.1 hello /x?y=1" {
+		t.Errorf("http://hello.localhost: %+v %v, want 200 from hello with X-Forwarded-Proto http", a, err)
+	}
+	for _, h := range []string{"hello.localhost", "shop.localhost"} {
+		fi, err := os.Stat(filepath.Join(dir, "certs", h+".pem"))
+		if err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s.pem: %v, mode %v, want 0600", h, err, fi.Mode())
+		}
+	}
+
+	// A new host on a running backend (a domain added): its certificate
+	// arrives through the runtime API, with no reload.
+	pid, reloads := r.worker()
+	hello.Domains = []string{"hello.example.test"}
+	r.rt.Update([]deploy.App{hello, shop, sleepy})
+	waitFor(t, 10*time.Second, "https://hello.example.test", func() bool {
+		a, err := get(c, "https://hello.example.test/")
+		return err == nil && a.code == 200 && slices.Equal(a.names, []string{"hello.example.test"})
+	})
+	if p, n := r.worker(); p != pid || n != reloads {
+		t.Errorf("worker %s after %s reloads, was %s after %s: the certificate came by a reload", p, n, pid, reloads)
+	}
+
+	// A host that goes: its certificate leaves HAProxy and the crt-list.
+	r.rt.Update([]deploy.App{hello, sleepy})
+	waitFor(t, 10*time.Second, "shop's certificate to go", func() bool {
+		_, err := get(c, "https://shop.localhost/")
+		return err != nil
+	})
+	list, _ := os.ReadFile(filepath.Join(dir, "haproxy", "crt-list"))
+	if strings.Contains(string(list), "shop.localhost") {
+		t.Errorf("crt-list still names shop:\n%s", list)
+	}
+
+	// A restart of the router, before the manager runs again: the new
+	// HAProxy serves every certificate from the crt-list on disk.
+	r.stop()
+	list, _ = os.ReadFile(filepath.Join(dir, "haproxy", "crt-list"))
+	t.Logf("crt-list at stop:\n%s", list)
+	r2 := newRig(t, dir, r.cfg, []deploy.App{hello, sleepy}, nil)
+	c2 := r2.client()
+	for _, h := range []string{"hello.localhost", "hello.example.test", "sleepy.localhost"} {
+		if a, err := get(c2, "https://"+h+"/"); err != nil || a.code != 200 {
+			t.Errorf("after a restart, https://%s: %+v %v", h, a, err)
+		}
+	}
+}
+
+// TestTrustedCertificatesRedirect runs the manager with a publicly
+// trusted issuer (here a second CA, not Flock's): HTTP to its hosts
+// redirects to HTTPS with 308, unless the app opts out; ACME's
+// challenges stay on HTTP and reach the ACME handler.
+func TestTrustedCertificatesRedirect(t *testing.T) {
+	_, helloPort := echo(t, "hello")
+	_, plainPort := echo(t, "plain")
+	acme, _ := echo(t, "acme")
+	public, err := OpenLocalCA(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	no := false
+	plainApp := appWith("plain", plainPort)
+	plainApp.Descriptor.HTTPS = &deploy.HTTPSOptions{Redirect: &no}
+	dir := shortDir(t)
+	r := newRig(t, dir, router.Config{ACMEAddr: acme}, []deploy.App{appWith("hello", helloPort), plainApp}, func(c *Config) {
+		c.Issuer = public
+		c.LocalOnly = func(string) bool { return false }
+	})
+	plain := httpsClient(nil, r.cfg.HTTPAddr)
+	_, port, _ := strings.Cut(r.cfg.HTTPSAddr, ":")
+	var a answer
+	waitFor(t, 10*time.Second, "http://hello.localhost to redirect", func() bool {
+		a, err = get(plain, "http://hello.localhost/x?y=1")
+		return err == nil && a.code == 308
+	})
+	if want := "https://hello.localhost:" + port + "/x?y=1"; a.loc != want {
+		t.Errorf("Location %q, want %q", a.loc, want)
+	}
+	if a, err := get(plain, "http://hello.localhost/.well-known/acme-challenge/tok"); err != nil || a.body != "acme http 127.0.0.1 hello /.well-known/acme-challenge/tok" {
+		t.Errorf("ACME challenge: %+v %v, want it answered by the ACME handler over HTTP", a, err)
+	}
+	// The opted-out app keeps HTTP (once its certificate is in, so that
+	// the check is not won by arriving early).
+	pub := publicClient(t, public, r.cfg.HTTPSAddr)
+	waitFor(t, 10*time.Second, "https://plain.localhost", func() bool {
+		a, err := get(pub, "https://plain.localhost/")
+		return err == nil && a.code == 200
+	})
+	if a, err := get(plain, "http://plain.localhost/"); err != nil || a.code != 200 || !strings.HasPrefix(a.body, "plain http ") {
+		t.Errorf("http://plain.localhost: %+v %v, want 200 (redirect false)", a, err)
+	}
+	if a, err := get(pub, "https://hello.localhost/x"); err != nil || a.body != "hello https 127.0.0.1 hello /x" {
+		t.Errorf("https://hello.localhost: %+v %v", a, err)
+	}
+}
+
+// publicClient trusts ca alone.
+func publicClient(t *testing.T, ca *LocalCA, addr string) *http.Client {
+	pem, err := os.ReadFile(ca.File())
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(pem)
+	return httpsClient(roots, addr)
+}
