@@ -91,11 +91,11 @@ type Router struct {
 	liveApps  map[string]bool // backends the running worker has
 	// HTTPS (tls.go): the certificates wanted per host, bumped certGen
 	// at each change, and why a host has none.
-	certs    map[string]Cert
-	certGen  uint64
+	certs   map[string]Cert
+	certGen uint64
 	// certsComplete: CertsComplete was called.
 	certsComplete bool
-	certErrs map[string]string
+	certErrs      map[string]string
 	// lastHosts is host → backend of the last model built, for Err.
 	lastHosts map[string]string
 	// hostsChanged is closed (and replaced) by every Update; hostList is
