@@ -1,12 +1,15 @@
 package certs
 
 import (
+	"context"
 	"crypto/x509"
+	"errors"
 	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -158,4 +161,50 @@ func publicClient(t *testing.T, ca *LocalCA, addr string) *http.Client {
 	roots := x509.NewCertPool()
 	roots.AppendCertsFromPEM(pem)
 	return httpsClient(roots, addr)
+}
+
+// flakyIssuer stands for an ACME server that refuses until told to
+// accept; then a second CA signs.
+type flakyIssuer struct {
+	ca *LocalCA
+	ok atomic.Bool
+}
+
+func (f *flakyIssuer) Issue(ctx context.Context, host string) ([]byte, []byte, error) {
+	if !f.ok.Load() {
+		return nil, nil, errors.New("urn:ietf:params:acme:error:connection: timeout during connect")
+	}
+	return f.ca.Issue(ctx, host)
+}
+
+// TestIssueFailureLeavesHTTPServing: an issuer that fails shows its error
+// on the app (Router.Err, what the API, CLI and dashboard show) while
+// HTTP keeps routing; the next try after RetryAfter serves HTTPS and
+// clears the error.
+func TestIssueFailureLeavesHTTPServing(t *testing.T) {
+	_, helloPort := echo(t, "hello")
+	public, err := OpenLocalCA(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	iss := &flakyIssuer{ca: public}
+	r := newRig(t, shortDir(t), router.Config{}, []deploy.App{appWith("hello", helloPort)}, func(c *Config) {
+		c.Issuer, c.RetryAfter = iss, 50*time.Millisecond
+		c.LocalOnly = func(string) bool { return false }
+	})
+	want := "https: hello.localhost: acme: urn:ietf:params:acme:error:connection: timeout during connect"
+	waitFor(t, 10*time.Second, "the issue error on the app", func() bool { return r.rt.Err("hello") == want })
+	plain := httpsClient(nil, r.cfg.HTTPAddr)
+	if a, err := get(plain, "http://hello.localhost/"); err != nil || a.code != 200 {
+		t.Errorf("HTTP while HTTPS fails: %+v %v, want 200 (no redirect without a certificate)", a, err)
+	}
+	iss.ok.Store(true)
+	pub := publicClient(t, public, r.cfg.HTTPSAddr)
+	waitFor(t, 10*time.Second, "https://hello.localhost once the issuer accepts", func() bool {
+		a, err := get(pub, "https://hello.localhost/")
+		return err == nil && a.code == 200
+	})
+	if e := r.rt.Err("hello"); e != "" {
+		t.Errorf("Err after the certificate came: %q", e)
+	}
 }

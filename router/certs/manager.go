@@ -136,6 +136,7 @@ type run struct {
 	inFlight map[string]bool
 	queue    []string
 	results  chan result
+	wake     time.Time // when the timer fires
 }
 
 // Run keeps the certificates until ctx ends.
@@ -153,7 +154,8 @@ func (m *Manager) Run(ctx context.Context) error {
 			m.rt.CertsComplete()
 		}
 		r.launch(ctx)
-		timer.Reset(max(time.Until(next), time.Second))
+		r.wake = next
+		timer.Reset(max(time.Until(next), 10*time.Millisecond))
 	wait:
 		for {
 			select {
@@ -164,7 +166,10 @@ func (m *Manager) Run(ctx context.Context) error {
 			case <-timer.C:
 				break wait
 			case res := <-r.results:
-				r.done(res)
+				if retry := r.done(res); !retry.IsZero() && retry.Before(r.wake) {
+					r.wake = retry
+					timer.Reset(max(time.Until(retry), 10*time.Millisecond))
+				}
 				r.launch(ctx)
 			}
 		}
@@ -283,11 +288,12 @@ func (m *Manager) issue(ctx context.Context, iss Issuer, host string) (*stored, 
 }
 
 // done takes an issue's outcome: a new certificate goes to the router at
-// once; a failure is recorded and retried later.
-func (r *run) done(res result) {
+// once; a failure is recorded, and done returns when to retry it (else
+// the zero time).
+func (r *run) done(res result) time.Time {
 	delete(r.inFlight, res.host)
 	if !r.wanted[res.host] {
-		return
+		return time.Time{}
 	}
 	if res.err != nil {
 		f := r.failed[res.host]
@@ -300,7 +306,7 @@ func (r *run) done(res result) {
 		} else {
 			r.m.rt.SetCertError(res.host, "renewal failed: "+res.err.Error())
 		}
-		return
+		return f.next
 	}
 	delete(r.failed, res.host)
 	hd := &held{c: res.c, trusted: !r.m.cfg.Local.Signed(res.c.leaf)}
@@ -311,4 +317,5 @@ func (r *run) done(res result) {
 		lvl = slog.LevelInfo
 	}
 	r.m.log.Log(context.Background(), lvl, "certificate issued", "host", res.host, "trusted", hd.trusted, "expires", res.c.leaf.NotAfter.UTC().Format(time.RFC3339))
+	return time.Time{}
 }
