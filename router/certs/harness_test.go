@@ -220,7 +220,8 @@ type answer struct {
 	code  int
 	body  string
 	proto string
-	names []string // the server certificate's DNS names
+	names  []string // the server certificate's DNS names
+	serial string   // and its serial number
 	loc   string
 }
 
@@ -234,6 +235,7 @@ func get(c *http.Client, url string) (answer, error) {
 	a := answer{code: resp.StatusCode, body: string(b), proto: resp.Proto, loc: resp.Header.Get("Location")}
 	if resp.TLS != nil && len(resp.TLS.PeerCertificates) > 0 {
 		a.names = resp.TLS.PeerCertificates[0].DNSNames
+		a.serial = resp.TLS.PeerCertificates[0].SerialNumber.String()
 	}
 	return a, err
 }

@@ -208,3 +208,35 @@ func TestIssueFailureLeavesHTTPServing(t *testing.T) {
 		t.Errorf("Err after the certificate came: %q", e)
 	}
 }
+
+// TestRenewalWithoutReload: a certificate due for renewal is replaced in
+// the running HAProxy: new connections get the new one, and the worker
+// is the same.
+func TestRenewalWithoutReload(t *testing.T) {
+	_, helloPort := echo(t, "hello")
+	dir := shortDir(t)
+	// Due 2 s after it is issued: renewed again and again.
+	r := newRig(t, dir, router.Config{}, []deploy.App{appWith("hello", helloPort)}, func(c *Config) {
+		c.RenewBefore = leafValidity - 2*time.Second
+	})
+	c := r.client()
+	var first answer
+	waitFor(t, 10*time.Second, "https://hello.localhost", func() bool {
+		var err error
+		first, err = get(c, "https://hello.localhost/")
+		return err == nil
+	})
+	pid, reloads := r.worker()
+	waitFor(t, 15*time.Second, "a renewed certificate", func() bool {
+		c.CloseIdleConnections() // a new handshake
+		a, err := get(c, "https://hello.localhost/")
+		return err == nil && a.serial != first.serial
+	})
+	if p, n := r.worker(); p != pid || n != reloads {
+		t.Errorf("worker %s after %s reloads, was %s after %s: the renewal reloaded HAProxy", p, n, pid, reloads)
+	}
+	stored, err := store{dir: filepath.Join(dir, "certs")}.load("hello.localhost")
+	if err != nil || stored.leaf.SerialNumber.String() == first.serial {
+		t.Errorf("the stored certificate is not the renewed one: %v", err)
+	}
+}

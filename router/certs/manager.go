@@ -288,8 +288,8 @@ func (m *Manager) issue(ctx context.Context, iss Issuer, host string) (*stored, 
 }
 
 // done takes an issue's outcome: a new certificate goes to the router at
-// once; a failure is recorded, and done returns when to retry it (else
-// the zero time).
+// once; a failure is recorded. done returns when to look at the host
+// again: its retry, or its renewal.
 func (r *run) done(res result) time.Time {
 	delete(r.inFlight, res.host)
 	if !r.wanted[res.host] {
@@ -317,5 +317,5 @@ func (r *run) done(res result) time.Time {
 		lvl = slog.LevelInfo
 	}
 	r.m.log.Log(context.Background(), lvl, "certificate issued", "host", res.host, "trusted", hd.trusted, "expires", res.c.leaf.NotAfter.UTC().Format(time.RFC3339))
-	return time.Time{}
+	return r.due(res.host, hd)
 }
