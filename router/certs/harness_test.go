@@ -217,12 +217,12 @@ func httpsClient(roots *x509.CertPool, addr string) *http.Client {
 
 // answer is what one request got.
 type answer struct {
-	code  int
-	body  string
-	proto string
+	code   int
+	body   string
+	proto  string
 	names  []string // the server certificate's DNS names
 	serial string   // and its serial number
-	loc   string
+	loc    string
 }
 
 func get(c *http.Client, url string) (answer, error) {
