@@ -256,6 +256,7 @@ func TestReadDescriptorExamples(t *testing.T) {
 func FuzzParseDescriptor(f *testing.F) {
 	f.Add("package.json", []byte(`{"name":"a","flock":{"instances":2},"checks":[{"path":"/"}]}`))
 	f.Add("flock.json", []byte(`{"name":"b","env":{"A":"1"},"domains":["x.io"],"idle":"1m"}`))
+	f.Add("flock.json", []byte(`{"https":{"redirect":false}}`))
 	f.Fuzz(func(t *testing.T, file string, data []byte) {
 		d, err := ParseDescriptor(file, data)
 		if err != nil {
