@@ -170,6 +170,12 @@ func renderHead(s settings) ([]byte, error) {
 		{d, dn, "timeout tunnel", &types.SimpleTimeout{Value: "1h"}, false},
 		{d, dn, "timeout check", &types.SimpleTimeout{Value: strconv.Itoa(defaultCheckTimeout) + "s"}, false},
 	}
+	if s.HTTPSAddr != "" {
+		// The key is in each certificate's file: looking for .key, .ocsp,
+		// .issuer and .sctl beside each of thousands of files at every
+		// start and reload costs time for nothing.
+		steps = append(steps, step{g, gn, "ssl-load-extra-files", &types.StringC{Value: "none"}, false})
+	}
 	if err := p.SectionsCreate(parser.Defaults, dn); err != nil {
 		return nil, fmt.Errorf("defaults: %w", err)
 	}

@@ -137,8 +137,8 @@ func newRig(tb testing.TB, dir string, cfg router.Config, apps []deploy.App, mod
 	r.stopRT = runPart(tb, "router", rt.Run)
 	select {
 	case <-rt.Ready():
-	case <-time.After(30 * time.Second):
-		tb.Fatal("router not ready after 30s")
+	case <-time.After(3 * time.Minute): // 10,000 certificates take a while to load
+		tb.Fatal("router not ready after 3m")
 	}
 	if mod == nil {
 		return r // the router alone
