@@ -6,11 +6,13 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io/fs"
 	"maps"
 	"os"
 	"slices"
 	"strings"
+	"time"
 )
 
 // tlsLive is what HAProxy holds of the HTTPS side, kept by Run's
@@ -121,9 +123,24 @@ func (t *tlsLive) sync(ctx context.Context, r *Router, want *model) {
 	t.syncRedirects(ctx, r, want)
 }
 
+// certBudget bounds the time one sync spends on certificates: thousands
+// of them (a first start with --https) take seconds of runtime commands,
+// and the loop must go on applying instance changes meanwhile. The rest
+// waits for the next turn of the loop.
+const certBudget = 100 * time.Millisecond
+
 // syncCerts installs, replaces and removes certificates; those nobody
 // gave are only removed once complete (Router.CertsComplete).
 func (t *tlsLive) syncCerts(ctx context.Context, r *Router, certs map[string]Cert, complete bool) {
+	deadline := time.Now().Add(certBudget)
+	more := func() bool {
+		if time.Now().Before(deadline) {
+			return true
+		}
+		t.failed = true // not failed, but not done: the next sync goes on
+		r.poke()
+		return false
+	}
 	byFile := make(map[string]Cert, len(certs))
 	for _, c := range certs {
 		byFile[c.File] = c
@@ -132,6 +149,9 @@ func (t *tlsLive) syncCerts(ctx context.Context, r *Router, certs map[string]Cer
 	for file := range t.live {
 		if _, ok := byFile[file]; ok || !complete {
 			continue
+		}
+		if !more() {
+			break
 		}
 		err := r.admin.expect(ctx, "del ssl crt-list "+list+" "+file, nil, "deleted", "does not exist")
 		if err == nil {
@@ -148,6 +168,9 @@ func (t *tlsLive) syncCerts(ctx context.Context, r *Router, certs map[string]Cer
 		sum := c.sum
 		if have, ok := t.live[file]; ok && have == sum {
 			continue
+		}
+		if !more() {
+			break
 		}
 		if err := installCert(ctx, r, list, file, c.PEM, t.live); err != nil {
 			r.log.Warn("install certificate", "file", file, "err", err)
@@ -170,10 +193,14 @@ func (t *tlsLive) syncCerts(ctx context.Context, r *Router, certs map[string]Cer
 // the worker, adds it to the crt-list: SNI then picks it by its names.
 func installCert(ctx context.Context, r *Router, list, file string, pem []byte, live map[string][32]byte) error {
 	_, loaded := live[file]
+	stray := false // loaded in the worker, unknown to live: an attempt that failed half-way
 	if !loaded {
-		err := r.admin.expect(ctx, "new ssl cert "+file, nil, "New empty certificate store", "already exists")
+		out, err := r.admin.cmd(ctx, "new ssl cert "+file)
 		if err != nil {
 			return err
+		}
+		if stray = strings.Contains(out, "already exists"); !stray && !strings.Contains(out, "New empty certificate store") {
+			return fmt.Errorf("new ssl cert %s: %w: %s", file, errRuntime, strings.Join(strings.Fields(out), " "))
 		}
 	}
 	if err := r.admin.expect(ctx, "set ssl cert "+file, pem, "Transaction created", "Transaction updated"); err != nil {
@@ -186,9 +213,11 @@ func installCert(ctx context.Context, r *Router, list, file string, pem []byte, 
 	if loaded {
 		return nil
 	}
-	// A line left by an attempt that failed after this point would make
-	// a second entry: delete first.
-	_ = r.admin.expect(ctx, "del ssl crt-list "+list+" "+file, nil, "deleted", "does not exist")
+	if stray {
+		// It may be in the crt-list already: a second line would be a
+		// second entry.
+		_ = r.admin.expect(ctx, "del ssl crt-list "+list+" "+file, nil, "deleted", "does not exist")
+	}
 	return r.admin.expect(ctx, "add ssl crt-list "+list+" "+file, nil, "Success!")
 }
 

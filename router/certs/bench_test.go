@@ -222,3 +222,58 @@ func BenchmarkHTTPSRouteFirstVsLast10k(b *testing.B) {
 	b.ReportMetric(l, "hs/s-last")
 	b.ReportMetric(100*(l-f)/f, "%diff-hs")
 }
+
+// BenchmarkFirstStart1000Hosts measures a first start with --https: 1,000
+// routed hosts and no certificate yet. From the manager's start to every
+// certificate issued and installed in the running HAProxy (certs/s,
+// s-all), and meanwhile how long a new instance of another app waits to
+// be routed (ms-routing-while), which the installs must not hold up.
+func BenchmarkFirstStart1000Hosts(b *testing.B) {
+	const n = 1000
+	_, port := echo(b, "app")
+	for b.Loop() {
+		b.StopTimer()
+		apps := make([]deploy.App, n, n+1)
+		for i := range apps {
+			apps[i] = appWith(fmt.Sprintf("app%05d", i), port)
+		}
+		apps = append(apps, appWith("late"))
+		dir := shortDir(b)
+		r := newRig(b, dir, router.Config{}, apps, nil)
+		httpc := httpsClient(nil, r.cfg.HTTPAddr)
+		waitFor(b, time.Minute, "1000 apps routed", func() bool {
+			a, err := get(httpc, fmt.Sprintf("http://app%05d.localhost/", n-1))
+			return err == nil && a.code == 200
+		})
+		mgr, err := New(Config{Dir: filepath.Join(dir, "certs"), Local: r.ca, Logger: quiet()}, r.rt)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		start := time.Now()
+		stop := runPart(b, "manager", mgr.Run)
+		// An instance arrives while the certificates go in.
+		time.Sleep(50 * time.Millisecond)
+		apps[n] = appWith("late", port)
+		routeStart := time.Now()
+		r.rt.Update(apps)
+		waitFor(b, time.Minute, "late routed", func() bool {
+			a, err := get(httpc, "http://late.localhost/")
+			return err == nil && a.code == 200
+		})
+		routing := time.Since(routeStart)
+		waitFor(b, 5*time.Minute, "1001 certificates listed", func() bool {
+			list, _ := os.ReadFile(filepath.Join(dir, "haproxy", "crt-list"))
+			return strings.Count(string(list), "\n") == n+1
+		})
+		all := time.Since(start)
+		b.StopTimer()
+		servedOwn(b, r.client(), "app00000.localhost")
+		stop()
+		r.stop()
+		b.ReportMetric(float64(n+1)/all.Seconds(), "certs/s")
+		b.ReportMetric(all.Seconds(), "s-all")
+		b.ReportMetric(float64(routing.Microseconds())/1000, "ms-routing-while")
+		b.StartTimer()
+	}
+}
