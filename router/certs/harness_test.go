@@ -240,12 +240,16 @@ func get(c *http.Client, url string) (answer, error) {
 	return a, err
 }
 
-// master sends a command to HAProxy's master socket.
+// master sends a command to HAProxy's master socket. The master is deaf
+// for a moment while it re-executes itself for a reload: the dial is
+// retried for up to 5 s.
 func (r *rig) master(cmd string) string {
-	conn, err := net.Dial("unix", filepath.Join(r.cfg.Dir, "master.sock"))
-	if err != nil {
-		r.tb.Fatal(err)
-	}
+	var conn net.Conn
+	waitFor(r.tb, 5*time.Second, "the master socket", func() bool {
+		var err error
+		conn, err = net.Dial("unix", filepath.Join(r.cfg.Dir, "master.sock"))
+		return err == nil
+	})
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
 	io.WriteString(conn, cmd+";quit\n")

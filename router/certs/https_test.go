@@ -4,10 +4,12 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -77,6 +79,19 @@ func TestLocalCAServesEveryHost(t *testing.T) {
 	})
 	if p, n := r.worker(); p != pid || n != reloads {
 		t.Errorf("worker %s after %s reloads, was %s after %s: the certificate came by a reload", p, n, pid, reloads)
+	}
+
+	// A new app: one reload adds its backend; its certificate adds none.
+	_, before := r.worker()
+	_, freshPort := echo(t, "fresh")
+	fresh := appWith("fresh", freshPort)
+	r.rt.Update([]deploy.App{hello, shop, sleepy, fresh})
+	waitFor(t, 10*time.Second, "https://fresh.localhost", func() bool {
+		a, err := get(c, "https://fresh.localhost/")
+		return err == nil && a.code == 200 && slices.Equal(a.names, []string{"fresh.localhost"})
+	})
+	if _, after := r.worker(); after != fmt.Sprint(atoi(before)+1) {
+		t.Errorf("%s reloads after the new app, was %s: want exactly one (its backend)", after, before)
 	}
 
 	// A host that goes: its certificate leaves HAProxy and the crt-list.
@@ -239,4 +254,9 @@ func TestRenewalWithoutReload(t *testing.T) {
 	if err != nil || stored.leaf.SerialNumber.String() == first.serial {
 		t.Errorf("the stored certificate is not the renewed one: %v", err)
 	}
+}
+
+func atoi(s string) int {
+	n, _ := strconv.Atoi(s)
+	return n
 }
