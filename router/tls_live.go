@@ -26,6 +26,7 @@ type tlsLive struct {
 	onDisk    map[string]bool     // https.map on disk
 	gen       uint64              // Router.certGen last applied
 	failed    bool                // something was left undone: retry
+	errs      map[string]string   // certificate file → why HAProxy refused it, logged once
 }
 
 // newTLSLive reads the crt-list and https.map a previous run left, keeps
@@ -33,7 +34,7 @@ type tlsLive struct {
 // stop HAProxy from starting) and writes both files back, so that the
 // first worker serves every certificate at once.
 func newTLSLive(s settings) (*tlsLive, error) {
-	t := &tlsLive{listed: map[string][32]byte{}, onDisk: map[string]bool{}}
+	t := &tlsLive{listed: map[string][32]byte{}, onDisk: map[string]bool{}, errs: map[string]string{}}
 	if b, err := os.ReadFile(s.path(crtListFile)); err == nil {
 		sc := bufio.NewScanner(bytes.NewReader(b))
 		for sc.Scan() {
@@ -142,8 +143,9 @@ func (t *tlsLive) syncCerts(ctx context.Context, r *Router, certs map[string]Cer
 		return false
 	}
 	byFile := make(map[string]Cert, len(certs))
-	for _, c := range certs {
-		byFile[c.File] = c
+	hostOf := make(map[string]string, len(certs))
+	for h, c := range certs {
+		byFile[c.File], hostOf[c.File] = c, h
 	}
 	list := r.settings.path(crtListFile)
 	for file := range t.live {
@@ -173,9 +175,18 @@ func (t *tlsLive) syncCerts(ctx context.Context, r *Router, certs map[string]Cer
 			break
 		}
 		if err := installCert(ctx, r, list, file, c.PEM, t.live); err != nil {
-			r.log.Warn("install certificate", "file", file, "err", err)
+			// Retried at every turn; logged and shown on the app once.
+			if msg := err.Error(); t.errs[file] != msg {
+				t.errs[file] = msg
+				r.log.Warn("install certificate", "host", hostOf[file], "file", file, "err", err)
+				r.SetCertError(hostOf[file], "HAProxy refused the certificate: "+msg)
+			}
 			t.failed = true
 			continue
+		}
+		if _, ok := t.errs[file]; ok {
+			delete(t.errs, file)
+			r.SetCertError(hostOf[file], "")
 		}
 		t.live[file] = sum
 	}

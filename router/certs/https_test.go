@@ -260,3 +260,32 @@ func atoi(s string) int {
 	n, _ := strconv.Atoi(s)
 	return n
 }
+
+// TestRefusedCertificateShowsOnTheApp: a certificate HAProxy refuses (here
+// one without its key) is never listed in the crt-list, shows on its app,
+// and leaves HTTP serving.
+func TestRefusedCertificateShowsOnTheApp(t *testing.T) {
+	_, port := echo(t, "bad")
+	dir := shortDir(t)
+	r := newRig(t, dir, router.Config{}, []deploy.App{appWith("bad", port)}, nil)
+	certPEM, _, err := r.ca.Issue(context.Background(), "bad.localhost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "bad.localhost.pem")
+	if err := os.WriteFile(file, certPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.rt.SetCert("bad.localhost", router.Cert{File: file, PEM: certPEM}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the refusal on the app", func() bool {
+		return strings.HasPrefix(r.rt.Err("bad"), "https: bad.localhost: HAProxy refused the certificate: ")
+	})
+	if a, err := get(httpsClient(nil, r.cfg.HTTPAddr), "http://bad.localhost/"); err != nil || a.code != 200 {
+		t.Errorf("HTTP: %+v %v, want 200", a, err)
+	}
+	if list, _ := os.ReadFile(filepath.Join(dir, "haproxy", "crt-list")); strings.Contains(string(list), file) {
+		t.Errorf("the refused certificate is in the crt-list, where it would stop the next start:\n%s", list)
+	}
+}
