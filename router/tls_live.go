@@ -214,11 +214,14 @@ func installCert(ctx context.Context, r *Router, list, file string, pem []byte, 
 			return fmt.Errorf("new ssl cert %s: %w: %s", file, errRuntime, strings.Join(strings.Fields(out), " "))
 		}
 	}
+	// HAProxy holds one certificate transaction at a time: one left open
+	// by a refusal would block every other certificate.
 	if err := r.admin.expect(ctx, "set ssl cert "+file, pem, "Transaction created", "Transaction updated"); err != nil {
 		_ = r.admin.expect(ctx, "abort ssl cert "+file, nil, "aborted")
 		return err
 	}
 	if err := r.admin.expect(ctx, "commit ssl cert "+file, nil, "Success!"); err != nil {
+		_ = r.admin.expect(ctx, "abort ssl cert "+file, nil, "aborted")
 		return err
 	}
 	if loaded {

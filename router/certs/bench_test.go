@@ -64,7 +64,7 @@ func BenchmarkNewAppToHTTPS(b *testing.B) {
 }
 
 // servedOwn polls until host answers over HTTPS with its own certificate.
-func servedOwn(b *testing.B, c *http.Client, host string) {
+func servedOwn(b testing.TB, c *http.Client, host string) {
 	waitFor(b, 10*time.Second, "https://"+host, func() bool {
 		a, err := get(c, "https://"+host+"/")
 		return err == nil && a.code == 200 && slices.Equal(a.names, []string{host})

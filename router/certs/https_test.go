@@ -288,4 +288,18 @@ func TestRefusedCertificateShowsOnTheApp(t *testing.T) {
 	if list, _ := os.ReadFile(filepath.Join(dir, "haproxy", "crt-list")); strings.Contains(string(list), file) {
 		t.Errorf("the refused certificate is in the crt-list, where it would stop the next start:\n%s", list)
 	}
+	// HAProxy holds one certificate transaction at a time: the refused
+	// one must not block the next host's.
+	_, goodPort := echo(t, "good")
+	r.rt.Update([]deploy.App{appWith("bad", port), appWith("good", goodPort)})
+	certPEM, keyPEM, err := r.ca.Issue(context.Background(), "good.localhost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := filepath.Join(dir, "good.localhost.pem")
+	os.WriteFile(good, append(certPEM, keyPEM...), 0o600)
+	if err := r.rt.SetCert("good.localhost", router.Cert{File: good, PEM: append(certPEM, keyPEM...)}); err != nil {
+		t.Fatal(err)
+	}
+	servedOwn(t, r.client(), "good.localhost")
 }
