@@ -42,7 +42,8 @@ func echoApp(t *testing.T) string {
 // TestHTTPSLocalCA: with --https, a deployed app answers over HTTPS to
 // curl trusting only <data-dir>/ca.pem, over HTTP/2, and learns the
 // request came over HTTPS; a sleeping app woken over HTTPS answers; the
-// CA is the same after a restart.
+// CA is the same after a restart; HTTPS goes on while Flock is killed and
+// after the next Flock adopts HAProxy.
 func TestHTTPSLocalCA(t *testing.T) {
 	if _, err := exec.LookPath("curl"); err != nil {
 		t.Skip("curl not installed")
@@ -82,4 +83,15 @@ func TestHTTPSLocalCA(t *testing.T) {
 		body, _, err := f.curlHTTPS("echo.localhost", https, "/")
 		return err == nil && body == "https 127.0.0.1 echo"
 	})
+
+	// Flock killed: HAProxy goes on serving HTTPS, and the next Flock
+	// adopts it with every certificate.
+	f.kill()
+	if body, _, err := f.curlHTTPS("echo.localhost", https, "/"); err != nil || body != "https 127.0.0.1 echo" {
+		t.Errorf("HTTPS while Flock is down: %q %v", body, err)
+	}
+	f.start()
+	if body, _, err := f.curlHTTPS("echo.localhost", https, "/"); err != nil || body != "https 127.0.0.1 echo" {
+		t.Errorf("HTTPS after the adoption: %q %v", body, err)
+	}
 }
