@@ -62,8 +62,25 @@ type Descriptor struct {
 	// ForcePullImage pulls the Docker image at every launch, for moving
 	// tags such as "latest" (Marathon only).
 	ForcePullImage bool `json:"forcePullImage,omitempty"`
+	// HTTPS holds the app's HTTPS options; nil: the defaults.
+	HTTPS *HTTPSOptions `json:"https,omitempty"`
 	// File is where the descriptor came from ("package.json", "flock.json").
 	File string `json:"file,omitempty"`
+}
+
+// HTTPSOptions is the descriptor's "https" object.
+type HTTPSOptions struct {
+	// Redirect false keeps plain HTTP answering for an app whose
+	// certificate is publicly trusted (ACME); nil or true: HTTP is
+	// redirected to HTTPS (308).
+	Redirect *bool `json:"redirect,omitempty"`
+}
+
+// RedirectsHTTP reports whether HTTP requests to the app may be
+// redirected to HTTPS once its certificate is publicly trusted: unless
+// the descriptor says "https": {"redirect": false}.
+func (d Descriptor) RedirectsHTTP() bool {
+	return d.HTTPS == nil || d.HTTPS.Redirect == nil || *d.HTTPS.Redirect
 }
 
 // DefaultStableSeconds is the stability window of a release whose

@@ -45,7 +45,7 @@ var (
 // is a typo the user wants to hear about.
 var (
 	flockKeys = []string{"instances", "cpus", "mem", "ports", "cmd", "env", "idle",
-		"minInstances", "maxInstances", "domains", "checks", "image", "branch", "stableSeconds"}
+		"minInstances", "maxInstances", "domains", "checks", "image", "branch", "stableSeconds", "https"}
 	checkKeys = []string{"path", "protocol", "portIndex", "intervalSeconds", "timeoutSeconds",
 		"gracePeriodSeconds", "maxConsecutiveFailures"}
 )
@@ -351,5 +351,31 @@ func (p parser) flock(d *Descriptor, prefix string, m map[string]json.RawMessage
 	if err := p.placement(d, prefix, m); err != nil {
 		return err
 	}
+	if raw, ok := m["https"]; ok {
+		if d.HTTPS, err = p.https(prefix+"https", raw); err != nil {
+			return err
+		}
+	}
 	return p.flockChecks(d, prefix, m, beside)
+}
+
+// https parses the "https" object: {"redirect": false} keeps plain HTTP
+// for an app with a publicly trusted certificate.
+func (p parser) https(key string, raw json.RawMessage) (*HTTPSOptions, error) {
+	m, err := p.object(key, raw)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.unknown(key+".", m, []string{"redirect"}); err != nil {
+		return nil, err
+	}
+	o := &HTTPSOptions{}
+	if r, ok := m["redirect"]; ok {
+		var v bool
+		if string(r) != "true" && string(r) != "false" || json.Unmarshal(r, &v) != nil {
+			return nil, p.fail(key+".redirect", "must be true or false")
+		}
+		o.Redirect = &v
+	}
+	return o, nil
 }

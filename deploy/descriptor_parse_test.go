@@ -12,6 +12,8 @@ import (
 
 func intp(v int) *int { return &v }
 
+func boolp(v bool) *bool { return &v }
+
 func TestParseDescriptorOriginalFixture(t *testing.T) {
 	data, err := os.ReadFile("marathon/testdata/marathon/original-flock/flock-demo-package-json-with-flock-descriptor.json")
 	if err != nil {
@@ -64,6 +66,8 @@ func TestParseDescriptorValid(t *testing.T) {
 		{"flock.json keys at the root", "flock.json", `{"name":"py","instances":3,"checks":[{"path":"/"}]}`,
 			Descriptor{Name: "py", Instances: 3, CPUs: 0.1, Mem: 128, Ports: 1, File: "flock.json",
 				Checks: []Check{{Path: "/", IntervalSeconds: 10, TimeoutSeconds: 5, GracePeriodSeconds: 30, MaxConsecutiveFailures: 3}}}},
+		{"https redirect off", "flock.json", `{"https":{"redirect":false}}`,
+			Descriptor{Instances: 1, CPUs: 0.1, Mem: 128, Ports: 1, HTTPS: &HTTPSOptions{Redirect: boolp(false)}, Checks: []Check{tcp}, File: "flock.json"}},
 		{"image by digest", "flock.json", `{"image":"redis@sha256:` + strings.Repeat("a", 64) + `"}`,
 			Descriptor{Instances: 1, CPUs: 0.1, Mem: 128, Ports: 1, Image: "redis@sha256:" + strings.Repeat("a", 64), Checks: []Check{tcp}, File: "flock.json"}},
 	}
@@ -97,8 +101,8 @@ func TestParseDescriptorErrors(t *testing.T) {
 		{"empty name", "flock.json", `{"name":""}`, `flock.json: name "" must be a DNS label: lower-case letters, digits and '-', starting and ending with a letter or digit, at most 63 characters`},
 		{"long name", "package.json", `{"name":"` + strings.Repeat("a", 64) + `"}`, "package.json: name \"" + strings.Repeat("a", 64) + "\" must be a DNS label: lower-case letters, digits and '-', starting and ending with a letter or digit, at most 63 characters"},
 		{"flock not an object", "package.json", pj(`[]`), `package.json: flock must be an object`},
-		{"unknown key", "package.json", pj(`{"instance":2}`), `package.json: flock.instance is not a known key (known: instances, cpus, mem, ports, cmd, env, idle, minInstances, maxInstances, domains, checks, image, branch, stableSeconds, constraints, network, portMappings, forcePullImage)`},
-		{"unknown key in flock.json", "flock.json", `{"flock":{}}`, `flock.json: flock is not a known key (known: instances, cpus, mem, ports, cmd, env, idle, minInstances, maxInstances, domains, checks, image, branch, stableSeconds, constraints, network, portMappings, forcePullImage)`},
+		{"unknown key", "package.json", pj(`{"instance":2}`), `package.json: flock.instance is not a known key (known: instances, cpus, mem, ports, cmd, env, idle, minInstances, maxInstances, domains, checks, image, branch, stableSeconds, https, constraints, network, portMappings, forcePullImage)`},
+		{"unknown key in flock.json", "flock.json", `{"flock":{}}`, `flock.json: flock is not a known key (known: instances, cpus, mem, ports, cmd, env, idle, minInstances, maxInstances, domains, checks, image, branch, stableSeconds, https, constraints, network, portMappings, forcePullImage)`},
 		{"instances string", "package.json", pj(`{"instances":"2"}`), `package.json: flock.instances must be an integer between 0 and 100`},
 		{"instances negative", "package.json", pj(`{"instances":-1}`), `package.json: flock.instances must be an integer between 0 and 100`},
 		{"instances absurd", "package.json", pj(`{"instances":1000000000000000000000}`), `package.json: flock.instances must be an integer between 0 and 100`},
@@ -134,6 +138,9 @@ func TestParseDescriptorErrors(t *testing.T) {
 		{"domain localhost", "package.json", pj(`{"domains":["localhost"]}`), `package.json: flock.domains[0] "localhost" must not be localhost (it is this machine, not one app)`},
 		{"domain twice", "package.json", pj(`{"domains":["a.com","a.com"]}`), `package.json: flock.domains[1] "a.com" is listed twice`},
 		{"image bad", "package.json", pj(`{"image":"Redis; rm -rf /"}`), `package.json: flock.image must be a Docker image reference such as "redis:7" or "registry.example.com/team/app:1.2"`},
+		{"https not an object", "package.json", pj(`{"https":false}`), `package.json: flock.https must be an object`},
+		{"https redirect not a bool", "package.json", pj(`{"https":{"redirect":"no"}}`), `package.json: flock.https.redirect must be true or false`},
+		{"https unknown key", "package.json", pj(`{"https":{"redirct":false}}`), `package.json: flock.https.redirct is not a known key (known: redirect)`},
 		{"branch bad", "package.json", pj(`{"branch":"feature..x"}`), `package.json: flock.branch must be a valid git branch name (no spaces, "..", "~^:?*[\", leading '-' or '/', trailing ".lock")`},
 		{"branch option", "package.json", pj(`{"branch":"-f"}`), `package.json: flock.branch must be a valid git branch name (no spaces, "..", "~^:?*[\", leading '-' or '/', trailing ".lock")`},
 		{"checks not array", "package.json", pj(`{"checks":{}}`), `package.json: flock.checks must be an array of checks`},
@@ -249,6 +256,7 @@ func TestReadDescriptorExamples(t *testing.T) {
 func FuzzParseDescriptor(f *testing.F) {
 	f.Add("package.json", []byte(`{"name":"a","flock":{"instances":2},"checks":[{"path":"/"}]}`))
 	f.Add("flock.json", []byte(`{"name":"b","env":{"A":"1"},"domains":["x.io"],"idle":"1m"}`))
+	f.Add("flock.json", []byte(`{"https":{"redirect":false}}`))
 	f.Fuzz(func(t *testing.T, file string, data []byte) {
 		d, err := ParseDescriptor(file, data)
 		if err != nil {

@@ -24,6 +24,8 @@ type goldenCase struct {
 	name  string
 	waker string
 	apps  []deploy.App
+	https string // --https; "" for none
+	acme  string // Config.ACMEAddr
 }
 
 func inst(id, host string, port int, healthy bool, ports ...int) deploy.Instance {
@@ -54,6 +56,11 @@ var goldenCases = []goldenCase{
 		{Name: "tcp", Descriptor: deploy.Descriptor{Checks: []deploy.Check{{PortIndex: 1, IntervalSeconds: 5, MaxConsecutiveFailures: 2}}},
 			Instances: []deploy.Instance{inst("tcp.v1.1", "127.0.0.1", 31020, true, 31021)}},
 	}},
+	{name: "https", waker: "127.0.0.1:8001", https: "127.0.0.1:8443", acme: "127.0.0.1:8002", apps: []deploy.App{
+		{Name: "hello", Instances: []deploy.Instance{inst("hello.v1.1", "127.0.0.1", 31001, true)}},
+		{Name: "plain", Domains: []string{"plain.example.com"}, Descriptor: deploy.Descriptor{HTTPS: &deploy.HTTPSOptions{Redirect: new(bool)}}},
+	}},
+	{name: "https-on-443", waker: "127.0.0.1:8001", https: ":443"},
 	{name: "no-waker", apps: []deploy.App{
 		{Name: "idle", Descriptor: httpCheck("/health", 10, 3)},
 	}},
@@ -73,7 +80,7 @@ var goldenCases = []goldenCase{
 
 func renderCase(t *testing.T, dir string, c goldenCase) (cfg, hostsMap []byte) {
 	t.Helper()
-	s := settings{Dir: dir, HTTPAddr: "127.0.0.1:8000", StatsAddr: "127.0.0.1:9090", WakerAddr: c.waker, HardStopAfter: 2 * time.Minute}
+	s := settings{Dir: dir, HTTPAddr: "127.0.0.1:8000", HTTPSAddr: c.https, ACMEAddr: c.acme, StatsAddr: "127.0.0.1:9090", WakerAddr: c.waker, HardStopAfter: 2 * time.Minute}
 	rend, err := newRenderer(s)
 	if err != nil {
 		t.Fatal(err)
@@ -117,8 +124,14 @@ func TestGolden(t *testing.T) {
 			}
 
 			testkit.RequireHAProxy(t)
-			if err := os.WriteFile(filepath.Join(dir, mapFile), hostsMap, 0o644); err != nil {
-				t.Fatal(err)
+			for _, f := range []string{mapFile, crtListFile, redirectFile} {
+				b := hostsMap
+				if f != mapFile {
+					b = nil // an empty crt-list is valid: certificates come at run time
+				}
+				if err := os.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
+					t.Fatal(err)
+				}
 			}
 			cfgPath := filepath.Join(dir, cfgFile)
 			if err := os.WriteFile(cfgPath, cfg, 0o644); err != nil {

@@ -19,9 +19,10 @@ type loop struct {
 	file      *model // the model of the installed haproxy.cfg
 	fileBytes []byte
 	mapBytes  []byte
-	mapOK     bool   // hosts.map holds mapBytes
-	badBytes  []byte // a configuration haproxy -c refused, not retried
-	live      *live  // what the current worker holds
+	mapOK     bool     // hosts.map holds mapBytes
+	badBytes  []byte   // a configuration haproxy -c refused, not retried
+	live      *live    // what the current worker holds
+	tls       *tlsLive // certificates and redirects; nil without HTTPS
 
 	dirty       bool      // the file may be behind the desired state
 	dirtySince  time.Time // first change not yet written
@@ -55,7 +56,7 @@ func (l *loop) run(ctx context.Context) error {
 			l.checkedConfig(ctx, c)
 		case <-retry.C:
 			l.r.res.refreshDue() // an answer that changes pokes the router
-			if l.live.pending() && l.sync(ctx) {
+			if (l.live.pending() || l.tls.pending()) && l.sync(ctx) {
 				l.markDirty(timer, true)
 			}
 		case <-l.proc.done:
@@ -125,8 +126,12 @@ func (l *loop) started(p *proc) {
 	l.setLive(newLive(l.file))
 }
 
+// setLive records a new worker, which loaded the files on disk.
 func (l *loop) setLive(v *live) {
 	l.live = v
+	if l.tls != nil {
+		l.tls.restarted()
+	}
 	l.r.mu.Lock()
 	l.r.liveApps = v.apps()
 	l.r.mu.Unlock()
@@ -137,7 +142,11 @@ func (l *loop) setLive(v *live) {
 // be added or removed, which only a reload can do.
 func (l *loop) sync(ctx context.Context) bool {
 	want := l.r.snapshot()
-	return l.live.sync(ctx, l.r, want)
+	reload := l.live.sync(ctx, l.r, want)
+	if l.tls != nil {
+		l.tls.sync(ctx, l.r, want)
+	}
+	return reload
 }
 
 // flush writes the desired state to disk and reloads if the backends

@@ -33,6 +33,9 @@ type backend struct {
 	Hosts   []string // lower-case, sorted
 	Check   check
 	Servers []server // sorted by name
+	// Redirect: HTTP may move to HTTPS once the host's certificate is
+	// publicly trusted (deploy.Descriptor.RedirectsHTTP).
+	Redirect bool
 }
 
 // check is the health check HAProxy runs against every server of a backend.
@@ -149,7 +152,7 @@ func build(apps []deploy.App, domain string, drained map[string]map[string]bool,
 		if len(m.backends) > 0 && m.backends[len(m.backends)-1].App == a.Name {
 			continue
 		}
-		b := backend{App: a.Name, Name: hap.BackendName(a.Name), Check: checkOf(a.Descriptor)}
+		b := backend{App: a.Name, Name: hap.BackendName(a.Name), Check: checkOf(a.Descriptor), Redirect: a.Descriptor.RedirectsHTTP()}
 		var problems []string
 		if b.Check.Path != "" && !deploy.ValidCheckPath(b.Check.Path) {
 			problems = append(problems, fmt.Sprintf("check path %q refused, using a TCP check", b.Check.Path))

@@ -9,10 +9,8 @@ import (
 	"time"
 
 	parser "github.com/haproxytech/config-parser/v5"
-	"github.com/haproxytech/config-parser/v5/common"
 	"github.com/haproxytech/config-parser/v5/params"
 	"github.com/haproxytech/config-parser/v5/parsers"
-	parseractions "github.com/haproxytech/config-parser/v5/parsers/actions"
 	"github.com/haproxytech/config-parser/v5/parsers/http"
 	"github.com/haproxytech/config-parser/v5/parsers/http/actions"
 	"github.com/haproxytech/config-parser/v5/parsers/simple"
@@ -29,6 +27,8 @@ const (
 	adminSocket  = "admin.sock"
 	masterSocket = "master.sock"
 	pidFile      = "haproxy.pid"
+	crtListFile  = "crt-list"
+	redirectFile = "https.map"
 )
 
 // defaultsName names the defaults section; every proxy names it with
@@ -58,6 +58,8 @@ const wakeBody = `"This app is starting, retry in a few seconds (Flock)."`
 type settings struct {
 	Dir           string
 	HTTPAddr      string
+	HTTPSAddr     string // "": no HTTPS frontend
+	ACMEAddr      string // "": /.well-known/acme-challenge/ is routed as any path
 	StatsAddr     string
 	WakerAddr     string
 	HardStopAfter time.Duration
@@ -140,13 +142,7 @@ func renderHead(s settings) ([]byte, error) {
 	g, gn := parser.Global, parser.GlobalSectionName
 	d, dn := parser.Defaults, defaultsName
 	hardStop := max(s.HardStopAfter, time.Second)
-	steps := []struct {
-		sec   parser.Section
-		name  string
-		attr  string
-		data  common.ParserData
-		multi bool
-	}{
+	steps := []step{
 		{g, gn, "master-worker", &types.Enabled{}, false},
 		{g, gn, "pidfile", &types.StringC{Value: s.path(pidFile)}, false},
 		{g, gn, "stats socket", &types.Socket{Path: s.path(adminSocket), Params: []params.BindOption{
@@ -174,44 +170,35 @@ func renderHead(s settings) ([]byte, error) {
 		{d, dn, "timeout tunnel", &types.SimpleTimeout{Value: "1h"}, false},
 		{d, dn, "timeout check", &types.SimpleTimeout{Value: strconv.Itoa(defaultCheckTimeout) + "s"}, false},
 	}
+	if s.HTTPSAddr != "" {
+		// The key is in each certificate's file: looking for .key, .ocsp,
+		// .issuer and .sctl beside each of thousands of files at every
+		// start and reload costs time for nothing.
+		steps = append(steps, step{g, gn, "ssl-load-extra-files", &types.StringC{Value: "none"}, false})
+	}
 	if err := p.SectionsCreate(parser.Defaults, dn); err != nil {
 		return nil, fmt.Errorf("defaults: %w", err)
 	}
-	for _, sec := range []struct {
+	type section struct {
 		t    parser.Section
 		name string
-	}{{parser.Frontends, "http"}, {parser.Frontends, "stats"}, {parser.Backends, "be_default"}} {
+	}
+	sections := []section{{parser.Frontends, "http"}, {parser.Frontends, "stats"}, {parser.Backends, "be_default"}}
+	if s.HTTPSAddr != "" {
+		sections = append(sections, section{parser.Frontends, "https"})
+	}
+	if s.ACMEAddr != "" {
+		sections = append(sections, section{parser.Backends, acmeBackend})
+	}
+	for _, sec := range sections {
 		if err := p.SectionsCreate(sec.t, sec.name); err != nil {
 			return nil, fmt.Errorf("%s %s: %w", sec.t, sec.name, err)
 		}
 	}
-	status404, status400 := int64(404), int64(400)
+	steps = append(steps, frontendSteps(s, "http")...)
+	status404 := int64(404)
 	f := parser.Frontends
-	steps = append(steps, []struct {
-		sec   parser.Section
-		name  string
-		attr  string
-		data  common.ParserData
-		multi bool
-	}{
-		{f, "http", "bind", &types.Bind{Path: s.HTTPAddr}, true},
-		// A request names one host. A Host list ("a.localhost,b.localhost")
-		// or a second Host header would let HAProxy route by one name
-		// while the app reads another; hdr_cnt counts both.
-		{f, "http", "http-request", &actions.Deny{Status: &status400, ContentType: "text/plain", ContentFormat: "string",
-			Content: badHostBody, Cond: "if", CondTest: "{ req.hdr_cnt(host) gt 1 }"}, true},
-		// One map lookup, keyed by the lower-cased host without its port,
-		// picks the backend: the cost of routing does not grow with the
-		// number of apps. The app's name, for the app and the waker, is
-		// the backend's name without "app_".
-		{f, "http", "http-request", &actions.DelHeader{Name: appHeader}, true},
-		{f, "http", "http-request", &parseractions.SetVar{VarScope: "txn", VarName: "backend", Expr: common.Expression{
-			Expr: []string{"req.hdr(host),lower,word(1,:),map(" + s.path(mapFile) + ",be_default)"},
-		}}, true},
-		{f, "http", "http-request", &actions.SetHeader{Name: appHeader, Fmt: "%[var(txn.backend),regsub(^" + hap.BackendPrefix + ",)]",
-			Cond: "if", CondTest: "{ var(txn.backend) -m beg app_ }"}, true},
-		{f, "http", "use_backend", &types.UseBackend{Name: "%[var(txn.backend)]"}, true},
-		{f, "http", "default_backend", &types.StringC{Value: "be_default"}, false},
+	steps = append(steps, []step{
 		{f, "stats", "bind", &types.Bind{Path: s.StatsAddr}, true},
 		{f, "stats", "stats", &statsettings.OneWord{Name: "enable"}, true},
 		{f, "stats", "stats", &statsettings.URI{Prefix: "/stats"}, true},
@@ -220,6 +207,12 @@ func renderHead(s settings) ([]byte, error) {
 			Status: &status404, ContentType: "text/plain", ContentFormat: "string", Content: notFoundBody,
 		}, true},
 	}...)
+	if s.HTTPSAddr != "" {
+		steps = append(steps, frontendSteps(s, "https")...)
+	}
+	if s.ACMEAddr != "" {
+		steps = append(steps, step{parser.Backends, acmeBackend, "server", &types.Server{Name: "flock", Address: s.ACMEAddr}, true})
+	}
 	for _, st := range steps {
 		if st.multi {
 			err = p.Insert(st.sec, st.name, st.attr, st.data)

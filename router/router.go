@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -31,6 +32,15 @@ type Config struct {
 	Binary string
 	// HTTPAddr is where apps are served (--http). Default 127.0.0.1:8000.
 	HTTPAddr string
+	// HTTPSAddr is where apps are served over TLS (--https), with the
+	// certificates given to SetCert; "" (the default): no HTTPS. The host
+	// may be empty (":443": every address).
+	HTTPSAddr string
+	// ACMEAddr is the host:port of the handler of ACME's HTTP-01
+	// challenges: the HTTP frontend sends it every request for
+	// /.well-known/acme-challenge/. "" (the default): such requests go
+	// to the apps like any other.
+	ACMEAddr string
 	// StatsAddr is where the stats page answers at /stats (--stats).
 	// Default 127.0.0.1:9090.
 	StatsAddr string
@@ -75,14 +85,28 @@ type Router struct {
 	apps []deploy.App
 	// drained: app → server names being drained; true once out of
 	// rotation, false while the drain waits for a successor.
-	drained    map[string]map[string]bool
-	gen        uint64 // bumped by every Update and Drain
-	appErrs    map[string]string
-	reloadErr  error
-	liveApps   map[string]bool // backends the running worker has
-	readyOnce  sync.Once
-	testMutate func([]byte) []byte // tests: corrupt a rendered config
-	keepOnExit bool                // leave HAProxy running when Run returns (Detach)
+	drained   map[string]map[string]bool
+	gen       uint64 // bumped by every Update and Drain
+	appErrs   map[string]string
+	reloadErr error
+	liveApps  map[string]bool // backends the running worker has
+	// HTTPS (tls.go): the certificates wanted per host, bumped certGen
+	// at each change, and why a host has none.
+	certs   map[string]Cert
+	certGen uint64
+	// certsComplete: CertsComplete was called.
+	certsComplete bool
+	certErrs      map[string]string
+	// lastHosts is host → backend of the last model built, for Err.
+	lastHosts map[string]string
+	// hostsChanged is closed (and replaced) by every Update; hostList is
+	// the sorted hosts of generation hostsGen (Hosts).
+	hostsChanged chan struct{}
+	hostList     []string
+	hostsGen     uint64
+	readyOnce    sync.Once
+	testMutate   func([]byte) []byte // tests: corrupt a rendered config
+	keepOnExit   bool                // leave HAProxy running when Run returns (Detach)
 }
 
 // New validates cfg and returns a router; it starts nothing. A missing
@@ -125,18 +149,23 @@ func New(cfg Config) (*Router, error) {
 	if len(cfg.Dir)+len("/"+masterSocket) > 100 {
 		return nil, fmt.Errorf("router: dir %q is too long for a Unix socket path", cfg.Dir)
 	}
-	for _, a := range []struct{ name, v string }{{"http", cfg.HTTPAddr}, {"stats", cfg.StatsAddr}, {"waker", cfg.WakerAddr}} {
-		if a.v == "" && a.name == "waker" {
+	for _, a := range []struct{ name, v string }{{"http", cfg.HTTPAddr}, {"stats", cfg.StatsAddr}, {"waker", cfg.WakerAddr},
+		{"https", cfg.HTTPSAddr}, {"acme", cfg.ACMEAddr}} {
+		if a.v == "" && a.name != "http" && a.name != "stats" {
 			continue
 		}
-		if err := validAddr(a.v); err != nil {
+		v := a.v
+		if a.name == "https" && strings.HasPrefix(v, ":") {
+			v = "0.0.0.0" + v // every address
+		}
+		if err := validAddr(v); err != nil {
 			return nil, fmt.Errorf("router: %s address: %w", a.name, err)
 		}
 	}
 	if !validHost(cfg.Domain) {
 		return nil, fmt.Errorf("router: domain %q is not a lower-case host name", cfg.Domain)
 	}
-	s := settings{Dir: cfg.Dir, HTTPAddr: cfg.HTTPAddr, StatsAddr: cfg.StatsAddr, WakerAddr: cfg.WakerAddr, HardStopAfter: cfg.HardStopAfter}
+	s := settings{Dir: cfg.Dir, HTTPAddr: cfg.HTTPAddr, HTTPSAddr: cfg.HTTPSAddr, ACMEAddr: cfg.ACMEAddr, StatsAddr: cfg.StatsAddr, WakerAddr: cfg.WakerAddr, HardStopAfter: cfg.HardStopAfter}
 	rend, err := newRenderer(s)
 	if err != nil {
 		return nil, fmt.Errorf("router: %w", err)
@@ -154,6 +183,10 @@ func New(cfg Config) (*Router, error) {
 		drained:  map[string]map[string]bool{},
 		appErrs:  map[string]string{},
 		liveApps: map[string]bool{},
+		certs:    map[string]Cert{},
+		certErrs: map[string]string{},
+
+		hostsChanged: make(chan struct{}),
 	}
 	r.res = newResolver(r.poke) // an agent name resolved: sync again
 	return r, nil
@@ -192,6 +225,8 @@ func (r *Router) Update(apps []deploy.App) {
 	r.mu.Lock()
 	r.gen++
 	r.apps = own
+	close(r.hostsChanged)
+	r.hostsChanged = make(chan struct{})
 	// Forget drained instances that are gone from their app.
 	for app, names := range r.drained {
 		still := map[string]bool{}
@@ -226,8 +261,9 @@ func (r *Router) poke() {
 func (r *Router) Ready() <-chan struct{} { return r.ready }
 
 // Err returns why the app is not routed as asked, for `flock apps`: a
-// refused domain or instance, or the last reload error while the app's
-// backend is not live. Empty when all is well.
+// refused domain or instance, the last reload error while the app's
+// backend is not live, or why a host of the app has no certificate.
+// Empty when all is well.
 func (r *Router) Err(app string) string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -237,7 +273,7 @@ func (r *Router) Err(app string) string {
 	if r.reloadErr != nil && !r.liveApps[app] {
 		return r.reloadErr.Error()
 	}
-	return ""
+	return r.certErr(app)
 }
 
 // snapshot builds the model of the desired state.
@@ -252,7 +288,7 @@ func (r *Router) snapshotGen() (*model, uint64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	m := build(r.apps, r.cfg.Domain, r.drained, r.res.resolve(hostNames(r.apps)))
-	r.appErrs = m.errs
+	r.appErrs, r.lastHosts = m.errs, m.hosts
 	return m, r.gen
 }
 
@@ -271,6 +307,13 @@ func (r *Router) Run(ctx context.Context) error {
 		return fmt.Errorf("router: %w", err)
 	}
 	l := &loop{r: r, checked: make(chan candidate, 1)}
+	if r.cfg.HTTPSAddr != "" {
+		t, err := newTLSLive(r.settings)
+		if err != nil {
+			return fmt.Errorf("router: https: %w", err)
+		}
+		l.tls = t
+	}
 	if err := l.install(ctx, r.snapshot()); err != nil {
 		return fmt.Errorf("router: first configuration: %w", err)
 	}

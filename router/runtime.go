@@ -144,3 +144,61 @@ func (a runtimeAPI) workers(ctx context.Context) ([]int, error) {
 	}
 	return pids, nil
 }
+
+// payload sends a command followed by a multi-line payload, HAProxy's
+// "<<" form: the payload ends at the first empty line, so body must hold
+// none (see pemPayload). It returns HAProxy's answer.
+func (a runtimeAPI) payload(ctx context.Context, command string, body []byte) (string, error) {
+	if strings.ContainsAny(command, "\n\r;") {
+		return "", fmt.Errorf("command %q: contains a newline or ';'", command)
+	}
+	if len(body) == 0 || body[len(body)-1] != '\n' || strings.Contains(string(body), "\n\n") || strings.HasPrefix(string(body), "\n") {
+		return "", fmt.Errorf("%s: payload must be non-empty lines ending in a newline", command)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	conn, err := a.dial(ctx)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", command, err)
+	}
+	defer conn.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(dl)
+	}
+	msg := a.prefix + command + " <<\n" + string(body) + "\n"
+	if a.master {
+		// The master keeps the connection open after a payload command
+		// until told to quit.
+		msg += "quit\n"
+	}
+	if _, err := io.WriteString(conn, msg); err != nil {
+		return "", fmt.Errorf("%s: %w", command, err)
+	}
+	out, err := io.ReadAll(conn)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", command, err)
+	}
+	return string(out), nil
+}
+
+// expect sends a command (with a payload unless body is nil) whose answer
+// must contain one of ok; any other answer is an error wrapping
+// errRuntime.
+func (a runtimeAPI) expect(ctx context.Context, command string, body []byte, ok ...string) error {
+	var out string
+	var err error
+	if body != nil {
+		out, err = a.payload(ctx, command, body)
+	} else {
+		out, err = a.cmd(ctx, command)
+	}
+	if err != nil {
+		return err
+	}
+	for _, o := range ok {
+		if strings.Contains(out, o) {
+			return nil
+		}
+	}
+	return fmt.Errorf("%s: %w: %s", command, errRuntime, strings.Join(strings.Fields(out), " "))
+}

@@ -39,6 +39,7 @@ import (
 // upConfig is everything `flock up` is told by flags and environment.
 type upConfig struct {
 	DataDir, Domain, HTTP, API, Stats, Waker string
+	HTTPS                                    string // "" : no HTTPS (https.go)
 	Scheduler, MarathonURL, MarathonGroup    string
 	MarathonUser, MarathonPassword           string // basic auth; the password resolved from MarathonPasswordFrom
 	MarathonTokenFile                        string // DC/OS token, re-read by the scheduler when it changes
@@ -76,6 +77,7 @@ func upCmd() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&c.Domain, "domain", envOr("FLOCK_DOMAIN", "localhost"), "apps answer at http://<app>.<domain> (env FLOCK_DOMAIN)")
 	f.StringVar(&c.HTTP, "http", envOr("FLOCK_HTTP", "127.0.0.1:8000"), "public HTTP entry, served by HAProxy (env FLOCK_HTTP)")
+	f.StringVar(&c.HTTPS, "https", envOr("FLOCK_HTTPS", ""), "public HTTPS entry, served by HAProxy with a certificate per app host (e.g. 127.0.0.1:8443 or :443); off by default (env FLOCK_HTTPS)")
 	f.StringVar(&c.API, "api", envOr("FLOCK_API", "127.0.0.1:8080"), "API, dashboard, webhook, git remote and artifacts (env FLOCK_API)")
 	f.StringVar(&c.Stats, "stats", envOr("FLOCK_STATS", "127.0.0.1:9090"), "HAProxy stats page, /stats;csv (env FLOCK_STATS)")
 	f.StringVar(&c.Waker, "waker", envOr("FLOCK_WAKER", "127.0.0.1:8001"), "the waker, HAProxy's backup server; keep it on loopback (env FLOCK_WAKER)")
@@ -235,10 +237,18 @@ func up(ctx context.Context, c upConfig) error {
 	}
 	defer store.Close()
 
+	issuer, acmeAddr, err := certIssuer(c, logger)
+	if err != nil {
+		return err
+	}
 	rt, err := router.New(router.Config{
-		Dir: filepath.Join(c.DataDir, "haproxy"), HTTPAddr: c.HTTP, StatsAddr: c.Stats, WakerAddr: c.Waker,
+		Dir: filepath.Join(c.DataDir, "haproxy"), HTTPAddr: c.HTTP, HTTPSAddr: c.HTTPS, ACMEAddr: acmeAddr, StatsAddr: c.Stats, WakerAddr: c.Waker,
 		Domain: c.Domain, HardStopAfter: c.HardStop, Logger: logger,
 	})
+	if err != nil {
+		return err
+	}
+	certMgr, err := newCertManager(c, issuer, rt, logger)
 	if err != nil {
 		return err
 	}
@@ -373,6 +383,9 @@ func up(ctx context.Context, c upConfig) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return sched.Run(ctx) })
 	g.Go(func() error { return rt.Run(ctx) })
+	if certMgr != nil {
+		g.Go(func() error { return certMgr.Run(ctx) })
+	}
 	g.Go(func() error { return svc.Run(ctx) })
 	g.Go(func() error { return waker.Run(ctx) })
 	g.Go(func() error { return sc.Run(ctx) })
@@ -396,7 +409,7 @@ func up(ctx context.Context, c upConfig) error {
 	if tokenAt == "" {
 		tokenAt = "--token or FLOCK_TOKEN"
 	}
-	logger.Info("flock is up", "dashboard", c.PublicURL, "token", tokenAt, "apps", "http://<app>."+c.Domain+urlPort(c.HTTP),
+	logger.Info("flock is up", "dashboard", c.PublicURL, "token", tokenAt, "apps", "http://<app>."+c.Domain+urlPort(c.HTTP), "https", httpsApps(c),
 		"stats", "http://"+c.Stats+"/stats", "scheduler", c.Scheduler, "data", c.DataDir)
 	if c.Demo {
 		g.Go(func() error { return deployDemo(ctx, svc, rt, c.DemoDir, c.DataDir, logger) })

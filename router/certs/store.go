@@ -1,0 +1,124 @@
+// Package certs keeps a TLS certificate for every host the router serves:
+// it issues them (Flock's local CA, or a publicly trusted issuer such as
+// ACME), keeps them in the data dir, renews them before they expire, and
+// hands them to the router, which installs them in the running HAProxy
+// without a reload.
+package certs
+
+import (
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"time"
+)
+
+// hostRE is a lower-case DNS name: what the router routes, and safe as
+// a file name.
+var hostRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$`)
+
+func validHost(h string) bool { return len(h) <= 253 && hostRE.MatchString(h) }
+
+// store keeps one file per host in dir, <host>.pem: the certificate
+// chain, then its private key, readable by the owner only (0600).
+type store struct{ dir string }
+
+// stored is a host's certificate as read from or written to the store.
+type stored struct {
+	file string
+	pem  []byte
+	leaf *x509.Certificate
+}
+
+func (s store) file(host string) string { return filepath.Join(s.dir, host+".pem") }
+
+// load reads host's file; a missing file is an error wrapping
+// os.ErrNotExist.
+func (s store) load(host string) (*stored, error) {
+	if !validHost(host) {
+		return nil, fmt.Errorf("certificate for %q: not a host name", host)
+	}
+	b, err := os.ReadFile(s.file(host))
+	if err != nil {
+		return nil, err
+	}
+	return parse(host, s.file(host), b, b)
+}
+
+// save checks that certPEM and keyPEM make a key pair whose leaf names
+// host and has not expired, then writes them to host's file atomically.
+func (s store) save(host string, certPEM, keyPEM []byte) (*stored, error) {
+	if !validHost(host) {
+		return nil, fmt.Errorf("certificate for %q: not a host name", host)
+	}
+	c, err := parse(host, s.file(host), certPEM, keyPEM)
+	if err != nil {
+		return nil, err
+	}
+	var pem bytes.Buffer
+	pem.Write(bytes.TrimSpace(certPEM))
+	pem.WriteByte('\n')
+	pem.Write(bytes.TrimSpace(keyPEM))
+	pem.WriteByte('\n')
+	c.pem = pem.Bytes()
+	if err := os.MkdirAll(s.dir, 0o700); err != nil {
+		return nil, fmt.Errorf("certificate for %s: %w", host, err)
+	}
+	if err := writeSecret(c.file, c.pem); err != nil {
+		return nil, fmt.Errorf("certificate for %s: %w", host, err)
+	}
+	return c, nil
+}
+
+// parse checks a key pair for host and returns it with its leaf.
+func parse(host, file string, certPEM, keyPEM []byte) (*stored, error) {
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("certificate for %s: %w", host, err)
+	}
+	leaf, err := x509.ParseCertificate(pair.Certificate[0])
+	if err != nil {
+		return nil, fmt.Errorf("certificate for %s: %w", host, err)
+	}
+	if err := leaf.VerifyHostname(host); err != nil {
+		return nil, fmt.Errorf("certificate for %s: %w", host, err)
+	}
+	if time.Now().After(leaf.NotAfter) {
+		return nil, fmt.Errorf("certificate for %s: expired at %s", host, leaf.NotAfter.UTC().Format(time.RFC3339))
+	}
+	pem := certPEM
+	if !bytes.Equal(certPEM, keyPEM) {
+		pem = nil // save writes both
+	}
+	return &stored{file: file, pem: pem, leaf: leaf}, nil
+}
+
+// writeSecret writes b to path through a 0600 temporary file in the same
+// folder, synced, then renamed: a reader (HAProxy at a reload) never
+// sees half a file, and the key is never readable by others.
+func writeSecret(path string, b []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}
