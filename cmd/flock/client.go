@@ -219,7 +219,16 @@ func addClientCommands(root *cobra.Command) {
 	pf.String("api-url", envOr("FLOCK_API_URL", "http://127.0.0.1:8080"), "Flock API (env FLOCK_API_URL)")
 	pf.String("token", envOr("FLOCK_TOKEN", ""), "API token; default <data-dir>/token (env FLOCK_TOKEN)")
 
-	deployCmd := &cobra.Command{
+	root.AddCommand(deployCommand(), appsCommand(), scaleCommand(),
+		actionCommand("sleep", "Put an app to sleep until its next request", "is asleep"),
+		actionCommand("wake", "Wake a sleeping app", "is waking"),
+		logsCommand(), releasesCommand(), rollbackCommand(), destroyCommand())
+	root.AddCommand(configCommands()...) // client_config.go
+}
+
+// deployCommand is `flock deploy`.
+func deployCommand() *cobra.Command {
+	cmd := &cobra.Command{
 		Use:   "deploy [DIR]",
 		Short: "Build and deploy a directory; streams the build log and prints the app's URL",
 		Args:  cobra.MaximumNArgs(1),
@@ -253,9 +262,13 @@ func addClientCommands(root *cobra.Command) {
 			return stream(resp, cmd.OutOrStdout())
 		},
 	}
-	deployCmd.Flags().String("app", "", `app name (default: "name" in package.json or flock.json, else the directory's name)`)
+	cmd.Flags().String("app", "", `app name (default: "name" in package.json or flock.json, else the directory's name)`)
+	return cmd
+}
 
-	appsCmd := &cobra.Command{
+// appsCommand is `flock apps`.
+func appsCommand() *cobra.Command {
+	cmd := &cobra.Command{
 		Use:   "apps",
 		Short: "List apps: name, state, instances healthy/desired, release, URL",
 		Args:  cobra.NoArgs,
@@ -276,9 +289,13 @@ func addClientCommands(root *cobra.Command) {
 			return printApps(cmd.OutOrStdout(), apps, time.Now())
 		},
 	}
-	appsCmd.Flags().Bool("json", false, "print JSON")
+	cmd.Flags().Bool("json", false, "print JSON")
+	return cmd
+}
 
-	scaleCmd := &cobra.Command{
+// scaleCommand is `flock scale`.
+func scaleCommand() *cobra.Command {
+	cmd := &cobra.Command{
 		Use:   "scale APP N | scale APP web=N worker=M …",
 		Short: "Run N instances of an app (0 stops it), or N of each process type",
 		Args:  cobra.MinimumNArgs(2),
@@ -319,23 +336,31 @@ func addClientCommands(root *cobra.Command) {
 		},
 	}
 	// "flock scale web -1" reads as a flag: say what is wrong.
-	scaleCmd.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+	cmd.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return fmt.Errorf("%w; N must be a whole number ≥ 0", err)
 	})
-	action := func(name, short, done string) *cobra.Command {
-		return &cobra.Command{
-			Use: name + " APP", Short: short, Args: cobra.ExactArgs(1),
-			RunE: func(cmd *cobra.Command, args []string) error {
-				c := newClient(cmd)
-				if err := c.postJSON("/api/v1/apps/"+url.PathEscape(args[0])+"/"+name, nil); err != nil {
-					return err
-				}
-				fmt.Fprintf(cmd.OutOrStdout(), "%s %s\n", args[0], done)
-				return nil
-			},
-		}
+	return cmd
+}
+
+// actionCommand is a command that POSTs to an app's action route
+// (sleep, wake) and says what it did.
+func actionCommand(name, short, done string) *cobra.Command {
+	return &cobra.Command{
+		Use: name + " APP", Short: short, Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c := newClient(cmd)
+			if err := c.postJSON("/api/v1/apps/"+url.PathEscape(args[0])+"/"+name, nil); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s %s\n", args[0], done)
+			return nil
+		},
 	}
-	logsCmd := &cobra.Command{
+}
+
+// logsCommand is `flock logs`.
+func logsCommand() *cobra.Command {
+	cmd := &cobra.Command{
 		Use: "logs APP", Short: "Print an app's output", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c := newClient(cmd)
@@ -352,9 +377,13 @@ func addClientCommands(root *cobra.Command) {
 			return err
 		},
 	}
-	logsCmd.Flags().BoolP("follow", "f", false, "keep printing new output")
+	cmd.Flags().BoolP("follow", "f", false, "keep printing new output")
+	return cmd
+}
 
-	releasesCmd := &cobra.Command{
+// releasesCommand is `flock releases`.
+func releasesCommand() *cobra.Command {
+	cmd := &cobra.Command{
 		Use: "releases APP", Short: "List an app's deploys and releases", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c := newClient(cmd)
@@ -377,7 +406,12 @@ func addClientCommands(root *cobra.Command) {
 			return tw.Flush()
 		},
 	}
-	rollbackCmd := &cobra.Command{
+	return cmd
+}
+
+// rollbackCommand is `flock rollback`.
+func rollbackCommand() *cobra.Command {
+	cmd := &cobra.Command{
 		Use: "rollback APP [RELEASE]", Short: "Run an earlier release again, without building", Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c := newClient(cmd)
@@ -393,7 +427,12 @@ func addClientCommands(root *cobra.Command) {
 			return stream(resp, cmd.OutOrStdout())
 		},
 	}
-	destroyCmd := &cobra.Command{
+	return cmd
+}
+
+// destroyCommand is `flock destroy`.
+func destroyCommand() *cobra.Command {
+	cmd := &cobra.Command{
 		Use: "destroy APP", Short: "Stop an app and delete it with its releases", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c := newClient(cmd)
@@ -406,11 +445,7 @@ func addClientCommands(root *cobra.Command) {
 			return nil
 		},
 	}
-	root.AddCommand(deployCmd, appsCmd, scaleCmd,
-		action("sleep", "Put an app to sleep until its next request", "is asleep"),
-		action("wake", "Wake a sleeping app", "is waking"),
-		logsCmd, releasesCmd, rollbackCmd, destroyCmd)
-	root.AddCommand(configCommands()...) // client_config.go
+	return cmd
 }
 
 func short(commit string) string {
