@@ -129,6 +129,15 @@ func (l *loop) setLive(v *live) {
 	l.r.mu.Lock()
 	l.r.liveApps = v.apps()
 	l.r.mu.Unlock()
+	l.publish()
+}
+
+// publish tells the router what the worker routes now, when that changed:
+// WaitRouted and the drains wait on it.
+func (l *loop) publish() {
+	if l.live.changed {
+		l.r.setRoutes(l.live.routes())
+	}
 }
 
 // sync brings the current worker's servers and map in step with the
@@ -136,7 +145,9 @@ func (l *loop) setLive(v *live) {
 // be added or removed, which only a reload can do.
 func (l *loop) sync(ctx context.Context) bool {
 	want := l.r.snapshot()
-	return l.live.sync(ctx, l.r, want)
+	reload := l.live.sync(ctx, l.r, want)
+	l.publish()
+	return reload
 }
 
 // flush writes the desired state to disk and reloads if the backends

@@ -177,25 +177,45 @@ func urlPort(httpAddr string) string {
 }
 
 func up(ctx context.Context, c upConfig) error {
-	logger, err := newLogger(c.LogLevel)
+	logger, token, err := setUp(&c)
 	if err != nil {
 		return err
+	}
+	store, err := engine.OpenStore(c.DataDir)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	p, err := newPlatform(c, token, store, logger)
+	if err != nil {
+		return err
+	}
+	return p.run(ctx, c, logger)
+}
+
+// setUp settles what the flags leave open: the logger, the data dir (made
+// absolute), the secrets kept in files, the API token and the URLs that
+// default to --api. It returns the logger and the token.
+func setUp(c *upConfig) (*slog.Logger, string, error) {
+	logger, err := newLogger(c.LogLevel)
+	if err != nil {
+		return nil, "", err
 	}
 	slog.SetDefault(logger)
 	if abs, err := filepath.Abs(c.DataDir); err == nil {
 		c.DataDir = abs
 	}
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
-		return fmt.Errorf("data dir: %w", err)
+		return nil, "", fmt.Errorf("data dir: %w", err)
 	}
 	if c.Token, err = c.TokenFrom.resolve(); err != nil {
-		return err
+		return nil, "", err
 	}
 	if c.GitHubSecret, err = c.GitHubSecretFrom.resolve(); err != nil {
-		return err
+		return nil, "", err
 	}
 	if c.GitHubToken, err = c.GitHubTokenFrom.resolve(); err != nil {
-		return err
+		return nil, "", err
 	}
 	for _, s := range []secretSource{c.TokenFrom, c.GitHubSecretFrom, c.GitHubTokenFrom} {
 		s.warn(logger)
@@ -203,11 +223,11 @@ func up(ctx context.Context, c upConfig) error {
 	dropSecretEnv()
 	token, err := loadToken(c.DataDir, c.Token, logger)
 	if err != nil {
-		return err
+		return nil, "", err
 	}
 	// After loadToken, which warns of a token file left readable.
 	if err := closeDataDir(c.DataDir, "instances"); err != nil {
-		return err
+		return nil, "", err
 	}
 	if c.ArtifactURL == "" {
 		c.ArtifactURL = "http://" + c.API
@@ -215,78 +235,90 @@ func up(ctx context.Context, c upConfig) error {
 	if c.PublicURL == "" {
 		c.PublicURL = "http://" + c.API
 	}
-	store, err := engine.OpenStore(c.DataDir)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
+	return logger, token, nil
+}
 
-	rt, err := router.New(router.Config{
+// platform is every part `flock up` runs, constructed and wired.
+type platform struct {
+	rt    *router.Router
+	waker *backup.Waker
+	sched deploy.Scheduler
+	svc   *engine.Service
+	sc    *scaler.Scaler
+	gh    *webhook.GitHub
+	site  *web.Server
+	reg   *prometheus.Registry
+}
+
+// newPlatform constructs every part in the order their dependencies ask:
+// the router and the waker first, since schedulers drain through both;
+// the scheduler; the engine over it, which the router and the waker then
+// follow (events, not glue); the scaler, which reads the router's stats and
+// the waker's proxied apps; and the doors (webhook, git remote, web).
+func newPlatform(c upConfig, token string, store *engine.Store, logger *slog.Logger) (*platform, error) {
+	p := &platform{reg: prometheus.NewRegistry()}
+	p.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if err := p.newRouting(c, logger); err != nil {
+		return nil, err
+	}
+	artifacts, err := builder.NewSigner(token, slugURLPeriod)
+	if err != nil {
+		return nil, err
+	}
+	// Before an instance stops, both paths to it drain: HAProxy's, then
+	// the waker's (it proxies held requests straight to instances).
+	sched, memEnforced, err := newScheduler(c, deploy.Drainers{p.rt, p.waker}, artifacts.Resign, logger)
+	if err != nil {
+		return nil, err
+	}
+	p.sched = sched
+	// Builds run as the app's uid (buildas.go).
+	b, err := builder.New(builder.Config{Dir: filepath.Join(c.DataDir, "artifacts"), CacheDir: filepath.Join(c.DataDir, "cache"), Logger: logger, StaticServer: staticServer(c.Scheduler),
+		RunAs: buildsRunAs(sched, logger)})
+	if err != nil {
+		return nil, err
+	}
+	p.svc, err = engine.New(engine.Config{
+		Domain: c.Domain, URLPort: urlPort(c.HTTP), Idle: c.Idle, Builds: c.Builds,
+		APIHosts:    apiHosts(c.API, c.PublicURL),
+		ArtifactURL: c.ArtifactURL, Artifacts: filepath.Join(c.DataDir, "artifacts"), MemoryEnforced: memEnforced,
+		Router: p.rt, Signer: artifacts,
+	}, store, sched, b)
+	if err != nil {
+		return nil, err
+	}
+	p.rt.Follow(p.svc)
+	p.waker.Follow(p.svc)
+	c.Scaler.Logger, c.Scaler.Proxied = logger, p.waker
+	if p.sc, err = scaler.New(c.Scaler, p.svc, p.rt); err != nil {
+		return nil, err
+	}
+	if err := p.newDoors(c, token, b, artifacts, logger); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// newRouting constructs the router and the waker, HAProxy's backup server.
+func (p *platform) newRouting(c upConfig, logger *slog.Logger) error {
+	var err error
+	p.rt, err = router.New(router.Config{
 		Dir: filepath.Join(c.DataDir, "haproxy"), HTTPAddr: c.HTTP, StatsAddr: c.Stats, WakerAddr: c.Waker,
 		Domain: c.Domain, HardStopAfter: c.HardStop, Logger: logger,
 	})
 	if err != nil {
 		return err
 	}
-	// Before an instance stops, both paths to it drain: HAProxy's and the
-	// waker's (it proxies held requests straight to instances).
-	var waker *backup.Waker
-	drainer := deploy.DrainFunc(func(ctx context.Context, app string, in deploy.Instance) error {
-		err := rt.Drain(ctx, app, in)
-		if waker != nil {
-			if werr := waker.Drain(ctx, app, in); err == nil {
-				err = werr
-			}
-		}
-		return err
-	})
-	artifacts, err := builder.NewSigner(token, slugURLPeriod)
-	if err != nil {
-		return err
-	}
-	sched, memEnforced, err := newScheduler(c, drainer, artifacts.Resign, logger)
-	if err != nil {
-		return err
-	}
-	// Builds run as the app's uid (buildas.go).
-	b, err := builder.New(builder.Config{Dir: filepath.Join(c.DataDir, "artifacts"), CacheDir: filepath.Join(c.DataDir, "cache"), Logger: logger, StaticServer: staticServer(c.Scheduler),
-		RunAs: buildsRunAs(sched, logger)})
-	if err != nil {
-		return err
-	}
-	svc, err := engine.New(engine.Config{
-		Domain: c.Domain, URLPort: urlPort(c.HTTP), Idle: c.Idle, Builds: c.Builds,
-		APIHosts:    apiHosts(c.API, c.PublicURL),
-		ArtifactURL: c.ArtifactURL, Artifacts: filepath.Join(c.DataDir, "artifacts"), MemoryEnforced: memEnforced,
-		Routed: rt.WaitRouted, RouteErr: rt.Err, SignURL: artifacts.SignURL,
-	}, store, sched, b)
-	if err != nil {
-		return err
-	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	waker, err = backup.New(backup.Config{Addr: c.Waker, QueueSize: c.WakeQueue, Timeout: c.WakeTimeout, Registerer: reg, Logger: logger,
+	p.waker, err = backup.New(backup.Config{Addr: c.Waker, QueueSize: c.WakeQueue, Timeout: c.WakeTimeout, Registerer: p.reg, Logger: logger,
 		// A held request's body is read only once its app is awake.
-		Server: func(s *http.Server) { t := listenerTimeouts; t.Read += c.WakeTimeout; t.apply(s) }}, svc)
-	if err != nil {
-		return err
-	}
-	c.Scaler.Logger = logger
-	sc, err := scaler.New(c.Scaler, svc, allStats(rt))
-	if err != nil {
-		return err
-	}
-	deployTree := func(ctx context.Context, p webhook.Push, dir string, log io.Writer) (string, error) {
-		trigger := p.Pusher
-		if p.Delivery != "" {
-			trigger = "github push by " + p.Pusher
-		}
-		rel, err := svc.Deploy(ctx, deploy.DeployRequest{App: p.Name, Dir: dir, Commit: p.Commit, Trigger: trigger}, log)
-		if err != nil {
-			return "", err
-		}
-		return svc.URL(rel.App), nil
-	}
+		Server: func(s *http.Server) { t := listenerTimeouts; t.Read += c.WakeTimeout; t.apply(s) }})
+	return err
+}
+
+// newDoors constructs what deploys and users come through: the GitHub
+// webhook, the git remote and the web server (API, dashboard, artifacts).
+func (p *platform) newDoors(c upConfig, token string, b *builder.Builder, artifacts *builder.Signer, logger *slog.Logger) error {
+	svc := p.svc
 	gh, err := webhook.NewGitHub(webhook.GitHubConfig{
 		Secret: c.GitHubSecret, Token: c.GitHubToken, APIURL: c.GitHubAPIURL, DashboardURL: c.PublicURL, Workers: c.Builds, Logger: logger,
 		// An app's descriptor may name the branch its pushes deploy from.
@@ -298,31 +330,22 @@ func up(ctx context.Context, c upConfig) error {
 			return a.Descriptor.Branch
 		},
 		Deployed: deployedCommits(svc),
-	}, deployTree)
+	}, deployTree(svc))
 	if err != nil {
 		return err
 	}
-	remote, err := webhook.NewRemote(webhook.RemoteConfig{Dir: filepath.Join(c.DataDir, "git"), Token: token, Unpack: builder.Unpack, Logger: logger}, deployTree)
+	p.gh = gh
+	remote, err := webhook.NewRemote(webhook.RemoteConfig{Dir: filepath.Join(c.DataDir, "git"), Token: token, Unpack: builder.Unpack, Logger: logger}, deployTree(svc))
 	if err != nil {
 		return err
 	}
-	// tokenFile is where the token is kept, for the login page and the
-	// "flock is up" line: --token-file, else <data-dir>/token; "" when it
-	// was given in --token or FLOCK_TOKEN and no file holds it.
-	tokenFile := filepath.Join(c.DataDir, "token")
-	switch {
-	case c.TokenFrom.file != "":
-		tokenFile = c.TokenFrom.file
-	case c.Token != "":
-		tokenFile = ""
-	}
-	site, err := web.New(web.Config{
-		Token: token, TokenFile: tokenFile, ReadOnly: c.ReadOnly, Logger: logger, Gatherer: reg, Registerer: reg,
+	p.site, err = web.New(web.Config{
+		Token: token, TokenFile: tokenFile(c), ReadOnly: c.ReadOnly, Logger: logger, Gatherer: p.reg, Registerer: p.reg,
 		Unpack: func(r io.Reader, dir string) error { return builder.Unpack(r, dir, 1<<30) },
 		Mounts: map[string]http.Handler{"/hooks/github": gh, "/git/": remote},
 		Ready: func() error {
 			select {
-			case <-rt.Ready():
+			case <-p.rt.Ready():
 				return nil
 			default:
 				return errors.New("haproxy is not serving yet")
@@ -331,36 +354,54 @@ func up(ctx context.Context, c upConfig) error {
 		// Slugs go to the token or a signed URL; Host must name this API.
 		Artifacts: b.Handler(), Signed: artifacts.Verify, Hosts: apiHosts(c.API, c.PublicURL, c.ArtifactURL),
 	}, svc)
-	if err != nil {
-		return err
+	return err
+}
+
+// deployTree is how a push (webhook or git remote) deploys.
+func deployTree(svc *engine.Service) webhook.DeployFunc {
+	return func(ctx context.Context, p webhook.Push, dir string, log io.Writer) (string, error) {
+		trigger := p.Pusher
+		if p.Delivery != "" {
+			trigger = "github push by " + p.Pusher
+		}
+		rel, err := svc.Deploy(ctx, deploy.DeployRequest{App: p.Name, Dir: dir, Commit: p.Commit, Trigger: trigger}, log)
+		if err != nil {
+			return "", err
+		}
+		return svc.URL(rel.App), nil
 	}
-	if err := waker.Listen(); err != nil {
+}
+
+// tokenFile is where the token is kept, for the login page and the "flock
+// is up" line: --token-file, else <data-dir>/token; "" when it was given
+// in --token or FLOCK_TOKEN and no file holds it.
+func tokenFile(c upConfig) string {
+	switch {
+	case c.TokenFrom.file != "":
+		return c.TokenFrom.file
+	case c.Token != "":
+		return ""
+	}
+	return filepath.Join(c.DataDir, "token")
+}
+
+// run listens, then runs every part in an errgroup until ctx ends or one
+// of them fails.
+func (p *platform) run(ctx context.Context, c upConfig, logger *slog.Logger) error {
+	if err := p.waker.Listen(); err != nil {
 		return fmt.Errorf("waker on --waker %s: %w", c.Waker, err)
 	}
-	api := harden(&http.Server{Addr: c.API, Handler: site.Handler()})
+	api := harden(&http.Server{Addr: c.API, Handler: p.site.Handler()})
 	ln, err := net.Listen("tcp", c.API)
 	if err != nil {
 		return fmt.Errorf("listen on --api %s: %w", c.API, err)
 	}
-
-	// HAProxy's first configuration already holds every app, so that after
-	// a restart requests wait in the waker while apps come back instead of
-	// meeting a 404.
-	if apps, err := svc.Apps(ctx); err == nil {
-		rt.Update(apps)
-	}
-	ctx, stopDetach := detachOnSIGUSR2(ctx, logger, sched, rt)
+	ctx, stopDetach := detachOnSIGUSR2(ctx, logger, p.sched, p.rt)
 	defer stopDetach()
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return sched.Run(ctx) })
-	g.Go(func() error { return rt.Run(ctx) })
-	g.Go(func() error { return svc.Run(ctx) })
-	g.Go(func() error { return waker.Run(ctx) })
-	g.Go(func() error { return sc.Run(ctx) })
-	g.Go(func() error { return gh.Run(ctx) })
-	g.Go(func() error { return site.Run(ctx) })
-	g.Go(func() error { return keepProxiedAwake(ctx, waker, sc) })
-	g.Go(func() error { return feedRouter(ctx, svc, rt) })
+	for _, part := range []interface{ Run(context.Context) error }{p.sched, p.rt, p.svc, p.waker, p.sc, p.gh, p.site} {
+		g.Go(func() error { return part.Run(ctx) })
+	}
 	g.Go(func() error {
 		if err := api.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("api: %w", err)
@@ -373,14 +414,14 @@ func up(ctx context.Context, c upConfig) error {
 		defer cancel()
 		return api.Shutdown(sctx)
 	})
-	tokenAt := tokenFile
+	tokenAt := tokenFile(c)
 	if tokenAt == "" {
 		tokenAt = "--token or FLOCK_TOKEN"
 	}
 	logger.Info("flock is up", "dashboard", c.PublicURL, "token", tokenAt, "apps", "http://<app>."+c.Domain+urlPort(c.HTTP),
 		"stats", "http://"+c.Stats+"/stats", "scheduler", c.Scheduler, "data", c.DataDir)
 	if c.Demo {
-		g.Go(func() error { return deployDemo(ctx, svc, rt, c.DemoDir, c.DataDir, logger) })
+		g.Go(func() error { return deployDemo(ctx, p.svc, p.rt, c.DemoDir, c.DataDir, logger) })
 	}
 	return g.Wait()
 }
@@ -416,10 +457,16 @@ func newScheduler(c upConfig, drainer deploy.Drainer, resign func(string) string
 	return nil, false, fmt.Errorf("--scheduler %q: want local or marathon", c.Scheduler)
 }
 
-// The release pipeline is what the web server, the scaler and the waker
-// are given; each declares the small interface it uses.
+// Each part declares the small interface it uses of another: the web
+// server, the scaler, the waker and the router use the release engine;
+// the engine waits on the router; the scaler reads the router's stats and
+// the waker's proxied apps.
 var (
 	_ web.Platform    = (*engine.Service)(nil)
 	_ scaler.Platform = (*engine.Service)(nil)
 	_ backup.Platform = (*engine.Service)(nil)
+	_ router.Platform = (*engine.Service)(nil)
+	_ engine.Router   = (*router.Router)(nil)
+	_ scaler.Stats    = (*router.Router)(nil)
+	_ scaler.Proxied  = (*backup.Waker)(nil)
 )
