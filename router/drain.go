@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -135,17 +136,25 @@ func (r *Router) soleServerLocked(app, be, name string) bool {
 // wantedLocked reports whether the desired state routes the app to the
 // server name. r.mu is held.
 func (r *Router) wantedLocked(app, name string) bool {
+	return slices.Contains(r.wantedServersLocked(app), name)
+}
+
+// wantedServersLocked returns the servers the desired state routes the
+// app to: its healthy instances not yet out of rotation by a drain. r.mu
+// is held.
+func (r *Router) wantedServersLocked(app string) []string {
+	var out []string
 	for _, a := range r.apps {
 		if a.Name != app {
 			continue
 		}
 		for _, in := range a.Instances {
-			if in.Healthy && serverName(in) == name {
-				return true
+			if name := serverName(in); in.Healthy && !r.drained[app][name] {
+				out = append(out, name)
 			}
 		}
 	}
-	return false
+	return out
 }
 
 func isNoBackend(err error) bool {
@@ -207,7 +216,7 @@ func (r *Router) statsAll(ctx context.Context, command string) ([]workerStats, e
 	}
 	var out []workerStats
 	for i, pid := range pids {
-		w := runtimeAPI{path: r.master.path, master: true, prefix: "@!" + strconv.Itoa(pid) + " "}
+		w := runtimeAPI{path: r.master.path, master: true, prefix: "@!" + strconv.Itoa(pid) + " ", trace: r.master.trace}
 		b, err := w.cmd(ctx, command)
 		if err != nil {
 			if i == 0 {

@@ -52,19 +52,30 @@ func (r *Router) await(ctx context.Context, cond func() bool) error {
 }
 
 // WaitRouted returns once the serving HAProxy worker routes the app's host
-// to the app's backend: the backend exists and the host map names it. From
+// to the app's backend: the backend exists, the host map names it, and
+// when the app has healthy instances, one of them is in rotation. From
 // then on a request to the app's URL reaches an instance (or, while none
 // is up yet, the waker, which proxies to the first healthy one), so a
 // deploy reported live answers at once. It waits on the router's own
-// record of what it applied, not on HAProxy.
+// record of what it applied (signalled as the loop applies a change), not
+// on HAProxy.
 func (r *Router) WaitRouted(ctx context.Context, app string) error {
 	if !deploy.ValidName(app) {
 		return fmt.Errorf("wait for %q: not an app name", app)
 	}
 	host, be := deploy.AppHost(app, r.cfg.Domain), hap.BackendName(app)
 	err := r.await(ctx, func() bool {
-		_, ok := r.routes.servers[be]
-		return ok && r.routes.hosts[host] == be
+		servers, ok := r.routes.servers[be]
+		if !ok || r.routes.hosts[host] != be {
+			return false
+		}
+		wanted := r.wantedServersLocked(app)
+		for _, name := range wanted {
+			if servers[name] {
+				return true
+			}
+		}
+		return len(wanted) == 0
 	})
 	if err != nil {
 		return fmt.Errorf("wait for %s to be routed: %w", app, err)
