@@ -1,7 +1,7 @@
 package scaler
 
 // The stats sources below read HAProxy directly. Flock itself feeds the
-// scaler from the router (cmd/flock: router.StatsAll, every worker through
+// scaler from the router (scaler.Stats: Router.StatsAll, every worker through
 // the master socket), so these serve the tests against a real HAProxy.
 
 import (
