@@ -112,7 +112,7 @@ func (r *Router) resync(ctx context.Context, p Platform) {
 // put sets one app's desired state; a nil a removes the app.
 func (r *Router) put(name string, a *deploy.App) {
 	r.mu.Lock()
-	apps := slices.Clone(r.apps)
+	apps := r.apps // changed in place: only read under r.mu
 	i, found := slices.BinarySearchFunc(apps, name, func(a deploy.App, name string) int {
 		switch {
 		case a.Name < name:
