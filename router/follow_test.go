@@ -115,6 +115,7 @@ func TestDrainStartsOnceSuccessorRouted(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
+	t.Logf("the old instance went out %v after the event that brought its successor", out.Sub(published))
 	switch {
 	case out.IsZero():
 		t.Fatal("the old instance never went into maintenance")
