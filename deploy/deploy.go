@@ -143,7 +143,8 @@ type Event struct {
 	// change, so that a subscriber keeping its own copy (the router) knows
 	// a new instance without asking anyone. The events of one app come in
 	// the order their snapshots were taken. Nil for "activity" and
-	// "destroyed", and when the app could not be read. Not sent to API
+	// "destroyed", and when the app could not be read. Every subscriber
+	// gets the same one: read it, copy what you keep. Not sent to API
 	// clients.
 	Snapshot *App `json:"-"`
 }
