@@ -19,10 +19,11 @@ func startWaker(tb testing.TB, p Platform, cfg Config) (*Waker, string) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	w, err := New(cfg, p)
+	w, err := New(cfg)
 	if err != nil {
 		tb.Fatal(err)
 	}
+	w.Follow(p)
 	if err := w.Listen(); err != nil {
 		tb.Fatal(err)
 	}

@@ -85,7 +85,7 @@ type Config struct {
 // first healthy instance. It is an http.Handler; Run serves it on Addr.
 type Waker struct {
 	cfg     Config
-	p       Platform
+	p       Platform // set by Follow, before anything runs
 	log     *slog.Logger
 	m       *metrics
 	proxy   *httputil.ReverseProxy
@@ -113,10 +113,8 @@ type Waker struct {
 
 // New validates cfg and returns a waker; it starts nothing and does not
 // listen (see Listen and Run). Metrics are registered on cfg.Registerer.
-func New(cfg Config, p Platform) (*Waker, error) {
-	if p == nil {
-		return nil, fmt.Errorf("new waker: no platform: %w", deploy.ErrInvalid)
-	}
+// The platform comes with Follow.
+func New(cfg Config) (*Waker, error) {
 	if cfg.Addr == "" {
 		cfg.Addr = "127.0.0.1:0"
 	}
@@ -140,7 +138,6 @@ func New(cfg Config, p Platform) (*Waker, error) {
 	}
 	w := &Waker{
 		cfg:      cfg,
-		p:        p,
 		log:      cfg.Logger,
 		m:        m,
 		gates:    make(map[string]*gate),
@@ -166,6 +163,18 @@ func New(cfg Config, p Platform) (*Waker, error) {
 	}
 	w.proxy = w.newProxy()
 	return w, nil
+}
+
+// Follow gives the waker the platform whose apps it wakes. Call it once,
+// before Listen, Run or ServeHTTP.
+//
+// The waker is given the platform after New, not in it: the schedulers the
+// platform drives drain through the waker (Drain), so the waker exists
+// first.
+func (w *Waker) Follow(p Platform) {
+	w.mu.Lock()
+	w.p = p
+	w.mu.Unlock()
 }
 
 // Listen binds cfg.Addr so that Addr reports the real port before Run
@@ -200,6 +209,9 @@ func (w *Waker) Addr() string {
 // ctx ends; then it answers held requests 503, lets proxied requests
 // finish for ShutdownGrace and closes what is left. Run is called once.
 func (w *Waker) Run(ctx context.Context) error {
+	if w.p == nil {
+		return fmt.Errorf("run waker: no platform (Follow): %w", deploy.ErrInvalid)
+	}
 	if err := w.Listen(); err != nil {
 		return err
 	}

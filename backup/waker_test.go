@@ -199,10 +199,11 @@ func TestWebsocketThroughWake(t *testing.T) {
 func TestRunShutsDownAndReleasesHeld(t *testing.T) {
 	p := newTestPlatform(t)
 	p.add("late", appOpts{boot: time.Hour})
-	w, err := New(Config{Logger: slog.New(slog.DiscardHandler)}, p)
+	w, err := New(Config{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
+	w.Follow(p)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- w.Run(ctx) }()
@@ -232,7 +233,6 @@ func TestRunShutsDownAndReleasesHeld(t *testing.T) {
 }
 
 func TestNewValidates(t *testing.T) {
-	p := newTestPlatform(t)
 	tests := []struct {
 		name string
 		cfg  Config
@@ -244,16 +244,16 @@ func TestNewValidates(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, err := New(tt.cfg, p); !errors.Is(err, deploy.ErrInvalid) {
+			if _, err := New(tt.cfg); !errors.Is(err, deploy.ErrInvalid) {
 				t.Errorf("New = %v, want ErrInvalid", err)
 			}
 		})
 	}
 	reg := prometheus.NewRegistry()
-	if _, err := New(Config{Registerer: reg}, p); err != nil {
+	if _, err := New(Config{Registerer: reg}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := New(Config{Registerer: reg}, p); err == nil {
+	if _, err := New(Config{Registerer: reg}); err == nil {
 		t.Error("second waker on one registry: want a registration error")
 	}
 }

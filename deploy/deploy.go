@@ -140,13 +140,21 @@ func (a App) HealthyCount() int {
 	return n
 }
 
-// Event tells that something about an app changed. Subscribers (router,
-// waker, dashboard) re-read the app; an event is a trigger, not the truth.
+// Event tells that something about an app changed. Subscribers (waker,
+// dashboard) re-read the app; the router takes Snapshot as it is.
 type Event struct {
 	App   string    `json:"app"`
-	Type  string    `json:"type"` // "state", "instances", "deploy", "release", "destroyed"
+	Type  string    `json:"type"` // "state", "instances", "deploy", "release", "destroyed", "activity"
 	State State     `json:"state,omitempty"`
 	Time  time.Time `json:"time"`
 	// Message is a short human text ("v3 live", "scaled to 2").
 	Message string `json:"message,omitempty"`
+	// Snapshot is the app, instances included, as it was just after the
+	// change, so that a subscriber keeping its own copy (the router) knows
+	// a new instance without asking anyone. The events of one app come in
+	// the order their snapshots were taken. Nil for "activity" and
+	// "destroyed", and when the app could not be read. Every subscriber
+	// gets the same one: read it, copy what you keep. Not sent to API
+	// clients.
+	Snapshot *App `json:"-"`
 }

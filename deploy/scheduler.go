@@ -90,3 +90,19 @@ type Builder interface {
 	// the slug's path and the start command.
 	Build(ctx context.Context, dir, app, release, cmd string, log io.Writer) (slug, command string, err error)
 }
+
+// Drainers drains through each of its Drainers in turn (the router's
+// HAProxy, then the waker), all of them even when one fails; it returns
+// the first error.
+type Drainers []Drainer
+
+// Drain calls every Drainer in order.
+func (ds Drainers) Drain(ctx context.Context, app string, in Instance) error {
+	var first error
+	for _, d := range ds {
+		if err := d.Drain(ctx, app, in); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -83,6 +84,7 @@ func (r *Router) markDrained(app, name string, out bool) {
 	if out {
 		r.gen++
 	}
+	r.signalLocked()
 }
 
 // successorWait bounds how long a drain waits for the app's other
@@ -92,30 +94,20 @@ const successorWait = time.Second
 // awaitSuccessor holds a drain back while the instance is the only one
 // HAProxy routes the app to, until another one is routed, or the app is
 // going to zero (asleep, stopped, destroyed), or successorWait passes. A
-// rollout retires the old release the moment the new one is healthy,
-// while the router hears of the new instances a few milliseconds later:
-// without the wait, the requests of that moment would go to the waker
-// instead of the new release.
+// rollout retires the old release the moment the new one is healthy; the
+// router hears of the new instances through the platform's events a moment
+// later and routes them: the drain waits for that, so the requests of that
+// moment do not go to the waker. It waits on the router's own record of
+// what HAProxy routes (routes), signalled when the loop applies a change.
 func (r *Router) awaitSuccessor(ctx context.Context, app, be, name string) {
 	ctx, cancel := context.WithTimeout(ctx, successorWait)
 	defer cancel()
-	for delay := 2 * time.Millisecond; ; delay = min(delay*2, 20*time.Millisecond) {
-		if r.goingToZero(app) || !r.soleServer(ctx, app, be, name) {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(delay):
-		}
-	}
+	_ = r.await(ctx, func() bool { return r.goingToZeroLocked(app) || !r.soleServerLocked(app, be, name) })
 }
 
-// goingToZero reports whether the desired state has the app without
-// instances to route to (or without the app at all).
-func (r *Router) goingToZero(app string) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+// goingToZeroLocked reports whether the desired state has the app without
+// instances to route to (or without the app at all). r.mu is held.
+func (r *Router) goingToZeroLocked(app string) bool {
 	for _, a := range r.apps {
 		if a.Name == app {
 			return a.Desired == 0 || a.State == deploy.StateSleeping || a.State == deploy.StateStopped
@@ -124,33 +116,45 @@ func (r *Router) goingToZero(app string) bool {
 	return true
 }
 
-// soleServer reports whether the serving worker routes the backend's
-// traffic to name and to no other server but the ones leaving. When
-// HAProxy does not answer it assumes so.
-func (r *Router) soleServer(ctx context.Context, app, be, name string) bool {
-	b, err := r.admin.cmd(ctx, "show stat "+be+" 4 -1") // the backend's servers
-	if err != nil {
-		return true
+// soleServerLocked reports whether name may be taking the backend's
+// traffic, the current worker routing it or the desired state wanting it
+// (a reload that adds it may be under way), while the current worker
+// routes to no other server but the ones leaving. r.mu is held.
+func (r *Router) soleServerLocked(app, be, name string) bool {
+	servers := r.routes.servers[be]
+	if !servers[name] && !r.wantedLocked(app, name) {
+		return false // never routed: nothing to wait for
 	}
-	rows, err := hap.ParseBytes([]byte(b))
-	if err != nil {
-		return true
+	for srv := range servers {
+		if _, leaving := r.drained[app][srv]; srv != name && !leaving {
+			return false
+		}
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	routed, other := false, false
-	for _, row := range rows {
-		srv := row.Server
-		if row.Proxy != be || row.Backup || !strings.HasPrefix(row.Status, "UP") {
+	return true
+}
+
+// wantedLocked reports whether the desired state routes the app to the
+// server name. r.mu is held.
+func (r *Router) wantedLocked(app, name string) bool {
+	return slices.Contains(r.wantedServersLocked(app), name)
+}
+
+// wantedServersLocked returns the servers the desired state routes the
+// app to: its healthy instances not yet out of rotation by a drain. r.mu
+// is held.
+func (r *Router) wantedServersLocked(app string) []string {
+	var out []string
+	for _, a := range r.apps {
+		if a.Name != app {
 			continue
 		}
-		if srv == name {
-			routed = true
-		} else if _, leaving := r.drained[app][srv]; !leaving {
-			other = true
+		for _, in := range a.Instances {
+			if name := serverName(in); in.Healthy && !r.drained[app][name] {
+				out = append(out, name)
+			}
 		}
 	}
-	return routed && !other
+	return out
 }
 
 func isNoBackend(err error) bool {
@@ -179,7 +183,7 @@ func (r *Router) sessions(ctx context.Context, be, srv string) (int, error) {
 	return total, nil
 }
 
-// WorkerStats is one HAProxy worker's "show stat" CSV.
+// WorkerStats is one HAProxy worker's "show stat" CSV (Workers).
 type WorkerStats struct {
 	Pid int
 	// Current is false for an old worker that still serves connections it
@@ -189,9 +193,25 @@ type WorkerStats struct {
 }
 
 // StatsAll returns every worker's "show stat" CSV through the master
-// socket, the current worker first, so that long-lived connections held
-// by old workers after a reload stay visible.
-func (r *Router) StatsAll(ctx context.Context) ([]WorkerStats, error) {
+// socket, the current worker first, concatenated (hap.ParseStats merges
+// them), so that long-lived connections held by old workers after a
+// reload stay visible: the scaler reads its stats here.
+func (r *Router) StatsAll(ctx context.Context) ([]byte, error) {
+	ws, err := r.statsAll(ctx, "show stat")
+	if err != nil {
+		return nil, err
+	}
+	var out []byte
+	for _, w := range ws {
+		out = append(out, w.CSV...)
+	}
+	return out, nil
+}
+
+// Workers returns each HAProxy worker's "show stat" CSV, the current
+// worker first: how a reload's old workers drain, for operators' tools
+// and tests. The scaler reads StatsAll.
+func (r *Router) Workers(ctx context.Context) ([]WorkerStats, error) {
 	return r.statsAll(ctx, "show stat")
 }
 
@@ -203,7 +223,7 @@ func (r *Router) statsAll(ctx context.Context, command string) ([]WorkerStats, e
 	}
 	var out []WorkerStats
 	for i, pid := range pids {
-		w := runtimeAPI{path: r.master.path, master: true, prefix: "@!" + strconv.Itoa(pid) + " "}
+		w := runtimeAPI{path: r.master.path, master: true, prefix: "@!" + strconv.Itoa(pid) + " ", trace: r.master.trace}
 		b, err := w.cmd(ctx, command)
 		if err != nil {
 			if i == 0 {

@@ -261,7 +261,7 @@ func (l *load) finish() (sent, failed int64) {
 
 // currentStats is the current HAProxy worker's "show stat" CSV.
 func (h *harness) currentStats() ([]byte, error) {
-	ws, err := h.r.StatsAll(context.Background())
+	ws, err := h.r.statsAll(context.Background(), "show stat")
 	if err != nil {
 		return nil, err
 	}

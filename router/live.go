@@ -15,6 +15,7 @@ type live struct {
 	hosts    map[string]string
 	failed   bool // the last sync left something undone; retry it
 	conflict bool // a wanted server's name is held by a parked one
+	changed  bool // routing changed since routes last ran
 }
 
 type liveBackend struct {
@@ -36,7 +37,7 @@ type liveServer struct {
 const maxParked = 64
 
 func newLive(m *model) *live {
-	v := &live{backends: map[string]*liveBackend{}, hosts: map[string]string{}}
+	v := &live{backends: map[string]*liveBackend{}, hosts: map[string]string{}, changed: true}
 	if m == nil {
 		return v
 	}
@@ -57,6 +58,22 @@ func (v *live) apps() map[string]bool {
 	for _, b := range v.backends {
 		out[b.app] = true
 	}
+	return out
+}
+
+// routes returns what the worker routes, and marks it published.
+func (v *live) routes() routes {
+	out := routes{servers: make(map[string]map[string]bool, len(v.backends)), hosts: maps.Clone(v.hosts)}
+	for name, b := range v.backends {
+		in := make(map[string]bool, len(b.servers))
+		for s, ls := range b.servers {
+			if !ls.parked {
+				in[s] = true
+			}
+		}
+		out.servers[name] = in
+	}
+	v.changed = false
 	return out
 }
 
@@ -118,6 +135,7 @@ func (v *live) sync(ctx context.Context, r *Router, want *model) bool {
 			continue
 		}
 		delete(v.hosts, h)
+		v.changed = true
 	}
 	byName := want.byName()
 	for h, be := range want.hosts {
@@ -133,6 +151,7 @@ func (v *live) sync(ctx context.Context, r *Router, want *model) bool {
 			continue
 		}
 		v.hosts[h] = be
+		v.changed = true
 	}
 	return v.needsReload(want)
 }
@@ -155,6 +174,7 @@ func (v *live) syncServers(ctx context.Context, r *Router, b *backend, lb *liveB
 					continue
 				}
 				ls.parked = false
+				v.changed = true
 			}
 			continue
 		}
@@ -165,6 +185,7 @@ func (v *live) syncServers(ctx context.Context, r *Router, b *backend, lb *liveB
 		if err := r.admin.do(ctx, "set server "+b.Name+"/"+name+" state maint"); err != nil {
 			if isNoServer(err) {
 				delete(lb.servers, name)
+				v.changed = true
 				continue
 			}
 			log.Warn("server to maintenance", "instance", name, "err", err)
@@ -174,6 +195,7 @@ func (v *live) syncServers(ctx context.Context, r *Router, b *backend, lb *liveB
 		// Its checks would only report a stopped instance as down.
 		_ = r.admin.do(ctx, "disable health "+b.Name+"/"+name)
 		ls.parked = true
+		v.changed = true
 	}
 	for name, s := range want {
 		if ls, ok := lb.servers[name]; ok {
@@ -191,6 +213,7 @@ func (v *live) syncServers(ctx context.Context, r *Router, b *backend, lb *liveB
 			continue
 		}
 		lb.servers[name] = &liveServer{server: s}
+		v.changed = true
 	}
 }
 

@@ -135,6 +135,15 @@ func (l *loop) setLive(v *live) {
 	l.r.mu.Lock()
 	l.r.liveApps = v.apps()
 	l.r.mu.Unlock()
+	l.publish()
+}
+
+// publish tells the router what the worker routes now, when that changed:
+// WaitRouted and the drains wait on it.
+func (l *loop) publish() {
+	if l.live.changed {
+		l.r.setRoutes(l.live.routes())
+	}
 }
 
 // sync brings the current worker's servers and map in step with the
@@ -146,6 +155,7 @@ func (l *loop) sync(ctx context.Context) bool {
 	if l.tls != nil {
 		l.tls.sync(ctx, l.r, want)
 	}
+	l.publish()
 	return reload
 }
 

@@ -82,7 +82,8 @@ type Router struct {
 	ready chan struct{}
 
 	mu   sync.Mutex
-	apps []deploy.App
+	p    Platform     // set by Follow; nil when the caller feeds Update
+	apps []deploy.App // sorted by name
 	// drained: app → server names being drained; true once out of
 	// rotation, false while the drain waits for a successor.
 	drained   map[string]map[string]bool
@@ -104,9 +105,14 @@ type Router struct {
 	hostsChanged chan struct{}
 	hostList     []string
 	hostsGen     uint64
-	readyOnce    sync.Once
-	testMutate   func([]byte) []byte // tests: corrupt a rendered config
-	keepOnExit   bool                // leave HAProxy running when Run returns (Detach)
+	// routes is what the current worker routes, as the loop last
+	// applied it; changed is closed and replaced whenever routes or the
+	// desired state change (see await).
+	routes     routes
+	changed    chan struct{}
+	readyOnce  sync.Once
+	testMutate func([]byte) []byte // tests: corrupt a rendered config
+	keepOnExit bool                // leave HAProxy running when Run returns (Detach)
 }
 
 // New validates cfg and returns a router; it starts nothing. A missing
@@ -185,6 +191,7 @@ func New(cfg Config) (*Router, error) {
 		liveApps: map[string]bool{},
 		certs:    map[string]Cert{},
 		certErrs: map[string]string{},
+		changed:  make(chan struct{}),
 
 		hostsChanged: make(chan struct{}),
 	}
@@ -212,22 +219,28 @@ func validAddr(a string) error {
 }
 
 // Update sets the full desired state: every app that exists, with its
-// instances. It does not block; Run applies it.
+// instances. It does not block; Run applies it. A router that follows a
+// platform (Follow) calls it itself.
 func (r *Router) Update(apps []deploy.App) {
-	// A deep enough copy: Run reads the apps later, the caller may reuse
-	// its slices.
-	own := slices.Clone(apps)
-	for i := range own {
-		own[i].Instances = slices.Clone(own[i].Instances)
-		own[i].Domains = slices.Clone(own[i].Domains)
-		own[i].Descriptor.Checks = slices.Clone(own[i].Descriptor.Checks)
+	own := make([]deploy.App, len(apps))
+	for i, a := range apps {
+		own[i] = ownApp(a)
 	}
+	slices.SortStableFunc(own, func(a, b deploy.App) int { return strings.Compare(a.Name, b.Name) })
 	r.mu.Lock()
+	r.setAppsLocked(own)
+	r.mu.Unlock()
+	r.poke()
+}
+
+// setAppsLocked makes apps, sorted by name and owned by the router, the
+// desired state, forgets drained instances that are gone from their app,
+// and wakes whoever awaits a change. r.mu is held.
+func (r *Router) setAppsLocked(apps []deploy.App) {
 	r.gen++
-	r.apps = own
+	r.apps = apps
 	close(r.hostsChanged)
 	r.hostsChanged = make(chan struct{})
-	// Forget drained instances that are gone from their app.
 	for app, names := range r.drained {
 		still := map[string]bool{}
 		for _, a := range apps {
@@ -246,8 +259,7 @@ func (r *Router) Update(apps []deploy.App) {
 			r.drained[app] = still
 		}
 	}
-	r.mu.Unlock()
-	r.poke()
+	r.signalLocked()
 }
 
 func (r *Router) poke() {
@@ -300,12 +312,18 @@ func (r *Router) generation() uint64 {
 }
 
 // Run starts HAProxy (or adopts the one a killed Flock left serving), keeps
-// it in step with Update until ctx ends, restarts it when it dies, and
-// stops it before it returns.
+// it in step with the desired state (the platform's events after Follow,
+// else Update) until ctx ends, restarts it when it dies, and stops it
+// before it returns.
 func (r *Router) Run(ctx context.Context) error {
 	if err := os.MkdirAll(r.cfg.Dir, 0o755); err != nil {
 		return fmt.Errorf("router: %w", err)
 	}
+	fctx, stopFollowing := context.WithCancel(ctx)
+	follow := r.subscribe(fctx)
+	followed := make(chan struct{})
+	go func() { defer close(followed); follow() }()
+	defer func() { stopFollowing(); <-followed }()
 	l := &loop{r: r, checked: make(chan candidate, 1)}
 	if r.cfg.HTTPSAddr != "" {
 		t, err := newTLSLive(r.settings)

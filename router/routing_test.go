@@ -67,7 +67,7 @@ func TestRoutingByHost(t *testing.T) {
 		if err != nil || !strings.Contains(string(csv), "app_other,other.v1.1_") {
 			t.Errorf("Stats() = %.200q, %v", csv, err)
 		}
-		all, err := h.r.StatsAll(context.Background())
+		all, err := h.r.statsAll(context.Background(), "show stat")
 		if err != nil || len(all) == 0 || !all[0].Current {
 			t.Errorf("StatsAll() = %d workers, %v", len(all), err)
 		}

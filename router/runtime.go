@@ -28,6 +28,8 @@ type runtimeAPI struct {
 	// prefix targets a process through the master: "@1 " is the current
 	// worker.
 	prefix string
+	// trace, when set, sees every command before it is sent (tests).
+	trace func(command string)
 }
 
 // errRuntime marks an answer from HAProxy that reports a failure.
@@ -37,6 +39,9 @@ var errRuntime = errors.New("haproxy refused")
 func (a runtimeAPI) cmd(ctx context.Context, command string) (string, error) {
 	if strings.ContainsAny(command, "\n\r;") {
 		return "", fmt.Errorf("command %q: contains a newline or ';'", command)
+	}
+	if a.trace != nil {
+		a.trace(command)
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()

@@ -83,21 +83,11 @@ func startProxy(t *testing.T, instance, waker string) *proxy {
 }
 
 // stats is the scaler's StatsFunc, as cmd/flock builds it.
-func (p *proxy) stats(ctx context.Context) ([]byte, error) {
-	ws, err := p.rt.StatsAll(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var out []byte
-	for _, w := range ws {
-		out = append(out, w.CSV...)
-	}
-	return out, nil
-}
+func (p *proxy) stats(ctx context.Context) ([]byte, error) { return p.rt.StatsAll(ctx) }
 
 // current is the stats of the current worker alone.
 func (p *proxy) current(ctx context.Context) ([]byte, error) {
-	ws, err := p.rt.StatsAll(ctx)
+	ws, err := p.rt.Workers(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -106,7 +96,7 @@ func (p *proxy) current(ctx context.Context) ([]byte, error) {
 
 // workers returns the current worker's pid and how many old ones serve.
 func (p *proxy) workers() (int, int) {
-	ws, err := p.rt.StatsAll(context.Background())
+	ws, err := p.rt.Workers(context.Background())
 	if err != nil {
 		return 0, 0
 	}
@@ -196,7 +186,7 @@ func TestRealHAProxy(t *testing.T) {
 	}
 
 	p := newFakePlatform(deploy.App{Name: "app1", State: deploy.StateRunning, Desired: 1, IdleTimeout: idleFor})
-	s, err := New(Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, p, h.stats)
+	s, err := New(Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, p, h.rt)
 	if err != nil {
 		t.Fatal(err)
 	}

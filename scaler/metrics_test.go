@@ -19,7 +19,7 @@ import (
 func TestRequestsCounter(t *testing.T) {
 	clock := &fakeClock{t: t0}
 	stats := &fakeStats{}
-	s, err := New(Config{Now: clock.Now, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, newFakePlatform(runningApp()), stats.read)
+	s, err := New(Config{Now: clock.Now, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, newFakePlatform(runningApp()), StatsFunc(stats.read))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +57,7 @@ func TestRequestsCounterRealHAProxy(t *testing.T) {
 	instance := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") }))
 	h := startProxy(t, instance, instance)
 	p := newFakePlatform(deploy.App{Name: "app1", State: deploy.StateRunning, Desired: 1, IdleTimeout: time.Hour})
-	s, err := New(Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, p, h.stats)
+	s, err := New(Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, p, h.rt)
 	if err != nil {
 		t.Fatal(err)
 	}

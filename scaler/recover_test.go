@@ -43,7 +43,7 @@ func TestRunSurvivesAPanickingTick(t *testing.T) {
 		return csvOf([]Row{be(1, 0)}), nil
 	}
 	var logs lockedBuffer
-	s, err := New(Config{Every: time.Second, Logger: slog.New(slog.NewTextHandler(&logs, nil))}, newFakePlatform(runningApp()), stats)
+	s, err := New(Config{Every: time.Second, Logger: slog.New(slog.NewTextHandler(&logs, nil))}, newFakePlatform(runningApp()), StatsFunc(stats))
 	if err != nil {
 		t.Fatal(err)
 	}

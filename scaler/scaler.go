@@ -6,8 +6,8 @@
 // sessions still open live in old worker processes. So the scaler never
 // reads "no new requests" from one dump: a counter that goes down is a new
 // baseline, an open or queued session is activity, and the stats must
-// include the old workers' (cmd/flock reads every worker through the
-// router). See docs/scaling.md.
+// include the old workers' (the router's StatsAll reads every worker).
+// See docs/scaling.md.
 package scaler
 
 import (
@@ -25,9 +25,18 @@ import (
 	"github.com/flock-paas/flock/router/hap"
 )
 
-// StatsFunc returns HAProxy stats CSV: one `show stat` dump, or several
-// concatenated (hap.ParseBytes merges them).
+// Stats is where the scaler reads HAProxy's counters: every worker's
+// `show stat` CSV, old workers' too, concatenated (hap.ParseBytes merges
+// them). *router.Router implements it.
+type Stats interface {
+	StatsAll(ctx context.Context) ([]byte, error)
+}
+
+// StatsFunc adapts a function to Stats.
 type StatsFunc func(ctx context.Context) ([]byte, error)
+
+// StatsAll calls f.
+func (f StatsFunc) StatsAll(ctx context.Context) ([]byte, error) { return f(ctx) }
 
 // Platform is what the scaler needs of Flock: the apps, and the three
 // actions it takes. engine.Service implements it.
@@ -73,6 +82,10 @@ type Config struct {
 	Backend func(app string) string
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+	// Proxied, when set, tells which apps have connections HAProxy does
+	// not see (the waker's); Run counts them as active every second.
+	// Default none.
+	Proxied Proxied
 	// Logger receives what Run does. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -81,7 +94,7 @@ type Config struct {
 type Scaler struct {
 	cfg   Config
 	p     Platform
-	stats StatsFunc
+	stats Stats
 	log   *slog.Logger
 
 	tickMu sync.Mutex // serialises ticks; guards last
@@ -93,7 +106,7 @@ type Scaler struct {
 
 // New checks cfg, fills in its defaults and returns a Scaler. It starts
 // nothing.
-func New(cfg Config, p Platform, stats StatsFunc) (*Scaler, error) {
+func New(cfg Config, p Platform, stats Stats) (*Scaler, error) {
 	if p == nil || stats == nil {
 		return nil, errors.New("new scaler: platform and stats source are required")
 	}
@@ -163,6 +176,7 @@ func (s *Scaler) Run(ctx context.Context) error {
 	}
 	tick()
 	c.Start()
+	s.touchProxied(ctx)
 	<-ctx.Done()
 	<-c.Stop().Done()
 	return nil
@@ -174,7 +188,7 @@ func (s *Scaler) Run(ctx context.Context) error {
 func (s *Scaler) Tick(ctx context.Context) error {
 	s.tickMu.Lock()
 	defer s.tickMu.Unlock()
-	raw, err := s.stats(ctx)
+	raw, err := s.stats.StatsAll(ctx)
 	if err != nil {
 		return fmt.Errorf("read stats: %w", err)
 	}

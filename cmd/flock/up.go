@@ -6,11 +6,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -20,20 +18,13 @@ import (
 
 	"github.com/flock-paas/flock/deploy/engine"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
-	"golang.org/x/sync/errgroup"
 
-	"github.com/flock-paas/flock/backup"
 	"github.com/flock-paas/flock/builder"
 	"github.com/flock-paas/flock/deploy"
 	"github.com/flock-paas/flock/deploy/local"
 	"github.com/flock-paas/flock/deploy/marathon"
-	"github.com/flock-paas/flock/router"
 	"github.com/flock-paas/flock/scaler"
-	"github.com/flock-paas/flock/web"
-	"github.com/flock-paas/flock/webhook"
 )
 
 // upConfig is everything `flock up` is told by flags and environment.
@@ -190,28 +181,48 @@ func urlPort(httpAddr string) string {
 }
 
 func up(ctx context.Context, c upConfig) error {
-	logger, err := newLogger(c.LogLevel)
+	logger, token, err := setUp(&c)
 	if err != nil {
 		return err
+	}
+	store, err := engine.OpenStore(c.DataDir)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	p, err := newPlatform(c, token, store, logger)
+	if err != nil {
+		return err
+	}
+	return p.run(ctx, c, logger)
+}
+
+// setUp settles what the flags leave open: the logger, the data dir (made
+// absolute), the secrets kept in files, the API token and the URLs that
+// default to --api. It returns the logger and the token.
+func setUp(c *upConfig) (*slog.Logger, string, error) {
+	logger, err := newLogger(c.LogLevel)
+	if err != nil {
+		return nil, "", err
 	}
 	slog.SetDefault(logger)
 	if abs, err := filepath.Abs(c.DataDir); err == nil {
 		c.DataDir = abs
 	}
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
-		return fmt.Errorf("data dir: %w", err)
+		return nil, "", fmt.Errorf("data dir: %w", err)
 	}
 	if c.Token, err = c.TokenFrom.resolve(); err != nil {
-		return err
+		return nil, "", err
 	}
 	if c.GitHubSecret, err = c.GitHubSecretFrom.resolve(); err != nil {
-		return err
+		return nil, "", err
 	}
 	if c.GitHubToken, err = c.GitHubTokenFrom.resolve(); err != nil {
-		return err
+		return nil, "", err
 	}
 	if c.MarathonPassword, err = c.MarathonPasswordFrom.resolve(); err != nil {
-		return err
+		return nil, "", err
 	}
 	for _, s := range []secretSource{c.TokenFrom, c.GitHubSecretFrom, c.GitHubTokenFrom, c.MarathonPasswordFrom} {
 		s.warn(logger)
@@ -219,11 +230,11 @@ func up(ctx context.Context, c upConfig) error {
 	dropSecretEnv()
 	token, err := loadToken(c.DataDir, c.Token, logger)
 	if err != nil {
-		return err
+		return nil, "", err
 	}
 	// After loadToken, which warns of a token file left readable.
 	if err := closeDataDir(c.DataDir, "instances"); err != nil {
-		return err
+		return nil, "", err
 	}
 	if c.ArtifactURL == "" {
 		c.ArtifactURL = "http://" + c.API
@@ -231,190 +242,7 @@ func up(ctx context.Context, c upConfig) error {
 	if c.PublicURL == "" {
 		c.PublicURL = "http://" + c.API
 	}
-	store, err := engine.OpenStore(c.DataDir)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-
-	issuer, acmeAddr, err := certIssuer(c, logger)
-	if err != nil {
-		return err
-	}
-	rt, err := router.New(router.Config{
-		Dir: filepath.Join(c.DataDir, "haproxy"), HTTPAddr: c.HTTP, HTTPSAddr: c.HTTPS, ACMEAddr: acmeAddr, StatsAddr: c.Stats, WakerAddr: c.Waker,
-		Domain: c.Domain, HardStopAfter: c.HardStop, Logger: logger,
-	})
-	if err != nil {
-		return err
-	}
-	certMgr, err := newCertManager(c, issuer, rt, logger)
-	if err != nil {
-		return err
-	}
-	// Before an instance stops, both paths to it drain: HAProxy's and the
-	// waker's (it proxies held requests straight to instances).
-	var waker *backup.Waker
-	drainer := deploy.DrainFunc(func(ctx context.Context, app string, in deploy.Instance) error {
-		err := rt.Drain(ctx, app, in)
-		if waker != nil {
-			if werr := waker.Drain(ctx, app, in); err == nil {
-				err = werr
-			}
-		}
-		return err
-	})
-	artifacts, err := builder.NewSigner(token, slugURLPeriod)
-	if err != nil {
-		return err
-	}
-	sched, memEnforced, err := newScheduler(c, drainer, artifacts.Resign, logger)
-	if err != nil {
-		return err
-	}
-	// Builds run as the app's uid (buildas.go).
-	b, err := builder.New(builder.Config{Dir: filepath.Join(c.DataDir, "artifacts"), CacheDir: filepath.Join(c.DataDir, "cache"), Logger: logger, StaticServer: staticServer(c.Scheduler),
-		RunAs: buildsRunAs(sched, logger)})
-	if err != nil {
-		return err
-	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	builds, err := web.TimeBuilds(b, reg) // flock_build_duration_seconds
-	if err != nil {
-		return err
-	}
-	svc, err := engine.New(engine.Config{
-		Domain: c.Domain, URLPort: urlPort(c.HTTP), Idle: c.Idle, Builds: c.Builds,
-		APIHosts:    apiHosts(c.API, c.PublicURL),
-		ArtifactURL: c.ArtifactURL, Artifacts: filepath.Join(c.DataDir, "artifacts"), MemoryEnforced: memEnforced,
-		Routed: rt.WaitRouted, RouteErr: rt.Err, SignURL: artifacts.SignURL,
-	}, store, sched, builds)
-	if err != nil {
-		return err
-	}
-	waker, err = backup.New(backup.Config{Addr: c.Waker, QueueSize: c.WakeQueue, Timeout: c.WakeTimeout, Registerer: reg, Logger: logger,
-		// A held request's body is read only once its app is awake.
-		Server: func(s *http.Server) { t := listenerTimeouts; t.Read += c.WakeTimeout; t.apply(s) }}, svc)
-	if err != nil {
-		return err
-	}
-	c.Scaler.Logger = logger
-	sc, err := scaler.New(c.Scaler, svc, allStats(rt))
-	if err != nil {
-		return err
-	}
-	reg.MustRegister(sc) // flock_app_requests_total
-	deployTree := func(ctx context.Context, p webhook.Push, dir string, log io.Writer) (string, error) {
-		trigger := p.Pusher
-		if p.Delivery != "" {
-			trigger = "github push by " + p.Pusher
-		}
-		rel, err := svc.Deploy(ctx, deploy.DeployRequest{App: p.Name, Dir: dir, Commit: p.Commit, Trigger: trigger}, log)
-		if err != nil {
-			return "", err
-		}
-		return svc.URL(rel.App), nil
-	}
-	gh, err := webhook.NewGitHub(webhook.GitHubConfig{
-		Secret: c.GitHubSecret, Token: c.GitHubToken, APIURL: c.GitHubAPIURL, DashboardURL: c.PublicURL, Workers: c.Builds, Logger: logger,
-		// An app's descriptor may name the branch its pushes deploy from.
-		Branch: func(repo string) string {
-			a, err := svc.App(context.Background(), webhook.AppName(repo))
-			if err != nil {
-				return ""
-			}
-			return a.Descriptor.Branch
-		},
-		Deployed: deployedCommits(svc),
-	}, deployTree)
-	if err != nil {
-		return err
-	}
-	remote, err := webhook.NewRemote(webhook.RemoteConfig{Dir: filepath.Join(c.DataDir, "git"), Token: token, Unpack: builder.Unpack, Logger: logger}, deployTree)
-	if err != nil {
-		return err
-	}
-	// tokenFile is where the token is kept, for the login page and the
-	// "flock is up" line: --token-file, else <data-dir>/token; "" when it
-	// was given in --token or FLOCK_TOKEN and no file holds it.
-	tokenFile := filepath.Join(c.DataDir, "token")
-	switch {
-	case c.TokenFrom.file != "":
-		tokenFile = c.TokenFrom.file
-	case c.Token != "":
-		tokenFile = ""
-	}
-	site, err := web.New(web.Config{
-		Token: token, TokenFile: tokenFile, ReadOnly: c.ReadOnly, Logger: logger, Gatherer: reg, Registerer: reg, Builds: builds,
-		Unpack: func(r io.Reader, dir string) error { return builder.Unpack(r, dir, 1<<30) },
-		Mounts: map[string]http.Handler{"/hooks/github": gh, "/git/": remote},
-		Ready: func() error {
-			select {
-			case <-rt.Ready():
-				return nil
-			default:
-				return errors.New("haproxy is not serving yet")
-			}
-		},
-		// Slugs go to the token or a signed URL; Host must name this API.
-		Artifacts: b.Handler(), Signed: artifacts.Verify, Hosts: apiHosts(c.API, c.PublicURL, c.ArtifactURL),
-	}, svc)
-	if err != nil {
-		return err
-	}
-	if err := waker.Listen(); err != nil {
-		return fmt.Errorf("waker on --waker %s: %w", c.Waker, err)
-	}
-	api := harden(&http.Server{Addr: c.API, Handler: site.Handler()})
-	ln, err := net.Listen("tcp", c.API)
-	if err != nil {
-		return fmt.Errorf("listen on --api %s: %w", c.API, err)
-	}
-
-	// HAProxy's first configuration already holds every app, so that after
-	// a restart requests wait in the waker while apps come back instead of
-	// meeting a 404.
-	if apps, err := svc.Apps(ctx); err == nil {
-		rt.Update(apps)
-	}
-	ctx, stopDetach := detachOnSIGUSR2(ctx, logger, sched, rt)
-	defer stopDetach()
-	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return sched.Run(ctx) })
-	g.Go(func() error { return rt.Run(ctx) })
-	if certMgr != nil {
-		g.Go(func() error { return certMgr.Run(ctx) })
-	}
-	g.Go(func() error { return svc.Run(ctx) })
-	g.Go(func() error { return waker.Run(ctx) })
-	g.Go(func() error { return sc.Run(ctx) })
-	g.Go(func() error { return gh.Run(ctx) })
-	g.Go(func() error { return site.Run(ctx) })
-	g.Go(func() error { return keepProxiedAwake(ctx, waker, sc) })
-	g.Go(func() error { return feedRouter(ctx, svc, rt) })
-	g.Go(func() error {
-		if err := api.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			return fmt.Errorf("api: %w", err)
-		}
-		return nil
-	})
-	g.Go(func() error {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		return api.Shutdown(sctx)
-	})
-	tokenAt := tokenFile
-	if tokenAt == "" {
-		tokenAt = "--token or FLOCK_TOKEN"
-	}
-	logger.Info("flock is up", "dashboard", c.PublicURL, "token", tokenAt, "apps", "http://<app>."+c.Domain+urlPort(c.HTTP), "https", httpsApps(c),
-		"stats", "http://"+c.Stats+"/stats", "scheduler", c.Scheduler, "data", c.DataDir)
-	if c.Demo {
-		g.Go(func() error { return deployDemo(ctx, svc, rt, c.DemoDir, c.DataDir, logger) })
-	}
-	return g.Wait()
+	return logger, token, nil
 }
 
 func newScheduler(c upConfig, drainer deploy.Drainer, resign func(string) string, logger *slog.Logger) (deploy.Scheduler, bool, error) {
@@ -448,11 +276,3 @@ func newScheduler(c upConfig, drainer deploy.Drainer, resign func(string) string
 	}
 	return nil, false, fmt.Errorf("--scheduler %q: want local or marathon", c.Scheduler)
 }
-
-// The release pipeline is what the web server, the scaler and the waker
-// are given; each declares the small interface it uses.
-var (
-	_ web.Platform    = (*engine.Service)(nil)
-	_ scaler.Platform = (*engine.Service)(nil)
-	_ backup.Platform = (*engine.Service)(nil)
-)

@@ -26,8 +26,9 @@ func (nopBuilder) Build(context.Context, string, string, string, string, io.Writ
 	return "", "", nil
 }
 
-// BenchmarkApps lists 50 deployed apps. Apps runs on every event (the
-// router feed, the waker) and every second (cmd/flock keepProxiedAwake).
+// BenchmarkApps lists 50 deployed apps. Apps runs when the router starts
+// following the engine and every few seconds after (its resync), and on
+// every scaler tick; each event reads one app (App) for its snapshot.
 func BenchmarkApps(b *testing.B) {
 	st, err := OpenStore(b.TempDir())
 	if err != nil {

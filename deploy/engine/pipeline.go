@@ -195,9 +195,9 @@ func (s *Service) rollout(ctx context.Context, rel deploy.Release, log io.Writer
 		return fmt.Errorf("roll out %s %s: %w", rel.App, rel.Name, err)
 	}
 	s.publish(deploy.Event{App: rel.App, Type: "release", Message: rel.Name + " live"})
-	if s.cfg.Routed != nil && n > 0 {
+	if s.cfg.Router != nil && n > 0 {
 		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err := s.cfg.Routed(rctx, rel.App)
+		err := s.cfg.Router.WaitRouted(rctx, rel.App)
 		cancel()
 		if err != nil {
 			fmt.Fprintf(log, "-----> Warning: the router has not picked up %s yet: %v\n", rel.App, err)

@@ -45,17 +45,12 @@ type Config struct {
 	// MemoryEnforced is reported in every app's JSON: whether the
 	// scheduler enforces "mem".
 	MemoryEnforced bool
-	// Routed, when set, returns once the router sends the app's host to
-	// the app. A deploy waits for it (up to 10s) before it reports the
-	// release live, so the URL it prints answers at once.
-	Routed func(ctx context.Context, app string) error
-	// RouteErr, when set, says why the router does not route the app as
-	// asked (a refused domain, a configuration HAProxy rejected); it shows
-	// as the app's error.
-	RouteErr func(app string) string
-	// SignURL, when set, signs slug URLs handed to schedulers, so that the
+	// Router, when set, is the router the pipeline waits on before it
+	// reports a release live, and whose refusals show as apps' errors.
+	Router Router
+	// Signer, when set, signs slug URLs handed to schedulers, so that the
 	// artifact server can serve them to machines without the token.
-	SignURL func(url string) string
+	Signer Signer
 }
 
 // Service is the release pipeline and the owner of desired state: it
@@ -80,6 +75,7 @@ type Service struct {
 	live      map[string]*liveLog // logs of deploys in progress, by id
 	subs      map[int]chan deploy.Event
 	nextSub   int
+	pubLocks  sync.Map // app → *sync.Mutex: the order of its events (events.go)
 	seq       int
 }
 
@@ -220,8 +216,8 @@ func (s *Service) spec(r deploy.Release, n int) deploy.Spec {
 	}
 	if r.Slug != "" && s.cfg.ArtifactURL != "" {
 		sp.SlugURL = strings.TrimSuffix(s.cfg.ArtifactURL, "/") + "/artifacts/" + r.App + "/" + slugFile(r)
-		if s.cfg.SignURL != nil {
-			sp.SlugURL = s.cfg.SignURL(sp.SlugURL)
+		if s.cfg.Signer != nil {
+			sp.SlugURL = s.cfg.Signer.SignURL(sp.SlugURL)
 		}
 	}
 	return sp
@@ -333,8 +329,8 @@ func (s *Service) view(ctx context.Context, rec appRecord, rel deploy.Release) (
 		a.RequestRate = act.RequestRate
 	}
 	a.Error = rec.Failed
-	if a.Error == "" && s.cfg.RouteErr != nil {
-		a.Error = s.cfg.RouteErr(rec.Name)
+	if a.Error == "" && s.cfg.Router != nil {
+		a.Error = s.cfg.Router.Err(rec.Name)
 	}
 	var restarted *deploy.Instance
 	for i := range a.Instances {
@@ -464,39 +460,5 @@ func (s *Service) RecordActivity(name string, a deploy.Activity) {
 	s.mu.Unlock()
 	if !old.LastRequestAt.Equal(a.LastRequestAt) || old.RequestRate != a.RequestRate {
 		s.publish(deploy.Event{App: name, Type: "activity"})
-	}
-}
-
-// Subscribe returns a channel of events and a function that ends the
-// subscription. A subscriber that does not keep up misses events (the
-// channel is buffered and sends never block the platform).
-func (s *Service) Subscribe() (<-chan deploy.Event, func()) {
-	ch := make(chan deploy.Event, 256)
-	s.mu.Lock()
-	id := s.nextSub
-	s.nextSub++
-	s.subs[id] = ch
-	s.mu.Unlock()
-	return ch, func() {
-		s.mu.Lock()
-		if _, ok := s.subs[id]; ok {
-			delete(s.subs, id)
-			close(ch)
-		}
-		s.mu.Unlock()
-	}
-}
-
-func (s *Service) publish(e deploy.Event) {
-	if e.Time.IsZero() {
-		e.Time = time.Now().UTC()
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, ch := range s.subs {
-		select {
-		case ch <- e:
-		default:
-		}
 	}
 }
