@@ -66,7 +66,7 @@ func TestRequestsCounterRealHAProxy(t *testing.T) {
 	}
 	client := &http.Client{Timeout: 10 * time.Second} // keep-alive: 7 requests, fewer sessions
 	for range 7 {
-		resp, err := client.Get("http://" + h.front + "/")
+		resp, err := h.get(client, "/")
 		if err != nil {
 			t.Fatal(err)
 		}
