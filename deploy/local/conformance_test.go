@@ -23,7 +23,9 @@ func TestSchedulerContract(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				s.backoffMin = 50 * time.Millisecond
+				// backoffMin keeps its default: on a restart New has
+				// already started supervising the adopted instances,
+				// which read it, so setting it now would race them.
 				ctx, cancel := context.WithCancel(context.Background())
 				done := make(chan error, 1)
 				go func() { done <- s.Run(ctx) }()

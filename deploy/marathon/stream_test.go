@@ -119,8 +119,20 @@ func TestSilentStreamReconnects(t *testing.T) {
 	f.Stall(true)
 	testkit.WaitFor(t, 5*time.Second, "a reconnect", func() bool { return len(requests(f, "GET", "/v2/events")) >= 2 })
 	f.Stall(false)
-	lists := len(requests(f, "GET", "/v2/apps"))
-	testkit.WaitFor(t, 5*time.Second, "a resync", func() bool { return len(requests(f, "GET", "/v2/apps")) > lists })
+	// The resync may come before this goroutine looks: find it in the
+	// request log, after the reconnect, rather than count from now.
+	testkit.WaitFor(t, 5*time.Second, "a resync after the reconnect", func() bool {
+		streams := 0
+		for _, r := range f.Requests() {
+			switch {
+			case r.Method == "GET" && r.Path == "/v2/events":
+				streams++
+			case r.Method == "GET" && r.Path == "/v2/apps" && streams >= 2:
+				return true
+			}
+		}
+		return false
+	})
 }
 
 // BenchmarkReadSSEHeavy reads heavy deployment events (2 MiB each, over

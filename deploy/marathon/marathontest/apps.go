@@ -122,6 +122,7 @@ func (s *Server) createApp(w http.ResponseWriter, body []byte) {
 		return
 	}
 	id := normID(fmt.Sprint(a["id"]))
+	dropNulls(a)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.apps[id]; ok {
@@ -172,7 +173,28 @@ func (s *Server) change(id string, a map[string]any, prev map[string]any) *deplo
 	return d
 }
 
-// sameConfig reports whether two versions differ only in scaling.
+// dropNulls removes the fields a definition sets to null. Marathon reads
+// a definition into its AppDefinition, where a null field is the same as
+// an absent one (its default): go-marathon sends "ports": null on every
+// POST and PUT, and a full PUT of the same definition must compare equal
+// to what the POST stored. A PUT's nulls are dropped where it is applied.
+func dropNulls(a map[string]any) {
+	for k, v := range a {
+		if v == nil {
+			delete(a, k)
+		}
+	}
+}
+
+// sameConfig reports whether two versions differ only in scaling, as
+// Marathon's AppDefinition.isUpgrade compares the definitions (cmd, env,
+// resources, fetch, portDefinitions, health checks, labels, …; never
+// instances or the version): apps.raml, PUT /v2/apps/{appId} "Usually,
+// restart is required if the application configuration was changed
+// (except for scaling changes)" (marathon#6269), and a PUT of the
+// identical definition restarts nothing (marathon#1822, #2360). The new
+// version then keeps the old versionInfo.lastConfigChangeAt, and the
+// tasks of that config keep running; only lastScalingAt moves.
 func sameConfig(a, b map[string]any) bool {
 	strip := func(m map[string]any) string {
 		c := clone(m)

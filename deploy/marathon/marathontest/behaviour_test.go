@@ -2,7 +2,10 @@ package marathontest
 
 import (
 	"bufio"
+	"fmt"
 	"net/http"
+	"slices"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -52,6 +55,43 @@ func TestPutMergesUnlessPartialUpdateFalse(t *testing.T) {
 	a := s.App("/a")
 	if a["container"] != nil || a["cmd"] != "node s.js" || a["instances"] != 1.0 {
 		t.Errorf("partialUpdate=false kept: %v", a)
+	}
+}
+
+// TestSameDefinitionKeepsTasks: a full PUT of the definition the app
+// already has (null fields as go-marathon sends them) is no config
+// change: lastConfigChangeAt stays and so do the tasks (apps.raml,
+// AppDefinition.isUpgrade); a changed cmd replaces them.
+func TestSameDefinitionKeepsTasks(t *testing.T) {
+	s := newServer(t, Options{})
+	def := `{"id":"/a","cmd":"sleep 9","instances":2,"ports":null,"labels":{"L":"1"}}`
+	do(t, "POST", s.URL+"/v2/apps", def)
+	waitFor(t, "deployment", idle(s, "/a"))
+	state := func() (cfgAt, version string, tasks []string) {
+		var one struct{ App map[string]any }
+		getJSON(t, s.URL+"/v2/apps/a", &one)
+		vi, _ := one.App["versionInfo"].(map[string]any)
+		ts, _ := one.App["tasks"].([]any)
+		for _, x := range ts {
+			tasks = append(tasks, x.(map[string]any)["id"].(string))
+		}
+		sort.Strings(tasks)
+		return fmt.Sprint(vi["lastConfigChangeAt"]), fmt.Sprint(one.App["version"]), tasks
+	}
+	cfg1, v1, tasks1 := state()
+	do(t, "PUT", s.URL+"/v2/apps/a?partialUpdate=false", def)
+	waitFor(t, "deployment", idle(s, "/a"))
+	cfg2, v2, tasks2 := state()
+	if cfg2 != cfg1 || v2 == v1 || fmt.Sprint(tasks2) != fmt.Sprint(tasks1) {
+		t.Errorf("the same definition again: config %s → %s, version %s → %s, tasks %v → %v; want a new version, the config and tasks kept",
+			cfg1, cfg2, v1, v2, tasks1, tasks2)
+	}
+	do(t, "PUT", s.URL+"/v2/apps/a?partialUpdate=false", strings.Replace(def, "sleep 9", "sleep 10", 1))
+	waitFor(t, "deployment", idle(s, "/a"))
+	waitFor(t, "the old tasks gone", func() bool { _, _, ts := state(); return len(ts) == 2 })
+	cfg3, _, tasks3 := state()
+	if cfg3 == cfg2 || slices.ContainsFunc(tasks3, func(id string) bool { return slices.Contains(tasks2, id) }) {
+		t.Errorf("a changed cmd: config %s → %s, tasks %v → %v; want a new config and new tasks", cfg2, cfg3, tasks2, tasks3)
 	}
 }
 
