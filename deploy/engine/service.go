@@ -56,6 +56,10 @@ type Config struct {
 	// SignURL, when set, signs slug URLs handed to schedulers, so that the
 	// artifact server can serve them to machines without the token.
 	SignURL func(url string) string
+	// HTTPSURL, when set, returns the app's https:// URL when users should
+	// be sent there (its certificate is publicly trusted, so plain HTTP
+	// redirects to it), else "". Default: every URL is http://.
+	HTTPSURL func(app string) string
 }
 
 // Service is the release pipeline and the owner of desired state: it
@@ -288,8 +292,14 @@ func (s *Service) App(ctx context.Context, name string) (deploy.App, error) {
 	return a, nil
 }
 
-// URL is where an app answers.
+// URL is where an app answers: HTTPSURL's answer when it has one, else
+// plain HTTP.
 func (s *Service) URL(app string) string {
+	if s.cfg.HTTPSURL != nil {
+		if u := s.cfg.HTTPSURL(app); u != "" {
+			return u
+		}
+	}
 	return "http://" + app + "." + s.cfg.Domain + s.cfg.URLPort
 }
 
