@@ -28,7 +28,7 @@ const acmeDomain = "acme.example.com"
 // acmeFlock is a Flock whose certificates come from an in-process Pebble
 // that validates HTTP-01 through Flock's own HAProxy: Pebble's HTTP-01
 // port is Flock's --http port.
-func acmeFlock(t *testing.T) (*flock, *acmetest.Pebble, string) {
+func acmeFlock(t testing.TB) (*flock, *acmetest.Pebble, string) {
 	f := newFlock(t)
 	_, port, _ := net.SplitHostPort(f.http)
 	var httpPort int
