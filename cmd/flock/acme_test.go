@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flock-paas/flock/deploy/marathon/marathontest"
 	"github.com/flock-paas/flock/deploy/testkit"
 	"github.com/flock-paas/flock/router/acme/acmetest"
 )
@@ -186,5 +187,25 @@ func TestACMEFlagErrors(t *testing.T) {
 				t.Errorf("flock %s: %v\n%s\nwant an error saying %q", strings.Join(tt.args, " "), err, out, tt.want)
 			}
 		})
+	}
+}
+
+// TestMarathonHTTPSACME: on the Marathon scheduler (HAProxy is Flock's
+// there too) an app gets its certificate from Pebble through HAProxy, and
+// its HTTP redirects to HTTPS.
+func TestMarathonHTTPSACME(t *testing.T) {
+	srv := marathontest.New(marathontest.Options{RunTasks: true})
+	t.Cleanup(srv.Close)
+	f, p, https := acmeFlock(t)
+	f.extra = append(f.extra, "--scheduler", "marathon", "--marathon-url", srv.URL)
+	f.start()
+	f.mustCLI("deploy", echoApp(t))
+	echo := "echo." + acmeDomain
+	testkit.WaitFor(t, 90*time.Second, "https://"+echo+" with Pebble's certificate", func() bool {
+		body, _, err := httpsGet(echo, https, p.RootPool())
+		return err == nil && strings.HasPrefix(body, "https ")
+	})
+	if code, loc, _, err := f.httpNoRedirect(echo); err != nil || code != http.StatusPermanentRedirect || !strings.HasPrefix(loc, "https://"+echo+":") {
+		t.Errorf("http://%s: %d to %q (%v), want 308 to HTTPS", echo, code, loc, err)
 	}
 }
