@@ -159,6 +159,9 @@ func TestHTTPSACME(t *testing.T) {
 	if _, _, err := httpsGet(plain, https, roots); err != nil {
 		t.Errorf("https://%s while another host of its app fails: %v", plain, err)
 	}
+	if got := p.Accounts(); got != 1 {
+		t.Errorf("Pebble had %d new-account requests, want 1: the account in <data-dir>/acme is reused across restarts", got)
+	}
 }
 
 // TestACMEFlagErrors: --acme-* flags that cannot take effect stop

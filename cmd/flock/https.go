@@ -51,6 +51,7 @@ type acmeIssuer struct {
 	*acme.Issuer
 	ln  net.Listener
 	srv *http.Server
+	log *slog.Logger
 }
 
 // certIssuer returns the ACME issuer of app certificates and the host:port
@@ -74,8 +75,7 @@ func certIssuer(c upConfig, logger *slog.Logger) (*acmeIssuer, string, error) {
 		return nil, "", fmt.Errorf("acme challenge listener: %w", err)
 	}
 	srv := harden(&http.Server{Handler: iss.ChallengeHandler(), ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelDebug)})
-	logger.Info("acme on", "directory", c.ACME.Directory, "challenges", ln.Addr().String())
-	return &acmeIssuer{Issuer: iss, ln: ln, srv: srv}, ln.Addr().String(), nil
+	return &acmeIssuer{Issuer: iss, ln: ln, srv: srv, log: logger}, ln.Addr().String(), nil
 }
 
 // Run serves the challenges until ctx ends.
@@ -86,6 +86,7 @@ func (a *acmeIssuer) Run(ctx context.Context) error {
 		defer cancel()
 		_ = a.srv.Shutdown(sctx)
 	}()
+	a.log.Info("acme on", "challenges", a.ln.Addr().String())
 	if err := a.srv.Serve(a.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("acme challenges: %w", err)
 	}
