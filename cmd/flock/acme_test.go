@@ -128,6 +128,9 @@ func TestHTTPSACME(t *testing.T) {
 	if out := strings.TrimSpace(f.mustCLI("open", "-p", "echo")); out != wantURL {
 		t.Errorf("flock open -p echo: %q, want %q", out, wantURL)
 	}
+	if out := f.mustCLI("deploy", echoApp(t)); !strings.Contains(out, "is live at "+wantURL+"\n") {
+		t.Errorf("a redeploy of echo said:\n%s\nwant \"is live at %s\"", out, wantURL)
+	}
 
 	// A restart serves the stored certificate: no new order.
 	orders := p.Orders()
