@@ -70,6 +70,8 @@ func certIssuer(c upConfig, logger *slog.Logger) (*acmeIssuer, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
+	// Loopback, on a port the kernel picks: only HAProxy reaches it, and
+	// it learns the address from the configuration Flock renders.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, "", fmt.Errorf("acme challenge listener: %w", err)
