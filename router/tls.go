@@ -78,6 +78,14 @@ func (r *Router) CertsComplete() {
 	r.poke()
 }
 
+// Trusted reports whether host has a publicly trusted (ACME) certificate
+// to serve: its app's URL is then https://, as plain HTTP redirects there.
+func (r *Router) Trusted(host string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.certs[host].Trusted
+}
+
 // SetCertError records why host has no (fresh) certificate; Err shows it
 // on the host's app. An empty msg clears it. HTTP routing is untouched.
 func (r *Router) SetCertError(host, msg string) {

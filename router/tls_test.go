@@ -65,3 +65,32 @@ func FuzzPEMPayload(f *testing.F) {
 		}
 	})
 }
+
+// TestTrusted: a host is trusted while it holds a publicly trusted
+// certificate, and only then.
+func TestTrusted(t *testing.T) {
+	testkit.RequireHAProxy(t)
+	r, err := New(Config{Dir: shortTempDir(t), HTTPSAddr: ":8443"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pem := []byte("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+	steps := []struct {
+		name string
+		do   func() error
+		want bool
+	}{
+		{"no certificate", func() error { return nil }, false},
+		{"local CA", func() error { return r.SetCert("a.example.com", Cert{File: "/d/a.pem", PEM: pem}) }, false},
+		{"ACME", func() error { return r.SetCert("a.example.com", Cert{File: "/d/a.pem", PEM: pem, Trusted: true}) }, true},
+		{"removed", func() error { r.RemoveCert("a.example.com"); return nil }, false},
+	}
+	for _, s := range steps {
+		if err := s.do(); err != nil {
+			t.Fatalf("%s: %v", s.name, err)
+		}
+		if got := r.Trusted("a.example.com"); got != s.want {
+			t.Errorf("%s: Trusted = %v, want %v", s.name, got, s.want)
+		}
+	}
+}

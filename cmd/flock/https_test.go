@@ -30,7 +30,7 @@ func (f *flock) curlHTTPS(host, addr, path string) (body, version string, err er
 
 // echoApp writes a Node app that answers with what Flock told it about
 // the request.
-func echoApp(t *testing.T) string {
+func echoApp(t testing.TB) string {
 	dir := filepath.Join(t.TempDir(), "echo")
 	os.MkdirAll(dir, 0o755)
 	os.WriteFile(filepath.Join(dir, "package.json"), []byte(`{"name":"echo","scripts":{"start":"node server.js"}}`), 0o644)

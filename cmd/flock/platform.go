@@ -20,7 +20,6 @@ import (
 	"github.com/flock-paas/flock/deploy"
 	"github.com/flock-paas/flock/deploy/engine"
 	"github.com/flock-paas/flock/router"
-	"github.com/flock-paas/flock/router/certs"
 	"github.com/flock-paas/flock/scaler"
 	"github.com/flock-paas/flock/web"
 	"github.com/flock-paas/flock/webhook"
@@ -36,7 +35,7 @@ type platform struct {
 	gh    *webhook.GitHub
 	site  *web.Server
 	reg   *prometheus.Registry
-	certs *certs.Manager // nil without --https
+	certs *httpsCerts // nil without --https
 	// builds is the builder as the engine uses it, timed for
 	// flock_build_duration_seconds.
 	builds *web.TimedBuilder
@@ -77,7 +76,7 @@ func newPlatform(c upConfig, token string, store *engine.Store, logger *slog.Log
 		Domain: c.Domain, URLPort: urlPort(c.HTTP), Idle: c.Idle, Builds: c.Builds,
 		APIHosts:    apiHosts(c.API, c.PublicURL),
 		ArtifactURL: c.ArtifactURL, Artifacts: filepath.Join(c.DataDir, "artifacts"), MemoryEnforced: memEnforced,
-		Router: p.rt, Signer: artifacts,
+		Router: p.rt, Signer: artifacts, HTTPS: newHTTPSLinks(c, p.rt),
 	}, store, sched, p.builds)
 	if err != nil {
 		return nil, err

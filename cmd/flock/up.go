@@ -47,6 +47,8 @@ type upConfig struct {
 	// GitHubSecret and GitHubToken come from: the flag or environment, or a
 	// file (secrets.go).
 	TokenFrom, GitHubSecretFrom, GitHubTokenFrom secretSource
+
+	ACME acmeConfig // --acme-* (https.go)
 }
 
 func upCmd() *cobra.Command {
@@ -69,6 +71,7 @@ func upCmd() *cobra.Command {
 	f.StringVar(&c.Domain, "domain", envOr("FLOCK_DOMAIN", "localhost"), "apps answer at http://<app>.<domain> (env FLOCK_DOMAIN)")
 	f.StringVar(&c.HTTP, "http", envOr("FLOCK_HTTP", "127.0.0.1:8000"), "public HTTP entry, served by HAProxy (env FLOCK_HTTP)")
 	f.StringVar(&c.HTTPS, "https", envOr("FLOCK_HTTPS", ""), "public HTTPS entry, served by HAProxy with a certificate per app host (e.g. 127.0.0.1:8443 or :443); off by default (env FLOCK_HTTPS)")
+	addACMEFlags(f, &c.ACME)
 	f.StringVar(&c.API, "api", envOr("FLOCK_API", "127.0.0.1:8080"), "API, dashboard, webhook, git remote and artifacts (env FLOCK_API)")
 	f.StringVar(&c.Stats, "stats", envOr("FLOCK_STATS", "127.0.0.1:9090"), "HAProxy stats page, /stats;csv (env FLOCK_STATS)")
 	f.StringVar(&c.Waker, "waker", envOr("FLOCK_WAKER", "127.0.0.1:8001"), "the waker, HAProxy's backup server; keep it on loopback (env FLOCK_WAKER)")

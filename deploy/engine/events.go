@@ -28,6 +28,13 @@ type Signer interface {
 	SignURL(url string) string
 }
 
+// HTTPSLinks gives an app's https:// URL when users should be sent there,
+// else ""; cmd/flock's httpsLinks (the router's trusted certificates)
+// implements it.
+type HTTPSLinks interface {
+	HTTPSURL(app string) string
+}
+
 // Subscribe returns a channel of events and a function that ends the
 // subscription. A subscriber that does not keep up misses events (the
 // channel is buffered and sends never block the platform).

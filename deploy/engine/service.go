@@ -51,6 +51,10 @@ type Config struct {
 	// Signer, when set, signs slug URLs handed to schedulers, so that the
 	// artifact server can serve them to machines without the token.
 	Signer Signer
+	// HTTPS, when set, says which apps users should be sent to over
+	// HTTPS (their certificate is publicly trusted, so plain HTTP
+	// redirects there). Default: every URL is http://.
+	HTTPS HTTPSLinks
 }
 
 // Service is the release pipeline and the owner of desired state: it
@@ -284,8 +288,14 @@ func (s *Service) App(ctx context.Context, name string) (deploy.App, error) {
 	return a, nil
 }
 
-// URL is where an app answers.
+// URL is where an app answers: its HTTPS URL when it has one, else
+// plain HTTP.
 func (s *Service) URL(app string) string {
+	if s.cfg.HTTPS != nil {
+		if u := s.cfg.HTTPS.HTTPSURL(app); u != "" {
+			return u
+		}
+	}
 	return "http://" + app + "." + s.cfg.Domain + s.cfg.URLPort
 }
 

@@ -124,7 +124,7 @@ func TestIssueConcurrent(t *testing.T) {
 		}
 		verify(t, p, h, certs[n][0], certs[n][1])
 	}
-	if got := p.accounts.Load(); got != 1 {
+	if got := p.Accounts(); got != 1 {
 		t.Errorf("%d account registrations for concurrent issues, want 1", got)
 	}
 }
@@ -166,7 +166,7 @@ func TestIssueReusesAccount(t *testing.T) {
 	certPEM, keyPEM := issue(t, second, "two.localhost")
 	verify(t, p, "two.localhost", certPEM, keyPEM)
 
-	if got := p.accounts.Load(); got != 1 {
+	if got := p.Accounts(); got != 1 {
 		t.Errorf("%d account registrations, want 1", got)
 	}
 	if got := storedURI(t, dir); got != uri {
@@ -175,7 +175,7 @@ func TestIssueReusesAccount(t *testing.T) {
 	if again, _ := os.ReadFile(filepath.Join(dir, "account.key")); string(again) != string(key) {
 		t.Error("account key changed")
 	}
-	if orders := p.db.GetOrdersByAccountID(path.Base(uri)); len(orders) != 2 {
+	if orders := p.DB.GetOrdersByAccountID(path.Base(uri)); len(orders) != 2 {
 		t.Errorf("account %s placed %d orders, want both", uri, len(orders))
 	}
 }
@@ -198,13 +198,13 @@ func TestIssueUpdatesEmail(t *testing.T) {
 	p.serve(second.ChallengeHandler())
 	issue(t, second, "two.localhost")
 
-	if got := p.accounts.Load(); got != 1 {
+	if got := p.Accounts(); got != 1 {
 		t.Errorf("%d account registrations, want 1", got)
 	}
 	if got := storedURI(t, dir); got != uri {
 		t.Errorf("account URL changed from %s to %s", uri, got)
 	}
-	acct := p.db.GetAccountByID(path.Base(uri))
+	acct := p.DB.GetAccountByID(path.Base(uri))
 	if acct == nil || len(acct.Contact) != 1 || acct.Contact[0] != "mailto:new@example.com" {
 		t.Errorf("account at Pebble: %+v, want contact mailto:new@example.com", acct)
 	}

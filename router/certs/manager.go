@@ -270,7 +270,8 @@ func (r *run) launch(ctx context.Context) {
 		}
 		go func() {
 			c, err := r.m.issue(ctx, iss, h)
-			if err != nil {
+			if err != nil && !strings.HasPrefix(err.Error(), source+":") {
+				// acme.Error already begins "acme: certificate for <host>".
 				err = fmt.Errorf("%s: %w", source, err)
 			}
 			r.results <- result{host: h, c: c, err: err}
