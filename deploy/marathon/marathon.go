@@ -75,6 +75,7 @@ type Scheduler struct {
 	pending map[string]bool   // apps changed, not yet sent on Changes
 	waiting map[string]string // deployment id → app, while Deploy waits
 	done    map[string]bool   // deployment id → succeeded, from events
+	flat    map[string]bool   // app → its Marathon apps have the flat layout (appdef.go)
 
 	version   string    // Marathon's, from /v2/info (version.go)
 	versionAt time.Time // when it was read
@@ -152,6 +153,7 @@ func New(cfg Config) (*Scheduler, error) {
 		pending:    map[string]bool{},
 		waiting:    map[string]string{},
 		done:       map[string]bool{},
+		flat:       map[string]bool{},
 		wake:       make(chan struct{}, 1),
 		kick:       make(chan struct{}, 1),
 		changes:    make(chan string),
@@ -204,6 +206,9 @@ func (s *Scheduler) Instances(ctx context.Context, app string) ([]deploy.Instanc
 // refresh re-reads one app and updates the cache; a missing app is
 // forgotten.
 func (s *Scheduler) refresh(ctx context.Context, app string) error {
+	if err := s.layout(ctx, app); err != nil {
+		return err
+	}
 	a, err := s.api.App(ctx, s.appID(app))
 	if errors.Is(err, errNotFound) || (err == nil && a.Labels[managedLabel] != "true") {
 		s.forget(app)
@@ -224,7 +229,7 @@ func (s *Scheduler) resync(ctx context.Context) error {
 	}
 	seen := map[string]bool{}
 	for _, a := range apps {
-		name, ok := s.appName(a.ID)
+		name, _, ok := s.appName(a.ID)
 		if !ok || a.Labels[managedLabel] != "true" {
 			continue
 		}
@@ -271,6 +276,9 @@ func (s *Scheduler) store(name string, a mApp) {
 	}
 	e.instances = a.instances(e.older)
 	s.apps[name] = e
+	if _, flat, ok := s.appName(a.ID); ok {
+		s.flat[parentApp(name)] = flat
+	}
 	if old == nil || !sameInstances(old.instances, e.instances) {
 		s.notifyLocked(name)
 	}

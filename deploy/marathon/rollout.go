@@ -30,6 +30,9 @@ func (s *Scheduler) Deploy(ctx context.Context, spec deploy.Spec, log io.Writer)
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.DeployTimeout)
 	defer cancel()
+	if err := s.layout(ctx, spec.App); err != nil {
+		return fmt.Errorf("deploy %s %s: %w", spec.App, spec.Release, err)
+	}
 	id := s.appID(spec.App)
 	s.readVersion(ctx)
 	def := s.definition(spec)
@@ -216,6 +219,9 @@ func (s *Scheduler) Scale(ctx context.Context, app string, n int) error {
 	if !deploy.ValidName(app) || n < 0 {
 		return fmt.Errorf("scale %q to %d: %w", app, n, deploy.ErrInvalid)
 	}
+	if err := s.layout(ctx, app); err != nil {
+		return fmt.Errorf("scale %s to %d: %w", app, n, err)
+	}
 	err := s.retry(ctx, nil, func() error {
 		a, err := s.api.App(ctx, s.appID(app))
 		if errors.Is(err, errNotFound) {
@@ -279,10 +285,54 @@ func (s *Scheduler) Scale(ctx context.Context, app string, n int) error {
 
 // Remove implements deploy.Scheduler: drain every instance, then delete the
 // app (forced, so a deployment in progress does not keep it alive).
+// Removing an app's web process removes all its process types: its group
+// (DELETE /v2/groups, "all associated applications will be deleted"),
+// or in the flat layout each of its Marathon apps.
 func (s *Scheduler) Remove(ctx context.Context, app string) error {
 	if !deploy.ValidName(app) {
 		return fmt.Errorf("remove %q: %w", app, deploy.ErrInvalid)
 	}
+	if err := s.layout(ctx, app); err != nil {
+		return fmt.Errorf("remove %s: %w", app, err)
+	}
+	_, _, worker := deploy.ParentApp(app)
+	flat := s.isFlat(app)
+	if err := s.removeOne(ctx, app); err != nil {
+		return err
+	}
+	if worker {
+		return nil
+	}
+	s.mu.Lock()
+	var types []string
+	for name := range s.apps {
+		if parentApp(name) == app && name != app {
+			types = append(types, name)
+		}
+	}
+	s.mu.Unlock()
+	if flat {
+		for _, name := range types {
+			if err := s.removeOne(ctx, name); err != nil {
+				return err
+			}
+		}
+		s.mu.Lock()
+		delete(s.flat, app) // gone: a new app of that name gets a group
+		s.mu.Unlock()
+		return nil
+	}
+	if _, err := s.api.DeleteGroup(ctx, s.groupID(app)); err != nil && !errors.Is(err, errNotFound) {
+		return fmt.Errorf("remove %s: %w", app, err)
+	}
+	for _, name := range types {
+		s.forget(name)
+	}
+	return nil
+}
+
+// removeOne drains and deletes one Marathon app.
+func (s *Scheduler) removeOne(ctx context.Context, app string) error {
 	a, err := s.api.App(ctx, s.appID(app))
 	if errors.Is(err, errNotFound) {
 		s.forget(app)

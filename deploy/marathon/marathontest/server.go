@@ -386,6 +386,8 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, body []byte) {
 		s.appTasks(w, normID(strings.TrimSuffix(strings.TrimPrefix(p, "/v2/apps"), "/tasks")))
 	case strings.HasPrefix(p, "/v2/apps/"):
 		s.oneApp(w, r, normID(strings.TrimPrefix(p, "/v2/apps")), body)
+	case p == "/v2/groups" || strings.HasPrefix(p, "/v2/groups/"):
+		s.group(w, r, normID(strings.TrimPrefix(p, "/v2/groups")))
 	case p == "/v2/tasks" && r.Method == http.MethodGet:
 		s.allTasks(w)
 	case p == "/v2/tasks/delete" && r.Method == http.MethodPost:
