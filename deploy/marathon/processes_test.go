@@ -1,0 +1,131 @@
+package marathon
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/flock-paas/flock/deploy"
+	"github.com/flock-paas/flock/deploy/marathon/marathontest"
+	"github.com/flock-paas/flock/deploy/testkit"
+)
+
+// workerSpec is the spec the engine gives a worker: the app's release, the
+// type's command, no port, no check.
+func workerSpec(app, release string, n int) deploy.Spec {
+	sp := testSpec(deploy.ProcessApp(app, "worker"), release, n)
+	sp.Command = "node worker.js"
+	sp.Descriptor.Ports, sp.Descriptor.Checks = 0, nil
+	return sp
+}
+
+// TestProcessTypesInTheAppsGroup: an app's web process and its worker are
+// two Marathon apps in the app's group, read back under Flock's names
+// (also by a restarted Flock), and removing the app deletes the group
+// with everything in it, forced.
+func TestProcessTypesInTheAppsGroup(t *testing.T) {
+	f := newFake(t, marathontest.Options{})
+	s := newSched(t, Config{URLs: []string{f.URL}})
+	ctx := context.Background()
+	if err := s.Deploy(ctx, workerSpec("hello", "v1", 2), &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Deploy(ctx, testSpec("hello", "v1", 1), &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	if ids := f.AppsIn("/flock/hello"); strings.Join(ids, " ") != "/flock/hello/web /flock/hello/worker" {
+		t.Fatalf("Marathon apps in /flock/hello: %v", ids)
+	}
+	env := f.App("/flock/hello/worker")["env"].(map[string]any)
+	if env["FLOCK_APP"] != "hello" || env["FLOCK_PROCESS"] != "worker" {
+		t.Errorf("worker env FLOCK_APP=%v FLOCK_PROCESS=%v", env["FLOCK_APP"], env["FLOCK_PROCESS"])
+	}
+
+	restarted := newSched(t, Config{URLs: []string{f.URL}})
+	run(t, restarted)
+	testkit.WaitFor(t, 5*time.Second, "both read back by their Flock names", func() bool {
+		w, err1 := restarted.Instances(ctx, "hello--worker")
+		web, err2 := restarted.Instances(ctx, "hello")
+		return err1 == nil && err2 == nil && len(w) == 2 && len(web) == 1
+	})
+	if err := restarted.Scale(ctx, "hello--worker", 0); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.App("/flock/hello/worker")["instances"]; n != 0.0 {
+		t.Errorf("worker instances after Scale 0: %v", n)
+	}
+
+	if err := restarted.Remove(ctx, "hello"); err != nil {
+		t.Fatal(err)
+	}
+	del := requests(f, "DELETE", "/v2/groups/flock/hello")
+	if len(del) != 1 || query(del[0]).Get("force") != "true" {
+		t.Errorf("DELETE /v2/groups/flock/hello requests: %+v", del)
+	}
+	if ids := f.AppsIn("/flock/hello"); len(ids) != 0 {
+		t.Errorf("left in Marathon after Remove: %v", ids)
+	}
+	testkit.WaitFor(t, 5*time.Second, "the worker forgotten", func() bool {
+		w, err := restarted.Instances(ctx, "hello--worker")
+		return err == nil && len(w) == 0
+	})
+	// The engine removes each process type after the app: nothing left
+	// is no error.
+	if err := restarted.Remove(ctx, "hello--worker"); err != nil {
+		t.Errorf("Remove of a worker its group took along: %v", err)
+	}
+}
+
+// TestFlatAppsAdopted: apps deployed before process types had groups
+// (<Group>/<app>, <Group>/<app>--<type>) keep their ids: a new release
+// updates them in place, with no new group beside them (Marathon would
+// refuse it, and moving the web app would stop it), and removing the app
+// removes both. A new app of that name then gets a group.
+func TestFlatAppsAdopted(t *testing.T) {
+	f := newFake(t, marathontest.Options{})
+	for _, id := range []string{"/flock/old", "/flock/old--worker"} {
+		body := `{"id":"` + id + `","cmd":"node server.js","instances":1,"labels":{"FLOCK_MANAGED":"true","FLOCK_RELEASE":"v1"}}`
+		resp, err := http.Post(f.URL+"/v2/apps", "application/json", strings.NewReader(body))
+		if err != nil || resp.StatusCode != 201 {
+			t.Fatalf("seed %s: %v %v", id, resp, err)
+		}
+		resp.Body.Close()
+	}
+	s := newSched(t, Config{URLs: []string{f.URL}})
+	run(t, s)
+	ctx := context.Background()
+	testkit.WaitFor(t, 5*time.Second, "the flat apps read", func() bool {
+		w, err1 := s.Instances(ctx, "old--worker")
+		web, err2 := s.Instances(ctx, "old")
+		return err1 == nil && err2 == nil && len(w) == 1 && len(web) == 1
+	})
+	if err := s.Deploy(ctx, workerSpec("old", "v2", 1), &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Deploy(ctx, testSpec("old", "v2", 1), &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"/flock/old", "/flock/old--worker"} {
+		if a := f.App(id); a == nil || a["labels"].(map[string]any)[releaseLabel] != "v2" {
+			t.Errorf("%s after the v2 deploy: %v", id, a)
+		}
+	}
+	if ids := f.AppsIn("/flock/old"); len(ids) != 0 {
+		t.Errorf("a group beside the flat app: %v", ids)
+	}
+	if err := s.Remove(ctx, "old"); err != nil {
+		t.Fatal(err)
+	}
+	if f.App("/flock/old") != nil || f.App("/flock/old--worker") != nil {
+		t.Errorf("flat apps left after Remove")
+	}
+	if err := s.Deploy(ctx, testSpec("old", "v3", 1), &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	if f.App("/flock/old/web") == nil {
+		t.Errorf("a new app of the removed flat app's name is not in its group: %v", f.AppsIn("/flock"))
+	}
+}
