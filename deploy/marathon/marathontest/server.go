@@ -284,6 +284,18 @@ func (s *Server) App(id string) map[string]any {
 	return clone(a)
 }
 
+// Tasks is app id's tasks as GET /v2/apps/<id>/tasks shows them; nil
+// for an app that does not exist.
+func (s *Server) Tasks(id string) []any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.apps[normID(id)]; !ok {
+		return nil
+	}
+	tasks, _ := s.appJSON(normID(id), true)["tasks"].([]any)
+	return tasks
+}
+
 // serve records the request, applies failures and routes it.
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
