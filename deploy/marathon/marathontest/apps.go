@@ -183,6 +183,11 @@ func sameConfig(a, b map[string]any) bool {
 		for _, k := range []string{"instances", "version", "versionInfo", "deployments", "tasksRunning", "tasksHealthy", "tasksStaged", "tasksUnhealthy"} {
 			delete(c, k)
 		}
+		for k, v := range c {
+			if v == nil { // a field sent as null is a field not sent (a PUT drops it too)
+				delete(c, k)
+			}
+		}
 		bs, _ := json.Marshal(c)
 		return string(bs)
 	}
