@@ -38,3 +38,27 @@ func TestIDs(t *testing.T) {
 		}
 	}
 }
+
+// FuzzAppName: any id Marathon sends (events, lists) that appName takes
+// for Flock's maps back to that same id, in the layout appName said.
+func FuzzAppName(f *testing.F) {
+	for _, id := range []string{"/flock/hello/web", "/flock/hello/worker", "/flock/old", "/flock/old--clock", "/flock/a/b/c", "/flock//web", "/other/x"} {
+		f.Add(id)
+	}
+	s, err := New(Config{URLs: []string{"http://m:8080"}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, id string) {
+		name, flat, ok := s.appName(id)
+		if !ok {
+			return
+		}
+		s.mu.Lock()
+		s.flat[parentApp(name)] = flat
+		s.mu.Unlock()
+		if back := s.appID(name); back != id {
+			t.Errorf("appName(%q) = %q (flat %v), whose id is %q", id, name, flat, back)
+		}
+	})
+}

@@ -23,8 +23,9 @@ type Config struct {
 	// commas by the caller). Any member works: non-leaders proxy to the
 	// leader. Required.
 	URLs []string
-	// Group is the Marathon group of Flock's apps; an app's id is
-	// <Group>/<app>. Default "/flock".
+	// Group is the Marathon group of Flock's apps; an app is the group
+	// <Group>/<app>, its process types the apps <Group>/<app>/web,
+	// <Group>/<app>/<type> (appdef.go). Default "/flock".
 	Group string
 	// Drainer takes instances out of rotation before they are stopped.
 	// Optional: without it instances are stopped at once.
