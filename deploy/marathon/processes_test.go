@@ -86,14 +86,17 @@ func TestProcessTypesInTheAppsGroup(t *testing.T) {
 // removes both. A new app of that name then gets a group.
 func TestFlatAppsAdopted(t *testing.T) {
 	f := newFake(t, marathontest.Options{})
-	for _, id := range []string{"/flock/old", "/flock/old--worker"} {
-		body := `{"id":"` + id + `","cmd":"node server.js","instances":1,"labels":{"FLOCK_MANAGED":"true","FLOCK_RELEASE":"v1"}}`
-		resp, err := http.Post(f.URL+"/v2/apps", "application/json", strings.NewReader(body))
-		if err != nil || resp.StatusCode != 201 {
-			t.Fatalf("seed %s: %v %v", id, resp, err)
+	seed := func(ids ...string) {
+		for _, id := range ids {
+			body := `{"id":"` + id + `","cmd":"node server.js","instances":1,"labels":{"FLOCK_MANAGED":"true","FLOCK_RELEASE":"v1"}}`
+			resp, err := http.Post(f.URL+"/v2/apps", "application/json", strings.NewReader(body))
+			if err != nil || resp.StatusCode != 201 {
+				t.Fatalf("seed %s: %v %v", id, resp, err)
+			}
+			resp.Body.Close()
 		}
-		resp.Body.Close()
 	}
+	seed("/flock/old", "/flock/old--worker")
 	s := newSched(t, Config{URLs: []string{f.URL}})
 	run(t, s)
 	ctx := context.Background()
@@ -121,6 +124,14 @@ func TestFlatAppsAdopted(t *testing.T) {
 	}
 	if f.App("/flock/old") != nil || f.App("/flock/old--worker") != nil {
 		t.Errorf("flat apps left after Remove")
+	}
+	// A Flock that has not listed the apps yet (no Run) removes them too.
+	seed("/flock/gone", "/flock/gone--worker")
+	if err := newSched(t, Config{URLs: []string{f.URL}}).Remove(ctx, "gone"); err != nil {
+		t.Fatal(err)
+	}
+	if ids := f.AppsIn("/flock"); len(ids) != 0 {
+		t.Errorf("left after Remove by a fresh Flock: %v", ids)
 	}
 	if err := s.Deploy(ctx, testSpec("old", "v3", 1), &bytes.Buffer{}); err != nil {
 		t.Fatal(err)

@@ -300,8 +300,14 @@ func (s *Scheduler) Remove(ctx context.Context, app string) error {
 	if err := s.removeOne(ctx, app); err != nil {
 		return err
 	}
-	if worker {
+	switch {
+	case worker:
 		return nil
+	case flat:
+		return s.removeFlatTypes(ctx, app)
+	}
+	if _, err := s.api.DeleteGroup(ctx, s.groupID(app)); err != nil && !errors.Is(err, errNotFound) {
+		return fmt.Errorf("remove %s: %w", app, err)
 	}
 	s.mu.Lock()
 	var types []string
@@ -311,23 +317,32 @@ func (s *Scheduler) Remove(ctx context.Context, app string) error {
 		}
 	}
 	s.mu.Unlock()
-	if flat {
-		for _, name := range types {
-			if err := s.removeOne(ctx, name); err != nil {
-				return err
-			}
-		}
-		s.mu.Lock()
-		delete(s.flat, app) // gone: a new app of that name gets a group
-		s.mu.Unlock()
-		return nil
-	}
-	if _, err := s.api.DeleteGroup(ctx, s.groupID(app)); err != nil && !errors.Is(err, errNotFound) {
-		return fmt.Errorf("remove %s: %w", app, err)
-	}
 	for _, name := range types {
 		s.forget(name)
 	}
+	return nil
+}
+
+// removeFlatTypes removes the process types of a flat app, as Marathon
+// lists them (the cache may not know them all), and forgets the layout: a
+// new app of that name gets a group.
+func (s *Scheduler) removeFlatTypes(ctx context.Context, app string) error {
+	apps, err := s.api.Apps(ctx)
+	if err != nil {
+		return fmt.Errorf("remove %s: %w", app, err)
+	}
+	for _, a := range apps {
+		name, flat, ok := s.appName(a.ID)
+		if !ok || !flat || name == app || parentApp(name) != app || a.Labels[managedLabel] != "true" {
+			continue
+		}
+		if err := s.removeOne(ctx, name); err != nil {
+			return err
+		}
+	}
+	s.mu.Lock()
+	delete(s.flat, app)
+	s.mu.Unlock()
 	return nil
 }
 
