@@ -51,6 +51,18 @@ func TestProcessTypesInTheAppsGroup(t *testing.T) {
 		web, err2 := restarted.Instances(ctx, "hello")
 		return err1 == nil && err2 == nil && len(w) == 2 && len(web) == 1
 	})
+	// Marathon's events about the worker's Marathon app refresh the
+	// worker's cache entry: a scale made outside Flock shows without a read.
+	req, _ := http.NewRequest("PUT", f.URL+"/v2/apps/flock/hello/worker?force=true", strings.NewReader(`{"instances":3}`))
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("PUT instances 3: %v %v", resp, err)
+	}
+	testkit.WaitFor(t, 5*time.Second, "the events' refresh of hello--worker", func() bool {
+		restarted.mu.Lock()
+		defer restarted.mu.Unlock()
+		e, ok := restarted.apps["hello--worker"]
+		return ok && len(e.instances) == 3
+	})
 	if err := restarted.Scale(ctx, "hello--worker", 0); err != nil {
 		t.Fatal(err)
 	}
