@@ -52,7 +52,7 @@ func (s *Scheduler) appID(name string) string {
 		app, typ = name, "web"
 	}
 	s.mu.Lock()
-	flat := s.flat[app]
+	flat := s.flat[app] || isBridge(name)
 	s.mu.Unlock()
 	if flat {
 		return s.base() + "/" + name

@@ -3,6 +3,7 @@ package marathon
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -91,24 +92,29 @@ func TestProcessTypesInTheAppsGroup(t *testing.T) {
 	}
 }
 
+// seedFlat creates Marathon apps as a Flock before groups left them.
+func seedFlat(t *testing.T, f *marathontest.Server, ids ...string) {
+	t.Helper()
+	for _, id := range ids {
+		body := `{"id":"` + id + `","cmd":"node server.js","instances":1,"labels":{"FLOCK_MANAGED":"true","FLOCK_RELEASE":"v1"}}`
+		resp, err := http.Post(f.URL+"/v2/apps", "application/json", strings.NewReader(body))
+		if err != nil || resp.StatusCode != 201 {
+			t.Fatalf("seed %s: %v %v", id, resp, err)
+		}
+		resp.Body.Close()
+	}
+}
+
 // TestFlatAppsAdopted: apps deployed before process types had groups
-// (<Group>/<app>, <Group>/<app>--<type>) keep their ids: a new release
-// updates them in place, with no new group beside them (Marathon would
-// refuse it, and moving the web app would stop it), and removing the app
-// removes both. A new app of that name then gets a group.
+// (<Group>/<app>, <Group>/<app>--<type>) are read, redeployed and scaled
+// under their ids: a redeploy of the running release (Flock's start)
+// moves nothing, and a release whose process types this Flock did not
+// deploy stays flat. Removing the app removes all its flat apps, also for
+// a Flock that has not listed them yet; a new app of that name gets a
+// group.
 func TestFlatAppsAdopted(t *testing.T) {
 	f := newFake(t, marathontest.Options{})
-	seed := func(ids ...string) {
-		for _, id := range ids {
-			body := `{"id":"` + id + `","cmd":"node server.js","instances":1,"labels":{"FLOCK_MANAGED":"true","FLOCK_RELEASE":"v1"}}`
-			resp, err := http.Post(f.URL+"/v2/apps", "application/json", strings.NewReader(body))
-			if err != nil || resp.StatusCode != 201 {
-				t.Fatalf("seed %s: %v %v", id, resp, err)
-			}
-			resp.Body.Close()
-		}
-	}
-	seed("/flock/old", "/flock/old--worker")
+	seedFlat(t, f, "/flock/old", "/flock/old--worker")
 	s := newSched(t, Config{URLs: []string{f.URL}})
 	run(t, s)
 	ctx := context.Background()
@@ -117,16 +123,20 @@ func TestFlatAppsAdopted(t *testing.T) {
 		web, err2 := s.Instances(ctx, "old")
 		return err1 == nil && err2 == nil && len(w) == 1 && len(web) == 1
 	})
-	if err := s.Deploy(ctx, workerSpec("old", "v2", 1), &bytes.Buffer{}); err != nil {
+	if err := s.Deploy(ctx, testSpec("old", "v1", 1), &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Scale(ctx, "old--worker", 2); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Deploy(ctx, testSpec("old", "v2", 1), &bytes.Buffer{}); err != nil {
 		t.Fatal(err)
 	}
-	for _, id := range []string{"/flock/old", "/flock/old--worker"} {
-		if a := f.App(id); a == nil || a["labels"].(map[string]any)[releaseLabel] != "v2" {
-			t.Errorf("%s after the v2 deploy: %v", id, a)
-		}
+	if a := f.App("/flock/old"); a == nil || a["labels"].(map[string]any)[releaseLabel] != "v2" {
+		t.Errorf("/flock/old after the v2 deploy: %v", a)
+	}
+	if a := f.App("/flock/old--worker"); a == nil || a["instances"] != 2.0 {
+		t.Errorf("/flock/old--worker after its scale to 2: %v", a)
 	}
 	if ids := f.AppsIn("/flock/old"); len(ids) != 0 {
 		t.Errorf("a group beside the flat app: %v", ids)
@@ -138,7 +148,7 @@ func TestFlatAppsAdopted(t *testing.T) {
 		t.Errorf("flat apps left after Remove")
 	}
 	// A Flock that has not listed the apps yet (no Run) removes them too.
-	seed("/flock/gone", "/flock/gone--worker")
+	seedFlat(t, f, "/flock/gone", "/flock/gone--worker")
 	if err := newSched(t, Config{URLs: []string{f.URL}}).Remove(ctx, "gone"); err != nil {
 		t.Fatal(err)
 	}
@@ -150,5 +160,77 @@ func TestFlatAppsAdopted(t *testing.T) {
 	}
 	if f.App("/flock/old/web") == nil {
 		t.Errorf("a new app of the removed flat app's name is not in its group: %v", f.AppsIn("/flock"))
+	}
+}
+
+// TestFlatAppMoves: the next release of a flat app moves it into its
+// group, and at every moment of the move the app has a healthy instance:
+// the release starts beside the flat app (/flock/old--web), the flat apps
+// are drained and deleted, the release and its worker are deployed into
+// /flock/old, and the bridge is drained and deleted.
+func TestFlatAppMoves(t *testing.T) {
+	f := newFake(t, marathontest.Options{})
+	seedFlat(t, f, "/flock/old", "/flock/old--worker")
+	d := &drains{}
+	s := newSched(t, Config{URLs: []string{f.URL}, Drainer: d})
+	run(t, s)
+	ctx := context.Background()
+	testkit.WaitFor(t, 5*time.Second, "the flat app healthy", func() bool {
+		web, err := s.Instances(ctx, "old")
+		return err == nil && len(web) == 1 && web[0].Healthy
+	})
+	stop := make(chan struct{})
+	gaps := make(chan string, 1)
+	go func() { // the router's view, polled through the move
+		defer close(gaps)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			ins, err := s.Instances(ctx, "old")
+			healthy := 0
+			for _, in := range ins {
+				if in.Healthy {
+					healthy++
+				}
+			}
+			if err != nil || healthy == 0 {
+				gaps <- fmt.Sprintf("%v %v", ins, err)
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	var log bytes.Buffer
+	if err := s.Deploy(ctx, workerSpec("old", "v2", 1), &log); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Deploy(ctx, testSpec("old", "v2", 1), &log); err != nil {
+		t.Fatal(err)
+	}
+	close(stop)
+	if gap, ok := <-gaps; ok {
+		t.Errorf("no healthy instance during the move: %s", gap)
+	}
+	if ids := f.AppsIn("/flock"); strings.Join(ids, " ") != "/flock/old/web /flock/old/worker" {
+		t.Errorf("Marathon apps after the move: %v, want web and worker in /flock/old", ids)
+	}
+	for _, id := range []string{"/flock/old/web", "/flock/old/worker"} {
+		if a := f.App(id); a == nil || a["labels"].(map[string]any)[releaseLabel] != "v2" {
+			t.Errorf("%s after the move: %v", id, a)
+		}
+	}
+	drained := strings.Join(d.list(), " ")
+	if !strings.Contains(drained, "old/flock_old.") || !strings.Contains(drained, "old--web/flock_old--web.") {
+		t.Errorf("drained %s, want the flat web app's and the bridge's instances", drained)
+	}
+	if !strings.Contains(log.String(), "moved into /flock/old") {
+		t.Errorf("deploy log:\n%s", log.String())
+	}
+	ins, err := s.Instances(ctx, "old")
+	if err != nil || len(ins) != 1 || ins[0].Release != "v2" {
+		t.Errorf("instances after the move: %v %v", ins, err)
 	}
 }

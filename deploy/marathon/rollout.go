@@ -33,8 +33,21 @@ func (s *Scheduler) Deploy(ctx context.Context, spec deploy.Spec, log io.Writer)
 	if err := s.layout(ctx, spec.App); err != nil {
 		return fmt.Errorf("deploy %s %s: %w", spec.App, spec.Release, err)
 	}
-	id := s.appID(spec.App)
 	s.readVersion(ctx)
+	if s.shouldMove(ctx, spec) {
+		return s.move(ctx, spec, log)
+	}
+	return s.deployOne(ctx, spec, log)
+}
+
+// deployOne creates or replaces spec's Marathon app and waits for it.
+func (s *Scheduler) deployOne(ctx context.Context, spec deploy.Spec, log io.Writer) error {
+	if _, _, worker := deploy.ParentApp(spec.App); worker {
+		s.mu.Lock()
+		s.specs[spec.App] = spec // a move may have to re-create it (move.go)
+		s.mu.Unlock()
+	}
+	id := s.appID(spec.App)
 	def := s.definition(spec)
 	var prev *mApp
 	var depID string
@@ -308,6 +321,9 @@ func (s *Scheduler) Remove(ctx context.Context, app string) error {
 	}
 	if _, err := s.api.DeleteGroup(ctx, s.groupID(app)); err != nil && !errors.Is(err, errNotFound) {
 		return fmt.Errorf("remove %s: %w", app, err)
+	}
+	if err := s.removeOne(ctx, bridge(app)); err != nil { // left by a move that failed
+		return err
 	}
 	s.mu.Lock()
 	var types []string
