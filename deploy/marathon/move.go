@@ -131,3 +131,21 @@ func (s *Scheduler) move(ctx context.Context, spec deploy.Spec, log io.Writer) e
 	fmt.Fprintf(log, "marathon: %s moved into %s\n", app, s.groupID(app))
 	return nil
 }
+
+// dropBridge removes the bridge a failed move left serving beside app's
+// group, once a release of app is in its group.
+func (s *Scheduler) dropBridge(ctx context.Context, app string) error {
+	if isBridge(app) || s.isFlat(app) {
+		return nil
+	}
+	if _, _, worker := deploy.ParentApp(app); worker {
+		return nil
+	}
+	s.mu.Lock()
+	_, ok := s.apps[bridge(app)]
+	s.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	return s.removeOne(ctx, bridge(app))
+}

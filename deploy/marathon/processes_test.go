@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -233,4 +234,36 @@ func TestFlatAppMoves(t *testing.T) {
 	if err != nil || len(ins) != 1 || ins[0].Release != "v2" {
 		t.Errorf("instances after the move: %v %v", ins, err)
 	}
+}
+
+// TestFailedMoveKeepsServing: when the release does not come up in the
+// group, the bridge keeps serving it; the next release that does drops
+// the bridge.
+func TestFailedMoveKeepsServing(t *testing.T) {
+	f := newFake(t, marathontest.Options{})
+	seedFlat(t, f, "/flock/old")
+	s := newSched(t, Config{URLs: []string{f.URL}, DeployTimeout: time.Second})
+	run(t, s)
+	ctx := context.Background()
+	f.SetUnhealthy("/flock/old/web", true)
+	if err := s.Deploy(ctx, testSpec("old", "v2", 1), &bytes.Buffer{}); err == nil {
+		t.Fatal("the move succeeded with the group's web app unhealthy")
+	}
+	testkit.WaitFor(t, 5*time.Second, "the bridge serving v2", func() bool {
+		ins, err := s.Instances(ctx, "old")
+		return err == nil && slices.ContainsFunc(ins, func(in deploy.Instance) bool {
+			return in.Healthy && in.Release == "v2" && strings.HasPrefix(in.ID, "flock_old--web.")
+		})
+	})
+	f.SetUnhealthy("/flock/old/web", false)
+	if err := s.Deploy(ctx, testSpec("old", "v3", 1), &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	if ids := f.AppsIn("/flock"); strings.Join(ids, " ") != "/flock/old/web" {
+		t.Errorf("Marathon apps after v3: %v, want the group's web app only", ids)
+	}
+	testkit.WaitFor(t, 5*time.Second, "v3 alone", func() bool {
+		ins, err := s.Instances(ctx, "old")
+		return err == nil && len(ins) == 1 && ins[0].Release == "v3"
+	})
 }

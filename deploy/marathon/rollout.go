@@ -37,7 +37,10 @@ func (s *Scheduler) Deploy(ctx context.Context, spec deploy.Spec, log io.Writer)
 	if s.shouldMove(ctx, spec) {
 		return s.move(ctx, spec, log)
 	}
-	return s.deployOne(ctx, spec, log)
+	if err := s.deployOne(ctx, spec, log); err != nil {
+		return err
+	}
+	return s.dropBridge(ctx, spec.App)
 }
 
 // deployOne creates or replaces spec's Marathon app and waits for it.
