@@ -72,7 +72,7 @@ func (s *Scheduler) appName(id string) (name string, flat, ok bool) {
 	switch {
 	case !grouped:
 		return app, true, deploy.ValidName(app)
-	case strings.Contains(app, "--") || !deploy.ValidName(app) || !deploy.ValidName(typ) || strings.Contains(typ, "--"):
+	case strings.Contains(app, "--") || !deploy.ValidName(app) || !deploy.ValidName(typ):
 		return "", false, false
 	case typ == "web":
 		return app, false, true
