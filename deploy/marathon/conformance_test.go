@@ -45,7 +45,10 @@ func TestSchedulerContract(t *testing.T) {
 		return &schedtest.Harness{
 			Start: func(t *testing.T, d deploy.Drainer) (deploy.Scheduler, func()) {
 				// DeployTimeout: how long an unhealthy release takes to fail.
-				s := newSched(t, Config{URLs: []string{f.URL}, Drainer: d, DeployTimeout: 6 * time.Second, AgentPort: f.Agent().Port})
+				// AgentPort: Logs reads the tasks' sandboxes from
+				// marathontest's Mesos agent, on the tasks' host.
+				s := newSched(t, Config{URLs: []string{f.URL}, Drainer: d, DeployTimeout: 6 * time.Second,
+					AgentPort: f.Agent().Port})
 				ctx, cancel := context.WithCancel(context.Background())
 				done := make(chan error, 1)
 				go func() { done <- s.Run(ctx) }()
