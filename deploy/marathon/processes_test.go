@@ -3,6 +3,7 @@ package marathon
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -266,4 +267,23 @@ func TestFailedMoveKeepsServing(t *testing.T) {
 		ins, err := s.Instances(ctx, "old")
 		return err == nil && len(ins) == 1 && ins[0].Release == "v3"
 	})
+}
+
+// TestProcessTypeNotAMarathonID: a Procfile type Marathon cannot take in
+// an id (Heroku allows '_' and capitals) fails the deploy, naming it, and
+// sends Marathon nothing.
+func TestProcessTypeNotAMarathonID(t *testing.T) {
+	f := newFake(t, marathontest.Options{})
+	s := newSched(t, Config{URLs: []string{f.URL}})
+	for _, typ := range []string{"my_worker", "Worker"} {
+		sp := workerSpec("hello", "v1", 1)
+		sp.App = deploy.ProcessApp("hello", typ)
+		err := s.Deploy(context.Background(), sp, &bytes.Buffer{})
+		if !errors.Is(err, deploy.ErrInvalid) || !strings.Contains(err.Error(), `process type "`+typ+`"`) {
+			t.Errorf("deploy of type %s: %v", typ, err)
+		}
+	}
+	if n := len(requests(f, "POST", "/v2/apps")); n != 0 {
+		t.Errorf("%d POSTs for types Marathon refuses", n)
+	}
 }

@@ -116,6 +116,11 @@ func (s *Scheduler) rollback(spec deploy.Spec, prev *mApp, depID string, cause e
 }
 
 func validSpec(spec deploy.Spec) error {
+	if app, typ, ok := deploy.ParentApp(spec.App); ok && deploy.ValidName(app) && !deploy.ValidName(typ) {
+		// A Procfile type may hold '_' and capitals (Heroku's rule); a
+		// Marathon id may not (AppDefinition.json's id pattern).
+		return fmt.Errorf("deploy %s: process type %q cannot be a Marathon app id: use lower-case letters, digits and '-': %w", app, typ, deploy.ErrInvalid)
+	}
 	switch {
 	case !deploy.ValidName(spec.App):
 		return fmt.Errorf("deploy %q: app name: %w", spec.App, deploy.ErrInvalid)
