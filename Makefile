@@ -33,6 +33,7 @@ fuzz:
 	$(GO) test ./deploy/marathon -run '^$$' -fuzz FuzzParseEvent -fuzztime 30s
 	$(GO) test ./deploy/marathon -run '^$$' -fuzz FuzzReadSSE -fuzztime 30s
 	$(GO) test ./deploy/marathon -run '^$$' -fuzz FuzzDecodeApps -fuzztime 30s
+	$(GO) test ./deploy/marathon -run '^$$' -fuzz FuzzAppName -fuzztime 30s
 	$(GO) test ./router -run '^$$' -fuzz FuzzRender -fuzztime 30s
 	$(GO) test ./web -run '^$$' -fuzz FuzzScaleBody -fuzztime 30s
 	$(GO) test ./web -run '^$$' -fuzz FuzzConfigPatch -fuzztime 30s

@@ -29,7 +29,7 @@ func TestMarathonConfigVars(t *testing.T) {
 	if !strings.Contains(out, "v2 is live") {
 		t.Errorf("config set said:\n%s", out)
 	}
-	app := srv.App("/flock/envapp")
+	app := srv.App("/flock/envapp/web")
 	env, _ := app["env"].(map[string]any)
 	if env["GREETING"] != "on-marathon" || env["COLOR"] != "blue" {
 		t.Errorf("Marathon's app definition env: %v", env)

@@ -1,6 +1,8 @@
 package marathon
 
 import (
+	"context"
+	"errors"
 	"strconv"
 	"strings"
 
@@ -25,20 +27,101 @@ const (
 // in-flight requests finish while the router drops the task.
 const taskKillGrace = 30
 
-// appID is the Marathon id of a Flock app: <group>/<app>.
-func (s *Scheduler) appID(app string) string {
-	return strings.TrimSuffix(s.cfg.Group, "/") + "/" + app
+// Marathon ids. Each process type of an app is a Marathon app in the
+// app's group: <Group>/<app>/web, <Group>/<app>/worker, so that Marathon
+// shows an app's processes together and a destroy deletes one group. Apps
+// deployed before process types had groups are flat: the web process is
+// <Group>/<app> and a type <Group>/<app>--<type>. Marathon refuses an id
+// that is an app and a group at once (RootGroup validation, "Groups and
+// Applications may not have the same identifier"), so a flat app cannot
+// move into its group without deleting its web app first: it is adopted
+// and keeps the flat layout until it is destroyed (docs/marathon.md).
+
+// base is the group of Flock's apps without a trailing slash.
+func (s *Scheduler) base() string { return strings.TrimSuffix(s.cfg.Group, "/") }
+
+// groupID is the Marathon group of app's process types; in the flat
+// layout it is the id of its web app.
+func (s *Scheduler) groupID(app string) string { return s.base() + "/" + app }
+
+// appID is the Marathon id of a scheduler app name (an app, or one of its
+// process types named by deploy.ProcessApp), in the layout the app has.
+func (s *Scheduler) appID(name string) string {
+	app, typ, ok := deploy.ParentApp(name)
+	if !ok {
+		app, typ = name, "web"
+	}
+	s.mu.Lock()
+	flat := s.flat[app] || isBridge(name)
+	s.mu.Unlock()
+	if flat {
+		return s.base() + "/" + name
+	}
+	return s.groupID(app) + "/" + typ
 }
 
-// appName is the inverse of appID; ok is false for apps outside the group
-// or in a subgroup of it.
-func (s *Scheduler) appName(id string) (string, bool) {
-	prefix := strings.TrimSuffix(s.cfg.Group, "/") + "/"
+// appName is the inverse of appID: the scheduler app name of a Marathon
+// id, and whether the id is in the flat layout; ok is false for ids
+// outside Flock's group or deeper in it.
+func (s *Scheduler) appName(id string) (name string, flat, ok bool) {
+	prefix := s.base() + "/"
 	if !strings.HasPrefix(id, prefix) {
-		return "", false
+		return "", false, false
 	}
-	name := id[len(prefix):]
-	return name, deploy.ValidName(name)
+	app, typ, grouped := strings.Cut(id[len(prefix):], "/")
+	switch {
+	case !grouped:
+		return app, true, deploy.ValidName(app)
+	case strings.Contains(app, "--") || !deploy.ValidName(app) || !deploy.ValidName(typ):
+		return "", false, false
+	case typ == "web":
+		return app, false, true
+	}
+	return deploy.ProcessApp(app, typ), false, true
+}
+
+// parentApp is the app a scheduler app name belongs to.
+func parentApp(name string) string {
+	if app, _, ok := deploy.ParentApp(name); ok {
+		return app
+	}
+	return name
+}
+
+// layout learns whether app's Marathon apps are flat: a managed Marathon
+// app at the group's id is a web process deployed before process types
+// had groups. Once an app is known (store caches the layout of every app
+// read) nothing is asked; an app found in neither layout is asked about
+// again next time, as it may yet be created.
+func (s *Scheduler) layout(ctx context.Context, name string) error {
+	app := parentApp(name)
+	s.mu.Lock()
+	_, known := s.flat[app]
+	s.mu.Unlock()
+	if known {
+		return nil
+	}
+	a, err := s.api.App(ctx, s.groupID(app))
+	if errors.Is(err, errNotFound) || (err == nil && a.Labels[managedLabel] != "true") {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	s.setFlat(app, true)
+	return nil
+}
+
+func (s *Scheduler) setFlat(app string, flat bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.flat[app] = flat
+}
+
+func (s *Scheduler) isFlat(app string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.flat[app]
 }
 
 // definition builds the Marathon app of one release. The fields are those

@@ -66,8 +66,8 @@ func allAuthorized(t *testing.T, f *marathontest.Server) {
 			t.Errorf("%s %s?%s without credentials", r.Method, r.Path, r.Query)
 		}
 	}
-	for _, want := range []string{"GET /v2/events", "GET /v2/info", "POST /v2/apps", "PUT /v2/apps/flock/hello",
-		"POST /v2/tasks/delete", "DELETE /v2/queue/flock/hello/delay", "DELETE /v2/apps/flock/hello"} {
+	for _, want := range []string{"GET /v2/events", "GET /v2/info", "POST /v2/apps", "PUT /v2/apps/flock/hello/web",
+		"POST /v2/tasks/delete", "DELETE /v2/queue/flock/hello/web/delay", "DELETE /v2/apps/flock/hello/web", "DELETE /v2/groups/flock/hello"} {
 		if !paths[want] {
 			t.Errorf("no %s reached the fake: %v", want, paths)
 		}

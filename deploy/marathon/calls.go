@@ -153,6 +153,20 @@ func (c *cluster) ResetDelay(ctx context.Context, id string) error {
 	return err
 }
 
+// DeleteGroup implements api: DELETE /v2/groups/<id>?force=true
+// (groups.raml: "Destroy a group. All data about that group and all
+// associated applications will be deleted"; force as every deployable
+// call, so a deployment in progress does not keep the apps alive).
+func (c *cluster) DeleteGroup(ctx context.Context, id string) (string, error) {
+	var d struct {
+		DeploymentID string `json:"deploymentId"`
+	}
+	err := c.do(ctx, func(base string, _ gomarathon.Marathon) error {
+		return c.call(ctx, base, http.MethodDelete, "/v2/groups"+id+"?force=true", nil, &d)
+	})
+	return d.DeploymentID, err
+}
+
 // Version implements api.
 func (c *cluster) Version(ctx context.Context) (string, error) {
 	var info struct {

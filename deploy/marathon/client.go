@@ -40,6 +40,9 @@ type api interface {
 	// Delete removes an app (forced: a deployment in progress does not
 	// block it) and returns the deployment id.
 	Delete(ctx context.Context, id string) (string, error)
+	// DeleteGroup removes a group with all its apps (forced) and returns
+	// the deployment id; a missing group is errNotFound.
+	DeleteGroup(ctx context.Context, id string) (string, error)
 	// Deployments lists the deployments in progress.
 	Deployments(ctx context.Context) ([]*gomarathon.Deployment, error)
 	// Rollback cancels a deployment; Marathon then reverts what it changed.

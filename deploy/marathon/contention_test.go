@@ -26,18 +26,18 @@ func TestWakeResetsLaunchDelay(t *testing.T) {
 		t.Fatal(err)
 	}
 	// An operator sets a long backoff (a partial PUT, as the UI does).
-	req, _ := http.NewRequest("PUT", f.URL+"/v2/apps/flock/hello", strings.NewReader(`{"backoffSeconds":3600}`))
+	req, _ := http.NewRequest("PUT", f.URL+"/v2/apps/flock/hello/web", strings.NewReader(`{"backoffSeconds":3600}`))
 	if resp, err := f2client().Do(req); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("PUT backoff: %v %v", resp, err)
 	}
 	testkit.WaitFor(t, 5*time.Second, "the backoff deployment", func() bool {
 		_ = s.refresh(ctx, "hello")
 		ins, _ := s.Instances(ctx, "hello")
-		a, err := s.api.App(ctx, "/flock/hello")
+		a, err := s.api.App(ctx, "/flock/hello/web")
 		return len(ins) == 1 && ins[0].Healthy && err == nil && len(a.Deployments) == 0
 	})
-	f.Crash("/flock/hello")
-	if !f.Delayed("/flock/hello") {
+	f.Crash("/flock/hello/web")
+	if !f.Delayed("/flock/hello/web") {
 		t.Fatal("no launch delay after the crash")
 	}
 	if err := s.Scale(ctx, "hello", 0); err != nil {
@@ -46,7 +46,7 @@ func TestWakeResetsLaunchDelay(t *testing.T) {
 	if err := s.Scale(ctx, "hello", 1); err != nil {
 		t.Fatal(err)
 	}
-	if len(requests(f, "DELETE", "/v2/queue/flock/hello/delay")) != 1 {
+	if len(requests(f, "DELETE", "/v2/queue/flock/hello/web/delay")) != 1 {
 		t.Error("the wake did not reset the launch delay")
 	}
 	testkit.WaitFor(t, 5*time.Second, "the woken instance (not 36 s of backoff)", func() bool {
@@ -68,16 +68,16 @@ func TestSleepDuringDeploymentWins(t *testing.T) {
 	if err := s.Deploy(ctx, testSpec("hello", "v1", 1), &bytes.Buffer{}); err != nil {
 		t.Fatal(err)
 	}
-	f.SetUnhealthy("/flock/hello", true) // v2 never gets healthy: its deployment stays
+	f.SetUnhealthy("/flock/hello/web", true) // v2 never gets healthy: its deployment stays
 	var log syncBuffer
 	done := make(chan error, 1)
 	go func() { done <- s.Deploy(ctx, testSpec("hello", "v2", 1), &log) }()
-	testkit.WaitFor(t, 5*time.Second, "the v2 deployment", func() bool { return strings.Contains(log.String(), "updated /flock/hello") })
+	testkit.WaitFor(t, 5*time.Second, "the v2 deployment", func() bool { return strings.Contains(log.String(), "updated /flock/hello/web") })
 
 	if err := s.Scale(ctx, "hello", 0); err != nil {
 		t.Fatalf("sleep during a deployment: %v", err)
 	}
-	puts := requests(f, "PUT", "/v2/apps/flock/hello")
+	puts := requests(f, "PUT", "/v2/apps/flock/hello/web")
 	if q := query(puts[len(puts)-1]); q.Get("force") != "true" {
 		t.Errorf("sleep PUT ?%s, want force=true", puts[len(puts)-1].Query)
 	}
@@ -92,7 +92,7 @@ func TestSleepDuringDeploymentWins(t *testing.T) {
 	if !strings.Contains(log.String(), "superseded by a scale to 0") {
 		t.Errorf("deploy log:\n%s", log.String())
 	}
-	app := f.App("/flock/hello")
+	app := f.App("/flock/hello/web")
 	if app["instances"] != 0.0 || app["labels"].(map[string]any)[releaseLabel] != "v2" {
 		t.Errorf("after the sleep: instances %v, release %v; want 0 of v2", app["instances"], app["labels"].(map[string]any)[releaseLabel])
 	}
@@ -111,9 +111,9 @@ func TestUnforcedChangeDuringDeploymentConflicts(t *testing.T) {
 	if err := s.Deploy(ctx, testSpec("hello", "v1", 1), &bytes.Buffer{}); err != nil {
 		t.Fatal(err)
 	}
-	f.SetUnhealthy("/flock/hello", true)
+	f.SetUnhealthy("/flock/hello/web", true)
 	go s.Deploy(ctx, testSpec("hello", "v2", 1), &bytes.Buffer{})
-	testkit.WaitFor(t, 5*time.Second, "the v2 deployment", func() bool { return len(requests(f, "PUT", "/v2/apps/flock/hello")) == 1 })
+	testkit.WaitFor(t, 5*time.Second, "the v2 deployment", func() bool { return len(requests(f, "PUT", "/v2/apps/flock/hello/web")) == 1 })
 	err := s.Deploy(ctx, testSpec("hello", "v3", 1), &bytes.Buffer{})
 	var c *conflictError
 	if !errors.As(err, &c) || !strings.Contains(err.Error(), "App is locked by one or more deployments") {

@@ -273,7 +273,7 @@ func (s *Scheduler) apply(ctx context.Context, ids map[string]bool, all bool) {
 		return
 	}
 	for id := range ids {
-		name, ok := s.appName(id)
+		name, _, ok := s.appName(id)
 		if !ok {
 			continue
 		}

@@ -153,7 +153,7 @@ func TestFixtureServerDocuments(t *testing.T) {
 	if err := s.Deploy(context.Background(), testSpec("hello", "v2", 1), &bytes.Buffer{}); err != nil {
 		t.Fatal(err)
 	}
-	put := requests(f, "PUT", "/v2/apps/flock/hello")
+	put := requests(f, "PUT", "/v2/apps/flock/hello/web")
 	if len(put) != 1 {
 		t.Fatalf("PUTs: %d", len(put))
 	}
@@ -194,7 +194,7 @@ func TestOriginalDescriptor(t *testing.T) {
 			Ports: pkg.Flock.Ports, Checks: pkg.Checks}})
 	hc := (*def.HealthChecks)[0]
 	switch {
-	case def.ID != "/flock/flock-demo", *def.Instances != 2, def.CPUs != 0.1, *def.Mem != 32, len(*def.PortDefinitions) != 1:
+	case def.ID != "/flock/flock-demo/web", *def.Instances != 2, def.CPUs != 0.1, *def.Mem != 32, len(*def.PortDefinitions) != 1:
 		t.Errorf("definition %s: instances %d cpus %v mem %v ports %d", def.ID, *def.Instances, def.CPUs, *def.Mem, len(*def.PortDefinitions))
 	case hc.Protocol != "HTTP" || *hc.Path != "/" || hc.IntervalSeconds != 15 || *hc.MaxConsecutiveFailures != 3 || *hc.PortIndex != 0:
 		t.Errorf("health check %+v", hc)

@@ -23,8 +23,9 @@ type Config struct {
 	// commas by the caller). Any member works: non-leaders proxy to the
 	// leader. Required.
 	URLs []string
-	// Group is the Marathon group of Flock's apps; an app's id is
-	// <Group>/<app>. Default "/flock".
+	// Group is the Marathon group of Flock's apps; an app is the group
+	// <Group>/<app>, its process types the apps <Group>/<app>/web,
+	// <Group>/<app>/<type> (appdef.go). Default "/flock".
 	Group string
 	// Drainer takes instances out of rotation before they are stopped.
 	// Optional: without it instances are stopped at once.
@@ -70,11 +71,13 @@ type Scheduler struct {
 	log *slog.Logger
 
 	mu      sync.Mutex
-	apps    map[string]*entry // by Flock app name
-	synced  bool              // a full list has succeeded once
-	pending map[string]bool   // apps changed, not yet sent on Changes
-	waiting map[string]string // deployment id → app, while Deploy waits
-	done    map[string]bool   // deployment id → succeeded, from events
+	apps    map[string]*entry      // by Flock app name
+	synced  bool                   // a full list has succeeded once
+	pending map[string]bool        // apps changed, not yet sent on Changes
+	waiting map[string]string      // deployment id → app, while Deploy waits
+	done    map[string]bool        // deployment id → succeeded, from events
+	specs   map[string]deploy.Spec // process type → the spec last deployed, for a move (move.go)
+	flat    map[string]bool        // app → its Marathon apps have the flat layout (appdef.go)
 
 	version   string    // Marathon's, from /v2/info (version.go)
 	versionAt time.Time // when it was read
@@ -152,6 +155,8 @@ func New(cfg Config) (*Scheduler, error) {
 		pending:    map[string]bool{},
 		waiting:    map[string]string{},
 		done:       map[string]bool{},
+		flat:       map[string]bool{},
+		specs:      map[string]deploy.Spec{},
 		wake:       make(chan struct{}, 1),
 		kick:       make(chan struct{}, 1),
 		changes:    make(chan string),
@@ -188,7 +193,7 @@ func (s *Scheduler) Instances(ctx context.Context, app string) ([]deploy.Instanc
 		}
 	}
 	if ok {
-		return slices.Clone(e.instances), nil
+		return s.withBridge(app, e.instances), nil
 	}
 	if err := s.refresh(ctx, app); err != nil {
 		return nil, fmt.Errorf("instances %s: %w", app, err)
@@ -196,14 +201,17 @@ func (s *Scheduler) Instances(ctx context.Context, app string) ([]deploy.Instanc
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if e, ok := s.apps[app]; ok {
-		return slices.Clone(e.instances), nil
+		return s.withBridgeLocked(app, e.instances), nil
 	}
-	return []deploy.Instance{}, nil // not in Marathon (yet): none, as the embedded scheduler says
+	return s.withBridgeLocked(app, []deploy.Instance{}), nil // not in Marathon (yet): none, as the embedded scheduler says
 }
 
 // refresh re-reads one app and updates the cache; a missing app is
 // forgotten.
 func (s *Scheduler) refresh(ctx context.Context, app string) error {
+	if err := s.layout(ctx, app); err != nil {
+		return err
+	}
 	a, err := s.api.App(ctx, s.appID(app))
 	if errors.Is(err, errNotFound) || (err == nil && a.Labels[managedLabel] != "true") {
 		s.forget(app)
@@ -224,7 +232,7 @@ func (s *Scheduler) resync(ctx context.Context) error {
 	}
 	seen := map[string]bool{}
 	for _, a := range apps {
-		name, ok := s.appName(a.ID)
+		name, _, ok := s.appName(a.ID)
 		if !ok || a.Labels[managedLabel] != "true" {
 			continue
 		}
@@ -271,6 +279,9 @@ func (s *Scheduler) store(name string, a mApp) {
 	}
 	e.instances = a.instances(e.older)
 	s.apps[name] = e
+	if _, flat, ok := s.appName(a.ID); ok && !isBridge(name) {
+		s.flat[parentApp(name)] = flat
+	}
 	if old == nil || !sameInstances(old.instances, e.instances) {
 		s.notifyLocked(name)
 	}
@@ -286,6 +297,9 @@ func (s *Scheduler) forget(name string) {
 }
 
 func (s *Scheduler) notifyLocked(name string) {
+	if isBridge(name) { // its instances are the app's (withBridge)
+		name = parentApp(name)
+	}
 	s.pending[name] = true
 	select {
 	case s.wake <- struct{}{}:

@@ -37,7 +37,7 @@ func TestSwitchImageAndSlugLeavesNothingStale(t *testing.T) {
 		if err := s.Deploy(ctx, step.spec, &log); err != nil {
 			t.Fatalf("Deploy %s: %v\n%s", step.spec.Release, err, &log)
 		}
-		app := f.App("/flock/hello")
+		app := f.App("/flock/hello/web")
 		for _, k := range step.want {
 			if _, ok := app[k]; !ok {
 				t.Errorf("after %s: no %q in %v", step.spec.Release, k, app)
@@ -56,7 +56,7 @@ func TestSwitchImageAndSlugLeavesNothingStale(t *testing.T) {
 			}
 		}
 	}
-	for _, r := range requests(f, "PUT", "/v2/apps/flock/hello") {
+	for _, r := range requests(f, "PUT", "/v2/apps/flock/hello/web") {
 		if query(r).Get("partialUpdate") != "false" {
 			t.Errorf("deploy PUT ?%s: want partialUpdate=false", r.Query)
 		}

@@ -30,8 +30,27 @@ func (s *Scheduler) Deploy(ctx context.Context, spec deploy.Spec, log io.Writer)
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.DeployTimeout)
 	defer cancel()
-	id := s.appID(spec.App)
+	if err := s.layout(ctx, spec.App); err != nil {
+		return fmt.Errorf("deploy %s %s: %w", spec.App, spec.Release, err)
+	}
 	s.readVersion(ctx)
+	if s.shouldMove(ctx, spec) {
+		return s.move(ctx, spec, log)
+	}
+	if err := s.deployOne(ctx, spec, log); err != nil {
+		return err
+	}
+	return s.dropBridge(ctx, spec.App)
+}
+
+// deployOne creates or replaces spec's Marathon app and waits for it.
+func (s *Scheduler) deployOne(ctx context.Context, spec deploy.Spec, log io.Writer) error {
+	if _, _, worker := deploy.ParentApp(spec.App); worker {
+		s.mu.Lock()
+		s.specs[spec.App] = spec // a move may have to re-create it (move.go)
+		s.mu.Unlock()
+	}
+	id := s.appID(spec.App)
 	def := s.definition(spec)
 	var prev *mApp
 	var depID string
@@ -97,6 +116,11 @@ func (s *Scheduler) rollback(spec deploy.Spec, prev *mApp, depID string, cause e
 }
 
 func validSpec(spec deploy.Spec) error {
+	if app, typ, ok := deploy.ParentApp(spec.App); ok && deploy.ValidName(app) && !deploy.ValidName(typ) {
+		// A Procfile type may hold '_' and capitals (Heroku's rule); a
+		// Marathon id may not (AppDefinition.json's id pattern).
+		return fmt.Errorf("deploy %s: process type %q cannot be a Marathon app id: use lower-case letters, digits and '-': %w", app, typ, deploy.ErrInvalid)
+	}
 	switch {
 	case !deploy.ValidName(spec.App):
 		return fmt.Errorf("deploy %q: app name: %w", spec.App, deploy.ErrInvalid)
@@ -216,6 +240,9 @@ func (s *Scheduler) Scale(ctx context.Context, app string, n int) error {
 	if !deploy.ValidName(app) || n < 0 {
 		return fmt.Errorf("scale %q to %d: %w", app, n, deploy.ErrInvalid)
 	}
+	if err := s.layout(ctx, app); err != nil {
+		return fmt.Errorf("scale %s to %d: %w", app, n, err)
+	}
 	err := s.retry(ctx, nil, func() error {
 		a, err := s.api.App(ctx, s.appID(app))
 		if errors.Is(err, errNotFound) {
@@ -279,10 +306,72 @@ func (s *Scheduler) Scale(ctx context.Context, app string, n int) error {
 
 // Remove implements deploy.Scheduler: drain every instance, then delete the
 // app (forced, so a deployment in progress does not keep it alive).
+// Removing an app's web process removes all its process types: its group
+// (DELETE /v2/groups, "all associated applications will be deleted"),
+// or in the flat layout each of its Marathon apps.
 func (s *Scheduler) Remove(ctx context.Context, app string) error {
 	if !deploy.ValidName(app) {
 		return fmt.Errorf("remove %q: %w", app, deploy.ErrInvalid)
 	}
+	if err := s.layout(ctx, app); err != nil {
+		return fmt.Errorf("remove %s: %w", app, err)
+	}
+	_, _, worker := deploy.ParentApp(app)
+	flat := s.isFlat(app)
+	if err := s.removeOne(ctx, app); err != nil {
+		return err
+	}
+	switch {
+	case worker:
+		return nil
+	case flat:
+		return s.removeFlatTypes(ctx, app)
+	}
+	if _, err := s.api.DeleteGroup(ctx, s.groupID(app)); err != nil && !errors.Is(err, errNotFound) {
+		return fmt.Errorf("remove %s: %w", app, err)
+	}
+	if err := s.removeOne(ctx, bridge(app)); err != nil { // left by a move that failed
+		return err
+	}
+	s.mu.Lock()
+	var types []string
+	for name := range s.apps {
+		if parentApp(name) == app && name != app {
+			types = append(types, name)
+		}
+	}
+	s.mu.Unlock()
+	for _, name := range types {
+		s.forget(name)
+	}
+	return nil
+}
+
+// removeFlatTypes removes the process types of a flat app, as Marathon
+// lists them (the cache may not know them all), and forgets the layout: a
+// new app of that name gets a group.
+func (s *Scheduler) removeFlatTypes(ctx context.Context, app string) error {
+	apps, err := s.api.Apps(ctx)
+	if err != nil {
+		return fmt.Errorf("remove %s: %w", app, err)
+	}
+	for _, a := range apps {
+		name, flat, ok := s.appName(a.ID)
+		if !ok || !flat || name == app || parentApp(name) != app || a.Labels[managedLabel] != "true" {
+			continue
+		}
+		if err := s.removeOne(ctx, name); err != nil {
+			return err
+		}
+	}
+	s.mu.Lock()
+	delete(s.flat, app)
+	s.mu.Unlock()
+	return nil
+}
+
+// removeOne drains and deletes one Marathon app.
+func (s *Scheduler) removeOne(ctx context.Context, app string) error {
 	a, err := s.api.App(ctx, s.appID(app))
 	if errors.Is(err, errNotFound) {
 		s.forget(app)

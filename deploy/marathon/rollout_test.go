@@ -38,7 +38,7 @@ func TestCreateSendsDocumentedAppDefinition(t *testing.T) {
 
 	// The fake says it is Marathon 1.5: Mesos health checks.
 	want := map[string]any{
-		"id": "/flock/hello", "cmd": "node server.js", "cpus": 0.1, "mem": 32.0, "instances": 2.0,
+		"id": "/flock/hello/web", "cmd": "node server.js", "cpus": 0.1, "mem": 32.0, "instances": 2.0,
 		"fetch":           []any{map[string]any{"uri": "http://flock.example:8080/artifacts/hello/v1.tar.gz", "extract": true, "executable": false, "cache": false}},
 		"portDefinitions": []any{map[string]any{"port": 0.0, "protocol": "tcp", "name": "port0"}},
 		"env":             map[string]any{"GREETING": "hi", "FLOCK_APP": "hello", "FLOCK_PROCESS": "web", "FLOCK_RELEASE": "v1"},
@@ -58,7 +58,7 @@ func TestCreateSendsDocumentedAppDefinition(t *testing.T) {
 	if err != nil || len(ins) != 2 || !ins[0].Healthy || ins[0].Release != "v1" || ins[0].Port == 0 {
 		t.Errorf("Instances = %+v, %v; want 2 healthy v1 instances", ins, err)
 	}
-	if !strings.Contains(log.String(), "created /flock/hello") || !strings.Contains(log.String(), "2/2 instances healthy") {
+	if !strings.Contains(log.String(), "created /flock/hello/web") || !strings.Contains(log.String(), "2/2 instances healthy") {
 		t.Errorf("deploy log lacks progress:\n%s", log.String())
 	}
 }
@@ -129,7 +129,7 @@ func TestNewReleaseIsAPut(t *testing.T) {
 	if err := s.Deploy(ctx, testSpec("hello", "v2", 2), &bytes.Buffer{}); err != nil {
 		t.Fatal(err)
 	}
-	put := lastBody(t, f, "PUT", "/v2/apps/flock/hello")
+	put := lastBody(t, f, "PUT", "/v2/apps/flock/hello/web")
 	if got := put["labels"].(map[string]any)[releaseLabel]; got != "v2" {
 		t.Errorf("PUT labels FLOCK_RELEASE = %v, want v2", got)
 	}
@@ -168,14 +168,14 @@ func TestSleepAndWake(t *testing.T) {
 	if err := s.Scale(ctx, "hello", 0); err != nil {
 		t.Fatal(err)
 	}
-	put := lastBody(t, f, "PUT", "/v2/apps/flock/hello")
+	put := lastBody(t, f, "PUT", "/v2/apps/flock/hello/web")
 	if put["instances"] != 0.0 {
 		t.Errorf("sleep PUT instances = %v", put["instances"])
 	}
 	if _, sent := put["labels"]; sent {
 		t.Errorf("sleep PUT sent labels %v; the awake count was already 2", put["labels"])
 	}
-	if got := f.App("/flock/hello")["labels"].(map[string]any)[awakeLabel]; got != "2" {
+	if got := f.App("/flock/hello/web")["labels"].(map[string]any)[awakeLabel]; got != "2" {
 		t.Errorf("asleep: %s = %v, want 2", awakeLabel, got)
 	}
 	if diff := cmp.Diff([]string{"hello/" + before[0].ID, "hello/" + before[1].ID}, d.list(), sortStrings); diff != "" {
@@ -190,7 +190,7 @@ func TestSleepAndWake(t *testing.T) {
 	if err := s.Scale(ctx, "hello", 3); err != nil {
 		t.Fatal(err)
 	}
-	if got := lastBody(t, f, "PUT", "/v2/apps/flock/hello")["labels"].(map[string]any)[awakeLabel]; got != "3" {
+	if got := lastBody(t, f, "PUT", "/v2/apps/flock/hello/web")["labels"].(map[string]any)[awakeLabel]; got != "3" {
 		t.Errorf("wake PUT %s = %v, want 3", awakeLabel, got)
 	}
 	testkit.WaitFor(t, 5*time.Second, "3 healthy instances", func() bool {
@@ -222,7 +222,7 @@ func TestSleepAndWake(t *testing.T) {
 	if !cmp.Equal(body.IDs, instanceIDs(ins)[1:], sortStrings) {
 		t.Errorf("killed %v, want the youngest two of %v", body.IDs, instanceIDs(ins))
 	}
-	if got := f.App("/flock/hello")["instances"]; got != 1.0 {
+	if got := f.App("/flock/hello/web")["instances"]; got != 1.0 {
 		t.Errorf("instances after scale=true kill = %v, want 1", got)
 	}
 }
@@ -251,11 +251,11 @@ func TestRemove(t *testing.T) {
 	if err := s.Remove(ctx, "hello"); err != nil {
 		t.Fatal(err)
 	}
-	del := requests(f, "DELETE", "/v2/apps/flock/hello")
+	del := requests(f, "DELETE", "/v2/apps/flock/hello/web")
 	if len(del) != 1 || query(del[0]).Get("force") != "true" {
 		t.Errorf("DELETE requests: %+v", del)
 	}
-	if f.App("/flock/hello") != nil {
+	if f.App("/flock/hello/web") != nil {
 		t.Error("app still in Marathon")
 	}
 	if len(d.list()) != 1 {
@@ -278,18 +278,18 @@ func TestConflictRetried(t *testing.T) {
 	if err := s.Deploy(ctx, testSpec("hello", "v1", 1), &bytes.Buffer{}); err != nil {
 		t.Fatal(err)
 	}
-	f.Fail("PUT", "/v2/apps/flock/hello", 409, 2)
+	f.Fail("PUT", "/v2/apps/flock/hello/web", 409, 2)
 	var log bytes.Buffer
 	if err := s.Deploy(ctx, testSpec("hello", "v2", 1), &log); err != nil {
 		t.Fatalf("Deploy after two 409s: %v", err)
 	}
-	if n := len(requests(f, "PUT", "/v2/apps/flock/hello")); n != 3 {
+	if n := len(requests(f, "PUT", "/v2/apps/flock/hello/web")); n != 3 {
 		t.Errorf("%d PUTs, want 3 (two refused, one accepted)", n)
 	}
 	if !strings.Contains(log.String(), "retrying") {
 		t.Errorf("log does not mention the retry:\n%s", log.String())
 	}
-	f.Fail("PUT", "/v2/apps/flock/hello", 409, 100)
+	f.Fail("PUT", "/v2/apps/flock/hello/web", 409, 100)
 	err := s.Scale(ctx, "hello", 3)
 	if !errors.Is(err, deploy.ErrConflict) {
 		t.Errorf("Scale under a lasting 409: %v, want ErrConflict", err)
@@ -306,7 +306,7 @@ func TestFailedDeploymentRolledBack(t *testing.T) {
 	if err := s.Deploy(ctx, testSpec("hello", "v1", 2), &bytes.Buffer{}); err != nil {
 		t.Fatal(err)
 	}
-	f.SetUnhealthy("/flock/hello", true)
+	f.SetUnhealthy("/flock/hello/web", true)
 	var log bytes.Buffer
 	err := s.Deploy(ctx, testSpec("hello", "v2", 2), &log)
 	if !errors.Is(err, deploy.ErrUnhealthy) {
@@ -319,7 +319,7 @@ func TestFailedDeploymentRolledBack(t *testing.T) {
 	if !cancelled {
 		t.Error("the failed deployment was not cancelled")
 	}
-	if got := f.App("/flock/hello")["labels"].(map[string]any)[releaseLabel]; got != "v1" {
+	if got := f.App("/flock/hello/web")["labels"].(map[string]any)[releaseLabel]; got != "v1" {
 		t.Errorf("Marathon runs %v after the rollback, want v1", got)
 	}
 	testkit.WaitFor(t, 5*time.Second, "v1 alone again", func() bool {
@@ -333,13 +333,13 @@ func TestFailedDeploymentRolledBack(t *testing.T) {
 // to nothing: Marathon holds no app, the error says why.
 func TestFailedFirstDeploy(t *testing.T) {
 	f := newFake(t, marathontest.Options{})
-	f.SetUnhealthy("/flock/hello", true)
+	f.SetUnhealthy("/flock/hello/web", true)
 	s := newSched(t, Config{URLs: []string{f.URL}, DeployTimeout: 200 * time.Millisecond})
 	err := s.Deploy(context.Background(), testSpec("hello", "v1", 1), &bytes.Buffer{})
 	if !errors.Is(err, deploy.ErrUnhealthy) || !strings.Contains(err.Error(), "0 of 1 instances healthy") {
 		t.Fatalf("Deploy = %v, want ErrUnhealthy with the count", err)
 	}
-	if f.App("/flock/hello") != nil {
+	if f.App("/flock/hello/web") != nil {
 		t.Error("the failed app is still in Marathon")
 	}
 }
@@ -367,7 +367,7 @@ func TestWakeResignsSlugURL(t *testing.T) {
 	if err := s.Scale(ctx, "hello", 2); err != nil {
 		t.Fatal(err)
 	}
-	if put := lastBody(t, f, "PUT", "/v2/apps/flock/hello"); put["fetch"] != nil {
+	if put := lastBody(t, f, "PUT", "/v2/apps/flock/hello/web"); put["fetch"] != nil {
 		t.Errorf("scaling a running app sent fetch %v: Marathon would restart its tasks", put["fetch"])
 	}
 	if err := s.Scale(ctx, "hello", 0); err != nil {
@@ -381,14 +381,14 @@ func TestWakeResignsSlugURL(t *testing.T) {
 	if err := s.Scale(ctx, "hello", 1); err != nil {
 		t.Fatal(err)
 	}
-	put := lastBody(t, f, "PUT", "/v2/apps/flock/hello")
+	put := lastBody(t, f, "PUT", "/v2/apps/flock/hello/web")
 	if got := fetchOf(put); got != "http://flock.example:8080/artifacts/s/new/hello/v1.tar.gz" {
 		t.Errorf("wake PUT fetch = %v, want the re-signed URL", got)
 	}
 	if f0 := put["fetch"].([]any)[0].(map[string]any); f0["extract"] != true {
 		t.Errorf("wake PUT fetch = %v, want extract kept", f0)
 	}
-	if got := fetchOf(f.App("/flock/hello")); got != "http://flock.example:8080/artifacts/s/new/hello/v1.tar.gz" {
+	if got := fetchOf(f.App("/flock/hello/web")); got != "http://flock.example:8080/artifacts/s/new/hello/v1.tar.gz" {
 		t.Errorf("Marathon's fetch after wake = %v", got)
 	}
 }

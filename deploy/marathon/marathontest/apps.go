@@ -129,6 +129,10 @@ func (s *Server) createApp(w http.ResponseWriter, body []byte) {
 		writeJSON(w, 409, map[string]any{"message": "An app with id [" + id + "] already exists."})
 		return
 	}
+	if msg := s.clash(id); msg != "" {
+		writeJSON(w, 422, map[string]any{"message": "Object is not valid", "details": []any{map[string]any{"path": "/id", "errors": []any{msg}}}})
+		return
+	}
 	a["id"] = id
 	s.change(id, a, nil)
 	s.push(map[string]any{"eventType": "api_post_event", "timestamp": s.now(), "uri": "/v2/apps", "appDefinition": a})
@@ -201,6 +205,11 @@ func sameConfig(a, b map[string]any) bool {
 		for _, k := range []string{"instances", "version", "versionInfo", "deployments", "tasksRunning", "tasksHealthy", "tasksStaged", "tasksUnhealthy"} {
 			delete(c, k)
 		}
+		for k, v := range c {
+			if v == nil { // a field sent as null is a field not sent (a PUT drops it too)
+				delete(c, k)
+			}
+		}
 		bs, _ := json.Marshal(c)
 		return string(bs)
 	}
@@ -248,6 +257,10 @@ func (s *Server) oneApp(w http.ResponseWriter, r *http.Request, id string, body 
 				"deployments": []any{map[string]any{"id": d}}})
 			return
 		}
+		if msg := s.clash(id); msg != "" && !exists {
+			writeJSON(w, 422, map[string]any{"message": "Object is not valid", "details": []any{map[string]any{"path": "/id", "errors": []any{msg}}}})
+			return
+		}
 		var next map[string]any
 		if v, ok := upd["version"].(string); ok && exists {
 			old, ok := s.history[id][v]
@@ -291,23 +304,27 @@ func (s *Server) oneApp(w http.ResponseWriter, r *http.Request, id string, body 
 			writeJSON(w, 409, map[string]any{"message": "App is locked by one or more deployments.", "deployments": []any{map[string]any{"id": d}}})
 			return
 		}
-		for did, d := range s.deployments {
-			if d.AppID == id {
-				delete(s.deployments, did)
-			}
-		}
-		for _, t := range s.tasks[id] {
-			s.killLocked(t)
-		}
-		delete(s.apps, id)
-		delete(s.tasks, id)
-		delete(s.rawTasks, id)
-		v := s.now()
-		s.push(map[string]any{"eventType": "app_terminated_event", "timestamp": v, "appId": id})
-		writeJSON(w, 200, map[string]any{"deploymentId": s.nextID(), "version": v})
+		s.deleteLocked(id)
+		writeJSON(w, 200, map[string]any{"deploymentId": s.nextID(), "version": s.now()})
 	default:
 		writeJSON(w, 405, map[string]any{"message": "method not allowed"})
 	}
+}
+
+// deleteLocked stops app id's tasks and forgets it. Caller holds s.mu.
+func (s *Server) deleteLocked(id string) {
+	for did, d := range s.deployments {
+		if d.AppID == id {
+			delete(s.deployments, did)
+		}
+	}
+	for _, t := range s.tasks[id] {
+		s.killLocked(t)
+	}
+	delete(s.apps, id)
+	delete(s.tasks, id)
+	delete(s.rawTasks, id)
+	s.push(map[string]any{"eventType": "app_terminated_event", "timestamp": s.now(), "appId": id})
 }
 
 func (s *Server) appTasks(w http.ResponseWriter, id string) {

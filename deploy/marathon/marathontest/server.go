@@ -284,6 +284,18 @@ func (s *Server) App(id string) map[string]any {
 	return clone(a)
 }
 
+// Tasks is app id's tasks as GET /v2/apps/<id>/tasks shows them; nil
+// for an app that does not exist.
+func (s *Server) Tasks(id string) []any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.apps[normID(id)]; !ok {
+		return nil
+	}
+	tasks, _ := s.appJSON(normID(id), true)["tasks"].([]any)
+	return tasks
+}
+
 // serve records the request, applies failures and routes it.
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
@@ -386,6 +398,8 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, body []byte) {
 		s.appTasks(w, normID(strings.TrimSuffix(strings.TrimPrefix(p, "/v2/apps"), "/tasks")))
 	case strings.HasPrefix(p, "/v2/apps/"):
 		s.oneApp(w, r, normID(strings.TrimPrefix(p, "/v2/apps")), body)
+	case p == "/v2/groups" || strings.HasPrefix(p, "/v2/groups/"):
+		s.group(w, r, normID(strings.TrimPrefix(p, "/v2/groups")))
 	case p == "/v2/tasks" && r.Method == http.MethodGet:
 		s.allTasks(w)
 	case p == "/v2/tasks/delete" && r.Method == http.MethodPost:
