@@ -37,7 +37,7 @@ func (r *Router) Drain(ctx context.Context, app string, in deploy.Instance) erro
 	r.awaitSuccessor(dctx, app, be, name)
 	r.markDrained(app, name, true)
 	r.poke()
-	err := r.admin.do(dctx, "set server "+be+"/"+name+" state maint")
+	err := r.admin.Do(dctx, "set server "+be+"/"+name+" state maint")
 	switch {
 	case isNoServer(err) || isNoBackend(err):
 		return nil
@@ -158,7 +158,7 @@ func (r *Router) wantedServersLocked(app string) []string {
 }
 
 func isNoBackend(err error) bool {
-	return err != nil && errors.Is(err, errRuntime) && strings.Contains(err.Error(), "No such backend")
+	return err != nil && errors.Is(err, hap.ErrRefused) && strings.Contains(err.Error(), "No such backend")
 }
 
 // sessions returns the current sessions of one server summed over every
@@ -217,14 +217,14 @@ func (r *Router) Workers(ctx context.Context) ([]WorkerStats, error) {
 
 // statsAll sends command, a "show stat", to every worker.
 func (r *Router) statsAll(ctx context.Context, command string) ([]WorkerStats, error) {
-	pids, err := r.master.workers(ctx)
+	pids, err := r.master.Workers(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("stats: %w", err)
 	}
 	var out []WorkerStats
 	for i, pid := range pids {
-		w := runtimeAPI{path: r.master.path, master: true, prefix: "@!" + strconv.Itoa(pid) + " ", trace: r.master.trace}
-		b, err := w.cmd(ctx, command)
+		w := hap.Runtime{Path: r.master.Path, Master: true, Prefix: "@!" + strconv.Itoa(pid) + " ", Trace: r.master.Trace}
+		b, err := w.Cmd(ctx, command)
 		if err != nil {
 			if i == 0 {
 				return nil, fmt.Errorf("stats of worker %d: %w", pid, err)

@@ -80,7 +80,7 @@ func TestDrainStartsOnceSuccessorRouted(t *testing.T) {
 	}
 	h = newHarnessWith(t, nil, func(r *Router) {
 		r.Follow(p)
-		r.admin.trace, r.master.trace = trace, trace
+		r.admin.Trace, r.master.Trace = trace, trace
 	})
 	web := func(ins ...*instance) deploy.App {
 		a := app("web", ins...)
@@ -133,8 +133,8 @@ func TestDrainStartsOnceSuccessorRouted(t *testing.T) {
 
 // serverUp asks the current worker whether the backend's server is UP.
 func serverUp(r *Router, be, name string) bool {
-	api := runtimeAPI{path: r.admin.path, master: true, prefix: "@1 "}
-	b, err := api.cmd(context.Background(), "show stat "+be+" 4 -1")
+	api := hap.Runtime{Path: r.admin.Path, Master: true, Prefix: "@1 "}
+	b, err := api.Cmd(context.Background(), "show stat "+be+" 4 -1")
 	if err != nil {
 		return false
 	}

@@ -98,7 +98,7 @@ func (h *harness) stop() {
 	// Idle keep-alive connections would hold HAProxy's soft stop.
 	h.client.CloseIdleConnections()
 	if os.Getenv("DEBUG_SESS") != "" {
-		out, _ := h.r.admin.cmd(context.Background(), "show sess")
+		out, _ := h.r.admin.Cmd(context.Background(), "show sess")
 		h.tb.Logf("sessions at stop:\n%s", out)
 	}
 	h.cancel()

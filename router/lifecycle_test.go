@@ -182,7 +182,7 @@ func TestHAProxyKilledIsRestarted(t *testing.T) {
 	h.client.CloseIdleConnections()
 	testkit.WaitFor(t, 10*time.Second, "web routed again", func() bool { return h.routesTo("web.localhost", "web.v1.1") })
 	// The worker alone killed: the master follows it and is restarted.
-	worker, err := h.r.admin.pid(context.Background())
+	worker, err := h.r.admin.Pid(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,7 +192,7 @@ func TestHAProxyKilledIsRestarted(t *testing.T) {
 	}
 	h.client.CloseIdleConnections()
 	testkit.WaitFor(t, 10*time.Second, "a new worker serving", func() bool {
-		pid, err := h.r.admin.pid(context.Background())
+		pid, err := h.r.admin.Pid(context.Background())
 		return err == nil && pid != worker && h.routesTo("web.localhost", "web.v1.1")
 	})
 	t.Logf("worker %d killed: master %d, now %d", worker, master, h.masterPid())

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"maps"
 	"strings"
+
+	"github.com/flock-paas/flock/router/hap"
 )
 
 // live is what the current HAProxy worker holds: its backends with their
@@ -129,7 +131,7 @@ func (v *live) sync(ctx context.Context, r *Router, want *model) bool {
 		if want.hosts[h] == be {
 			continue
 		}
-		if err := r.admin.do(ctx, "del map "+r.settings.path(mapFile)+" "+h); err != nil && !errors.Is(err, errRuntime) {
+		if err := r.admin.Do(ctx, "del map "+r.settings.path(mapFile)+" "+h); err != nil && !errors.Is(err, hap.ErrRefused) {
 			r.log.Warn("del map", "host", h, "err", err)
 			v.failed = true
 			continue
@@ -145,7 +147,7 @@ func (v *live) sync(ctx context.Context, r *Router, want *model) bool {
 		if lb, ok := v.backends[be]; !ok || lb.check != byName[be].Check {
 			continue // the backend arrives with the next reload
 		}
-		if err := r.admin.do(ctx, "add map "+r.settings.path(mapFile)+" "+h+" "+be); err != nil {
+		if err := r.admin.Do(ctx, "add map "+r.settings.path(mapFile)+" "+h+" "+be); err != nil {
 			r.log.Warn("add map", "host", h, "err", err)
 			v.failed = true
 			continue
@@ -182,7 +184,7 @@ func (v *live) syncServers(ctx context.Context, r *Router, b *backend, lb *liveB
 			continue
 		}
 		// Out of rotation: requests in flight finish, no new one comes.
-		if err := r.admin.do(ctx, "set server "+b.Name+"/"+name+" state maint"); err != nil {
+		if err := r.admin.Do(ctx, "set server "+b.Name+"/"+name+" state maint"); err != nil {
 			if isNoServer(err) {
 				delete(lb.servers, name)
 				v.changed = true
@@ -193,7 +195,7 @@ func (v *live) syncServers(ctx context.Context, r *Router, b *backend, lb *liveB
 			continue
 		}
 		// Its checks would only report a stopped instance as down.
-		_ = r.admin.do(ctx, "disable health "+b.Name+"/"+name)
+		_ = r.admin.Do(ctx, "disable health "+b.Name+"/"+name)
 		ls.parked = true
 		v.changed = true
 	}
@@ -220,27 +222,27 @@ func (v *live) syncServers(ctx context.Context, r *Router, b *backend, lb *liveB
 // addServer adds a server to a running backend: it arrives in
 // maintenance, its checks are turned on, then it takes traffic at once
 // (Flock only routes to instances it saw healthy).
-func addServer(ctx context.Context, api runtimeAPI, b *backend, s server) error {
+func addServer(ctx context.Context, api hap.Runtime, b *backend, s server) error {
 	id := b.Name + "/" + s.Name
 	var opts []string
 	for _, o := range serverParams(b.Check, s) {
 		opts = append(opts, o.String())
 	}
 	// "Already exists": a previous attempt added it, then failed later.
-	if err := api.do(ctx, "add server "+id+" "+s.Addr+" "+strings.Join(opts, " "), "New server registered.", "Already exists"); err != nil {
+	if err := api.Do(ctx, "add server "+id+" "+s.Addr+" "+strings.Join(opts, " "), "New server registered.", "Already exists"); err != nil {
 		return err
 	}
 	return enableServer(ctx, api, id)
 }
 
 // enableServer turns a server's checks on and puts it in rotation.
-func enableServer(ctx context.Context, api runtimeAPI, id string) error {
-	if err := api.do(ctx, "enable health "+id); err != nil {
+func enableServer(ctx context.Context, api hap.Runtime, id string) error {
+	if err := api.Do(ctx, "enable health "+id); err != nil {
 		return err
 	}
-	return api.do(ctx, "enable server "+id)
+	return api.Do(ctx, "enable server "+id)
 }
 
 func isNoServer(err error) bool {
-	return err != nil && errors.Is(err, errRuntime) && strings.Contains(err.Error(), "No such server")
+	return err != nil && errors.Is(err, hap.ErrRefused) && strings.Contains(err.Error(), "No such server")
 }

@@ -327,11 +327,11 @@ func (l *loop) refused(err error) error {
 func (l *loop) reload(ctx context.Context) error {
 	r := l.r
 	start := time.Now()
-	old, err := r.admin.pid(ctx)
+	old, err := r.admin.Pid(ctx)
 	if err != nil {
 		return fmt.Errorf("reload: %w", err)
 	}
-	if _, err := r.master.cmd(ctx, "reload"); err != nil {
+	if _, err := r.master.Cmd(ctx, "reload"); err != nil {
 		return fmt.Errorf("reload: %w", err)
 	}
 	if err := r.waitWorker(ctx, l.proc, old); err != nil {
@@ -339,7 +339,7 @@ func (l *loop) reload(ctx context.Context) error {
 	}
 	// The master re-executed itself; wait until it answers again, so that
 	// the next reload or stop finds it listening.
-	if _, err := r.master.workers(ctx); err != nil {
+	if _, err := r.master.Workers(ctx); err != nil {
 		return fmt.Errorf("reload: master: %w", err)
 	}
 	l.setLive(newLive(l.file))

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/flock-paas/flock/deploy/procgroup"
+	"github.com/flock-paas/flock/router/hap"
 )
 
 // outFile is where HAProxy's master and workers write their output.
@@ -81,7 +82,7 @@ func (r *Router) waitWorker(ctx context.Context, p *proc, old int) error {
 		}
 	}()
 	for delay := time.Millisecond; ; delay = min(delay*2, 10*time.Millisecond) {
-		pid, err := r.admin.pid(ctx)
+		pid, err := r.admin.Pid(ctx)
 		if err == nil && pid != old && procgroup.ParentOf(pid) == p.pid {
 			return nil
 		}
@@ -282,5 +283,5 @@ func firstAlert(out string) string {
 			return strings.TrimSpace(l)
 		}
 	}
-	return firstLine(out)
+	return hap.FirstLine(out)
 }

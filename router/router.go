@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/flock-paas/flock/deploy"
+	"github.com/flock-paas/flock/router/hap"
 )
 
 // Config configures the router.
@@ -73,8 +74,8 @@ type Router struct {
 	settings settings
 	binary   string
 	log      *slog.Logger
-	admin    runtimeAPI // the current worker, through the master
-	master   runtimeAPI // the master itself
+	admin    hap.Runtime // the current worker, through the master
+	master   hap.Runtime // the master itself
 	rend     *renderer
 	res      *resolver
 
@@ -181,8 +182,8 @@ func New(cfg Config) (*Router, error) {
 		settings: s,
 		binary:   bin,
 		log:      cfg.Logger,
-		admin:    runtimeAPI{path: s.path(masterSocket), master: true, prefix: "@1 "},
-		master:   runtimeAPI{path: s.path(masterSocket), master: true},
+		admin:    hap.Runtime{Path: s.path(masterSocket), Master: true, Prefix: "@1 "},
+		master:   hap.Runtime{Path: s.path(masterSocket), Master: true},
 		rend:     rend,
 		kick:     make(chan struct{}, 1),
 		ready:    make(chan struct{}),

@@ -13,6 +13,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/flock-paas/flock/router/hap"
 )
 
 // tlsLive is what HAProxy holds of the HTTPS side, kept by Run's
@@ -155,9 +157,9 @@ func (t *tlsLive) syncCerts(ctx context.Context, r *Router, certs map[string]Cer
 		if !more() {
 			break
 		}
-		err := r.admin.expect(ctx, "del ssl crt-list "+list+" "+file, nil, "deleted", "does not exist")
+		err := r.admin.Expect(ctx, "del ssl crt-list "+list+" "+file, nil, "deleted", "does not exist")
 		if err == nil {
-			err = r.admin.expect(ctx, "del ssl cert "+file, nil, "deleted", "doesn't exist")
+			err = r.admin.Expect(ctx, "del ssl cert "+file, nil, "deleted", "doesn't exist")
 		}
 		if err != nil {
 			r.log.Warn("remove certificate", "file", file, "err", err)
@@ -206,22 +208,22 @@ func installCert(ctx context.Context, r *Router, list, file string, pem []byte, 
 	_, loaded := live[file]
 	stray := false // loaded in the worker, unknown to live: an attempt that failed half-way
 	if !loaded {
-		out, err := r.admin.cmd(ctx, "new ssl cert "+file)
+		out, err := r.admin.Cmd(ctx, "new ssl cert "+file)
 		if err != nil {
 			return err
 		}
 		if stray = strings.Contains(out, "already exists"); !stray && !strings.Contains(out, "New empty certificate store") {
-			return fmt.Errorf("new ssl cert %s: %w: %s", file, errRuntime, strings.Join(strings.Fields(out), " "))
+			return fmt.Errorf("new ssl cert %s: %w: %s", file, hap.ErrRefused, strings.Join(strings.Fields(out), " "))
 		}
 	}
 	// HAProxy holds one certificate transaction at a time: one left open
 	// by a refusal would block every other certificate.
-	if err := r.admin.expect(ctx, "set ssl cert "+file, pem, "Transaction created", "Transaction updated"); err != nil {
-		_ = r.admin.expect(ctx, "abort ssl cert "+file, nil, "aborted")
+	if err := r.admin.Expect(ctx, "set ssl cert "+file, pem, "Transaction created", "Transaction updated"); err != nil {
+		_ = r.admin.Expect(ctx, "abort ssl cert "+file, nil, "aborted")
 		return err
 	}
-	if err := r.admin.expect(ctx, "commit ssl cert "+file, nil, "Success!"); err != nil {
-		_ = r.admin.expect(ctx, "abort ssl cert "+file, nil, "aborted")
+	if err := r.admin.Expect(ctx, "commit ssl cert "+file, nil, "Success!"); err != nil {
+		_ = r.admin.Expect(ctx, "abort ssl cert "+file, nil, "aborted")
 		return err
 	}
 	if loaded {
@@ -230,9 +232,9 @@ func installCert(ctx context.Context, r *Router, list, file string, pem []byte, 
 	if stray {
 		// It may be in the crt-list already: a second line would be a
 		// second entry.
-		_ = r.admin.expect(ctx, "del ssl crt-list "+list+" "+file, nil, "deleted", "does not exist")
+		_ = r.admin.Expect(ctx, "del ssl crt-list "+list+" "+file, nil, "deleted", "does not exist")
 	}
-	return r.admin.expect(ctx, "add ssl crt-list "+list+" "+file, nil, "Success!")
+	return r.admin.Expect(ctx, "add ssl crt-list "+list+" "+file, nil, "Success!")
 }
 
 // syncRedirects makes the worker's https.map the hosts whose app wants
@@ -256,7 +258,7 @@ func (t *tlsLive) syncRedirects(ctx context.Context, r *Router, want *model) {
 		if wanted[h] {
 			continue
 		}
-		if err := r.admin.do(ctx, "del map "+m+" "+h); err != nil && !errors.Is(err, errRuntime) {
+		if err := r.admin.Do(ctx, "del map "+m+" "+h); err != nil && !errors.Is(err, hap.ErrRefused) {
 			r.log.Warn("del redirect", "host", h, "err", err)
 			t.failed = true
 			continue
@@ -267,7 +269,7 @@ func (t *tlsLive) syncRedirects(ctx context.Context, r *Router, want *model) {
 		if t.redirects[h] {
 			continue
 		}
-		if err := r.admin.do(ctx, "add map "+m+" "+h+" 1"); err != nil {
+		if err := r.admin.Do(ctx, "add map "+m+" "+h+" 1"); err != nil {
 			r.log.Warn("add redirect", "host", h, "err", err)
 			t.failed = true
 			continue

@@ -1,7 +1,9 @@
 // Package hap holds what HAProxy and the rest of Flock must agree on: the
-// name of an app's backend and the header that names the app a request
-// is for. The router writes them into haproxy.cfg; the scaler reads
-// backends back from HAProxy's stats and the waker reads the header. It
+// name of an app's backend, the header that names the app a request is
+// for, the one parser of HAProxy's stats CSV (stats.go) and the client of
+// its runtime API on the master socket (runtime.go). The router writes
+// haproxy.cfg and drives HAProxy through Runtime; the scaler reads backends
+// back from the stats and the waker reads the header. It
 // imports nothing of Flock, so scaler and backup may import it without
 // importing the router.
 package hap

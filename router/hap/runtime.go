@@ -1,4 +1,4 @@
-package router
+package hap
 
 import (
 	"bufio"
@@ -13,39 +13,41 @@ import (
 	"time"
 )
 
-// runtimeAPI talks to HAProxy's CLI on a Unix socket. Each command uses
+// Runtime talks to HAProxy's CLI (its runtime API) on a Unix socket. Each command uses
 // its own connection: write the command and a newline, read until EOF.
 //
-// The router sends its commands through the master socket, prefixed with
+// It lives here, beside the stats parser, so that every part of Flock that
+// speaks to HAProxy does it one way. The router sends its commands through the master socket, prefixed with
 // "@1" (the current worker): the admin socket's listening socket passes
 // from the old worker to the new one on a reload, and for a moment either
 // may answer, so a change sent there could land on a worker on its way out.
-type runtimeAPI struct {
-	path string
-	// master is set for the master socket, which keeps a connection open
+type Runtime struct {
+	// Path is the socket.
+	Path string
+	// Master is set for the master socket, which keeps a connection open
 	// after a command unless told to quit.
-	master bool
-	// prefix targets a process through the master: "@1 " is the current
+	Master bool
+	// Prefix targets a process through the master: "@1 " is the current
 	// worker.
-	prefix string
-	// trace, when set, sees every command before it is sent (tests).
-	trace func(command string)
+	Prefix string
+	// Trace, when set, sees every command before it is sent (tests).
+	Trace func(command string)
 }
 
-// errRuntime marks an answer from HAProxy that reports a failure.
-var errRuntime = errors.New("haproxy refused")
+// ErrRefused marks an answer from HAProxy that reports a failure.
+var ErrRefused = errors.New("haproxy refused")
 
-// cmd sends one command and returns HAProxy's answer.
-func (a runtimeAPI) cmd(ctx context.Context, command string) (string, error) {
+// Cmd sends one command and returns HAProxy's answer.
+func (a Runtime) Cmd(ctx context.Context, command string) (string, error) {
 	if strings.ContainsAny(command, "\n\r;") {
 		return "", fmt.Errorf("command %q: contains a newline or ';'", command)
 	}
-	if a.trace != nil {
-		a.trace(command)
+	if a.Trace != nil {
+		a.Trace(command)
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	conn, err := a.dial(ctx)
+	conn, err := a.Dial(ctx)
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", command, err)
 	}
@@ -53,8 +55,8 @@ func (a runtimeAPI) cmd(ctx context.Context, command string) (string, error) {
 	if dl, ok := ctx.Deadline(); ok {
 		_ = conn.SetDeadline(dl)
 	}
-	line := a.prefix + command
-	if a.master {
+	line := a.Prefix + command
+	if a.Master {
 		line += ";quit"
 	}
 	if _, err := io.WriteString(conn, line+"\n"); err != nil {
@@ -67,14 +69,14 @@ func (a runtimeAPI) cmd(ctx context.Context, command string) (string, error) {
 	return string(out), nil
 }
 
-// dial connects to the socket. The master re-executes itself on a reload
+// Dial connects to the socket. The master re-executes itself on a reload
 // and is deaf for a moment: its socket is retried for up to 3 s.
-func (a runtimeAPI) dial(ctx context.Context) (net.Conn, error) {
+func (a Runtime) Dial(ctx context.Context) (net.Conn, error) {
 	var d net.Dialer
 	deadline := time.Now().Add(3 * time.Second)
 	for delay := time.Millisecond; ; delay = min(delay*2, 20*time.Millisecond) {
-		conn, err := d.DialContext(ctx, "unix", a.path)
-		if err == nil || !a.master || time.Now().After(deadline) ||
+		conn, err := d.DialContext(ctx, "unix", a.Path)
+		if err == nil || !a.Master || time.Now().After(deadline) ||
 			!(errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT)) {
 			return conn, err
 		}
@@ -86,10 +88,10 @@ func (a runtimeAPI) dial(ctx context.Context) (net.Conn, error) {
 	}
 }
 
-// do sends a command whose success is an empty answer or one that starts
-// with one of ok; any other answer is an error wrapping errRuntime.
-func (a runtimeAPI) do(ctx context.Context, command string, ok ...string) error {
-	out, err := a.cmd(ctx, command)
+// Do sends a command whose success is an empty answer or one that starts
+// with one of ok; any other answer is an error wrapping ErrRefused.
+func (a Runtime) Do(ctx context.Context, command string, ok ...string) error {
+	out, err := a.Cmd(ctx, command)
 	if err != nil {
 		return err
 	}
@@ -102,19 +104,20 @@ func (a runtimeAPI) do(ctx context.Context, command string, ok ...string) error 
 			return nil
 		}
 	}
-	return fmt.Errorf("%s: %w: %s", command, errRuntime, firstLine(msg))
+	return fmt.Errorf("%s: %w: %s", command, ErrRefused, FirstLine(msg))
 }
 
-func firstLine(s string) string {
+// FirstLine is the first line of an answer, for errors that quote HAProxy.
+func FirstLine(s string) string {
 	if i := strings.IndexByte(s, '\n'); i >= 0 {
 		return s[:i]
 	}
 	return s
 }
 
-// pid returns the process id of the worker answering on the socket.
-func (a runtimeAPI) pid(ctx context.Context) (int, error) {
-	out, err := a.cmd(ctx, "show info")
+// Pid returns the process id of the worker answering on the socket.
+func (a Runtime) Pid(ctx context.Context) (int, error) {
+	out, err := a.Cmd(ctx, "show info")
 	if err != nil {
 		return 0, err
 	}
@@ -124,13 +127,13 @@ func (a runtimeAPI) pid(ctx context.Context) (int, error) {
 			return strconv.Atoi(strings.TrimSpace(v))
 		}
 	}
-	return 0, fmt.Errorf("show info: no Pid in %q", firstLine(out))
+	return 0, fmt.Errorf("show info: no Pid in %q", FirstLine(out))
 }
 
-// workers lists the pids of the master's workers, the current one first,
+// Workers lists the pids of the master's workers, the current one first,
 // from "show proc" on the master socket.
-func (a runtimeAPI) workers(ctx context.Context) ([]int, error) {
-	out, err := a.cmd(ctx, "show proc")
+func (a Runtime) Workers(ctx context.Context) ([]int, error) {
+	out, err := a.Cmd(ctx, "show proc")
 	if err != nil {
 		return nil, err
 	}
@@ -150,10 +153,10 @@ func (a runtimeAPI) workers(ctx context.Context) ([]int, error) {
 	return pids, nil
 }
 
-// payload sends a command followed by a multi-line payload, HAProxy's
+// Payload sends a command followed by a multi-line payload, HAProxy's
 // "<<" form: the payload ends at the first empty line, so body must hold
 // none (see pemPayload). It returns HAProxy's answer.
-func (a runtimeAPI) payload(ctx context.Context, command string, body []byte) (string, error) {
+func (a Runtime) Payload(ctx context.Context, command string, body []byte) (string, error) {
 	if strings.ContainsAny(command, "\n\r;") {
 		return "", fmt.Errorf("command %q: contains a newline or ';'", command)
 	}
@@ -162,7 +165,7 @@ func (a runtimeAPI) payload(ctx context.Context, command string, body []byte) (s
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	conn, err := a.dial(ctx)
+	conn, err := a.Dial(ctx)
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", command, err)
 	}
@@ -170,8 +173,8 @@ func (a runtimeAPI) payload(ctx context.Context, command string, body []byte) (s
 	if dl, ok := ctx.Deadline(); ok {
 		_ = conn.SetDeadline(dl)
 	}
-	msg := a.prefix + command + " <<\n" + string(body) + "\n"
-	if a.master {
+	msg := a.Prefix + command + " <<\n" + string(body) + "\n"
+	if a.Master {
 		// The master keeps the connection open after a payload command
 		// until told to quit.
 		msg += "quit\n"
@@ -186,16 +189,16 @@ func (a runtimeAPI) payload(ctx context.Context, command string, body []byte) (s
 	return string(out), nil
 }
 
-// expect sends a command (with a payload unless body is nil) whose answer
+// Expect sends a command (with a payload unless body is nil) whose answer
 // must contain one of ok; any other answer is an error wrapping
-// errRuntime.
-func (a runtimeAPI) expect(ctx context.Context, command string, body []byte, ok ...string) error {
+// ErrRefused.
+func (a Runtime) Expect(ctx context.Context, command string, body []byte, ok ...string) error {
 	var out string
 	var err error
 	if body != nil {
-		out, err = a.payload(ctx, command, body)
+		out, err = a.Payload(ctx, command, body)
 	} else {
-		out, err = a.cmd(ctx, command)
+		out, err = a.Cmd(ctx, command)
 	}
 	if err != nil {
 		return err
@@ -205,5 +208,5 @@ func (a runtimeAPI) expect(ctx context.Context, command string, body []byte, ok 
 			return nil
 		}
 	}
-	return fmt.Errorf("%s: %w: %s", command, errRuntime, strings.Join(strings.Fields(out), " "))
+	return fmt.Errorf("%s: %w: %s", command, ErrRefused, strings.Join(strings.Fields(out), " "))
 }
