@@ -38,3 +38,5 @@ fuzz:
 	$(GO) test ./web -run '^$$' -fuzz FuzzScaleBody -fuzztime 30s
 	$(GO) test ./web -run '^$$' -fuzz FuzzConfigPatch -fuzztime 30s
 	$(GO) test ./deploy -run '^$$' -fuzz FuzzApplyConfig -fuzztime 30s
+	$(GO) test ./router -run '^$$' -fuzz FuzzPEMPayload -fuzztime 30s
+	$(GO) test ./router/acme -run '^$$' -fuzz FuzzChallengeHandler -fuzztime 30s
