@@ -168,6 +168,17 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	<-ctx.Done()
 	s.mu.Lock()
 	s.closed = true
+	apps := make([]*app, 0, len(s.apps))
+	for _, a := range s.apps {
+		apps = append(apps, a)
+	}
+	s.mu.Unlock()
+	// An operation that took its app's lock before the close (a Deploy of
+	// the engine's reconcile, say) may still start instances or unpack a
+	// slug: wait for it, so that none is left running, nor a file written,
+	// after Run returns.
+	awaitOps(apps, opsGrace)
+	s.mu.Lock()
 	if s.detach {
 		s.mu.Unlock()
 		s.saveState()
@@ -300,6 +311,25 @@ func (in *instance) snapshot() deploy.Instance {
 		d.Port = in.ports[0]
 	}
 	return d
+}
+
+// opsGrace bounds how long Run waits for operations in flight when it
+// stops; they see their context end and return well within it.
+const opsGrace = 10 * time.Second
+
+// awaitOps takes the operation lock of every app, waiting up to grace in
+// all for operations in flight, and keeps them: the scheduler is closed,
+// so no operation may start again.
+func awaitOps(apps []*app, grace time.Duration) {
+	t := time.NewTimer(grace)
+	defer t.Stop()
+	for _, a := range apps {
+		select {
+		case a.op <- struct{}{}:
+		case <-t.C:
+			return
+		}
+	}
 }
 
 // lock takes the app's operation lock, creating the app if create is set.
