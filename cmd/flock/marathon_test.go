@@ -67,6 +67,11 @@ setInterval(() => {}, 1000);`,
 		return strings.Count(out, " listening on port ") == 1 && strings.Count(out, "worker started, GREETING=from-config") == 1
 	})
 	follow := f.follow("logs", "hello", "--follow")
+	// The follower has read the running tasks before they go to sleep.
+	testkit.WaitFor(t, 20*time.Second, "flock logs --follow showing the running tasks", func() bool {
+		out := follow.String()
+		return strings.Contains(out, " listening on port ") && strings.Contains(out, "worker started, GREETING=from-config")
+	})
 
 	f.mustCLI("sleep", "hello")
 	testkit.WaitFor(t, 20*time.Second, "no task left", func() bool {
