@@ -38,7 +38,7 @@ func TestBuildHello(t *testing.T) {
 	testkit.RequireTools(t, "node")
 	t.Parallel()
 	b := newBuilder(t, t.TempDir())
-	var log syncBuffer
+	var log testkit.Buffer
 	slug, command, err := b.Build(context.Background(), filepath.Join(examples, "hello"), "hello", "v1", "", &log)
 	if err != nil {
 		t.Fatalf("Build: %v\n%s", err, log.String())
@@ -71,7 +71,7 @@ func TestBuildExpressCached(t *testing.T) {
 	testkit.RequireTools(t, "node", "npm")
 	b := newBuilder(t, t.TempDir())
 	src := filepath.Join(examples, "express")
-	var first syncBuffer
+	var first testkit.Buffer
 	if _, _, err := b.Build(context.Background(), src, "hello-express", "v1", "", &first); err != nil {
 		t.Fatalf("first build: %v\n%s", err, first.String())
 	}
@@ -94,7 +94,7 @@ func TestBuildExpressCached(t *testing.T) {
 		}
 	}
 	t.Setenv("PATH", onlyNode)
-	var second syncBuffer
+	var second testkit.Buffer
 	slug, command, err := b.Build(context.Background(), src, "hello-express", "v2", "", &second)
 	if err != nil {
 		t.Fatalf("second build: %v\n%s", err, second.String())
@@ -118,7 +118,7 @@ func TestBuildPython(t *testing.T) {
 	testkit.RequireTools(t, "python3")
 	t.Parallel()
 	b := newBuilder(t, t.TempDir())
-	var log syncBuffer
+	var log testkit.Buffer
 	slug, command, err := b.Build(context.Background(), filepath.Join(examples, "python"), "hello-python", "v1", "", &log)
 	if err != nil {
 		t.Fatalf("Build: %v\n%s", err, log.String())
@@ -153,7 +153,7 @@ func main() {
 }
 `})
 	b := newBuilder(t, t.TempDir())
-	var log syncBuffer
+	var log testkit.Buffer
 	slug, command, err := b.Build(context.Background(), src, "hi", "v1", "", &log)
 	if err != nil {
 		t.Fatalf("Build: %v\n%s", err, log.String())
@@ -191,7 +191,7 @@ func TestBuildStartCommand(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			src := t.TempDir()
 			writeTree(t, src, tt.tree)
-			var log syncBuffer
+			var log testkit.Buffer
 			release := "v" + strconv.Itoa(i+1)
 			slug, command, err := b.Build(context.Background(), src, "start", release, tt.cmd, &log)
 			if tt.wantErr != "" {
@@ -225,7 +225,7 @@ func TestBuildFails(t *testing.T) {
 	src := t.TempDir()
 	writeTree(t, src, map[string]string{"go.mod": "module x\n\ngo 1.21\n", "main.go": "package main\n\nfunc main() { undefinedThing() }\n"})
 	b := newBuilder(t, t.TempDir())
-	var log syncBuffer
+	var log testkit.Buffer
 	_, _, err := b.Build(context.Background(), src, "broken", "v1", "", &log)
 	if err == nil {
 		t.Fatal("Build of a broken Go app succeeded")
@@ -277,7 +277,7 @@ func TestBuildCancel(t *testing.T) {
 	b := newBuilder(t, t.TempDir())
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var log syncBuffer
+	var log testkit.Buffer
 	done := make(chan error, 1)
 	go func() { _, _, err := b.Build(ctx, src, "slow", "v1", "", &log); done <- err }()
 	var pid int

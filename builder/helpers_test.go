@@ -25,24 +25,6 @@ import (
 // examples is where the runnable example apps live.
 var examples = filepath.Join("..", "docs", "examples")
 
-// syncBuffer is a build log that tests may read while a build writes it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // testUIDs gives each app of the tests a uid of its own when the tests
 // run as root, as the local scheduler does: every build of the tests then
 // runs as its app's uid (runas.go), and as the user otherwise.
@@ -110,7 +92,7 @@ func runSlug(t *testing.T, slug, command, path, want string) *app {
 	a.cmd = exec.Command("sh", "-c", command)
 	a.cmd.Dir = dir
 	a.cmd.Env = append(os.Environ(), "PORT="+strconv.Itoa(port), "HOST=127.0.0.1", "FLOCK_RELEASE=v1", "FLOCK_APP=test")
-	var out syncBuffer
+	var out testkit.Buffer
 	a.cmd.Stdout, a.cmd.Stderr = &out, &out
 	a.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := a.cmd.Start(); err != nil {

@@ -63,7 +63,7 @@ func TestBuildTypeScript(t *testing.T) {
 	b := newBuilder(t, t.TempDir())
 	for i, msg := range []string{"first build", "second build"} {
 		writeTree(t, src, map[string]string{"src/server.ts": strings.Replace(tsServer, "MESSAGE", msg, 1)})
-		var log syncBuffer
+		var log testkit.Buffer
 		release := "v" + strconv.Itoa(i+1)
 		slug, command, err := b.Build(context.Background(), src, "ts-app", release, "", &log)
 		if err != nil {
@@ -104,7 +104,7 @@ func TestBuildPostinstallOnCacheHit(t *testing.T) {
 	b := newBuilder(t, t.TempDir())
 	for i, page := range []string{"version one", "version two"} {
 		writeTree(t, src, map[string]string{"page.src": page})
-		var log syncBuffer
+		var log testkit.Buffer
 		slug, _, err := b.Build(context.Background(), src, "gen-app", "v"+strconv.Itoa(i+1), "", &log)
 		if err != nil {
 			t.Fatalf("build: %v\n%s", err, log.String())
@@ -135,7 +135,7 @@ func TestStartScriptWithoutNpm(t *testing.T) {
   .listen(+process.env.PORT,"127.0.0.1");`,
 	})
 	b := newBuilder(t, t.TempDir())
-	var log syncBuffer
+	var log testkit.Buffer
 	slug, command, err := b.Build(context.Background(), src, "plain", "v1", "", &log)
 	if err != nil {
 		t.Fatalf("build: %v\n%s", err, log.String())
@@ -166,7 +166,7 @@ func TestEnginesWarning(t *testing.T) {
 			"package.json": `{"name":"e","engines":{"node":"` + tc.engines + `"}}`,
 			"server.js":    "",
 		})
-		var log syncBuffer
+		var log testkit.Buffer
 		if _, _, err := b.Build(context.Background(), src, "e", "v1", "", &log); err != nil {
 			t.Fatalf("build: %v\n%s", err, log.String())
 		}
@@ -213,7 +213,7 @@ func TestBuildYarnAndPnpm(t *testing.T) {
 			}
 			os.RemoveAll(filepath.Join(src, "node_modules"))
 			b := newBuilder(t, t.TempDir())
-			var log syncBuffer
+			var log testkit.Buffer
 			slug, command, err := b.Build(context.Background(), src, "pm-app", "v1", "", &log)
 			if err != nil {
 				t.Fatalf("build: %v\n%s", err, log.String())

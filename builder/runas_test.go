@@ -67,7 +67,7 @@ func TestBuildRunsAsTheAppsUID(t *testing.T) {
 		"dep/package.json": `{"name":"dep","version":"1.0.0","scripts":{"install":"id -u > \"$INIT_CWD/uid-dependency.txt\""}}`,
 		"server.js":        "",
 	})
-	var log syncBuffer
+	var log testkit.Buffer
 	slug, _, err := b.Build(context.Background(), src, "boxed", "v1", "", &log)
 	if err != nil {
 		t.Fatalf("build: %v\n%s", err, log.String())
@@ -116,7 +116,7 @@ func TestBuildCacheIsPerApp(t *testing.T) {
 	writeTree(t, a, map[string]string{"package.json": pkg(`"postinstall":"echo tampered >> node_modules/ms/index.js"`)})
 	bl := newBuilder(t, t.TempDir())
 	build := func(src, app, release string) string {
-		var log syncBuffer
+		var log testkit.Buffer
 		_, _, err := bl.Build(context.Background(), src, app, release, "", &log)
 		if err != nil {
 			t.Fatalf("build %s %s: %v\n%s", app, release, err, log.String())
@@ -128,7 +128,7 @@ func TestBuildCacheIsPerApp(t *testing.T) {
 		t.Errorf("app a's first build used another app's cache:\n%s", log)
 	}
 	build(a, "app-a", "v2") // from a's cache, tampered again
-	var log syncBuffer
+	var log testkit.Buffer
 	slug, _, err := bl.Build(context.Background(), bsrc, "app-b", "v2", "", &log)
 	if err != nil {
 		t.Fatal(err)

@@ -61,7 +61,7 @@ func TestStaticSiteDetection(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			src := t.TempDir()
 			writeTree(t, src, tt.tree)
-			var log syncBuffer
+			var log testkit.Buffer
 			_, command, err := b.Build(context.Background(), src, "site", "v"+strconv.Itoa(i+1), tt.cmd, &log)
 			if err != nil {
 				t.Fatalf("Build: %v\n%s", err, log.String())
@@ -83,7 +83,7 @@ func TestStaticSiteNeedsServer(t *testing.T) {
 	b := newBuilder(t, t.TempDir())
 	src := t.TempDir()
 	writeTree(t, src, map[string]string{"index.html": "hi"})
-	var log syncBuffer
+	var log testkit.Buffer
 	_, _, err := b.Build(context.Background(), src, "site", "v1", "", &log)
 	const want = "static sites are served by the flock binary, which only the embedded scheduler"
 	if err == nil || !strings.Contains(err.Error(), want) {
@@ -119,7 +119,7 @@ fs.writeFileSync("dist/assets/app.css", "h1{color:red}");`,
 	}
 	b := newBuilder(t, t.TempDir())
 	b.static = []string{"env", "FLOCK_TEST_ROLE=static", exe}
-	var log syncBuffer
+	var log testkit.Buffer
 	slug, command, err := b.Build(context.Background(), src, "front", "v1", "", &log)
 	if err != nil {
 		t.Fatalf("Build: %v\n%s", err, log.String())

@@ -1,35 +1,15 @@
 package scaler
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/flock-paas/flock/deploy/testkit"
 )
-
-// lockedBuffer is a log sink the scaler and the test share.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // TestRunSurvivesAPanickingTick: a tick that panics (here the stats source)
 // is logged and the next tick runs; Flock stays up.
@@ -42,7 +22,7 @@ func TestRunSurvivesAPanickingTick(t *testing.T) {
 		}
 		return csvOf([]Row{be(1, 0)}), nil
 	}
-	var logs lockedBuffer
+	var logs testkit.Buffer
 	s, err := New(Config{Every: time.Second, Logger: slog.New(slog.NewTextHandler(&logs, nil))}, newFakePlatform(runningApp()), StatsFunc(stats))
 	if err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package webhook
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -144,7 +143,7 @@ func TestGitHubFetchFailureReported(t *testing.T) {
 	t.Cleanup(apiSrv.Close)
 	gone := httptest.NewServer(http.NotFoundHandler())
 	t.Cleanup(gone.Close)
-	var logs syncBuffer
+	var logs testkit.Buffer
 	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	g := newTestGitHub(t, GitHubConfig{Secret: testSecret, Token: token, APIURL: apiSrv.URL, Logger: logger}, noDeploy(t))
 	runInBackground(t, g.Run)
@@ -164,24 +163,6 @@ func TestGitHubFetchFailureReported(t *testing.T) {
 	if !strings.Contains(logs.String(), "github push failed") {
 		t.Errorf("failure not logged:\n%s", logs.String())
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a logger and a test at once.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func TestGitHubAnswersWhileDeploying(t *testing.T) {

@@ -40,7 +40,7 @@ func TestGitHubIgnoresDeployedAndOlderCommits(t *testing.T) {
 		deployed <- p.Commit
 		return "http://hello-world.localhost", nil
 	}
-	var logs syncBuffer
+	var logs testkit.Buffer
 	g := newTestGitHub(t, GitHubConfig{
 		Secret: testSecret, Logger: slog.New(slog.NewTextHandler(&logs, nil)),
 		Deployed: func(app string) (string, map[string]string) {

@@ -142,7 +142,7 @@ func (f *flock) followEvents(t testing.TB) func() string {
 		cancel()
 		t.Fatal(err)
 	}
-	var buf syncBuffer
+	var buf testkit.Buffer
 	done := make(chan struct{})
 	go func() { defer close(done); io.Copy(&buf, resp.Body) }()
 	return func() string {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -57,24 +55,7 @@ type flock struct {
 	extra   []string
 	cmd     *exec.Cmd
 	exited  chan struct{} // closed once cmd.Wait returned
-	out     *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	out     *testkit.Buffer
 }
 
 // newFlock prepares (does not start) a Flock with its own data dir and ports.
@@ -95,7 +76,7 @@ func (f *flock) start() {
 	f.t.Helper()
 	args := append([]string{"up", "--data-dir", f.dataDir, "--http", f.http, "--api", f.api,
 		"--stats", f.stats, "--waker", f.waker, "--log-level", "debug"}, f.extra...)
-	f.out = &syncBuffer{}
+	f.out = &testkit.Buffer{}
 	f.cmd = exec.Command(flockBin, args...)
 	f.cmd.Stdout, f.cmd.Stderr = f.out, f.out
 	f.cmd.Env = append(os.Environ(), "FLOCK_TOKEN=")

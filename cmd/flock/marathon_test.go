@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -124,10 +122,10 @@ func workerRunning(f *flock, srv *marathontest.Server, n int) func() bool {
 
 // follow runs a client command that does not end by itself (logs
 // --follow) until the test ends, and returns its output so far.
-func (f *flock) follow(args ...string) *lockedBuffer {
+func (f *flock) follow(args ...string) *testkit.Buffer {
 	f.t.Helper()
 	full := append([]string{"--api-url", "http://" + f.api, "--data-dir", f.dataDir}, args...)
-	out := &lockedBuffer{}
+	out := &testkit.Buffer{}
 	cmd := exec.Command(flockBin, full...)
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
@@ -135,22 +133,4 @@ func (f *flock) follow(args ...string) *lockedBuffer {
 	}
 	f.t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	return out
-}
-
-// lockedBuffer is a bytes.Buffer for one writer and one reader.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -104,13 +104,13 @@ func TestRestartedSchedulerAdoptsInstances(t *testing.T) {
 		t.Errorf("app pid %d after the restart, want %d (adopted, not restarted)", got, pid)
 	}
 	testkit.WaitFor(t, 5*time.Second, "the lines written while Flock was down in the logs", func() bool {
-		var b syncBuffer
+		var b testkit.Buffer
 		s.Logs(ctx, "leftover", false, &b)
 		return strings.Count(b.String(), " while flock is down ") == 20
 	})
 	get(was.Port, "/say?msg=after+the+adoption")
 	testkit.WaitFor(t, 5*time.Second, "new output in the logs", func() bool {
-		var b syncBuffer
+		var b testkit.Buffer
 		s.Logs(ctx, "leftover", false, &b)
 		return strings.Contains(b.String(), was.ID+" after the adoption\n") && strings.Count(b.String(), " while flock is down ") == 20
 	})
@@ -277,7 +277,7 @@ func TestOutputFileIsKeptSmall(t *testing.T) {
 		}
 	}
 	testkit.WaitFor(t, 5*time.Second, "every line in the app log", func() bool {
-		var b syncBuffer
+		var b testkit.Buffer
 		s.Logs(ctx, "web", false, &b)
 		return strings.Contains(b.String(), in.ID+" line 299 of a chatty app that writes a lot\n")
 	})

@@ -311,7 +311,7 @@ func TestMemoryLimitKillsAndSaysSo(t *testing.T) {
 		t.Errorf("app.log does not say %q:\n%s", want, log)
 	}
 
-	var out syncBuffer
+	var out testkit.Buffer
 	spec := boxSpec(t, "boothog", 48, nil, "BOX_ALLOC_AT_BOOT", "100")
 	err := s.Deploy(context.Background(), spec, &out)
 	if err == nil || !strings.Contains(err.Error(), "out of memory (limit 48 MiB)") {

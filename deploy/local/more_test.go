@@ -26,7 +26,7 @@ func TestLogsRecentAndFollow(t *testing.T) {
 	in := instances(t, s, "web")[0]
 	get(in.Port, "/say?msg=first+line")
 	testkit.WaitFor(t, 5*time.Second, "the first line in the logs", func() bool {
-		var b syncBuffer
+		var b testkit.Buffer
 		s.Logs(ctx, "web", false, &b)
 		return strings.Contains(b.String(), in.ID+" first line\n")
 	})
@@ -36,7 +36,7 @@ func TestLogsRecentAndFollow(t *testing.T) {
 	}
 
 	fctx, cancel := context.WithCancel(ctx)
-	var b syncBuffer
+	var b testkit.Buffer
 	done := make(chan error, 1)
 	go func() { done <- s.Logs(fctx, "web", true, &b) }()
 	testkit.WaitFor(t, 5*time.Second, "the recent lines", func() bool { return strings.Contains(b.String(), "first line") })
@@ -60,7 +60,7 @@ func TestLogsRecentAndFollow(t *testing.T) {
 		t.Fatal(err)
 	}
 	s2.cfg.Dir = s.cfg.Dir
-	var again syncBuffer
+	var again testkit.Buffer
 	if err := s2.Logs(ctx, "web", false, &again); err != nil || !strings.Contains(again.String(), in.ID+" second line") {
 		t.Errorf("Logs from disk = %v:\n%s", err, again.String())
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"strings"
 	"testing"
+
+	"github.com/flock-paas/flock/deploy/testkit"
 )
 
 // TestRunRelease: the release command runs once in the release's folder
@@ -14,7 +16,7 @@ func TestRunRelease(t *testing.T) {
 	ctx := context.Background()
 	spec := appSpec("web", "v1", 1)
 
-	var log syncBuffer
+	var log testkit.Buffer
 	if err := s.RunRelease(ctx, spec, `echo "migrating $FLOCK_APP $FLOCK_RELEASE in $(basename "$PWD")"; echo "GREETING=$GREETING"`, &log); err != nil {
 		t.Fatalf("RunRelease: %v\n%s", err, log.String())
 	}
@@ -27,14 +29,14 @@ func TestRunRelease(t *testing.T) {
 		t.Errorf("the release phase started instances: %+v", got)
 	}
 
-	log = syncBuffer{}
+	log = testkit.Buffer{}
 	err := s.RunRelease(ctx, spec, `echo "Error: migration 42 failed: relation exists" >&2; echo cleanup; exit 3`, &log)
 	if err == nil || !strings.Contains(err.Error(), "exited with status 3") || !strings.Contains(err.Error(), "Error: migration 42 failed") {
 		t.Errorf("failing release command: %v\n%s", err, log.String())
 	}
 
 	// A command that leaves a child behind still ends, and the child with it.
-	log = syncBuffer{}
+	log = testkit.Buffer{}
 	if err := s.RunRelease(ctx, spec, `sleep 300 & echo started a child`, &log); err != nil {
 		t.Errorf("release command leaving a child: %v\n%s", err, log.String())
 	}

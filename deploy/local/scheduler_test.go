@@ -23,7 +23,7 @@ func TestDeployRunsHealthyInstancesWithTheirEnvironment(t *testing.T) {
 	spec := appSpec("web", "v1", 2)
 	spec.Descriptor.Ports = 2
 	spec.SlugPath = makeSlug(t, map[string]string{"Procfile": "web: ./server\n"})
-	var log syncBuffer
+	var log testkit.Buffer
 	if err := s.Deploy(context.Background(), spec, &log); err != nil {
 		t.Fatalf("Deploy: %v\n%s", err, log.String())
 	}
@@ -174,7 +174,7 @@ func TestFailingReleaseLeavesOldOneServing(t *testing.T) {
 			old := instances(t, s, "web")
 			bad := appSpec("web", "v2", 2, tt.env...)
 			bad.Descriptor.Checks[0].GracePeriodSeconds = 1
-			var log syncBuffer
+			var log testkit.Buffer
 			err := s.Deploy(ctx, bad, &log)
 			if !errors.Is(err, deploy.ErrUnhealthy) {
 				t.Fatalf("Deploy = %v, want ErrUnhealthy", err)
@@ -230,7 +230,7 @@ func TestCrashedInstanceIsRestarted(t *testing.T) {
 	if got := info(t, after.Port).Pid; got == pid {
 		t.Errorf("same pid %d after the restart", got)
 	}
-	var logs syncBuffer
+	var logs testkit.Buffer
 	if err := s.Logs(context.Background(), "web", false, &logs); err != nil {
 		t.Fatal(err)
 	}
@@ -255,7 +255,7 @@ func TestStopEscalatesToSIGKILL(t *testing.T) {
 	if procgroup.Alive(pid) {
 		t.Errorf("pid %d survives", pid)
 	}
-	var logs syncBuffer
+	var logs testkit.Buffer
 	s.Logs(context.Background(), "web", false, &logs)
 	for _, want := range []string{"got SIGTERM, ignoring it", "stopped with SIGKILL after 300ms"} {
 		if !strings.Contains(logs.String(), want) {
@@ -278,7 +278,7 @@ func TestRemoveForgetsTheApp(t *testing.T) {
 	if _, err := os.Stat(s.appDir("web")); !os.IsNotExist(err) {
 		t.Errorf("app folder left: %v", err)
 	}
-	if err := s.Logs(ctx, "web", false, &syncBuffer{}); !errors.Is(err, deploy.ErrNotFound) {
+	if err := s.Logs(ctx, "web", false, &testkit.Buffer{}); !errors.Is(err, deploy.ErrNotFound) {
 		t.Errorf("Logs after Remove = %v, want ErrNotFound", err)
 	}
 }

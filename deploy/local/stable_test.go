@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flock-paas/flock/deploy/testkit"
+
 	"github.com/flock-paas/flock/deploy"
 )
 
@@ -33,7 +35,7 @@ func TestStabilityWindow(t *testing.T) {
 
 	v2 := appSpec("web", "v2", 1, "APP_MODE", "flap")
 	v2.Descriptor.StableSeconds = &window
-	var log syncBuffer
+	var log testkit.Buffer
 	err := s.Deploy(ctx, v2, &log)
 	if !errors.Is(err, deploy.ErrUnhealthy) {
 		t.Fatalf("Deploy of a release that exits after its first check = %v, want ErrUnhealthy\n%s", err, log.String())

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,24 +16,6 @@ import (
 	"github.com/flock-paas/flock/deploy"
 	"github.com/flock-paas/flock/deploy/marathon/marathontest"
 )
-
-// syncBuffer is a log sink the event loop and the test share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // useEveryCall deploys, scales, sleeps, wakes and removes an app, with the
 // event stream running: every kind of request Flock sends.
@@ -136,7 +117,7 @@ func TestCredentialsNeverLeak(t *testing.T) {
 		t.Fatal(err)
 	}
 	wrong := newFake(t, marathontest.Options{User: "flock", Password: "another"})
-	var logs syncBuffer
+	var logs testkit.Buffer
 	var said []string
 	check := func(err error) {
 		if err != nil {

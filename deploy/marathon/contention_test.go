@@ -69,7 +69,7 @@ func TestSleepDuringDeploymentWins(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.SetUnhealthy("/flock/hello/web", true) // v2 never gets healthy: its deployment stays
-	var log syncBuffer
+	var log testkit.Buffer
 	done := make(chan error, 1)
 	go func() { done <- s.Deploy(ctx, testSpec("hello", "v2", 1), &log) }()
 	testkit.WaitFor(t, 5*time.Second, "the v2 deployment", func() bool { return strings.Contains(log.String(), "updated /flock/hello/web") })

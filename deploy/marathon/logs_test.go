@@ -106,7 +106,7 @@ func TestLogsFollow(t *testing.T) {
 	run(t, s)
 	logsApp(t, f, s, 1)
 	ctx, cancel := context.WithCancel(context.Background())
-	var out syncBuffer
+	var out testkit.Buffer
 	done := make(chan error, 1)
 	go func() { done <- s.Logs(ctx, "hello", true, &out) }()
 
@@ -192,7 +192,7 @@ func TestLogsFollowMarathonAway(t *testing.T) {
 	logsApp(t, f, s, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var out syncBuffer
+	var out testkit.Buffer
 	done := make(chan error, 1)
 	go func() { done <- s.Logs(ctx, "hello", true, &out) }()
 	ticks := func() int { return strings.Count(out.String(), " tick\n") }

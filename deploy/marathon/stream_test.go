@@ -53,7 +53,7 @@ func TestHeavyEventKeepsTheStream(t *testing.T) {
 	if err := f.SeedApps(big); err != nil {
 		t.Fatal(err)
 	}
-	var logs syncBuffer
+	var logs testkit.Buffer
 	s := newSched(t, Config{URLs: []string{f.URL}, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	t.Cleanup(func() {
 		if t.Failed() {

@@ -192,22 +192,4 @@ func (c *changes) count(app string) int {
 	return c.n[app]
 }
 
-// syncBuffer is a deploy log a test may read while Deploy writes it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 func itoa(n int) string { return strconv.Itoa(n) }

@@ -110,7 +110,9 @@ func testRolloutListing(su *suite) {
 	su.deploy(su.spec("hello", "v1", 1, ""))
 	old := su.serving("hello", "v1", 1)[0]
 	done := make(chan error, 1)
-	go func() { done <- su.s.Deploy(context.Background(), su.spec("hello", "v2", 1, "slow"), &syncBuffer{}) }()
+	go func() {
+		done <- su.s.Deploy(context.Background(), su.spec("hello", "v2", 1, "slow"), &testkit.Buffer{})
+	}()
 	testkit.WaitFor(t, wait, "v1 healthy and a v2 instance listed during the rollout", func() bool {
 		var v1, v2 bool
 		for _, in := range su.instances("hello") {
@@ -170,7 +172,7 @@ func testUnhealthy(su *suite) {
 	t := su.t
 	su.deploy(su.spec("hello", "v1", 1, ""))
 	old := su.serving("hello", "v1", 1)
-	var log syncBuffer
+	var log testkit.Buffer
 	err := su.s.Deploy(context.Background(), su.spec("hello", "v2", 1, "unhealthy"), &log)
 	if !errors.Is(err, deploy.ErrUnhealthy) {
 		t.Fatalf("Deploy of a release that never passes its check = %v, want ErrUnhealthy\n%s", err, log.String())
@@ -184,7 +186,7 @@ func testUnhealthy(su *suite) {
 // The first release of an app failing its checks leaves no instance.
 func testUnhealthyFirst(su *suite) {
 	t := su.t
-	err := su.s.Deploy(context.Background(), su.spec("hello", "v1", 1, "unhealthy"), &syncBuffer{})
+	err := su.s.Deploy(context.Background(), su.spec("hello", "v1", 1, "unhealthy"), &testkit.Buffer{})
 	if !errors.Is(err, deploy.ErrUnhealthy) {
 		t.Fatalf("Deploy = %v, want ErrUnhealthy", err)
 	}

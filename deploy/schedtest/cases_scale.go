@@ -175,11 +175,11 @@ func testInvalid(su *suite) {
 	ctx := context.Background()
 	bad := su.spec("hello", "v1", 1, "")
 	bad.App = "Not_A_Label"
-	if err := su.s.Deploy(ctx, bad, &syncBuffer{}); !errors.Is(err, deploy.ErrInvalid) {
+	if err := su.s.Deploy(ctx, bad, &testkit.Buffer{}); !errors.Is(err, deploy.ErrInvalid) {
 		t.Errorf("Deploy of app %q = %v, want ErrInvalid", bad.App, err)
 	}
 	neg := su.spec("hello", "v1", -1, "")
-	if err := su.s.Deploy(ctx, neg, &syncBuffer{}); !errors.Is(err, deploy.ErrInvalid) {
+	if err := su.s.Deploy(ctx, neg, &testkit.Buffer{}); !errors.Is(err, deploy.ErrInvalid) {
 		t.Errorf("Deploy of -1 instances = %v, want ErrInvalid", err)
 	}
 	if _, err := su.s.Instances(ctx, "../etc"); !errors.Is(err, deploy.ErrInvalid) {
@@ -201,7 +201,7 @@ func testLogs(su *suite) {
 	t := su.t
 	su.deploy(su.spec("hello", "v1", 1, ""))
 	su.serving("hello", "v1", 1)
-	var out syncBuffer
+	var out testkit.Buffer
 	err := su.s.Logs(context.Background(), "hello", false, &out)
 	if errors.Is(err, deploy.ErrUnsupported) {
 		return
@@ -210,7 +210,7 @@ func testLogs(su *suite) {
 		t.Fatalf("Logs: %v", err)
 	}
 	testkit.WaitFor(t, wait, "the app's output in Logs", func() bool {
-		var now syncBuffer
+		var now testkit.Buffer
 		if err := su.s.Logs(context.Background(), "hello", false, &now); err != nil {
 			t.Fatalf("Logs: %v", err)
 		}

@@ -121,7 +121,7 @@ func (su *suite) spec(app, rel string, n int, mode string) deploy.Spec {
 // the progress Deploy wrote.
 func (su *suite) deploy(spec deploy.Spec) string {
 	su.t.Helper()
-	var log syncBuffer
+	var log testkit.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if err := su.s.Deploy(ctx, spec, &log); err != nil {

@@ -5,6 +5,7 @@
 package testkit
 
 import (
+	"bytes"
 	"fmt"
 	"net"
 	"os"
@@ -76,4 +77,25 @@ func FreePort(tb testing.TB) int {
 func FreeAddr(tb testing.TB) string {
 	tb.Helper()
 	return fmt.Sprintf("127.0.0.1:%d", FreePort(tb))
+}
+
+// Buffer is a bytes.Buffer that one goroutine may write (a deploy log, a
+// process's output) while the test reads it.
+type Buffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+// Write appends p.
+func (b *Buffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+// String returns what was written so far.
+func (b *Buffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
