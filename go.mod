@@ -12,6 +12,7 @@ require (
 	github.com/go-acme/lego/v4 v4.34.0
 	github.com/google/go-cmp v0.7.0
 	github.com/google/go-github/v57 v57.0.0
+	github.com/google/renameio/v2 v2.0.2
 	github.com/gorilla/websocket v1.5.3
 	github.com/haproxytech/config-parser/v5 v5.1.6
 	github.com/letsencrypt/pebble/v2 v2.10.3

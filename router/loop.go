@@ -6,8 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"time"
+
+	"github.com/google/renameio/v2"
 )
 
 // loop is the state only Run's goroutine touches: the running HAProxy,
@@ -348,27 +349,7 @@ func (l *loop) reload(ctx context.Context) error {
 }
 
 // writeFile writes b to path through a temporary file in the same folder,
-// synced before the rename, so a reader never sees half a file.
+// synced before the rename (renameio), so a reader never sees half a file.
 func writeFile(path string, b []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(0o644); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
+	return renameio.WriteFile(path, b, 0o644, renameio.WithStaticPermissions(0o644))
 }

@@ -14,6 +14,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/google/renameio/v2"
+
 	"github.com/go-acme/lego/v4/certcrypto"
 	"github.com/go-acme/lego/v4/registration"
 )
@@ -112,30 +114,9 @@ func saveAccount(dir string, a *account) error {
 
 // writePrivate replaces path with b, mode 0600, so that a crash leaves the
 // old file or the new one, never half of one: a temporary file in the same
-// folder, synced, then renamed over path.
+// folder, synced, then renamed over path (renameio).
 func writePrivate(path string, b []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // a no-op once renamed
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return renameio.WriteFile(path, b, 0o600, renameio.WithStaticPermissions(0o600))
 }
 
 // privateDir makes dir (and its parents) if needed and closes it to others:

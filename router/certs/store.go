@@ -14,6 +14,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"time"
+
+	"github.com/google/renameio/v2"
 )
 
 // hostRE is a lower-case DNS name: what the router routes, and safe as
@@ -97,28 +99,8 @@ func parse(host, file string, certPEM, keyPEM []byte) (*stored, error) {
 }
 
 // writeSecret writes b to path through a 0600 temporary file in the same
-// folder, synced, then renamed: a reader (HAProxy at a reload) never
+// folder, synced, then renamed (renameio): a reader (HAProxy at a reload) never
 // sees half a file, and the key is never readable by others.
 func writeSecret(path string, b []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
+	return renameio.WriteFile(path, b, 0o600, renameio.WithStaticPermissions(0o600))
 }
