@@ -113,7 +113,7 @@ func patchConfig(cmd *cobra.Command, app string, patch map[string]*string) error
 		return fmt.Errorf("reading the answer: %w", err)
 	}
 	out := cmd.OutOrStdout()
-	fmt.Fprint(out, clean(r.Log))
+	fmt.Fprint(out, cleanText(r.Log))
 	if r.Release != "" {
 		fmt.Fprintf(out, "%s: %s is live with config %s\n", app, r.Release, keyList(r.ConfigKeys))
 	} else {

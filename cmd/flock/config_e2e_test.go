@@ -70,6 +70,10 @@ func TestConfigVarsE2E(t *testing.T) {
 	if !strings.Contains(out, "v2 is live") || !strings.Contains(out, "no build") {
 		t.Errorf("config set said:\n%s", out)
 	}
+	// The rollout's log prints as lines, as a deploy's does.
+	if !strings.Contains(out, "(no build)\n") || strings.Count(out, "\n") < 3 {
+		t.Errorf("config set printed its log on fewer lines than it has:\n%s", out)
+	}
 	f.servesEnv(t, host, "GREETING", "bonjour", 6)
 	load.await(t, 50)
 	if sent, failed := load.finish(); failed > 0 {
