@@ -177,7 +177,10 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	// the engine's reconcile, say) may still start instances or unpack a
 	// slug: wait for it, so that none is left running, nor a file written,
 	// after Run returns.
-	awaitOps(apps, opsGrace)
+	release := awaitOps(apps, opsGrace)
+	// An operation still waiting for a lock then finds the scheduler
+	// closed.
+	defer release()
 	s.mu.Lock()
 	if s.detach {
 		s.mu.Unlock()
@@ -318,18 +321,27 @@ func (in *instance) snapshot() deploy.Instance {
 const opsGrace = 10 * time.Second
 
 // awaitOps takes the operation lock of every app, waiting up to grace in
-// all for operations in flight, and keeps them: the scheduler is closed,
-// so no operation may start again.
-func awaitOps(apps []*app, grace time.Duration) {
+// all for operations in flight, and returns what gives back the locks it
+// took. The scheduler is closed by then, so an operation that takes a
+// lock afterwards sees that and returns errClosed.
+func awaitOps(apps []*app, grace time.Duration) (release func()) {
 	t := time.NewTimer(grace)
 	defer t.Stop()
+	var held []*app
+	release = func() {
+		for _, a := range held {
+			a.unlock()
+		}
+	}
 	for _, a := range apps {
 		select {
 		case a.op <- struct{}{}:
+			held = append(held, a)
 		case <-t.C:
-			return
+			return release
 		}
 	}
+	return release
 }
 
 // lock takes the app's operation lock, creating the app if create is set.
