@@ -193,7 +193,7 @@ type WorkerStats struct {
 }
 
 // StatsAll returns every worker's "show stat" CSV through the master
-// socket, the current worker first, concatenated (hap.ParseStats merges
+// socket, the current worker first, concatenated (hap.ParseBytes merges
 // them), so that long-lived connections held by old workers after a
 // reload stay visible: the scaler reads its stats here.
 func (r *Router) StatsAll(ctx context.Context) ([]byte, error) {

@@ -112,6 +112,7 @@ func (r *Router) resync(ctx context.Context, p Platform) {
 // put sets one app's desired state; a nil a removes the app.
 func (r *Router) put(name string, a *deploy.App) {
 	r.mu.Lock()
+	hosts := true  // the host set may change
 	apps := r.apps // changed in place: only read under r.mu
 	i, found := slices.BinarySearchFunc(apps, name, func(a deploy.App, name string) int {
 		switch {
@@ -129,11 +130,14 @@ func (r *Router) put(name string, a *deploy.App) {
 		r.mu.Unlock()
 		return
 	case found:
+		// An app's hosts are its name's and its domains: an event that
+		// changes neither (most: instances) leaves the host set alone.
+		hosts = !slices.Equal(apps[i].Domains, a.Domains)
 		apps[i] = ownApp(*a)
 	default:
 		apps = slices.Insert(apps, i, ownApp(*a))
 	}
-	r.setAppsLocked(apps)
+	r.setAppsLocked(apps, hosts)
 	r.mu.Unlock()
 	r.poke()
 }

@@ -229,19 +229,23 @@ func (r *Router) Update(apps []deploy.App) {
 	}
 	slices.SortStableFunc(own, func(a, b deploy.App) int { return strings.Compare(a.Name, b.Name) })
 	r.mu.Lock()
-	r.setAppsLocked(own)
+	r.setAppsLocked(own, true)
 	r.mu.Unlock()
 	r.poke()
 }
 
 // setAppsLocked makes apps, sorted by name and owned by the router, the
 // desired state, forgets drained instances that are gone from their app,
-// and wakes whoever awaits a change. r.mu is held.
-func (r *Router) setAppsLocked(apps []deploy.App) {
+// and wakes whoever awaits a change; the certificate manager (Hosts) only
+// when hostsMayChange, so that instance changes cost it nothing. r.mu is
+// held.
+func (r *Router) setAppsLocked(apps []deploy.App, hostsMayChange bool) {
 	r.gen++
 	r.apps = apps
-	close(r.hostsChanged)
-	r.hostsChanged = make(chan struct{})
+	if hostsMayChange {
+		close(r.hostsChanged)
+		r.hostsChanged = make(chan struct{})
+	}
 	for app, names := range r.drained {
 		still := map[string]bool{}
 		for _, a := range apps {

@@ -116,9 +116,17 @@ func (c *fakeClock) Advance(d time.Duration) {
 
 // fakeStats serves a CSV dump built from rows, which tests swap.
 type fakeStats struct {
-	mu   sync.Mutex
-	rows []Row
-	err  error
+	mu    sync.Mutex
+	rows  []Row
+	err   error
+	reads int // scaler ticks that read the stats
+}
+
+// readCount returns how many times the stats were read.
+func (f *fakeStats) readCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.reads
 }
 
 func (f *fakeStats) set(rows []Row) {
@@ -130,6 +138,7 @@ func (f *fakeStats) set(rows []Row) {
 func (f *fakeStats) read(context.Context) ([]byte, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.reads++
 	if f.err != nil {
 		return nil, f.err
 	}

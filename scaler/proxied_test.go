@@ -41,7 +41,9 @@ func TestProxiedAppStaysAwake(t *testing.T) {
 		calls = append(calls, p.takeCalls()...)
 		return slices.Contains(calls, "sleep b")
 	})
-	time.Sleep(2 * time.Second) // two more ticks: a would be idle by now
+	// Two more ticks: a, as idle as b, would be asleep by now.
+	ticks := stats.readCount()
+	testkit.WaitFor(t, 15*time.Second, "two more scaler ticks", func() bool { return stats.readCount() >= ticks+2 })
 	calls = append(calls, p.takeCalls()...)
 	if slices.Contains(calls, "sleep a") {
 		t.Errorf("the app the waker proxies to was put to sleep: %v", calls)

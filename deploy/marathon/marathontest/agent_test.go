@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/flock-paas/flock/deploy/testkit"
 )
 
 // TestAgentEndpoints runs a task and reads its sandbox through the agent
@@ -22,7 +24,7 @@ func TestAgentEndpoints(t *testing.T) {
 	}
 
 	var dir, task string
-	waitAgent(t, "the task's executor in /state", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "the task's executor in /state", func() bool {
 		var st struct {
 			Frameworks []struct {
 				Name      string
@@ -48,7 +50,7 @@ func TestAgentEndpoints(t *testing.T) {
 		var v map[string]any
 		return getJSON(t, a.URL+"/files/read?"+q.Encode(), &v), v
 	}
-	waitAgent(t, "stdout written", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "stdout written", func() bool {
 		_, v := read(url.Values{"path": {dir + "/stdout"}})
 		return v["offset"] == 4.0 // offset -1 by default: the size
 	})
@@ -91,16 +93,5 @@ func TestAgentEndpoints(t *testing.T) {
 	}
 	if st := getJSON(t, a.URL+"/files/browse?path=/tmp", &list); st != 404 {
 		t.Errorf("browse /tmp = %d, want 404", st)
-	}
-}
-
-func waitAgent(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -9,22 +9,13 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/flock-paas/flock/deploy/testkit"
 )
 
 // The tests of this file check that the stand-in behaves as the Marathon
 // documents it cites say (server.go's Options, apps.go, engine.go,
 // queue.go, events.go).
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
 
 func newServer(t *testing.T, opts Options) *Server {
 	t.Helper()
@@ -45,12 +36,12 @@ func idle(s *Server, id string) func() bool {
 func TestPutMergesUnlessPartialUpdateFalse(t *testing.T) {
 	s := newServer(t, Options{})
 	do(t, "POST", s.URL+"/v2/apps", `{"id":"/a","cmd":"sleep 9","instances":1,"container":{"type":"DOCKER","docker":{"image":"redis:7"}}}`)
-	waitFor(t, "deployment", idle(s, "/a"))
+	testkit.WaitFor(t, 5*time.Second, "deployment", idle(s, "/a"))
 	do(t, "PUT", s.URL+"/v2/apps/a", `{"fetch":[{"uri":"http://x/s.tar.gz"}]}`)
 	if a := s.App("/a"); a["container"] == nil || a["cmd"] != "sleep 9" || a["fetch"] == nil {
 		t.Errorf("a plain PUT replaced: %v", a)
 	}
-	waitFor(t, "deployment", idle(s, "/a"))
+	testkit.WaitFor(t, 5*time.Second, "deployment", idle(s, "/a"))
 	do(t, "PUT", s.URL+"/v2/apps/a?partialUpdate=false", `{"id":"/a","cmd":"node s.js","fetch":[{"uri":"http://x/s.tar.gz"}]}`)
 	a := s.App("/a")
 	if a["container"] != nil || a["cmd"] != "node s.js" || a["instances"] != 1.0 {
@@ -66,7 +57,7 @@ func TestSameDefinitionKeepsTasks(t *testing.T) {
 	s := newServer(t, Options{})
 	def := `{"id":"/a","cmd":"sleep 9","instances":2,"ports":null,"labels":{"L":"1"}}`
 	do(t, "POST", s.URL+"/v2/apps", def)
-	waitFor(t, "deployment", idle(s, "/a"))
+	testkit.WaitFor(t, 5*time.Second, "deployment", idle(s, "/a"))
 	state := func() (cfgAt, version string, tasks []string) {
 		var one struct{ App map[string]any }
 		getJSON(t, s.URL+"/v2/apps/a", &one)
@@ -80,15 +71,15 @@ func TestSameDefinitionKeepsTasks(t *testing.T) {
 	}
 	cfg1, v1, tasks1 := state()
 	do(t, "PUT", s.URL+"/v2/apps/a?partialUpdate=false", def)
-	waitFor(t, "deployment", idle(s, "/a"))
+	testkit.WaitFor(t, 5*time.Second, "deployment", idle(s, "/a"))
 	cfg2, v2, tasks2 := state()
 	if cfg2 != cfg1 || v2 == v1 || fmt.Sprint(tasks2) != fmt.Sprint(tasks1) {
 		t.Errorf("the same definition again: config %s → %s, version %s → %s, tasks %v → %v; want a new version, the config and tasks kept",
 			cfg1, cfg2, v1, v2, tasks1, tasks2)
 	}
 	do(t, "PUT", s.URL+"/v2/apps/a?partialUpdate=false", strings.Replace(def, "sleep 9", "sleep 10", 1))
-	waitFor(t, "deployment", idle(s, "/a"))
-	waitFor(t, "the old tasks gone", func() bool { _, _, ts := state(); return len(ts) == 2 })
+	testkit.WaitFor(t, 5*time.Second, "deployment", idle(s, "/a"))
+	testkit.WaitFor(t, 5*time.Second, "the old tasks gone", func() bool { _, _, ts := state(); return len(ts) == 2 })
 	cfg3, _, tasks3 := state()
 	if cfg3 == cfg2 || slices.ContainsFunc(tasks3, func(id string) bool { return slices.Contains(tasks2, id) }) {
 		t.Errorf("a changed cmd: config %s → %s, tasks %v → %v; want a new config and new tasks", cfg2, cfg3, tasks2, tasks3)
@@ -105,7 +96,7 @@ func TestChangeDuringDeploymentNeedsForce(t *testing.T) {
 		t.Errorf("PUT during a deployment: %d, want 409", r.StatusCode)
 	}
 	var tasks struct{ Tasks []map[string]any }
-	waitFor(t, "a task", func() bool { getJSON(t, s.URL+"/v2/apps/a/tasks", &tasks); return len(tasks.Tasks) > 0 })
+	testkit.WaitFor(t, 5*time.Second, "a task", func() bool { getJSON(t, s.URL+"/v2/apps/a/tasks", &tasks); return len(tasks.Tasks) > 0 })
 	body := `{"ids":["` + tasks.Tasks[0]["id"].(string) + `"]}`
 	if r := do(t, "POST", s.URL+"/v2/tasks/delete?scale=true", body); r.StatusCode != 409 {
 		t.Errorf("kill and scale during a deployment: %d, want 409", r.StatusCode)
@@ -136,18 +127,18 @@ func TestTaskLifeCycle(t *testing.T) {
 		_, hc := tasks.Tasks[0]["healthCheckResults"]
 		return tasks.Tasks[0]["state"].(string), hc
 	}
-	waitFor(t, "a task", func() bool { st, _ := state(); return st != "" })
+	testkit.WaitFor(t, 5*time.Second, "a task", func() bool { st, _ := state(); return st != "" })
 	if st, _ := state(); st != "TASK_STAGING" {
 		t.Errorf("new task %s, want TASK_STAGING", st)
 	}
-	waitFor(t, "TASK_RUNNING", func() bool { st, _ := state(); return st == "TASK_RUNNING" })
+	testkit.WaitFor(t, 5*time.Second, "TASK_RUNNING", func() bool { st, _ := state(); return st == "TASK_RUNNING" })
 	if _, hc := state(); hc {
 		t.Error("a failing check reported within the grace period")
 	}
-	waitFor(t, "a failed check after the grace period", func() bool { _, hc := state(); return hc })
+	testkit.WaitFor(t, 5*time.Second, "a failed check after the grace period", func() bool { _, hc := state(); return hc })
 	do(t, "PUT", s.URL+"/v2/apps/a?force=true", `{"instances":0}`)
-	waitFor(t, "TASK_KILLING", func() bool { st, _ := state(); return st == "TASK_KILLING" })
-	waitFor(t, "the task gone", func() bool { st, _ := state(); return st == "" })
+	testkit.WaitFor(t, 5*time.Second, "TASK_KILLING", func() bool { st, _ := state(); return st == "TASK_KILLING" })
+	testkit.WaitFor(t, 5*time.Second, "the task gone", func() bool { st, _ := state(); return st == "" })
 	if r := do(t, "POST", s.URL+"/v2/apps", `{"id":"/b","cmd":"x","healthChecks":[{"protocol":"MESOS_TCP"},{"protocol":"MESOS_HTTP"}]}`); r.StatusCode != 422 {
 		t.Errorf("two Mesos checks: %d, want 422", r.StatusCode)
 	}
@@ -159,7 +150,7 @@ func TestTaskLifeCycle(t *testing.T) {
 func TestLaunchDelay(t *testing.T) {
 	s := newServer(t, Options{})
 	do(t, "POST", s.URL+"/v2/apps", `{"id":"/a","cmd":"sleep 9","instances":1,"backoffSeconds":3600}`)
-	waitFor(t, "deployment", idle(s, "/a"))
+	testkit.WaitFor(t, 5*time.Second, "deployment", idle(s, "/a"))
 	if r := do(t, "DELETE", s.URL+"/v2/queue/a/delay", ""); r.StatusCode != 404 {
 		t.Errorf("DELETE without a delay: %d, want 404", r.StatusCode)
 	}
@@ -177,7 +168,7 @@ func TestLaunchDelay(t *testing.T) {
 	if r := do(t, "DELETE", s.URL+"/v2/queue/a/delay", ""); r.StatusCode != 200 {
 		t.Errorf("DELETE delay: %d", r.StatusCode)
 	}
-	waitFor(t, "a relaunch", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "a relaunch", func() bool {
 		var tasks struct{ Tasks []map[string]any }
 		getJSON(t, s.URL+"/v2/apps/a/tasks", &tasks)
 		return len(tasks.Tasks) == 1
@@ -279,7 +270,7 @@ func TestEventFormats(t *testing.T) {
 	} {
 		s := newServer(t, Options{Version: tt.version, Heartbeat: 10 * time.Millisecond})
 		next := readEvents(t, s.URL+"/v2/events?event_type=deployment_info&"+tt.query)
-		waitFor(t, "the stream", func() bool { return s.Streams() == 1 })
+		testkit.WaitFor(t, 5*time.Second, "the stream", func() bool { return s.Streams() == 1 })
 		do(t, "POST", s.URL+"/v2/apps", `{"id":"/a","cmd":"x"}`) // api_post_event (filtered), deployment_info
 		name, data := next()
 		if name != "deployment_info" {
