@@ -3,7 +3,9 @@ package marathontest
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -340,11 +342,7 @@ func (s *Server) appTasks(w http.ResponseWriter, id string) {
 func (s *Server) allTasks(w http.ResponseWriter) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ids := make([]string, 0, len(s.apps))
-	for id := range s.apps {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
+	ids := slices.Sorted(maps.Keys(s.apps))
 	tasks := []any{}
 	for _, id := range ids {
 		ts, _ := s.appJSON(id, true)["tasks"].([]any)

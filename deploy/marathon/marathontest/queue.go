@@ -1,9 +1,10 @@
 package marathontest
 
 import (
+	"maps"
 	"math"
 	"net/http"
-	"sort"
+	"slices"
 	"time"
 )
 
@@ -79,11 +80,7 @@ func (s *Server) Crash(appID string) {
 func (s *Server) queue(w http.ResponseWriter) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ids := make([]string, 0, len(s.apps))
-	for id := range s.apps {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
+	ids := slices.Sorted(maps.Keys(s.apps))
 	out := []any{}
 	for _, id := range ids {
 		a := s.apps[id]
