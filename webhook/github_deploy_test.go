@@ -176,7 +176,7 @@ func TestGitHubAnswersWhileDeploying(t *testing.T) {
 		}
 		return "http://x.localhost", nil
 	})
-	g.fetch = func(context.Context, Push, io.Writer) (string, error) { return t.TempDir(), nil }
+	g.fetch = fetchIntoTemp(t)
 	runInBackground(t, g.Run)
 	for i := range 5 {
 		if code, out := serve(g, delivery(testSecret, "push", fmt.Sprint(i), body)); code != 202 {
@@ -272,7 +272,7 @@ func TestGitHubOneDeployPerRepoAndSupersede(t *testing.T) {
 			}
 			return "http://x.localhost", nil
 		})
-	g.fetch = func(context.Context, Push, io.Writer) (string, error) { return t.TempDir(), nil }
+	g.fetch = fetchIntoTemp(t)
 	deployed := func() []string {
 		mu.Lock()
 		defer mu.Unlock()

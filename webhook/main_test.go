@@ -158,3 +158,15 @@ func runInBackground(t testing.TB, run func(context.Context) error) {
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
+
+// fetchIntoTemp returns a fetch that makes an empty source folder per job.
+// The root is made here, on the test's goroutine, so that its removal is
+// registered before runInBackground's stop and runs after the worker has
+// returned: a worker calling t.TempDir itself could race the removal of the
+// test's temp root and fail with "no such file or directory".
+func fetchIntoTemp(t testing.TB) func(context.Context, Push, io.Writer) (string, error) {
+	root := t.TempDir()
+	return func(context.Context, Push, io.Writer) (string, error) {
+		return os.MkdirTemp(root, "src")
+	}
+}
