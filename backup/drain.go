@@ -91,6 +91,14 @@ func (w *Waker) Drain(ctx context.Context, app string, in deploy.Instance) error
 	}
 }
 
+// Undrain lets the waker send requests to in again (see deploy.Undrainer).
+func (w *Waker) Undrain(_ context.Context, _ string, in deploy.Instance) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	delete(w.draining, in.ID)
+	return nil
+}
+
 // ActiveApps returns the apps the waker is proxying at least one request
 // or connection to right now.
 func (w *Waker) ActiveApps() []string {
@@ -107,4 +115,7 @@ func (w *Waker) ActiveApps() []string {
 	return out
 }
 
-var _ deploy.Drainer = (*Waker)(nil)
+var (
+	_ deploy.Drainer   = (*Waker)(nil)
+	_ deploy.Undrainer = (*Waker)(nil)
+)

@@ -3,6 +3,7 @@ package deploy
 import (
 	"context"
 	"io"
+	"slices"
 )
 
 // Spec is what a scheduler needs to run one release of an app.
@@ -91,6 +92,15 @@ type Builder interface {
 	Build(ctx context.Context, dir, app, release, cmd string, log io.Writer) (slug, command string, err error)
 }
 
+// Undrainer puts an instance that Drain took out of rotation, and that
+// still runs, back in: a rollout that handed the traffic to a new release
+// gives it back to the old one when the new one fails within its stability
+// window. A Drainer may implement it; a scheduler whose Drainer does not
+// keeps the old release in rotation until the new one is stable.
+type Undrainer interface {
+	Undrain(ctx context.Context, app string, in Instance) error
+}
+
 // Drainers drains through each of its Drainers in turn (the router's
 // HAProxy, then the waker), all of them even when one fails; it returns
 // the first error.
@@ -102,6 +112,21 @@ func (ds Drainers) Drain(ctx context.Context, app string, in Instance) error {
 	for _, d := range ds {
 		if err := d.Drain(ctx, app, in); err != nil && first == nil {
 			first = err
+		}
+	}
+	return first
+}
+
+// Undrain puts the instance back through every Drainer that is an
+// Undrainer, in reverse order (the waker, then the router's HAProxy), all
+// of them even when one fails; it returns the first error.
+func (ds Drainers) Undrain(ctx context.Context, app string, in Instance) error {
+	var first error
+	for _, d := range slices.Backward(ds) {
+		if u, ok := d.(Undrainer); ok {
+			if err := u.Undrain(ctx, app, in); err != nil && first == nil {
+				first = err
+			}
 		}
 	}
 	return first

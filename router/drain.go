@@ -31,12 +31,14 @@ func (r *Router) Drain(ctx context.Context, app string, in deploy.Instance) erro
 	log := r.log.With("app", app, "instance", in.ID)
 	dctx, cancel := context.WithTimeout(ctx, r.cfg.DrainTimeout)
 	defer cancel()
-	// Leaving, still in rotation: concurrent drains of the app do not
-	// count it as a successor.
-	r.markDrained(app, name, false)
-	r.awaitSuccessor(dctx, app, be, name)
-	r.markDrained(app, name, true)
-	r.poke()
+	if !r.isDrained(app, name) { // drained again: as it retires after a handover
+		// Leaving, still in rotation: concurrent drains of the app do not
+		// count it as a successor.
+		r.markDrained(app, name, false)
+		r.awaitSuccessor(dctx, app, be, name)
+		r.markDrained(app, name, true)
+		r.poke()
+	}
 	err := r.admin.Do(dctx, "set server "+be+"/"+name+" state maint")
 	switch {
 	case isNoServer(err) || isNoBackend(err):
@@ -70,6 +72,43 @@ func (r *Router) Drain(ctx context.Context, app string, in deploy.Instance) erro
 		case <-time.After(delay):
 		}
 	}
+}
+
+// Undrain puts an instance that Drain took out of rotation back in and
+// waits (up to ctx, at most a second) until HAProxy routes to it again: a
+// local rollout hands the app's traffic to a new release as soon as it
+// passes its checks and gives it back this way when the new release fails
+// within its stability window. The loop re-enables the parked server, or
+// adds it again when a reload has dropped it.
+func (r *Router) Undrain(ctx context.Context, app string, in deploy.Instance) error {
+	if !deploy.ValidName(app) {
+		return fmt.Errorf("undrain %q: %w", app, deploy.ErrInvalid)
+	}
+	name, be := serverName(in), hap.BackendName(app)
+	r.mu.Lock()
+	_, known := r.drained[app][name]
+	delete(r.drained[app], name)
+	r.gen++
+	r.signalLocked()
+	r.mu.Unlock()
+	if !known {
+		return nil
+	}
+	r.poke()
+	ctx, cancel := context.WithTimeout(ctx, successorWait)
+	defer cancel()
+	if err := r.await(ctx, func() bool { return !r.wantedLocked(app, name) || r.routes.servers[be][name] }); err != nil {
+		return fmt.Errorf("undrain %s/%s: not routed yet: %w", app, in.ID, err)
+	}
+	return nil
+}
+
+// isDrained reports whether Drain has taken the app's server name out of
+// rotation.
+func (r *Router) isDrained(app, name string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.drained[app][name]
 }
 
 // markDrained records that the app's server name is leaving; out says

@@ -50,3 +50,49 @@ func TestDrainWaitsForSuccessor(t *testing.T) {
 		t.Error("the drained instance is still in rotation")
 	}
 }
+
+// TestUndrainGivesTrafficBack replays a handover that is undone: the new
+// instance takes the traffic from the old one, which is drained but keeps
+// running; then the new one dies within its stability window and the old
+// one is put back. Under load, no request may fail while the old one comes
+// back and the new one leaves, and the old one serves again.
+func TestUndrainGivesTrafficBack(t *testing.T) {
+	h := newHarness(t, nil)
+	withDesired := func(ins ...*instance) []deploy.App {
+		a := app("web", ins...)
+		a.Desired = 1
+		return []deploy.App{a}
+	}
+	old, next := newInstance(t, "web.v1.1"), newInstance(t, "web.v2.1")
+	next.Release = "v2"
+	h.r.Update(withDesired(old, next))
+	testkit.WaitFor(t, 5*time.Second, "both routed", func() bool {
+		return h.serving("app_web", "web.v1.") && h.serving("app_web", "web.v2.")
+	})
+	l := startLoad(h, "web.localhost", 4)
+	if err := h.r.Drain(context.Background(), "web", old.Instance); err != nil {
+		t.Fatal(err)
+	}
+	if h.serving("app_web", "web.v1.") {
+		t.Fatal("drained, the old instance is still in rotation")
+	}
+	if err := h.r.Undrain(context.Background(), "web", old.Instance); err != nil {
+		t.Fatal(err)
+	}
+	if !h.serving("app_web", "web.v1.") {
+		t.Fatal("Undrain returned, but the old instance is not in rotation")
+	}
+	// The new one leaves as a failed rollout's instances do: drained, then gone.
+	if err := h.r.Drain(context.Background(), "web", next.Instance); err != nil {
+		t.Fatal(err)
+	}
+	h.r.Update(withDesired(old))
+	n := old.hits.Load()
+	testkit.WaitFor(t, 5*time.Second, "the old release serves again", func() bool { return old.hits.Load() > n+20 })
+	if sent, failed := l.finish(); failed != 0 {
+		t.Errorf("%d of %d requests failed, last: %v", failed, sent, l.lastErr.Load())
+	}
+	if err := h.r.Undrain(context.Background(), "web", old.Instance); err != nil {
+		t.Errorf("Undrain of an instance in rotation: %v", err)
+	}
+}

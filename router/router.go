@@ -371,4 +371,7 @@ func (r *Router) Detach() {
 	r.mu.Unlock()
 }
 
-var _ deploy.Drainer = (*Router)(nil)
+var (
+	_ deploy.Drainer   = (*Router)(nil)
+	_ deploy.Undrainer = (*Router)(nil)
+)

@@ -273,6 +273,7 @@ func (in *instance) watch(p *proc) outcome {
 				// stability window: an app that listens, then exits (a
 				// missing build), fails the deploy instead of going live.
 				out.settling = in.awaited()
+				in.sendPass()
 				if out.settling && in.rel.stable <= 0 {
 					in.sendReport(nil)
 					out.settling = false
@@ -326,6 +327,18 @@ func (in *instance) awaited() bool {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	return in.report != nil
+}
+
+// sendPass tells the deploy that waits for this instance of its first
+// pass, once (see handover).
+func (in *instance) sendPass() {
+	in.mu.Lock()
+	f := in.onPass
+	in.onPass = nil
+	in.mu.Unlock()
+	if f != nil {
+		f()
+	}
 }
 
 // sendReport sends the outcome to the deploy that waits for it, once.

@@ -36,7 +36,8 @@ type instance struct {
 	last       []string    // last lines of output
 	firstErr   string      // the first line of this run's output that states an error (errline.go)
 	lastRunOut string      // lastOutput as the last run ended
-	report     func(error) // set during a deploy until the first pass or failure
+	report     func(error) // set during a deploy until it is stable (or fails)
+	onPass     func()      // set during a deploy until its first pass
 	retiring   bool        // chosen to be stopped; no longer counted
 	lastExit   string      // why the last run ended: "status 1", "out of memory (limit 64 MiB)"
 	boosted    string      // the cgroup of the run while it has its startup CPU boost

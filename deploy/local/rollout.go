@@ -18,22 +18,28 @@ import (
 const drainLimit = 30 * time.Second
 
 type result struct {
-	in  *instance
-	err error
+	in     *instance
+	err    error
+	passed bool // its first pass; the final result (stable, or failed) follows
 }
 
 // Deploy starts spec.Instances instances of spec's release, waits until
-// each has passed its checks, makes the release current, then retires the
-// instances of every other release (drained first, then stopped). Instances
-// of the same release that already run are kept, so deploying the running
-// release again (as after a restart of Flock) only tops it up.
+// each has passed its checks and stayed up for the release's stability
+// window, makes the release current, then retires the instances of every
+// other release (drained first, then stopped). Instances of the same
+// release that already run are kept, so deploying the running release
+// again (as after a restart of Flock) only tops it up.
 //
-// If a new instance exits before passing its check, or does not pass
-// within its grace period plus one check timeout, Deploy stops every new
-// instance, leaves the running release untouched, and returns an error
-// wrapping deploy.ErrUnhealthy that names the instance, the cause and its
-// last lines of output. It holds the app's lock throughout: a Scale or
-// Remove of the same app waits for it.
+// The new release takes the traffic as soon as all its instances pass
+// their checks (see handover): the old instances leave rotation then but
+// keep running through the window, and come back if a new one fails in it.
+//
+// If a new instance exits or fails before the end of the window, or does
+// not pass within its grace period plus one check timeout, Deploy stops
+// every new instance, leaves the running release serving, and returns an
+// error wrapping deploy.ErrUnhealthy that names the instance, the cause
+// and its last lines of output. It holds the app's lock throughout: a
+// Scale or Remove of the same app waits for it.
 func (s *Scheduler) Deploy(ctx context.Context, spec deploy.Spec, w io.Writer) error {
 	if w == nil {
 		w = io.Discard
@@ -54,10 +60,14 @@ func (s *Scheduler) Deploy(ctx context.Context, spec deploy.Spec, w io.Writer) e
 	s.keepSpec(spec)
 
 	s.mu.Lock()
-	var keep []*instance
+	var keep, old []*instance
 	for _, in := range a.instances {
-		if in.rel.name == rel.name && !in.isRetiring() {
+		switch {
+		case in.isRetiring():
+		case in.rel.name == rel.name:
 			keep = append(keep, in)
+		default:
+			old = append(old, in)
 		}
 	}
 	s.mu.Unlock()
@@ -71,7 +81,7 @@ func (s *Scheduler) Deploy(ctx context.Context, spec deploy.Spec, w io.Writer) e
 	if need > 0 {
 		logf(w, "%s: starting %d instance(s)", rel.name, need)
 	}
-	results := make(chan result, need)
+	results := make(chan result, 2*need) // each sends at most a pass and an outcome
 	fresh := make([]*instance, 0, need)
 	var failure error
 	for range need {
@@ -82,25 +92,17 @@ func (s *Scheduler) Deploy(ctx context.Context, spec deploy.Spec, w io.Writer) e
 		}
 		fresh = append(fresh, in)
 	}
-	begin := time.Now()
-	for pending := len(fresh); pending > 0 && failure == nil; {
-		select {
-		case r := <-results:
-			pending--
-			if r.err != nil {
-				failure = fmt.Errorf("%w: %w", deploy.ErrUnhealthy, r.err) // the caller names the release
-				continue
-			}
-			logf(w, "%s: %s healthy on port %d after %s", rel.name, r.in.id, r.in.snapshot().Port,
-				time.Since(begin).Round(time.Millisecond))
-		case <-ctx.Done():
-			failure = ctx.Err()
-		}
+	h := s.newHandover(spec.App, rel, old, w)
+	if failure == nil {
+		failure = s.await(ctx, rel, fresh, results, w, h.start)
 	}
 	if failure != nil {
 		logf(w, "%s: %v", rel.name, failure)
+		if h.undo() {
+			logf(w, "%s: the old instances are back in rotation", rel.name)
+		}
 		logf(w, "%s: stopping its %d new instance(s); the running release keeps serving", rel.name, len(fresh))
-		s.retireAll(context.Background(), fresh, false)
+		s.retireAll(context.Background(), fresh, h.started)
 		s.mu.Lock()
 		keepDir := a.current != nil && a.current.name == rel.name
 		s.mu.Unlock()
@@ -109,10 +111,11 @@ func (s *Scheduler) Deploy(ctx context.Context, spec deploy.Spec, w io.Writer) e
 		}
 		return failure
 	}
+	h.wait()
 
 	s.mu.Lock()
 	a.current, a.desired = rel, n
-	old := extra
+	old = extra
 	for _, in := range a.instances {
 		if in.rel.name != rel.name {
 			old = append(old, in)
@@ -126,6 +129,35 @@ func (s *Scheduler) Deploy(ctx context.Context, spec deploy.Spec, w io.Writer) e
 	s.removeReleases(spec.App, rel.name)
 	logf(w, "%s: live with %d instance(s)", rel.name, n)
 	s.notify(spec.App)
+	return nil
+}
+
+// await waits until every fresh instance has passed its check and then
+// stayed up for the release's stability window, and returns the first
+// failure. Once all have passed, it calls passed, once.
+func (s *Scheduler) await(ctx context.Context, rel *release, fresh []*instance, results <-chan result, w io.Writer, passed func()) error {
+	begin := time.Now()
+	npassed, nstable := 0, 0
+	for nstable < len(fresh) {
+		select {
+		case r := <-results:
+			switch {
+			case r.err != nil:
+				return fmt.Errorf("%w: %w", deploy.ErrUnhealthy, r.err) // the caller names the release
+			case r.passed:
+				npassed++
+				logf(w, "%s: %s healthy on port %d after %s", rel.name, r.in.id, r.in.snapshot().Port,
+					time.Since(begin).Round(time.Millisecond))
+				if npassed == len(fresh) {
+					passed()
+				}
+			default:
+				nstable++
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	return nil
 }
 
@@ -144,6 +176,7 @@ func (s *Scheduler) newInstance(a *app, rel *release, results chan<- result) (*i
 	}
 	if results != nil {
 		in.report = func(err error) { results <- result{in: in, err: err} }
+		in.onPass = func() { results <- result{in: in, passed: true} }
 	}
 	s.mu.Lock()
 	s.seq++
