@@ -149,6 +149,10 @@ type Event struct {
 	Time  time.Time `json:"time"`
 	// Message is a short human text ("v3 live", "scaled to 2").
 	Message string `json:"message,omitempty"`
+	// Rollout is, on a "deploy" event, the status of the rollout it tells
+	// of (running, succeeded, failed): what a counter keys on, never the
+	// wording of Message.
+	Rollout RolloutStatus `json:"rollout,omitempty"`
 	// Snapshot is the app, instances included, as it was just after the
 	// change, so that a subscriber keeping its own copy (the router) knows
 	// a new instance without asking anyone. The events of one app come in

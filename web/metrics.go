@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/flock-paas/flock/deploy"
@@ -113,10 +112,10 @@ func (d *deployCounter) observe(ev deploy.Event) {
 	switch {
 	case ev.Type == "destroyed":
 		d.total.DeletePartialMatch(prometheus.Labels{"app": ev.App})
-	case ev.Type != "deploy" || ev.State != "":
-	case strings.HasPrefix(ev.Message, "deploy succeeded"):
+	case ev.Type != "deploy":
+	case ev.Rollout == deploy.RolloutSucceeded:
 		d.total.WithLabelValues(ev.App, resultSucceeded).Inc()
-	case strings.HasPrefix(ev.Message, "deploy failed"):
+	case ev.Rollout == deploy.RolloutFailed:
 		d.total.WithLabelValues(ev.App, resultFailed).Inc()
 	}
 }

@@ -196,14 +196,14 @@ func TestDeploysCounted(t *testing.T) {
 	defer func() { cancel(); <-ran }()
 	testkit.WaitFor(t, 5*time.Second, "Run to subscribe", func() bool { return f.subscribers() == 1 })
 	for _, ev := range []deploy.Event{
-		{App: "hello", Type: "deploy", State: deploy.StateDeploying, Message: "deploy started"},
-		{App: "hello", Type: "deploy", Message: "deploy succeeded: v2"},
-		{App: "hello", Type: "deploy", Message: "deploy failed: build: npm ci: exit status 1"},
-		{App: "world", Type: "deploy", Message: "deploy succeeded: v2"},
+		{App: "hello", Type: "deploy", State: deploy.StateDeploying, Rollout: deploy.RolloutRunning, Message: "deploy started"},
+		{App: "hello", Type: "deploy", Rollout: deploy.RolloutSucceeded, Message: "deploy succeeded: v2"},
+		{App: "hello", Type: "deploy", Rollout: deploy.RolloutFailed, Message: "deploy failed: build: npm ci: exit status 1"},
+		{App: "world", Type: "deploy", Rollout: deploy.RolloutSucceeded, Message: "deploy succeeded: v2"},
 		{App: "hello", Type: "release", Message: "v2 live"},
-		{App: "world", Type: "deploy", Message: "deploy succeeded: v3"},
+		{App: "world", Type: "deploy", Rollout: deploy.RolloutSucceeded, Message: "deploy succeeded: v3"},
 		{App: "world", Type: "destroyed"},
-		{App: "hello", Type: "deploy", Message: "deploy succeeded: v3"},
+		{App: "hello", Type: "deploy", Rollout: deploy.RolloutSucceeded, Message: "deploy succeeded: v3"},
 	} {
 		f.Emit(ev)
 	}

@@ -13,7 +13,7 @@ import (
 	"github.com/flock-paas/flock/deploy"
 )
 
-// deploy.Rollout builds the source tree in req.Dir and rolls it out: a new
+// Deploy builds the source tree in req.Dir and rolls it out: a new
 // immutable release vN whose instances must pass their checks before the
 // old ones stop. It waits in the app's queue and returns when the release
 // is live or the deploy failed; the running release keeps serving on any
@@ -52,7 +52,7 @@ func (s *Service) Deploy(ctx context.Context, req deploy.DeployRequest, log io.W
 	if err != nil {
 		return deploy.Release{}, fmt.Errorf("deploy %s: %w", name, err)
 	}
-	req.Dir = src // the caller may remove its folder once deploy.Rollout returns
+	req.Dir = src // the caller may remove its folder once Deploy returns
 	return s.enqueue(ctx, name, req.Commit, trigger, src, log, func(ctx context.Context, rec *deploy.Rollout, log io.Writer) (deploy.Release, error) {
 		return s.build(ctx, name, desc, req, rec, log)
 	})
@@ -66,7 +66,7 @@ func (s *Service) recordFailure(app string, req deploy.DeployRequest, err error)
 	if e := s.store.putDeploy(d); e != nil {
 		s.log.Error("record deploy", "app", app, "err", e)
 	}
-	s.publish(deploy.Event{App: app, Type: "deploy", Message: "deploy failed: " + err.Error()})
+	s.publish(deploy.Event{App: app, Type: "deploy", Rollout: deploy.RolloutFailed, Message: "deploy failed: " + err.Error()})
 }
 
 func (s *Service) newID() string {

@@ -72,8 +72,8 @@ func (w *guardedWriter) String() string {
 	return w.buf.String()
 }
 
-// TestCallerLeavingStopsFollowingNotTheDeploy: the caller of deploy.Rollout leaves
-// mid-build (a client hung up). deploy.Rollout returns at once; nothing is written
+// TestCallerLeavingStopsFollowingNotTheDeploy: the caller of Deploy leaves
+// mid-build (a client hung up). Deploy returns at once; nothing is written
 // to the caller's writer after that; the deploy goes on and is recorded
 // with its whole log. A second caller leaves while its deploy waits in the
 // queue and removes its source folder, as every caller does: that deploy
@@ -123,7 +123,7 @@ func TestCallerLeavingStopsFollowingNotTheDeploy(t *testing.T) {
 	})
 	leave2()
 	if err := <-returned2; !errors.Is(err, context.Canceled) {
-		t.Errorf("the queued deploy.Rollout after its caller left = %v, want context.Canceled", err)
+		t.Errorf("the queued Deploy after its caller left = %v, want context.Canceled", err)
 	}
 	if err := os.RemoveAll(src2); err != nil {
 		t.Fatal(err)
@@ -148,7 +148,7 @@ func TestCallerLeavingStopsFollowingNotTheDeploy(t *testing.T) {
 		}
 	}
 	if w.late > 0 {
-		t.Errorf("%d writes reached the caller's writer after deploy.Rollout returned", w.late)
+		t.Errorf("%d writes reached the caller's writer after Deploy returned", w.late)
 	}
 	if left, _ := filepath.Glob(filepath.Join(tmp, "flock-source-*")); len(left) > 0 {
 		t.Errorf("the deploys' source copies are left behind: %v", left)

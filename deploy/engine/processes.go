@@ -63,7 +63,7 @@ func (s *Service) deployProcesses(ctx context.Context, rec appRecord, rel deploy
 
 // restoreProcesses puts the process types back as the running release
 // prev had them after rel's rollout failed: rel's new types stopped,
-// prev's types back on prev (a failed deploy.Rollout already leaves them so; a
+// prev's types back on prev (a failed Deploy already leaves them so; a
 // type rel's rollout had switched before a later one failed does not).
 func (s *Service) restoreProcesses(ctx context.Context, rec appRecord, prev *deploy.Release, rel deploy.Release) {
 	ctx = context.WithoutCancel(ctx)

@@ -175,7 +175,7 @@ func (s *Service) runJob(j *job, live *liveLog) (deploy.Release, error) {
 	now := time.Now().UTC()
 	rec.Status, rec.StartedAt = deploy.RolloutRunning, &now
 	s.saveDeploy(*rec)
-	s.publish(deploy.Event{App: rec.App, Type: "deploy", State: deploy.StateDeploying, Message: "deploy started"})
+	s.publish(deploy.Event{App: rec.App, Type: "deploy", State: deploy.StateDeploying, Rollout: deploy.RolloutRunning, Message: "deploy started"})
 	// The deploy outlives the request that asked for it.
 	rel, err := s.call(j, live)
 	j.removeSource() // before the record says the deploy ended
@@ -183,7 +183,7 @@ func (s *Service) runJob(j *job, live *liveLog) (deploy.Release, error) {
 	rec.FinishedAt = &end
 	if err != nil {
 		rec.Status, rec.Error = deploy.RolloutFailed, err.Error()
-		fmt.Fprintf(live, "-----> deploy.Rollout failed: %v\n", err)
+		fmt.Fprintf(live, "-----> Deploy failed: %v\n", err)
 	} else {
 		rec.Status, rec.Release = deploy.RolloutSucceeded, rel.Name
 	}
@@ -196,7 +196,7 @@ func (s *Service) runJob(j *job, live *liveLog) (deploy.Release, error) {
 	if err != nil {
 		msg = "deploy failed: " + err.Error()
 	}
-	s.publish(deploy.Event{App: rec.App, Type: "deploy", Message: msg})
+	s.publish(deploy.Event{App: rec.App, Type: "deploy", Rollout: rec.Status, Message: msg})
 	return rel, err
 }
 

@@ -11,7 +11,7 @@ import (
 )
 
 // snapshot gives a deploy a source tree of its own. Callers remove their
-// folder as soon as deploy.Rollout returns, and deploy.Rollout returns as soon as its
+// folder as soon as Deploy returns, and Deploy returns as soon as its
 // caller leaves (a client hung up) while the deploy goes on, possibly
 // still queued: without its own tree the build would find the source
 // gone. Files are hard-linked where the file system allows (no bytes are

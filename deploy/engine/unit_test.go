@@ -77,6 +77,9 @@ func TestUnitFailedBuildKeepsTheRunningRelease(t *testing.T) {
 	if len(rs) != 2 || rs[0].Status != deploy.RolloutFailed || !strings.Contains(rs[0].Error, "missing script") {
 		t.Errorf("newest rollout = %+v, want failed naming the build's error", rs[0])
 	}
+	if full, err := u.svc.DeployByID(context.Background(), rs[0].ID); err != nil || !strings.Contains(full.Log, "-----> Deploy failed: ") {
+		t.Errorf("the failed rollout's log (%v) does not end saying so:\n%s", err, full.Log)
+	}
 	rels, _ := u.svc.Releases(context.Background(), "hello")
 	if len(rels) != 1 {
 		t.Errorf("releases = %d, want 1: a failed build records no release", len(rels))
