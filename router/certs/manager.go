@@ -137,7 +137,12 @@ type run struct {
 	queue    []string
 	results  chan result
 	wake     time.Time // when the timer fires
+	pruned   time.Time // when the store was last pruned
 }
+
+// pruneEvery is how often the store is rid of the expired certificates
+// of hosts no longer served (see store.prune); also at start.
+const pruneEvery = 24 * time.Hour
 
 // Run keeps the certificates until ctx ends.
 func (m *Manager) Run(ctx context.Context) error {
@@ -198,6 +203,16 @@ func (r *run) reconcile(ctx context.Context, hosts []string) time.Time {
 		}
 	}
 	r.wanted = wanted
+	if now.Sub(r.pruned) >= pruneEvery {
+		r.pruned = now
+		gone, err := m.store.prune(now, func(h string) bool { return wanted[h] })
+		if err != nil {
+			m.log.Warn("prune certificates", "err", err)
+		}
+		if len(gone) > 0 {
+			m.log.Info("expired certificates of hosts no longer served deleted", "hosts", gone)
+		}
+	}
 	r.queue = r.queue[:0]
 	for _, h := range hosts {
 		hd := r.have[h]

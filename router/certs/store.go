@@ -9,10 +9,13 @@ import (
 	"bytes"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/google/renameio/v2"
@@ -96,6 +99,57 @@ func parse(host, file string, certPEM, keyPEM []byte) (*stored, error) {
 		pem = nil // save writes both
 	}
 	return &stored{file: file, pem: pem, leaf: leaf}, nil
+}
+
+// prune deletes the files of hosts that keep says are no longer served
+// and whose certificate has expired (or cannot be read): a host that goes
+// keeps its file while it is still good, so that it is served at once if
+// it comes back, but a host gone for good leaves nothing behind past its
+// certificate's life. It returns the hosts whose files it deleted.
+func (s store) prune(now time.Time, keep func(host string) bool) ([]string, error) {
+	entries, err := os.ReadDir(s.dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("prune certificates: %w", err)
+	}
+	var gone []string
+	for _, e := range entries {
+		host, ok := strings.CutSuffix(e.Name(), ".pem")
+		if !ok || !e.Type().IsRegular() || !validHost(host) || keep(host) {
+			continue // not one of the store's files, or still served
+		}
+		if notAfter, err := expiry(s.file(host)); err == nil && now.Before(notAfter) {
+			continue
+		}
+		if err := os.Remove(s.file(host)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return gone, fmt.Errorf("prune certificates: %w", err)
+		}
+		gone = append(gone, host)
+	}
+	return gone, nil
+}
+
+// expiry reads the NotAfter of the first certificate in file.
+func expiry(file string) (time.Time, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return time.Time{}, err
+	}
+	for {
+		var blk *pem.Block
+		if blk, b = pem.Decode(b); blk == nil {
+			return time.Time{}, fmt.Errorf("%s: no certificate", file)
+		}
+		if blk.Type == "CERTIFICATE" {
+			leaf, err := x509.ParseCertificate(blk.Bytes)
+			if err != nil {
+				return time.Time{}, fmt.Errorf("%s: %w", file, err)
+			}
+			return leaf.NotAfter, nil
+		}
+	}
 }
 
 // writeSecret writes b to path through a 0600 temporary file in the same
