@@ -72,14 +72,17 @@ func (h *handover) wait() {
 	h.cancel()
 }
 
-// undo stops the drains and puts the old instances back in rotation. It
-// reports whether there was anything to undo.
-func (h *handover) undo() bool {
+// undo stops the drains and, with restore, puts the old instances back
+// in rotation. It reports whether it did.
+func (h *handover) undo(restore bool) bool {
 	if !h.started {
 		return false
 	}
 	h.cancel()
 	h.wg.Wait()
+	if !restore {
+		return false
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), drainLimit)
 	defer cancel()
 	var wg sync.WaitGroup

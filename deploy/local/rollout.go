@@ -98,11 +98,14 @@ func (s *Scheduler) Deploy(ctx context.Context, spec deploy.Spec, w io.Writer) e
 	}
 	if failure != nil {
 		logf(w, "%s: %v", rel.name, failure)
-		if h.undo() {
+		// Shutting down, the router goes too: nothing to give back or
+		// drain (a detached old instance is routed again by the next Flock).
+		closing := s.isClosed()
+		if h.undo(!closing) {
 			logf(w, "%s: the old instances are back in rotation", rel.name)
 		}
 		logf(w, "%s: stopping its %d new instance(s); the running release keeps serving", rel.name, len(fresh))
-		s.retireAll(context.Background(), fresh, h.started)
+		s.retireAll(context.Background(), fresh, h.started && !closing)
 		s.mu.Lock()
 		keepDir := a.current != nil && a.current.name == rel.name
 		s.mu.Unlock()

@@ -385,3 +385,10 @@ func logf(w io.Writer, format string, args ...any) {
 }
 
 var _ deploy.Scheduler = (*Scheduler)(nil)
+
+// isClosed reports whether Run has begun to stop.
+func (s *Scheduler) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
