@@ -15,11 +15,6 @@ import (
 // between (without a waker, a backend with no server up answers 503).
 func TestDrainWaitsForSuccessor(t *testing.T) {
 	h := newHarness(t, nil)
-	withDesired := func(ins ...*instance) []deploy.App {
-		a := app("web", ins...)
-		a.Desired = 1
-		return []deploy.App{a}
-	}
 	old := newInstance(t, "web.v1.1")
 	h.r.Update(withDesired(old))
 	testkit.WaitFor(t, 5*time.Second, "web routed", func() bool { return h.routesTo("web.localhost", "web.v1.1") })
@@ -58,11 +53,6 @@ func TestDrainWaitsForSuccessor(t *testing.T) {
 // back and the new one leaves, and the old one serves again.
 func TestUndrainGivesTrafficBack(t *testing.T) {
 	h := newHarness(t, nil)
-	withDesired := func(ins ...*instance) []deploy.App {
-		a := app("web", ins...)
-		a.Desired = 1
-		return []deploy.App{a}
-	}
 	old, next := newInstance(t, "web.v1.1"), newInstance(t, "web.v2.1")
 	next.Release = "v2"
 	h.r.Update(withDesired(old, next))
@@ -95,4 +85,11 @@ func TestUndrainGivesTrafficBack(t *testing.T) {
 	if err := h.r.Undrain(context.Background(), "web", old.Instance); err != nil {
 		t.Errorf("Undrain of an instance in rotation: %v", err)
 	}
+}
+
+// withDesired is the app "web" wanting one instance, with ins.
+func withDesired(ins ...*instance) []deploy.App {
+	a := app("web", ins...)
+	a.Desired = 1
+	return []deploy.App{a}
 }

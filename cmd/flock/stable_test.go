@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,15 +23,7 @@ func TestDeployOfAppThatListensThenExits(t *testing.T) {
 	dir := copyExample(t, "hello")
 	f.mustCLI("deploy", dir)
 
-	server := filepath.Join(dir, "server.js")
-	src, err := os.ReadFile(server)
-	if err != nil {
-		t.Fatal(err)
-	}
-	flap := string(src) + "\nsetTimeout(() => { throw new Error('boom: missing DATABASE_URL'); }, 150);\n"
-	if err := os.WriteFile(server, []byte(flap), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	dieAfter(t, dir, 150)
 	out, err := f.cli("deploy", dir)
 	if err == nil {
 		t.Fatalf("deploy of an app that exits 150 ms after it listens succeeded:\n%s", out)
@@ -97,15 +90,7 @@ func TestHandoverUnderLoad(t *testing.T) {
 	// A release that passes its checks, then dies within its window.
 	load = startE2ELoad(f.http, "hello.localhost", 4)
 	load.await(t, 50)
-	server := filepath.Join(dir, "server.js")
-	src, err := os.ReadFile(server)
-	if err != nil {
-		t.Fatal(err)
-	}
-	flap := string(src) + "\nsetTimeout(() => { throw new Error('boom: missing DATABASE_URL'); }, 500);\n"
-	if err := os.WriteFile(server, []byte(flap), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	dieAfter(t, dir, 500)
 	if out, err := f.cli("deploy", dir); err == nil || !strings.Contains(out, "back in rotation") {
 		t.Fatalf("deploy of an app that dies in its window: %v\n%s", err, out)
 	}
@@ -136,6 +121,21 @@ func setDescriptorKey(t *testing.T, dir, key string, value any) {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// dieAfter makes the hello app in dir throw ms after it starts listening,
+// as an app missing its build or a config var does.
+func dieAfter(t *testing.T, dir string, ms int) {
+	t.Helper()
+	server := filepath.Join(dir, "server.js")
+	src, err := os.ReadFile(server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	flap := fmt.Sprintf("%s\nsetTimeout(() => { throw new Error('boom: missing DATABASE_URL'); }, %d);\n", src, ms)
+	if err := os.WriteFile(server, []byte(flap), 0o644); err != nil {
 		t.Fatal(err)
 	}
 }
