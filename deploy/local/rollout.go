@@ -98,20 +98,7 @@ func (s *Scheduler) Deploy(ctx context.Context, spec deploy.Spec, w io.Writer) e
 	}
 	if failure != nil {
 		logf(w, "%s: %v", rel.name, failure)
-		// Shutting down, the router goes too: nothing to give back or
-		// drain (a detached old instance is routed again by the next Flock).
-		closing := s.isClosed()
-		if h.undo(!closing) {
-			logf(w, "%s: the old instances are back in rotation", rel.name)
-		}
-		logf(w, "%s: stopping its %d new instance(s); the running release keeps serving", rel.name, len(fresh))
-		s.retireAll(context.Background(), fresh, h.started && !closing)
-		s.mu.Lock()
-		keepDir := a.current != nil && a.current.name == rel.name
-		s.mu.Unlock()
-		if !keepDir && len(keep) == 0 {
-			os.RemoveAll(rel.dir)
-		}
+		s.abandon(a, rel, fresh, len(keep) > 0, h, w)
 		return failure
 	}
 	h.wait()
@@ -133,6 +120,26 @@ func (s *Scheduler) Deploy(ctx context.Context, spec deploy.Spec, w io.Writer) e
 	logf(w, "%s: live with %d instance(s)", rel.name, n)
 	s.notify(spec.App)
 	return nil
+}
+
+// abandon undoes a rollout that failed: the old instances get the traffic
+// back (when it was handed over), the new ones stop, and the release's
+// folder goes unless instances of it still run.
+func (s *Scheduler) abandon(a *app, rel *release, fresh []*instance, kept bool, h *handover, w io.Writer) {
+	// Shutting down, the router goes too: nothing to give back or drain
+	// (a detached old instance is routed again by the next Flock).
+	closing := s.isClosed()
+	if h.undo(!closing) {
+		logf(w, "%s: the old instances are back in rotation", rel.name)
+	}
+	logf(w, "%s: stopping its %d new instance(s); the running release keeps serving", rel.name, len(fresh))
+	s.retireAll(context.Background(), fresh, h.started && !closing)
+	s.mu.Lock()
+	keepDir := a.current != nil && a.current.name == rel.name
+	s.mu.Unlock()
+	if !keepDir && !kept {
+		os.RemoveAll(rel.dir)
+	}
 }
 
 // await waits until every fresh instance has passed its check and then
