@@ -154,12 +154,12 @@ func (h *harness) routesTo(host, want string) bool {
 // "<id>" on / and 200 on /health.
 type instance struct {
 	deploy.Instance
-	srv   *http.Server
+	srv      *http.Server
 	hits     atomic.Int64
 	answered atomic.Int64 // requests on / whose handler has returned
 	delay    atomic.Int64 // ns each request on / waits
-	mu    sync.Mutex
-	apps  []string // X-Flock-App values seen
+	mu       sync.Mutex
+	apps     []string // X-Flock-App values seen
 }
 
 func newInstance(tb testing.TB, id string) *instance {
