@@ -16,7 +16,9 @@ import (
 
 func TestQueueFull(t *testing.T) {
 	p := newTestPlatform(t)
-	p.add("slow", appOpts{boot: time.Second})
+	// The boot is the window in which both requests must be held and the
+	// third turned away: 3 s, room for a busy machine.
+	p.add("slow", appOpts{boot: 3 * time.Second})
 	w, url := startWaker(t, p, Config{QueueSize: 2})
 	c := newClient()
 	held := make(chan reply, 2)

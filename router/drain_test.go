@@ -19,13 +19,15 @@ func TestDrainWaitsForSuccessor(t *testing.T) {
 	h.r.Update(withDesired(old))
 	testkit.WaitFor(t, 5*time.Second, "web routed", func() bool { return h.routesTo("web.localhost", "web.v1.1") })
 	l := startLoad(h, "web.localhost", 4)
+	// Made before the drain starts: the drain waits successorWait (1 s)
+	// for it, a wait that should hold the update alone, not this too.
+	next := newInstance(t, "web.v2.1")
+	next.Release = "v2"
 
 	drained := make(chan error, 1)
 	go func() { drained <- h.r.Drain(context.Background(), "web", old.Instance) }()
 	n := old.hits.Load()
 	testkit.WaitFor(t, 5*time.Second, "the old instance serves while it waits for a successor", func() bool { return old.hits.Load() > n+5 })
-	next := newInstance(t, "web.v2.1")
-	next.Release = "v2"
 	h.r.Update(withDesired(old, next))
 	select {
 	case err := <-drained:

@@ -154,11 +154,12 @@ func (h *harness) routesTo(host, want string) bool {
 // "<id>" on / and 200 on /health.
 type instance struct {
 	deploy.Instance
-	srv   *http.Server
-	hits  atomic.Int64
-	delay atomic.Int64 // ns each request on / waits
-	mu    sync.Mutex
-	apps  []string // X-Flock-App values seen
+	srv      *http.Server
+	hits     atomic.Int64
+	answered atomic.Int64 // requests on / whose handler has returned
+	delay    atomic.Int64 // ns each request on / waits
+	mu       sync.Mutex
+	apps     []string // X-Flock-App values seen
 }
 
 func newInstance(tb testing.TB, id string) *instance {
@@ -176,6 +177,7 @@ func newInstance(tb testing.TB, id string) *instance {
 		in.mu.Lock()
 		in.apps = append(in.apps, req.Header.Get("X-Flock-App"))
 		in.mu.Unlock()
+		defer in.answered.Add(1)
 		if d := in.delay.Load(); d > 0 {
 			time.Sleep(time.Duration(d))
 		}

@@ -220,13 +220,12 @@ func TestDeploysCounted(t *testing.T) {
 	}
 }
 
-type sleepyBuilder struct {
-	d   time.Duration
+// stubBuilder builds at once, failing with err when set.
+type stubBuilder struct {
 	err error
 }
 
-func (b sleepyBuilder) Build(ctx context.Context, dir, app, release, cmd string, log io.Writer) (string, string, error) {
-	time.Sleep(b.d) // stands for the work of a build
+func (b stubBuilder) Build(ctx context.Context, dir, app, release, cmd string, log io.Writer) (string, string, error) {
 	return "slug", "cmd", b.err
 }
 
@@ -234,18 +233,25 @@ func (b sleepyBuilder) Build(ctx context.Context, dir, app, release, cmd string,
 // with its result; a destroyed app's series go.
 func TestTimedBuilder(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	ok, err := TimeBuilds(sleepyBuilder{d: 30 * time.Millisecond}, reg)
+	ok, err := TimeBuilds(stubBuilder{}, reg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := TimeBuilds(sleepyBuilder{}, reg); err == nil {
+	// A clock of its own: the build takes 42 s by it, whatever the
+	// machine's load does to a real sleep.
+	var reads int
+	ok.now = func() time.Time {
+		reads++
+		return time.Unix(1_700_000_000, 0).Add(time.Duration(reads-1) * 42 * time.Second)
+	}
+	if _, err := TimeBuilds(stubBuilder{}, reg); err == nil {
 		t.Error("a second TimeBuilds on the same registry succeeded")
 	}
 	s, f := newTestServer(t, func(c *Config) { c.Registerer, c.Gatherer, c.Builds = reg, reg, ok })
 	if _, _, err := ok.Build(t.Context(), "", "hello", "v2", "", io.Discard); err != nil {
 		t.Fatal(err)
 	}
-	bad := &TimedBuilder{b: sleepyBuilder{err: errors.New("npm ci: exit status 1")}, duration: ok.duration, now: time.Now}
+	bad := &TimedBuilder{b: stubBuilder{err: errors.New("npm ci: exit status 1")}, duration: ok.duration, now: time.Now}
 	if _, _, err := bad.Build(t.Context(), "", "world", "v2", "", io.Discard); err == nil {
 		t.Fatal("the failing build did not fail")
 	}
@@ -254,8 +260,8 @@ func TestTimedBuilder(t *testing.T) {
 		t.Fatalf("flock_build_duration_seconds is a %v", typ)
 	}
 	h := metricOf(mfs, "flock_build_duration_seconds", "app", "hello", "result", "succeeded").GetHistogram()
-	if h.GetSampleCount() != 1 || h.GetSampleSum() < 0.03 || h.GetSampleSum() > 1 {
-		t.Errorf("hello: %d samples, sum %v; want 1 of about 0.03 s", h.GetSampleCount(), h.GetSampleSum())
+	if h.GetSampleCount() != 1 || h.GetSampleSum() != 42 {
+		t.Errorf("hello: %d samples, sum %v; want 1 of 42 s", h.GetSampleCount(), h.GetSampleSum())
 	}
 	// Scraping again observes nothing: the samples are the builds'.
 	mfs = scrape(t, s)

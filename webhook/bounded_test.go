@@ -112,7 +112,9 @@ func TestGitHubAnswersDuringFlood(t *testing.T) {
 
 	ping := fixture(t, "ping.json")
 	start := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	// Behind the flood the ping would wait for it, some 30 s (25 MB at
+	// 16 KiB per 20 ms); 10 s leaves a busy machine room and still tells.
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	resp, err := post(ctx, srv.URL, "ping", bytes.NewReader(ping), int64(len(ping)), sign(testSecret, ping))
 	if err != nil {
@@ -123,7 +125,7 @@ func TestGitHubAnswersDuringFlood(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "pong") {
 		t.Fatalf("signed ping during the flood: %d %s, want 200 pong", resp.StatusCode, body)
 	}
-	if d := time.Since(start); d > 2*time.Second {
+	if d := time.Since(start); d > 10*time.Second {
 		t.Errorf("signed delivery answered after %v during the flood", d)
 	}
 	if n := len(g.gate.slots); n < 30 {

@@ -89,21 +89,26 @@ func BenchmarkGitPushHello(b *testing.B) {
 // rssKiB reads a process's resident memory from /proc.
 func rssKiB(b *testing.B, pid int) float64 {
 	b.Helper()
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	n, err := readRSS(pid)
 	if err != nil {
 		b.Fatal(err)
 	}
+	return n
+}
+
+// readRSS is rssKiB for a goroutine of a benchmark's own, which may not
+// end the benchmark (b.Fatal belongs to the benchmark's goroutine).
+func readRSS(pid int) (float64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
 	for _, line := range strings.Split(string(data), "\n") {
 		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			n, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 64)
-			if err != nil {
-				b.Fatal(err)
-			}
-			return n
+			return strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 64)
 		}
 	}
-	b.Fatal("no VmRSS")
-	return 0
+	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
 }
 
 // BenchmarkTwentySleepingApps: 20 apps deployed then put to sleep leave

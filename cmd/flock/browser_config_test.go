@@ -69,6 +69,6 @@ func TestDashboardConfigAndDomains(t *testing.T) {
 		clickJS(`button.remove-domain[aria-label="remove `+domain+`"]`),
 		pollJS(`document.querySelector('#domains') === null`),
 	)
-	testkit.WaitFor(t, 5*time.Second, domain+" gone", func() bool { c, _, _ := f.get(domain); return c == 404 })
+	testkit.WaitFor(t, 20*time.Second, domain+" gone", func() bool { c, _, _ := f.get(domain); return c == 404 })
 	saveScreenshot(t, ctx, "dashboard-config.png")
 }

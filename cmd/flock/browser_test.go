@@ -108,7 +108,11 @@ func headless(t *testing.T, exe string) context.Context {
 		chromedp.Flag("disable-dev-shm-usage", true),
 		chromedp.Flag("no-default-browser-check", true),
 		chromedp.NoFirstRun,
-		chromedp.UserDataDir(t.TempDir()),
+		// No UserDataDir(t.TempDir()): chromedp makes a fresh profile of
+		// its own and, at the end, kills Chromium's leftover children
+		// (the crashpad handler) and retries the removal; they may still
+		// write in the profile after the browser exits, and t.TempDir's
+		// removal would fail the test with "directory not empty".
 		chromedp.WindowSize(1280, 900),
 	}
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)

@@ -190,7 +190,7 @@ func TestDomainsE2E(t *testing.T) {
 
 	start := time.Now()
 	f.mustCLI("domains", "add", "hello", "WWW.Example.test")
-	testkit.WaitFor(t, 5*time.Second, domain+" routed", func() bool { return strings.Contains(curl(), "Hello from Flock") })
+	testkit.WaitFor(t, 20*time.Second, domain+" routed", func() bool { return strings.Contains(curl(), "Hello from Flock") })
 	t.Logf("%s answered %s after flock domains add began", domain, time.Since(start).Round(time.Millisecond))
 	if a := f.apps()["hello"]; a.Release != "v1" {
 		t.Errorf("adding a domain made release %s: it must route without a deploy", a.Release)
@@ -214,7 +214,7 @@ func TestDomainsE2E(t *testing.T) {
 	testkit.WaitFor(t, 30*time.Second, domain+" after a restart", func() bool { return strings.Contains(curl(), "Hello from Flock") })
 
 	f.mustCLI("domains", "remove", "hello", domain)
-	testkit.WaitFor(t, 5*time.Second, domain+" gone", func() bool { c, _, _ := f.get(domain); return c == 404 })
+	testkit.WaitFor(t, 20*time.Second, domain+" gone", func() bool { c, _, _ := f.get(domain); return c == 404 })
 	f.mustCLI("domains", "add", "other", domain) // free again
-	testkit.WaitFor(t, 5*time.Second, domain+" routed to other", func() bool { c, b := f.getPath(domain, "/COLOR"); return c == 200 && b == "blue" })
+	testkit.WaitFor(t, 20*time.Second, domain+" routed to other", func() bool { c, b := f.getPath(domain, "/COLOR"); return c == 200 && b == "blue" })
 }

@@ -39,7 +39,7 @@ func TestMarathonConfigVars(t *testing.T) {
 		return c == 200 && b == "on-marathon"
 	})
 	f.mustCLI("domains", "add", "envapp", "www.example.test")
-	testkit.WaitFor(t, 5*time.Second, "the added domain routed", func() bool {
+	testkit.WaitFor(t, 20*time.Second, "the added domain routed", func() bool {
 		c, b := f.getPath("www.example.test", "/COLOR")
 		return c == 200 && b == "blue"
 	})

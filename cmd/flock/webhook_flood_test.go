@@ -112,7 +112,7 @@ func BenchmarkWebhookFlood(b *testing.B) {
 				case <-done:
 					return
 				case <-t.C:
-					if r := rssKiB(b, pid); r > peak {
+					if r, err := readRSS(pid); err == nil && r > peak {
 						peak = r
 					}
 				}

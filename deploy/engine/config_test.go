@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -250,14 +251,15 @@ func mapsKeys(m map[string]*string) func(func(string) bool) {
 	}
 }
 
-// gatedBuilder holds every build until its gate closes.
+// gatedBuilder holds every build until the gate it finds when the build
+// starts closes; a test stores a new gate to hold the builds after.
 type gatedBuilder struct {
 	deploy.Builder
-	gate chan struct{}
+	gate *atomic.Pointer[chan struct{}]
 }
 
 func (b gatedBuilder) Build(ctx context.Context, dir, app, release, cmd string, log io.Writer) (string, string, error) {
-	<-b.gate
+	<-*b.gate.Load()
 	return b.Builder.Build(ctx, dir, app, release, cmd, log)
 }
 
@@ -266,8 +268,10 @@ func (b gatedBuilder) Build(ctx context.Context, dir, app, release, cmd string, 
 // queue does not supersede the push, which runs with it.
 func TestConfigChangeBesideDeploys(t *testing.T) {
 	ctx := context.Background()
+	var gates atomic.Pointer[chan struct{}]
 	gate := make(chan struct{})
-	p := startPlatform(t, t.TempDir(), func(b deploy.Builder) deploy.Builder { return gatedBuilder{b, gate} })
+	gates.Store(&gate)
+	p := startPlatform(t, t.TempDir(), func(b deploy.Builder) deploy.Builder { return gatedBuilder{b, &gates} })
 	dir := envApp(t)
 	first := make(chan error, 1)
 	go func() {
@@ -303,10 +307,12 @@ func TestConfigChangeBesideDeploys(t *testing.T) {
 	}
 	wantEnv(t, p, "envapp", "GREETING", "one")
 
-	// A push waits behind a slow one; a config change then rides on it.
+	// A push waits behind a slow one (its build held until the config
+	// change is made, not an app slow to listen for a time a busy machine
+	// could outlast); a config change then rides on it.
 	slow := envApp(t)
-	writeFile(t, filepath.Join(slow, "server.js"), `setTimeout(()=>require("./real.js"), 1500)`)
-	copyFile(t, filepath.Join(dir, "server.js"), filepath.Join(slow, "real.js"))
+	held := make(chan struct{})
+	gates.Store(&held)
 	running := make(chan error, 1)
 	go func() {
 		_, err := p.svc.Deploy(ctx, deploy.DeployRequest{App: "envapp", Dir: slow, Commit: "slow"}, io.Discard)
@@ -327,6 +333,7 @@ func TestConfigChangeBesideDeploys(t *testing.T) {
 	})
 	var log bytes.Buffer
 	rel, err := p.svc.SetConfig(ctx, "envapp", map[string]*string{"GREETING": ptr("two")}, &log)
+	close(held)
 	if err != nil || rel.Name != "" || !strings.Contains(log.String(), "the deploy waiting") {
 		t.Fatalf("config set with a push waiting: %v %q\n%s", err, rel.Name, log.String())
 	}
@@ -348,13 +355,4 @@ func writeFile(t *testing.T, path, text string) {
 	if err := os.WriteFile(path, []byte(text+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-}
-
-func copyFile(t *testing.T, from, to string) {
-	t.Helper()
-	b, err := os.ReadFile(from)
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, to, string(b))
 }

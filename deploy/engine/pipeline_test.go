@@ -86,8 +86,9 @@ func TestCallerLeavingStopsFollowingNotTheDeploy(t *testing.T) {
 	w := &guardedWriter{t: t}
 	ctx, leave := context.WithCancel(context.Background())
 	returned := make(chan error, 1)
+	src1 := example(t, "hello") // on the test's goroutine: it may call t.Fatal
 	go func() {
-		_, err := p.svc.Deploy(ctx, deploy.DeployRequest{Dir: example(t, "hello"), Commit: "c1"}, w)
+		_, err := p.svc.Deploy(ctx, deploy.DeployRequest{Dir: src1, Commit: "c1"}, w)
 		w.close()
 		returned <- err
 	}()

@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -18,6 +17,7 @@ import (
 	"github.com/flock-paas/flock/deploy"
 	"github.com/flock-paas/flock/deploy/engine"
 	"github.com/flock-paas/flock/deploy/local"
+	"github.com/flock-paas/flock/deploy/testkit"
 	"github.com/flock-paas/flock/router"
 )
 
@@ -42,8 +42,11 @@ func TestDeployIsLiveOnceRouted(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(rtDir) })
-	httpAddr := freeAddr(t)
-	rt, err := router.New(router.Config{Dir: rtDir, HTTPAddr: httpAddr, StatsAddr: freeAddr(t), DrainTimeout: 5 * time.Second,
+	// Ports below the ephemeral range (testkit.FreeAddr): a port of
+	// 127.0.0.1:0 freed again could be taken by the source port of any
+	// connection, an app's check or a request, before HAProxy binds it.
+	httpAddr := testkit.FreeAddr(t)
+	rt, err := router.New(router.Config{Dir: rtDir, HTTPAddr: httpAddr, StatsAddr: testkit.FreeAddr(t), DrainTimeout: 5 * time.Second,
 		Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
@@ -108,16 +111,6 @@ func TestDeployIsLiveOnceRouted(t *testing.T) {
 			t.Errorf("GET %s.localhost the moment the deploy reported it live: %d %.80q", name, code, body)
 		}
 	}
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // getHost sends one GET / to addr with the Host header host.

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -240,14 +241,21 @@ func TestServiceReconcilesAfterRestart(t *testing.T) {
 // one waiting behind it.
 func TestDeployQueueSupersedes(t *testing.T) {
 	ctx := context.Background()
-	p := startPlatform(t, t.TempDir())
+	var gates atomic.Pointer[chan struct{}]
+	open := make(chan struct{})
+	close(open)
+	gates.Store(&open)
+	p := startPlatform(t, t.TempDir(), func(b deploy.Builder) deploy.Builder { return gatedBuilder{b, &gates} })
 	dir := example(t, "hello")
 	if _, err := p.svc.Deploy(ctx, deploy.DeployRequest{Dir: dir}, io.Discard); err != nil {
 		t.Fatal(err)
 	}
-	// A slow release keeps the queue busy while two more arrive.
+	// A slow release keeps the queue busy while two more arrive: its
+	// build is held until the third has superseded the second (an app
+	// slow to listen gave them a time a busy machine could outlast).
 	slow := example(t, "hello")
-	os.WriteFile(filepath.Join(slow, "server.js"), []byte(`setTimeout(()=>require("http").createServer((q,s)=>s.end("slow")).listen(process.env.PORT), 1500)`+"\n"), 0o644)
+	held := make(chan struct{})
+	gates.Store(&held)
 	errs := make(chan error, 3)
 	go func() {
 		_, err := p.svc.Deploy(ctx, deploy.DeployRequest{Dir: slow, Commit: "slow"}, io.Discard)
@@ -277,6 +285,7 @@ func TestDeployQueueSupersedes(t *testing.T) {
 	if err := <-second; !errors.Is(err, deploy.ErrSuperseded) {
 		t.Errorf("the queued deploy: %v, want ErrSuperseded", err)
 	}
+	close(held)
 	// Its record says so at once, not when the deploy that replaced it
 	// ends.
 	if d, err := p.svc.DeployByID(ctx, queuedID); err != nil || d.Status != deploy.RolloutSuperseded {

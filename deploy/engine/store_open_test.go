@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/flock-paas/flock/deploy"
+	"github.com/flock-paas/flock/deploy/testkit"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -193,13 +194,7 @@ func TestStoreCopiesChangesToItsBackup(t *testing.T) {
 		t.Fatal(err)
 	}
 	bak := filepath.Join(dir, backupFile)
-	deadline := time.Now().Add(5 * time.Second)
-	for appsIn(t, bak) != 1 {
-		if time.Now().After(deadline) {
-			t.Fatal("the new app never reached flock.db.bak")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testkit.WaitFor(t, 10*time.Second, "the new app in flock.db.bak", func() bool { return appsIn(t, bak) == 1 })
 }
 
 func appsIn(t *testing.T, path string) int {

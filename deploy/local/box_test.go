@@ -399,7 +399,9 @@ func TestStartupBoost(t *testing.T) {
 		}
 		return cgroupFile(t, name, cgroup1.Cpu, "cpu.cfs_quota_us")
 	}
-	spec := boxSpec(t, "boost", 64, nil, "BOX_BOOT", "1s")
+	// It boots for 3 s: the quota is read while it boots, after a wait
+	// for its cgroup that a busy machine may hold up.
+	spec := boxSpec(t, "boost", 64, nil, "BOX_BOOT", "3s")
 	spec.Descriptor.CPUs = 0.2
 	done := make(chan error, 1)
 	go func() { done <- s.Deploy(context.Background(), spec, io.Discard) }()

@@ -113,6 +113,9 @@ func TestNewReleaseReplacesOldOnlyWhenHealthy(t *testing.T) {
 			}
 		}
 	}()
+	// The hammer is under way before the rollout (it could otherwise get
+	// its first answer only after the 300 ms boot, on a busy machine).
+	testkit.WaitFor(t, 10*time.Second, "a request answered by the old release", func() bool { return ok.Load() > 0 })
 	err := s.Deploy(ctx, appSpec("web", "v2", 2, "APP_BOOT", "300ms"), nil)
 	close(stop)
 	<-hammered

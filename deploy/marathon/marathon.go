@@ -78,6 +78,11 @@ type Scheduler struct {
 	done    map[string]bool        // deployment id → succeeded, from events
 	specs   map[string]deploy.Spec // process type → the spec last deployed, for a move (move.go)
 	flat    map[string]bool        // app → its Marathon apps have the flat layout (appdef.go)
+	// forgets counts forget calls; forgotAt holds its value when each app
+	// was last forgotten. A read of Marathon begun before that is stale:
+	// storing it would bring back the app a Remove has just deleted.
+	forgets  uint64
+	forgotAt map[string]uint64
 
 	version   string    // Marathon's, from /v2/info (version.go)
 	versionAt time.Time // when it was read
@@ -156,6 +161,7 @@ func New(cfg Config) (*Scheduler, error) {
 		waiting:    map[string]string{},
 		done:       map[string]bool{},
 		flat:       map[string]bool{},
+		forgotAt:   map[string]uint64{},
 		specs:      map[string]deploy.Spec{},
 		wake:       make(chan struct{}, 1),
 		kick:       make(chan struct{}, 1),
@@ -212,6 +218,7 @@ func (s *Scheduler) refresh(ctx context.Context, app string) error {
 	if err := s.layout(ctx, app); err != nil {
 		return err
 	}
+	since := s.readBegins()
 	a, err := s.api.App(ctx, s.appID(app))
 	if errors.Is(err, errNotFound) || (err == nil && a.Labels[managedLabel] != "true") {
 		s.forget(app)
@@ -220,12 +227,13 @@ func (s *Scheduler) refresh(ctx context.Context, app string) error {
 	if err != nil {
 		return err
 	}
-	s.store(app, a)
+	s.store(app, a, since)
 	return nil
 }
 
 // resync re-reads every Flock app and replaces the cache.
 func (s *Scheduler) resync(ctx context.Context) error {
+	since := s.readBegins()
 	apps, err := s.api.Apps(ctx)
 	if err != nil {
 		return err
@@ -237,7 +245,7 @@ func (s *Scheduler) resync(ctx context.Context) error {
 			continue
 		}
 		seen[name] = true
-		s.store(name, a)
+		s.store(name, a, since)
 	}
 	s.mu.Lock()
 	s.synced = true
@@ -254,11 +262,23 @@ func (s *Scheduler) resync(ctx context.Context) error {
 	return nil
 }
 
-// store caches app a under name and signals a change when its instances
-// differ from the cached ones.
-func (s *Scheduler) store(name string, a mApp) {
+// readBegins marks the start of a read of Marathon, for store.
+func (s *Scheduler) readBegins() uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.forgets
+}
+
+// store caches app a, read from Marathon since readBegins said since,
+// under name and signals a change when its instances differ from the
+// cached ones. A read older than the app's last forget is dropped: the
+// app was removed (or found gone) meanwhile, and the next read tells.
+func (s *Scheduler) store(name string, a mApp, since uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.forgotAt[name] > since {
+		return
+	}
 	old := s.apps[name]
 	e := &entry{app: a, older: map[string]string{}, at: time.Now()}
 	if old != nil {
@@ -290,6 +310,8 @@ func (s *Scheduler) store(name string, a mApp) {
 func (s *Scheduler) forget(name string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.forgets++
+	s.forgotAt[name] = s.forgets
 	if _, ok := s.apps[name]; ok {
 		delete(s.apps, name)
 		s.notifyLocked(name)

@@ -31,13 +31,13 @@ func TestOlderReleases(t *testing.T) {
 		}
 		return out
 	}
-	s.store("web", app("v1", "t1", "t1"))
-	s.store("web", app("v2", "t2", "t1", "t2"))
+	s.store("web", app("v1", "t1", "t1"), 0)
+	s.store("web", app("v2", "t2", "t1", "t2"), 0)
 	if diff := cmp.Diff(map[string]string{"web.t1": "v1", "web.t2": "v2"}, releases()); diff != "" {
 		t.Errorf("mid-upgrade releases (-want +got):\n%s", diff)
 	}
-	s.store("web", app("v2", "t2", "t2"))
-	s.store("web", app("v3", "t3", "t2", "t3"))
+	s.store("web", app("v2", "t2", "t2"), 0)
+	s.store("web", app("v3", "t3", "t2", "t3"), 0)
 	if diff := cmp.Diff(map[string]string{"web.t2": "v2", "web.t3": "v3"}, releases()); diff != "" {
 		t.Errorf("second upgrade releases (-want +got):\n%s", diff)
 	}

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"strconv"
@@ -85,19 +86,16 @@ func serveApp() {
 	mux.HandleFunc("/sick", func(http.ResponseWriter, *http.Request) { sick.Store(true) })
 	mux.HandleFunc("/well", func(http.ResponseWriter, *http.Request) { sick.Store(false) })
 	mux.HandleFunc("/exit", func(http.ResponseWriter, *http.Request) { os.Exit(3) })
-	srv := &http.Server{Addr: host + ":" + port, Handler: mux}
-	go func() {
-		// Listen first, then say so: the banner means the port answers.
-		for range 50 {
-			if c, err := http.Get("http://" + srv.Addr + "/health"); err == nil {
-				c.Body.Close()
-				fmt.Println(banner)
-				return
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}()
-	fmt.Fprintln(os.Stderr, srv.ListenAndServe())
+	// Listen first, then say so: the banner means the port answers. (Not
+	// a poll of its own port with a deadline, which a loaded machine
+	// could outlast, leaving the output without its banner.)
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, port))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "schedtest app:", err)
+		os.Exit(2)
+	}
+	fmt.Println(banner)
+	fmt.Fprintln(os.Stderr, (&http.Server{Handler: mux}).Serve(ln))
 	os.Exit(2)
 }
 

@@ -109,9 +109,13 @@ func testRolloutListing(su *suite) {
 	t := su.t
 	su.deploy(su.spec("hello", "v1", 1, ""))
 	old := su.serving("hello", "v1", 1)[0]
+	// The spec is made here: su.spec calls t.TempDir and t.Fatal, which
+	// belong to the test's goroutine (a TempDir made after the test ended
+	// fails with "no such file or directory").
+	v2 := su.spec("hello", "v2", 1, "slow")
 	done := make(chan error, 1)
 	go func() {
-		done <- su.s.Deploy(context.Background(), su.spec("hello", "v2", 1, "slow"), &testkit.Buffer{})
+		done <- su.s.Deploy(context.Background(), v2, &testkit.Buffer{})
 	}()
 	testkit.WaitFor(t, wait, "v1 healthy and a v2 instance listed during the rollout", func() bool {
 		var v1, v2 bool

@@ -40,7 +40,7 @@ func WaitFor(tb testing.TB, timeout time.Duration, what string, cond func() bool
 // client connection's source port cannot take one between FreePort and
 // the bind of the server that wanted it. Each test binary starts at an
 // offset of its own so that packages tested in parallel rarely collide;
-// the bind check catches the rest.
+// a lock file per port (portlock.go) and the bind check catch the rest.
 const (
 	firstPort = 20000
 	lastPort  = 31999
@@ -51,8 +51,9 @@ var ports = struct {
 	next int
 }{next: firstPort + os.Getpid()%5000*2}
 
-// FreePort returns a port on 127.0.0.1 that is free now and that no
-// other call of this test binary returns again before 12,000 more calls.
+// FreePort returns a port on 127.0.0.1 that is free now, that no other
+// call of this test binary returns again before 12,000 more calls, and
+// that no other test binary on the machine returns while this one runs.
 func FreePort(tb testing.TB) int {
 	tb.Helper()
 	ports.Lock()
@@ -63,11 +64,16 @@ func FreePort(tb testing.TB) int {
 		if ports.next > lastPort {
 			ports.next = firstPort
 		}
+		claimed, release := claimPort(p)
+		if !claimed {
+			continue
+		}
 		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
 		if err == nil {
 			ln.Close()
 			return p
 		}
+		release()
 	}
 	tb.Fatal("testkit: no free port between 20000 and 31999 on 127.0.0.1")
 	return 0

@@ -3,9 +3,13 @@ package testkit
 import (
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -104,6 +108,30 @@ func TestFreePortSkipsATakenPort(t *testing.T) {
 	defer ln.Close()
 	if p := FreePort(t); p == want {
 		t.Fatalf("FreePort returned %d, which is bound", p)
+	}
+}
+
+// TestFreePortSkipsAPortClaimedElsewhere: a port another test binary has
+// handed out (its lock file is held: here through a second open file, as
+// flock(2) locks of two open files conflict even in one process) is not
+// handed out, though nothing listens on it yet.
+func TestFreePortSkipsAPortClaimedElsewhere(t *testing.T) {
+	ports.Lock()
+	want := ports.next
+	ports.Unlock()
+	if err := os.MkdirAll(portLocks.dir, 0o777); err != nil {
+		t.Skipf("no lock folder: %v", err)
+	}
+	f, err := os.OpenFile(filepath.Join(portLocks.dir, strconv.Itoa(want)), os.O_RDWR|os.O_CREATE, 0o666)
+	if err != nil {
+		t.Skipf("lock file: %v", err)
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		t.Skipf("port %d is claimed by another test binary: %v", want, err)
+	}
+	if p := FreePort(t); p == want {
+		t.Fatalf("FreePort returned %d, which another binary claimed", p)
 	}
 }
 

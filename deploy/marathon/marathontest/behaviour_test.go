@@ -114,7 +114,10 @@ func TestChangeDuringDeploymentNeedsForce(t *testing.T) {
 // TestTaskLifeCycle: STAGING, RUNNING, a health result only after the
 // grace period for a failing task, KILLING on scale-down, then gone.
 func TestTaskLifeCycle(t *testing.T) {
-	s := newServer(t, Options{Stage: 100 * time.Millisecond, Second: 20 * time.Millisecond})
+	// Staging lasts 1 s and the grace period 1 s (10 Marathon seconds of
+	// 100 ms): the test reads each state within it, on a machine that may
+	// be busy (at 100 and 200 ms a held-up test read the next state).
+	s := newServer(t, Options{Stage: time.Second, Second: 100 * time.Millisecond})
 	s.SetUnhealthy("/a", true)
 	do(t, "POST", s.URL+"/v2/apps", `{"id":"/a","cmd":"sleep 9","instances":1,"taskKillGracePeriodSeconds":10,
 		"healthChecks":[{"protocol":"MESOS_TCP","gracePeriodSeconds":10}]}`)

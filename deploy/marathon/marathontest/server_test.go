@@ -104,7 +104,9 @@ func TestFailures(t *testing.T) {
 // TestDeploymentLifecycle: POST creates tasks and a deployment that ends;
 // a PUT while one runs is refused with 409; the stream reports it all.
 func TestDeploymentLifecycle(t *testing.T) {
-	s := New(Options{Settle: 200 * time.Millisecond})
+	// The deployment lasts at least Settle: the PUT must come within it,
+	// on a machine that may be busy.
+	s := New(Options{Settle: time.Second})
 	defer s.Close()
 	resp, err := http.Get(s.URL + "/v2/events")
 	if err != nil {
