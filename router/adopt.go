@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
+	"syscall"
 
 	"github.com/flock-paas/flock/deploy/procgroup"
 )
@@ -38,6 +40,31 @@ func (r *Router) adoptHAProxy(pid int) (*proc, error) {
 	return p, nil
 }
 
+// checkFree refuses the listen addresses that another process holds.
+// HAProxy binds with SO_REUSEPORT (so that a reload, or a replacement of
+// a leftover master, binds beside the old one): next to another HAProxy,
+// a second Flock's on another data dir say, it would bind too and share
+// the port silently, each answering part of the other's requests with
+// 404. A plain bind, as here, fails against any holder.
+func (r *Router) checkFree() error {
+	for _, a := range []struct{ flag, addr string }{
+		{"--http", r.cfg.HTTPAddr}, {"--https", r.cfg.HTTPSAddr}, {"--stats", r.cfg.StatsAddr},
+	} {
+		if a.addr == "" {
+			continue
+		}
+		l, err := net.Listen("tcp", a.addr)
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return fmt.Errorf("start haproxy: %s %s is in use by another process (another Flock?): %w", a.flag, a.addr, err)
+		}
+		if err != nil {
+			return fmt.Errorf("start haproxy: %s %s: %w", a.flag, a.addr, err)
+		}
+		l.Close()
+	}
+	return nil
+}
+
 // adoptOrStart returns the running HAProxy: the master a previous Flock
 // left, adopted and reloaded with the installed configuration, or else a
 // new one. A leftover that cannot be adopted is replaced: the new master
@@ -55,6 +82,8 @@ func (r *Router) adoptOrStart(ctx context.Context, l *loop) (*proc, error) {
 			}
 		}
 		r.log.Warn("cannot adopt haproxy left by a previous run; replacing it", "pid", old, "err", err)
+	} else if err := r.checkFree(); err != nil {
+		return nil, err
 	}
 	p, err := r.startHAProxy(ctx)
 	if err != nil {

@@ -270,8 +270,34 @@ func TestPortInUseIsAClearError(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	err = r.Run(ctx)
-	if err == nil || !strings.Contains(err.Error(), "Address already in use") && !strings.Contains(err.Error(), "cannot bind") {
+	if err == nil || !strings.Contains(err.Error(), "--http "+l.Addr().String()+" is in use by another process") {
 		t.Errorf("Run() = %v, want an error naming the busy address", err)
+	}
+}
+
+// TestSecondRouterOnTheSamePortIsAClearError: a second Flock (another
+// data dir) on the first one's HTTP port fails to start, naming the port,
+// instead of binding beside the first HAProxy (SO_REUSEPORT) and sharing
+// its traffic; the first keeps serving.
+func TestSecondRouterOnTheSamePortIsAClearError(t *testing.T) {
+	first := newHarness(t, nil)
+	first.r.Update([]deploy.App{app("web", newInstance(t, "web.v1.1"))})
+	testkit.WaitFor(t, 5*time.Second, "web routed", func() bool { return first.routesTo("web.localhost", "web.v1.1") })
+	second, err := New(Config{Dir: shortTempDir(t), HTTPAddr: first.r.cfg.HTTPAddr, StatsAddr: testkit.FreeAddr(t),
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err = second.Run(ctx)
+	if err == nil || !strings.Contains(err.Error(), "--http "+first.r.cfg.HTTPAddr+" is in use by another process") {
+		t.Errorf("second router's Run() = %v, want an error naming --http %s", err, first.r.cfg.HTTPAddr)
+	}
+	for range 10 {
+		if !first.routesTo("web.localhost", "web.v1.1") {
+			t.Fatal("the first router no longer answers for web on its port")
+		}
 	}
 }
 
