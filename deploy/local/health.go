@@ -268,10 +268,12 @@ func (in *instance) watch(p *proc) outcome {
 			if err == nil {
 				out.passedAt = time.Now()
 				in.setHealthy(true)
-				// A deploy waiting for this instance hears of it once it
-				// has also stayed up and healthy for the release's
-				// stability window: an app that listens, then exits (a
-				// missing build), fails the deploy instead of going live.
+				// A deploy waiting for this instance hears of the pass at
+				// once (it may hand the app's traffic over: handover.go),
+				// and of the outcome once the instance has also stayed up
+				// and healthy for the release's stability window: an app
+				// that listens, then exits (a missing build), fails the
+				// deploy instead of going live.
 				out.settling = in.awaited()
 				in.sendPass()
 				if out.settling && in.rel.stable <= 0 {

@@ -172,7 +172,8 @@ func (s *Scheduler) await(ctx context.Context, rel *release, fresh []*instance, 
 }
 
 // newInstance creates an instance of rel and starts its supervisor. With
-// results set, its first pass or failure is sent there.
+// results set, its first pass is sent there, then its outcome: stable
+// for the release's window, or failed.
 func (s *Scheduler) newInstance(a *app, rel *release, results chan<- result) (*instance, error) {
 	list, err := ports.reserve(s.cfg.Host, rel.ports)
 	if err != nil {
