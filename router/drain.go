@@ -19,10 +19,11 @@ import (
 // included, holds a session to it, up to ctx or DrainTimeout. While it is
 // the app's only routed instance and the app is not going to zero, it
 // stays in rotation until another is routed, up to a second (see
-// awaitSuccessor). The
-// server stays parked in maintenance until the next reload drops it. An
-// instance the router never routed to drains at once; so does any when no
-// HAProxy answers for 2 s.
+// awaitSuccessor). The server stays parked in maintenance until the next
+// reload drops it. An instance the router never routed to drains at once;
+// so does any when no HAProxy answers for 2 s. Draining an instance already out of rotation
+// (as a rollout retires the old release after a handover) only waits for
+// its sessions.
 func (r *Router) Drain(ctx context.Context, app string, in deploy.Instance) error {
 	if !deploy.ValidName(app) {
 		return fmt.Errorf("drain %q: %w", app, deploy.ErrInvalid)
@@ -87,12 +88,14 @@ func (r *Router) Undrain(ctx context.Context, app string, in deploy.Instance) er
 	name, be := serverName(in), hap.BackendName(app)
 	r.mu.Lock()
 	_, known := r.drained[app][name]
-	delete(r.drained[app], name)
-	r.gen++
-	r.signalLocked()
+	if known {
+		delete(r.drained[app], name)
+		r.gen++
+		r.signalLocked()
+	}
 	r.mu.Unlock()
 	if !known {
-		return nil
+		return nil // never drained, or gone since
 	}
 	r.poke()
 	ctx, cancel := context.WithTimeout(ctx, successorWait)
