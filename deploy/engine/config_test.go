@@ -7,7 +7,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -348,11 +347,4 @@ func TestConfigChangeBesideDeploys(t *testing.T) {
 		t.Errorf("live commit %q, want the waiting push's", a.Commit)
 	}
 	wantEnv(t, p, "envapp", "GREETING", "two")
-}
-
-func writeFile(t *testing.T, path, text string) {
-	t.Helper()
-	if err := os.WriteFile(path, []byte(text+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
 }

@@ -21,7 +21,6 @@ type task struct {
 	runAt, checkAt, killAt time.Time
 	grace                  time.Duration
 	bad                    bool
-	killGrace              time.Duration
 }
 
 func (t *task) healthy() bool {
