@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/flock-paas/flock/deploy"
+	"github.com/flock-paas/flock/router/hap"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
@@ -19,7 +20,7 @@ import (
 func TestRequestsCounter(t *testing.T) {
 	clock := &fakeClock{t: t0}
 	stats := &fakeStats{}
-	s, err := New(Config{Now: clock.Now, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, newFakePlatform(runningApp()), StatsFunc(stats.read))
+	s, err := New(Config{Now: clock.Now, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, newFakePlatform(runningApp()), oneWorker(stats.read))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,6 +49,48 @@ func TestRequestsCounter(t *testing.T) {
 	}
 	for _, p := range problems {
 		t.Errorf("promlint: %s: %s", p.Metric, p.Text)
+	}
+}
+
+// TestRequestsCounterPerWorker: after a reload the old worker and the new
+// one each count from their own start, and when the old one exits its
+// requests stay counted: the tick's increase is the new worker's, not a
+// drop of the sum.
+func TestRequestsCounterPerWorker(t *testing.T) {
+	clock := &fakeClock{t: t0}
+	var ws []hap.WorkerStats
+	stats := StatsFunc(func(context.Context) ([]hap.WorkerStats, error) { return ws, nil })
+	p := newFakePlatform(runningApp())
+	s, err := New(Config{Now: clock.Now, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, p, stats)
+	if err != nil {
+		t.Fatal(err)
+	}
+	worker := func(pid int, stot int64) hap.WorkerStats {
+		return hap.WorkerStats{Pid: pid, CSV: csvOf([]Row{be(stot, 0)})}
+	}
+	for i, st := range []struct {
+		name    string
+		workers []hap.WorkerStats
+		want    float64 // flock_app_requests_total
+		rate    float64 // reported requests per second, over 10 s
+	}{
+		{"first sight", []hap.WorkerStats{worker(1, 100)}, 100, 0},
+		{"reload: worker 2 new", []hap.WorkerStats{worker(2, 10), worker(1, 150)}, 160, 6},
+		{"worker 1 exited", []hap.WorkerStats{worker(2, 30)}, 180, 2},
+		{"worker 2 reset on its pid", []hap.WorkerStats{worker(2, 4)}, 180, 0},
+		{"reload: worker 3 new", []hap.WorkerStats{worker(3, 5), worker(2, 9)}, 190, 1},
+	} {
+		clock.Advance(10 * time.Second)
+		ws = st.workers
+		if err := s.Tick(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if got := testutil.ToFloat64(s); got != st.want {
+			t.Errorf("tick %d (%s): flock_app_requests_total = %v, want %v", i, st.name, got, st.want)
+		}
+		if got := p.requestRate("a"); got != st.rate {
+			t.Errorf("tick %d (%s): request rate = %v, want %v", i, st.name, got, st.rate)
+		}
 	}
 }
 

@@ -60,7 +60,7 @@ func BenchmarkTick10kApps(b *testing.B) {
 	}
 	p := newFakePlatform(apps...)
 	s, err := New(Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, p,
-		StatsFunc(func(context.Context) ([]byte, error) { return data, nil }))
+		oneWorker(func(context.Context) ([]byte, error) { return data, nil }))
 	if err != nil {
 		b.Fatal(err)
 	}

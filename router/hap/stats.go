@@ -44,6 +44,19 @@ type Row struct {
 	Dumps int
 }
 
+// WorkerStats is one HAProxy worker's `show stat` CSV, as the master
+// socket returns it. After a reload the old workers keep serving the
+// connections they held, each with its own counters, which start from 0
+// in a new worker and leave with an old one: whoever counts requests
+// across a reload must tell the workers apart by Pid.
+type WorkerStats struct {
+	Pid int
+	// Current is false for an old worker that still serves connections it
+	// held when a reload happened.
+	Current bool
+	CSV     []byte
+}
+
 // IsServer reports whether the row is a real server, not a FRONTEND or
 // BACKEND summary.
 func (r Row) IsServer() bool { return r.Server != Frontend && r.Server != Backend }
