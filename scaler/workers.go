@@ -19,27 +19,19 @@ type workerBackends struct {
 	backends map[string]counters
 }
 
-// parseWorkers parses every worker's dump. It returns the rows merged
-// over the workers, which the scaler decides from (sessions open in an
-// old worker are activity), and each worker's BACKEND counters, which it
-// counts requests from: summed, the counters drop when an old worker
-// exits, and the requests of the tick would be lost.
-//
-// Several workers live only while a reload's old workers drain, so their
-// dumps are then parsed a second time, concatenated, for the merged rows:
-// one merge rule (hap.ParseBytes's), at a cost paid only then.
+// parseWorkers parses every worker's dump once. It returns the rows
+// merged over the workers (hap.Merge), which the scaler decides from
+// (sessions open in an old worker are activity), and each worker's
+// BACKEND counters, which it counts requests from: summed, the counters
+// drop when an old worker exits, and the requests of the tick would be
+// lost.
 func parseWorkers(ws []hap.WorkerStats) ([]Row, []workerBackends, error) {
-	var (
-		merged []Row
-		per    = make([]workerBackends, 0, len(ws))
-	)
-	for i, w := range ws {
+	each := make([][]Row, 0, len(ws))
+	per := make([]workerBackends, 0, len(ws))
+	for _, w := range ws {
 		rows, err := hap.ParseBytes(w.CSV)
 		if err != nil {
 			return nil, nil, fmt.Errorf("parse stats of worker %d: %w", w.Pid, err)
-		}
-		if i == 0 {
-			merged = rows
 		}
 		wb := workerBackends{pid: w.Pid, backends: map[string]counters{}}
 		for _, r := range rows {
@@ -47,19 +39,9 @@ func parseWorkers(ws []hap.WorkerStats) ([]Row, []workerBackends, error) {
 				wb.backends[r.Proxy] = counters{pid: w.Pid, stot: r.Stot, reqTot: r.ReqTot}
 			}
 		}
-		per = append(per, wb)
+		each, per = append(each, rows), append(per, wb)
 	}
-	if len(ws) > 1 {
-		var all []byte
-		for _, w := range ws {
-			all = append(all, w.CSV...)
-		}
-		var err error
-		if merged, err = hap.ParseBytes(all); err != nil {
-			return nil, nil, fmt.Errorf("parse stats: %w", err)
-		}
-	}
-	return merged, per, nil
+	return hap.Merge(each...), per, nil
 }
 
 // backendCounters appends to buf the counters of one backend in each
