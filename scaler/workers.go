@@ -31,7 +31,7 @@ func parseWorkers(ws []hap.WorkerStats) ([]Row, []workerBackends, error) {
 	for _, w := range ws {
 		rows, err := hap.ParseBytes(w.CSV)
 		if err != nil {
-			return nil, nil, fmt.Errorf("parse stats of worker %d: %w", w.Pid, err)
+			return nil, nil, fmt.Errorf("HAProxy worker %d: %w", w.Pid, err)
 		}
 		wb := workerBackends{pid: w.Pid, backends: map[string]counters{}}
 		for _, r := range rows {
