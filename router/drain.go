@@ -225,45 +225,22 @@ func (r *Router) sessions(ctx context.Context, be, srv string) (int, error) {
 	return total, nil
 }
 
-// WorkerStats is one HAProxy worker's "show stat" CSV (Workers).
-type WorkerStats struct {
-	Pid int
-	// Current is false for an old worker that still serves connections it
-	// held when a reload happened.
-	Current bool
-	CSV     []byte
-}
-
-// StatsAll returns every worker's "show stat" CSV through the master
-// socket, the current worker first, concatenated (hap.ParseBytes merges
-// them), so that long-lived connections held by old workers after a
-// reload stay visible: the scaler reads its stats here.
-func (r *Router) StatsAll(ctx context.Context) ([]byte, error) {
-	ws, err := r.statsAll(ctx, "show stat")
-	if err != nil {
-		return nil, err
-	}
-	var out []byte
-	for _, w := range ws {
-		out = append(out, w.CSV...)
-	}
-	return out, nil
-}
-
-// Workers returns each HAProxy worker's "show stat" CSV, the current
-// worker first: how a reload's old workers drain, for operators' tools
-// and tests. The scaler reads StatsAll.
-func (r *Router) Workers(ctx context.Context) ([]WorkerStats, error) {
+// Workers returns each HAProxy worker's "show stat" CSV through the master
+// socket, the current worker first, so that long-lived connections held
+// by old workers after a reload stay visible: the scaler reads its stats
+// here, and counts requests per worker (a worker's counters leave with
+// it).
+func (r *Router) Workers(ctx context.Context) ([]hap.WorkerStats, error) {
 	return r.statsAll(ctx, "show stat")
 }
 
 // statsAll sends command, a "show stat", to every worker.
-func (r *Router) statsAll(ctx context.Context, command string) ([]WorkerStats, error) {
+func (r *Router) statsAll(ctx context.Context, command string) ([]hap.WorkerStats, error) {
 	pids, err := r.master.Workers(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("stats: %w", err)
 	}
-	var out []WorkerStats
+	var out []hap.WorkerStats
 	for i, pid := range pids {
 		w := hap.Runtime{Path: r.master.Path, Master: true, Prefix: "@!" + strconv.Itoa(pid) + " ", Trace: r.master.Trace}
 		b, err := w.Cmd(ctx, command)
@@ -273,7 +250,7 @@ func (r *Router) statsAll(ctx context.Context, command string) ([]WorkerStats, e
 			}
 			continue // an old worker that just left
 		}
-		out = append(out, WorkerStats{Pid: pid, Current: i == 0, CSV: []byte(b)})
+		out = append(out, hap.WorkerStats{Pid: pid, Current: i == 0, CSV: []byte(b)})
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("stats: no worker")

@@ -69,7 +69,7 @@ func TestRoutingByHost(t *testing.T) {
 		}
 		all, err := h.r.statsAll(context.Background(), "show stat")
 		if err != nil || len(all) == 0 || !all[0].Current {
-			t.Errorf("StatsAll() = %d workers, %v", len(all), err)
+			t.Errorf("statsAll() = %d workers, %v", len(all), err)
 		}
 	})
 

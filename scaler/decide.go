@@ -23,8 +23,10 @@ type appState struct {
 	// lastRequest is the last request HAProxy saw, zero until one is seen.
 	lastRequest time.Time
 
-	stot, reqTot int64 // the backend's counters at the previous tick
-	hasBase      bool
+	// workers are the backend's counters in each HAProxy worker at the
+	// previous tick (countRequests); hasBase is false until the first.
+	workers []counters
+	hasBase bool
 	// requests counts the app's requests since Flock started
 	// (flock_app_requests_total): the counters at first sight, then the
 	// sum of every tick's increase.
@@ -60,9 +62,10 @@ type action struct {
 	lastSeen time.Time        // last activity (for the log)
 }
 
-// decide updates one app's state from its backend's rows and says what to
-// do; found reports whether HAProxy has the backend at all.
-func (s *Scaler) decide(app deploy.App, st *appState, rows []Row, found bool, now time.Time, elapsed time.Duration) action {
+// decide updates one app's state from its backend's rows (merged over the
+// workers) and counters (each worker's) and says what to do; found reports
+// whether HAProxy has the backend at all.
+func (s *Scaler) decide(app deploy.App, st *appState, rows []Row, cs []counters, found bool, now time.Time, elapsed time.Duration) action {
 	act := action{app: app.Name, from: app.Desired}
 	if app.State == deploy.StateRunning && st.state != deploy.StateRunning {
 		// Deployed, woken or started by hand: a fresh idle period, and
@@ -79,7 +82,7 @@ func (s *Scaler) decide(app deploy.App, st *appState, rows []Row, found bool, no
 		// known, so nothing is decided.
 		return act
 	}
-	rate := st.observe(rows, now, elapsed)
+	rate := st.observe(rows, cs, now, elapsed)
 	a := deploy.Activity{LastRequestAt: st.lastRequest, RequestRate: rate}
 	if !st.reportedOnce || !a.LastRequestAt.Equal(st.reported.LastRequestAt) || a.RequestRate != st.reported.RequestRate {
 		st.reported, st.reportedOnce = a, true
@@ -124,15 +127,16 @@ func (st *appState) done(act action, now time.Time) {
 	}
 }
 
-// observe updates the app's activity from its backend's rows and returns
-// the backend's request rate (requests per second since the last tick).
+// observe updates the app's activity from its backend's rows and each
+// worker's counters, and returns the backend's request rate (requests per
+// second since the last tick).
 //
 // Activity is: a counter (stot, req_tot) above its value at the last
-// tick, a current or queued session (a websocket or SSE stream keeps its
-// app awake), or a last session (lastsess) more recent than known. A
-// counter below its last value is a reset by a reload: a new baseline, and
-// neither activity nor idleness.
-func (st *appState) observe(rows []Row, now time.Time, elapsed time.Duration) float64 {
+// tick in some worker, or a worker that is new since (a reload), a current
+// or queued session (a websocket or SSE stream keeps its app awake), or a
+// last session (lastsess) more recent than known. A counter below its
+// last value is a new baseline, and neither activity nor idleness.
+func (st *appState) observe(rows []Row, cs []counters, now time.Time, elapsed time.Duration) float64 {
 	var be *Row
 	for i := range rows {
 		if rows[i].Server == Backend {
@@ -144,17 +148,16 @@ func (st *appState) observe(rows []Row, now time.Time, elapsed time.Duration) fl
 		return 0
 	}
 	var delta int64
-	if st.hasBase && be.Stot >= st.stot && be.ReqTot >= st.reqTot {
-		delta = max(be.Stot-st.stot, be.ReqTot-st.reqTot)
-	}
-	if st.hasBase {
-		st.requests += delta
+	if n := st.countRequests(cs); st.hasBase {
+		delta = n
+		st.requests += n
 	} else {
 		// Flock runs its own HAProxy: at first sight, every request its
-		// counters hold came since Flock started.
-		st.requests += max(be.Stot, be.ReqTot)
+		// counters hold came since Flock started; but they are no sign of
+		// activity now.
+		st.requests += n
 	}
-	st.stot, st.reqTot, st.hasBase = be.Stot, be.ReqTot, true
+	st.hasBase = true
 
 	if be.LastSess >= 0 {
 		// Seconds precision, and the most recent of every worker's.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/flock-paas/flock/deploy"
+	"github.com/flock-paas/flock/router/hap"
 )
 
 // fakePlatform is an in-memory Platform that records the calls it gets.
@@ -145,6 +146,19 @@ func (f *fakeStats) read(context.Context) ([]byte, error) {
 	return csvOf(f.rows), nil
 }
 
+// oneWorker presents one CSV source as one HAProxy worker with a fixed
+// pid, as if HAProxy never reloaded: a drop of its counters is a reset on
+// the same pid.
+func oneWorker(f func(context.Context) ([]byte, error)) StatsFunc {
+	return func(ctx context.Context) ([]hap.WorkerStats, error) {
+		b, err := f(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return []hap.WorkerStats{{Pid: 1, Current: true, CSV: b}}, nil
+	}
+}
+
 // csvOf renders rows as a HAProxy 2.6-like dump (a subset of columns, in
 // HAProxy's order, with the trailing comma).
 func csvOf(rows []Row) []byte {
@@ -168,4 +182,11 @@ func (p *fakePlatform) lastRequest(app string) time.Time {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.activity[app].LastRequestAt
+}
+
+// requestRate is the request rate the scaler last reported for app.
+func (p *fakePlatform) requestRate(app string) float64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.activity[app].RequestRate
 }

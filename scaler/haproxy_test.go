@@ -36,7 +36,7 @@ func serve(t *testing.T, h http.Handler) string {
 // proxy is HAProxy as Flock runs it: a real router.Router routing
 // app1.localhost to one instance, with the waker as backup server. The
 // scaler reads its stats the way cmd/flock feeds them: every worker's
-// "show stat" through the master socket (Router.StatsAll), concatenated.
+// "show stat" through the master socket (Router.Workers).
 type proxy struct {
 	rt    *router.Router
 	front string // the router's HTTP address
@@ -82,8 +82,19 @@ func startProxy(t *testing.T, instance, waker string) *proxy {
 	return p
 }
 
-// stats is the scaler's StatsFunc, as cmd/flock builds it.
-func (p *proxy) stats(ctx context.Context) ([]byte, error) { return p.rt.StatsAll(ctx) }
+// stats is every worker's stats, concatenated (hap.ParseBytes merges
+// them).
+func (p *proxy) stats(ctx context.Context) ([]byte, error) {
+	ws, err := p.rt.Workers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var all []byte
+	for _, w := range ws {
+		all = append(all, w.CSV...)
+	}
+	return all, nil
+}
 
 // current is the stats of the current worker alone.
 func (p *proxy) current(ctx context.Context) ([]byte, error) {
@@ -128,7 +139,7 @@ func (p *proxy) get(client *http.Client, path string) (*http.Response, error) {
 }
 
 // backendRow reads app_app1's BACKEND row from a stats source.
-func backendRow(t *testing.T, stats StatsFunc) Row {
+func backendRow(t *testing.T, stats func(context.Context) ([]byte, error)) Row {
 	t.Helper()
 	b, err := stats(context.Background())
 	if err != nil {
@@ -150,7 +161,7 @@ func backendRow(t *testing.T, stats StatsFunc) Row {
 // TestRealHAProxy runs the scaler on a real HAProxy: traffic keeps the
 // app awake, a reload is neither activity nor idleness, no traffic for
 // the idle time puts the app to sleep, and a stream held open keeps it
-// awake across reloads (seen through the old workers, Router.StatsAll).
+// awake across reloads (seen through the old workers, Router.Workers).
 func TestRealHAProxy(t *testing.T) {
 	const idleFor = 3 * time.Second
 	release := make(chan struct{})

@@ -28,7 +28,7 @@ func TestProxiedAppStaysAwake(t *testing.T) {
 	beB.Proxy = "app_b"
 	stats := &fakeStats{rows: []Row{be(1, 0), beB}}
 	s, err := New(Config{Every: time.Second, Proxied: proxiedApps{"a"}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))},
-		p, StatsFunc(stats.read))
+		p, oneWorker(stats.read))
 	if err != nil {
 		t.Fatal(err)
 	}

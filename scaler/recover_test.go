@@ -23,7 +23,7 @@ func TestRunSurvivesAPanickingTick(t *testing.T) {
 		return csvOf([]Row{be(1, 0)}), nil
 	}
 	var logs testkit.Buffer
-	s, err := New(Config{Every: time.Second, Logger: slog.New(slog.NewTextHandler(&logs, nil))}, newFakePlatform(runningApp()), StatsFunc(stats))
+	s, err := New(Config{Every: time.Second, Logger: slog.New(slog.NewTextHandler(&logs, nil))}, newFakePlatform(runningApp()), oneWorker(stats))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,9 +4,10 @@
 //
 // HAProxy zeroes every counter when it reloads, and after a reload the
 // sessions still open live in old worker processes. So the scaler never
-// reads "no new requests" from one dump: a counter that goes down is a new
-// baseline, an open or queued session is activity, and the stats must
-// include the old workers' (the router's StatsAll reads every worker).
+// reads "no new requests" from one dump: it counts requests per worker
+// (a new worker starts from 0, an old one takes its counts along when it
+// exits), an open or queued session is activity, and the stats include
+// the old workers' (the router's Workers reads every worker).
 // See docs/scaling.md.
 package scaler
 
@@ -26,17 +27,17 @@ import (
 )
 
 // Stats is where the scaler reads HAProxy's counters: every worker's
-// `show stat` CSV, old workers' too, concatenated (hap.ParseBytes merges
-// them). *router.Router implements it.
+// `show stat` CSV, old workers' too, each with its pid, so that requests
+// are counted per worker. *router.Router implements it.
 type Stats interface {
-	StatsAll(ctx context.Context) ([]byte, error)
+	Workers(ctx context.Context) ([]hap.WorkerStats, error)
 }
 
 // StatsFunc adapts a function to Stats.
-type StatsFunc func(ctx context.Context) ([]byte, error)
+type StatsFunc func(ctx context.Context) ([]hap.WorkerStats, error)
 
-// StatsAll calls f.
-func (f StatsFunc) StatsAll(ctx context.Context) ([]byte, error) { return f(ctx) }
+// Workers calls f.
+func (f StatsFunc) Workers(ctx context.Context) ([]hap.WorkerStats, error) { return f(ctx) }
 
 // Platform is what the scaler needs of Flock: the apps, and the three
 // actions it takes. engine.Service implements it.
@@ -188,11 +189,11 @@ func (s *Scaler) Run(ctx context.Context) error {
 func (s *Scaler) Tick(ctx context.Context) error {
 	s.tickMu.Lock()
 	defer s.tickMu.Unlock()
-	raw, err := s.stats.StatsAll(ctx)
+	ws, err := s.stats.Workers(ctx)
 	if err != nil {
 		return fmt.Errorf("read stats: %w", err)
 	}
-	rows, err := hap.ParseBytes(raw)
+	rows, per, err := parseWorkers(ws)
 	if err != nil {
 		return err
 	}
@@ -213,6 +214,7 @@ func (s *Scaler) Tick(ctx context.Context) error {
 	}
 	acts := make([]action, 0, len(apps))
 	listed := make(map[string]bool, len(apps))
+	var cs []counters // one app's counters per worker; reused
 	s.mu.Lock()
 	for _, app := range apps {
 		listed[app.Name] = true
@@ -221,8 +223,10 @@ func (s *Scaler) Tick(ctx context.Context) error {
 			st = newAppState(app, now)
 			s.apps[app.Name] = st
 		}
-		be, ok := byProxy[s.cfg.Backend(app.Name)]
-		acts = append(acts, s.decide(app, st, be, ok, now, elapsed))
+		name := s.cfg.Backend(app.Name)
+		be, ok := byProxy[name]
+		cs = backendCounters(cs[:0], per, name)
+		acts = append(acts, s.decide(app, st, be, cs, ok, now, elapsed))
 	}
 	for name := range s.apps {
 		if !listed[name] {

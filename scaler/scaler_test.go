@@ -42,7 +42,7 @@ func runSteps(t *testing.T, cfg Config, app deploy.App, steps []step) *fakePlatf
 	stats := &fakeStats{}
 	cfg.Now = clock.Now
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	s, err := New(cfg, p, StatsFunc(stats.read))
+	s, err := New(cfg, p, oneWorker(stats.read))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,7 +220,7 @@ func TestTickWithoutStatsDecidesNothing(t *testing.T) {
 	clock := &fakeClock{t: t0}
 	p := newFakePlatform(runningApp())
 	stats := &fakeStats{rows: []Row{be(1, 0)}}
-	s, err := New(Config{Now: clock.Now}, p, StatsFunc(stats.read))
+	s, err := New(Config{Now: clock.Now}, p, oneWorker(stats.read))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,15 +251,15 @@ func TestNewValidates(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, err := New(tt.cfg, p, StatsFunc(stats)); err == nil {
+			if _, err := New(tt.cfg, p, oneWorker(stats)); err == nil {
 				t.Error("no error")
 			}
 		})
 	}
-	if _, err := New(Config{}, nil, StatsFunc(stats)); err == nil {
+	if _, err := New(Config{}, nil, oneWorker(stats)); err == nil {
 		t.Error("nil platform: no error")
 	}
-	s, err := New(Config{}, p, StatsFunc(stats))
+	s, err := New(Config{}, p, oneWorker(stats))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -278,7 +278,7 @@ func TestTouch(t *testing.T) {
 	clock := &fakeClock{t: t0}
 	p := newFakePlatform(runningApp())
 	stats := &fakeStats{rows: []Row{be(1, 0)}}
-	s, err := New(Config{Now: clock.Now, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, p, StatsFunc(stats.read))
+	s, err := New(Config{Now: clock.Now, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, p, oneWorker(stats.read))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -317,7 +317,7 @@ func TestTickOnCaptures(t *testing.T) {
 	dump := readFixture(t, "show-stat-haproxy26-local-capture-scale-to-zero-backup.csv")
 	stats := func(context.Context) ([]byte, error) { return dump, nil }
 	s, err := New(Config{Now: clock.Now, Backend: func(app string) string { return "be_" + app },
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, p, StatsFunc(stats))
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, p, oneWorker(stats))
 	if err != nil {
 		t.Fatal(err)
 	}

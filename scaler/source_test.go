@@ -22,7 +22,7 @@ func TestRun(t *testing.T) {
 		return csvOf([]Row{be(1, 0)}), nil
 	}
 	s, err := New(Config{Every: time.Second, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))},
-		newFakePlatform(runningApp()), StatsFunc(stats))
+		newFakePlatform(runningApp()), oneWorker(stats))
 	if err != nil {
 		t.Fatal(err)
 	}

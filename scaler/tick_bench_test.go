@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/flock-paas/flock/deploy"
+	"github.com/flock-paas/flock/router/hap"
 )
 
 // fixtures are the real HAProxy stats captures, kept with their parser
@@ -51,8 +52,18 @@ func statsForApps(tb testing.TB, n int) []byte {
 
 // BenchmarkTick10kApps is one scaler tick over 10,000 apps: parse the
 // stats, update every app's activity, decide (nothing to do).
-func BenchmarkTick10kApps(b *testing.B) {
+func BenchmarkTick10kApps(b *testing.B) { benchmarkTick(b, 1) }
+
+// BenchmarkTick10kAppsReloading is the same tick while a reload's old
+// worker still serves: two workers' dumps, counted per worker.
+func BenchmarkTick10kAppsReloading(b *testing.B) { benchmarkTick(b, 2) }
+
+func benchmarkTick(b *testing.B, workers int) {
 	data := statsForApps(b, 10000)
+	var ws []hap.WorkerStats
+	for i := range workers {
+		ws = append(ws, hap.WorkerStats{Pid: 100 + i, Current: i == 0, CSV: data})
+	}
 	var apps []deploy.App
 	for i := range 10000 {
 		apps = append(apps, deploy.App{Name: fmt.Sprintf("app%05d", i), State: deploy.StateRunning,
@@ -60,7 +71,7 @@ func BenchmarkTick10kApps(b *testing.B) {
 	}
 	p := newFakePlatform(apps...)
 	s, err := New(Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, p,
-		StatsFunc(func(context.Context) ([]byte, error) { return data, nil }))
+		StatsFunc(func(context.Context) ([]hap.WorkerStats, error) { return ws, nil }))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -44,6 +44,19 @@ type Row struct {
 	Dumps int
 }
 
+// WorkerStats is one HAProxy worker's `show stat` CSV, as the master
+// socket returns it. After a reload the old workers keep serving the
+// connections they held, each with its own counters, which start from 0
+// in a new worker and leave with an old one: whoever counts requests
+// across a reload must tell the workers apart by Pid.
+type WorkerStats struct {
+	Pid int
+	// Current is false for an old worker that still serves connections it
+	// held when a reload happened.
+	Current bool
+	CSV     []byte
+}
+
 // IsServer reports whether the row is a real server, not a FRONTEND or
 // BACKEND summary.
 func (r Row) IsServer() bool { return r.Server != Frontend && r.Server != Backend }
@@ -149,24 +162,67 @@ func ParseBytes(data []byte) ([]Row, error) {
 				row.Status = status(field(fields, cols.status))
 			}
 		}
-		row.Qcur = add(row.Qcur, num(field(fields, cols.qcur)))
-		row.Scur = add(row.Scur, num(field(fields, cols.scur)))
-		row.Stot = add(row.Stot, num(field(fields, cols.stot)))
-		row.ReqTot = add(row.ReqTot, num(field(fields, cols.reqTot)))
-		row.Lbtot = add(row.Lbtot, num(field(fields, cols.lbtot)))
-		row.Rate = add(row.Rate, num(field(fields, cols.rate)))
-		row.ReqRate = add(row.ReqRate, num(field(fields, cols.reqRate)))
-		if ls := age(field(fields, cols.lastsess)); ls >= 0 && (row.LastSess < 0 || ls < row.LastSess) {
-			row.LastSess = ls
-		}
-		if row.IsServer() && num(field(fields, cols.bck)) > 0 {
-			row.Backup = true
-		}
+		row.merge(&Row{
+			Qcur:     num(field(fields, cols.qcur)),
+			Scur:     num(field(fields, cols.scur)),
+			Stot:     num(field(fields, cols.stot)),
+			ReqTot:   num(field(fields, cols.reqTot)),
+			Lbtot:    num(field(fields, cols.lbtot)),
+			Rate:     num(field(fields, cols.rate)),
+			ReqRate:  num(field(fields, cols.reqRate)),
+			LastSess: age(field(fields, cols.lastsess)),
+			Backup:   row.IsServer() && num(field(fields, cols.bck)) > 0,
+		})
 	}
 	if !haveHdr && sawData {
 		return nil, errors.New("parse stats: no header line (one starting with \"# \")")
 	}
 	return rows, nil
+}
+
+// merge adds r's values, the same proxy and server's in another dump, to
+// row's (see Row); Status and Dumps are the caller's.
+func (row *Row) merge(r *Row) {
+	row.Qcur = add(row.Qcur, r.Qcur)
+	row.Scur = add(row.Scur, r.Scur)
+	row.Stot = add(row.Stot, r.Stot)
+	row.ReqTot = add(row.ReqTot, r.ReqTot)
+	row.Lbtot = add(row.Lbtot, r.Lbtot)
+	row.Rate = add(row.Rate, r.Rate)
+	row.ReqRate = add(row.ReqRate, r.ReqRate)
+	if r.LastSess >= 0 && (row.LastSess < 0 || r.LastSess < row.LastSess) {
+		row.LastSess = r.LastSess
+	}
+	row.Backup = row.Backup || r.Backup
+}
+
+// Merge merges the rows of several dumps, each parsed alone (one per
+// HAProxy worker), as ParseBytes merges the dumps concatenated: whoever
+// needs each worker's rows and the merged ones parses each dump once.
+// One dump's rows are returned as they are.
+func Merge(dumps ...[]Row) []Row {
+	if len(dumps) == 1 {
+		return dumps[0]
+	}
+	var (
+		out   []Row
+		index = map[string]int{} // proxy "\x00" server → out index, as ParseBytes
+	)
+	for _, rows := range dumps {
+		for i := range rows {
+			r := &rows[i]
+			k := r.Proxy + "\x00" + r.Server
+			j, ok := index[k]
+			if !ok {
+				index[k] = len(out)
+				out = append(out, *r)
+				continue
+			}
+			out[j].merge(r)
+			out[j].Dumps += r.Dumps
+		}
+	}
+	return out
 }
 
 // status returns b as a string, without allocating for the usual ones.

@@ -1,6 +1,7 @@
 package hap
 
 import (
+	"bytes"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -19,6 +20,9 @@ func FuzzParseStats(f *testing.F) {
 		rows, err := ParseBytes(data)
 		if err != nil {
 			return
+		}
+		if dumps := splitDumps(data); bytes.HasPrefix(dumps[0], []byte("#")) {
+			checkMerge(t, dumps) // every dump has its header: Merge must agree
 		}
 		seen := map[string]bool{}
 		for _, r := range rows {

@@ -1,12 +1,14 @@
 package hap
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 // fixtures are real HAProxy stats captures (testdata/haproxy/SOURCES.md).
@@ -181,5 +183,55 @@ func TestRowUp(t *testing.T) {
 		if got := (Row{Status: status}).Up(); got != want {
 			t.Errorf("Up(%q) = %v, want %v", status, got, want)
 		}
+	}
+}
+
+// TestMerge: dumps parsed one by one and merged give the rows of the dumps
+// parsed concatenated, for real captures of one and two dumps.
+func TestMerge(t *testing.T) {
+	two := readFixture(t, "show-stat-marathon-lb-test-two-dumps-with-maint.csv")
+	for _, dumps := range [][][]byte{
+		splitDumps(two),
+		{readFixture(t, "show-stat-haproxy26-local-capture-scale-to-zero-backup.csv"),
+			readFixture(t, "show-stat-haproxy26-local-capture-after-reload-counters-reset.csv")},
+		{readFixture(t, "show-stat-haproxy17-demo-with-backup-servers.csv")},
+	} {
+		checkMerge(t, dumps)
+	}
+	if n := len(splitDumps(two)); n != 2 {
+		t.Fatalf("two-dump fixture split in %d", n)
+	}
+}
+
+// splitDumps cuts data before each header line but the first.
+func splitDumps(data []byte) [][]byte {
+	var out [][]byte
+	for {
+		i := bytes.Index(data, []byte("\n#"))
+		if i < 0 {
+			return append(out, data)
+		}
+		out, data = append(out, data[:i+1]), data[i+1:]
+	}
+}
+
+// checkMerge fails when Merge of each dump's rows differs from ParseBytes
+// of the dumps concatenated (both must parse).
+func checkMerge(t *testing.T, dumps [][]byte) {
+	t.Helper()
+	var each [][]Row
+	for _, d := range dumps {
+		rows, err := ParseBytes(d)
+		if err != nil {
+			return
+		}
+		each = append(each, rows)
+	}
+	want, err := ParseBytes(bytes.Join(dumps, nil))
+	if err != nil {
+		t.Fatalf("concatenated dumps: %v", err)
+	}
+	if diff := cmp.Diff(want, Merge(each...), cmpopts.EquateEmpty()); diff != "" {
+		t.Errorf("Merge differs from ParseBytes (-ParseBytes +Merge):\n%s", diff)
 	}
 }
