@@ -82,6 +82,8 @@ func TestRequestsCounterPerWorker(t *testing.T) {
 		{"worker 1 exited", []hap.WorkerStats{worker(2, 30)}, 180, 2},
 		{"worker 2 reset on its pid", []hap.WorkerStats{worker(2, 4)}, 180, 0},
 		{"reload: worker 3 new", []hap.WorkerStats{worker(3, 5), worker(2, 9)}, 190, 1},
+		{"worker 2 not read this tick", []hap.WorkerStats{worker(3, 8)}, 193, 0.3},
+		{"worker 2 read again: not new", []hap.WorkerStats{worker(3, 8), worker(2, 12)}, 196, 0.3},
 	} {
 		clock.Advance(10 * time.Second)
 		ws = st.workers

@@ -11,7 +11,17 @@ import (
 type counters struct {
 	pid          int
 	stot, reqTot int64
+	// missed counts the ticks since the worker was last listed (see
+	// countRequests).
+	missed int
 }
+
+// keepMissing is how many ticks a worker that is not listed is still
+// remembered: an old worker whose stats could not be read for a tick (it
+// was busy, or the master socket timed out) and that is listed again
+// must not count as new, which would count its requests twice. Pids are
+// not reused that fast.
+const keepMissing = 3
 
 // workerBackends are one worker's BACKEND counters, by proxy name.
 type workerBackends struct {
@@ -59,10 +69,11 @@ func backendCounters(buf []counters, per []workerBackends, backend string) []cou
 // tick, and remembers now's counters for the next one. Each worker counts
 // alone: one seen before adds its increase (a counter that went down on
 // the same pid is a new baseline, and adds 0); a new one adds all its
-// counters, since a worker starts from 0 at a reload. Workers no longer
-// listed have exited and are forgotten, their requests counted already.
-// Of stot and req_tot the larger increase counts: HTTP requests on
-// keep-alive connections, or TCP sessions.
+// counters, since a worker starts from 0 at a reload. A worker no longer
+// listed has most likely exited, its requests counted already; it is
+// remembered for keepMissing ticks in case it was only not read. Of stot
+// and req_tot the larger increase counts: HTTP requests on keep-alive
+// connections, or TCP sessions.
 func (st *appState) countRequests(now []counters) int64 {
 	var n int64
 	for _, c := range now {
@@ -74,6 +85,17 @@ func (st *appState) countRequests(now []counters) int64 {
 			n += max(c.stot-st.workers[i].stot, c.reqTot-st.workers[i].reqTot)
 		}
 	}
-	st.workers = append(st.workers[:0], now...) // reuses the array: no allocation per tick
+	// The missing ones kept, then now's, in the same array: no
+	// allocation per tick once it has grown.
+	k := 0
+	for _, p := range st.workers {
+		listed := slices.ContainsFunc(now, func(c counters) bool { return c.pid == p.pid })
+		if !listed && p.missed < keepMissing {
+			p.missed++
+			st.workers[k] = p
+			k++
+		}
+	}
+	st.workers = append(st.workers[:k], now...)
 	return n
 }
