@@ -52,6 +52,10 @@ func deployDemo(ctx context.Context, svc *engine.Service, rt *router.Router, dir
 	}
 	w := &logWriter{logger: logger.With("app", "demo")}
 	r, err := svc.Deploy(ctx, deploy.DeployRequest{Dir: dir, Trigger: "demo"}, w)
+	if err != nil && ctx.Err() != nil {
+		logger.Info("demo deploy stopped: Flock is stopping")
+		return nil
+	}
 	if err != nil {
 		logger.Error("demo deploy failed", "err", err)
 		return nil
