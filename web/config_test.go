@@ -45,12 +45,7 @@ func serviceServer(t *testing.T, edit func(*Config)) http.Handler {
 func TestConfigAPI(t *testing.T) {
 	h := serviceServer(t, func(c *Config) { c.ReadOnly = true })
 	const secret = "v3ry-secret"
-	steps := []struct {
-		name string
-		r    req
-		code int
-		want string // in the body
-	}{
+	steps := []apiStep{
 		{"create", req{method: "POST", path: "/api/v1/apps", body: `{"name":"demo"}`}, 201, `"state":"stopped"`},
 		{"create again", req{method: "POST", path: "/api/v1/apps", body: `{"name":"demo"}`}, 409, "exists already"},
 		{"create a bad name", req{method: "POST", path: "/api/v1/apps", body: `{"name":"Demo_1"}`}, 400, "DNS label"},
@@ -70,19 +65,7 @@ func TestConfigAPI(t *testing.T) {
 		{"get", req{path: "/api/v1/apps/demo/config"}, 200, `{"SECRET":"` + secret + `"}`},
 		{"get without the token, read-only dashboard", req{path: "/api/v1/apps/demo/config", token: "-"}, 401, "unauthorized"},
 	}
-	for _, st := range steps {
-		t.Run(st.name, func(t *testing.T) {
-			if st.r.token == "" {
-				st.r.token = testToken
-			} else if st.r.token == "-" {
-				st.r.token = ""
-			}
-			w := do(t, h, st.r)
-			if w.Code != st.code || !strings.Contains(w.Body.String(), st.want) {
-				t.Fatalf("%s %s = %d %s\nwant %d with %q", st.r.method, st.r.path, w.Code, w.Body.String(), st.code, st.want)
-			}
-		})
-	}
+	runSteps(t, h, steps)
 
 	// The first deploy runs with the config; a change makes a release.
 	src := tarGz(t, map[string]string{"package.json": `{"name":"demo","scripts":{"start":"node server.js"},"flock":{"env":{"A":"desc"}}}`})
@@ -136,12 +119,7 @@ func TestDomainsAPI(t *testing.T) {
 			t.Fatalf("create %s = %d %s", name, w.Code, w.Body.String())
 		}
 	}
-	steps := []struct {
-		name string
-		r    req
-		code int
-		want string
-	}{
+	steps := []apiStep{
 		{"add", req{method: "POST", path: "/api/v1/apps/a/domains", body: `{"host":"WWW.Example.test"}`}, 201, `{"app":"a","domains":[{"host":"www.example.test","source":"added"}]}`},
 		{"list", req{path: "/api/v1/apps/a/domains"}, 200, `"host":"www.example.test"`},
 		{"another app's", req{method: "POST", path: "/api/v1/apps/b/domains", body: `{"host":"www.example.test"}`}, 409, "app a's domain"},
@@ -155,19 +133,7 @@ func TestDomainsAPI(t *testing.T) {
 		{"remove one it lacks", req{method: "DELETE", path: "/api/v1/apps/b/domains/www.example.test"}, 404, "not one of its domains"},
 		{"remove", req{method: "DELETE", path: "/api/v1/apps/a/domains/www.example.test"}, 200, `{"app":"a","domains":[]}`},
 	}
-	for _, st := range steps {
-		t.Run(st.name, func(t *testing.T) {
-			if st.r.token == "" {
-				st.r.token = testToken
-			} else if st.r.token == "-" {
-				st.r.token = ""
-			}
-			w := do(t, h, st.r)
-			if w.Code != st.code || !strings.Contains(w.Body.String(), st.want) {
-				t.Fatalf("%s %s = %d %s\nwant %d with %q", st.r.method, st.r.path, w.Code, w.Body.String(), st.code, st.want)
-			}
-		})
-	}
+	runSteps(t, h, steps)
 	sc, csrf := login(t, h)
 	form := func(vals url.Values) int {
 		vals.Set("csrf", csrf)
@@ -187,5 +153,32 @@ func TestDomainsAPI(t *testing.T) {
 	json.Unmarshal(do(t, h, req{path: "/api/v1/apps/b/domains", token: testToken}).Body.Bytes(), &ds)
 	if len(ds.Domains) != 0 {
 		t.Errorf("domains after the remove form: %+v", ds.Domains)
+	}
+}
+
+// apiStep is one request of an API walk-through and what it must answer: the
+// status and a part of the body. An empty token is the API token, "-" none.
+type apiStep struct {
+	name string
+	r    req
+	code int
+	want string // in the body
+}
+
+// runSteps sends the steps in order, each as a subtest.
+func runSteps(t *testing.T, h http.Handler, steps []apiStep) {
+	t.Helper()
+	for _, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			if st.r.token == "" {
+				st.r.token = testToken
+			} else if st.r.token == "-" {
+				st.r.token = ""
+			}
+			w := do(t, h, st.r)
+			if w.Code != st.code || !strings.Contains(w.Body.String(), st.want) {
+				t.Fatalf("%s %s = %d %s\nwant %d with %q", st.r.method, st.r.path, w.Code, w.Body.String(), st.code, st.want)
+			}
+		})
 	}
 }

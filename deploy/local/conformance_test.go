@@ -1,9 +1,7 @@
 package local
 
 import (
-	"context"
 	"os"
-	"sync"
 	"testing"
 	"time"
 
@@ -26,19 +24,7 @@ func TestSchedulerContract(t *testing.T) {
 				// backoffMin keeps its default: on a restart New has
 				// already started supervising the adopted instances,
 				// which read it, so setting it now would race them.
-				ctx, cancel := context.WithCancel(context.Background())
-				done := make(chan error, 1)
-				go func() { done <- s.Run(ctx) }()
-				var once sync.Once
-				stop := func() {
-					once.Do(func() {
-						cancel()
-						if err := <-done; err != nil {
-							t.Errorf("Run: %v", err)
-						}
-					})
-				}
-				t.Cleanup(stop)
+				stop := schedtest.RunUntilStopped(t, s)
 				return s, func() { s.Detach(); stop() }
 			},
 			Ship: func(_ *testing.T, spec *deploy.Spec, slug string) { spec.SlugPath = slug },

@@ -1,7 +1,6 @@
 package marathon
 
 import (
-	"context"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -49,19 +48,7 @@ func TestSchedulerContract(t *testing.T) {
 				// marathontest's Mesos agent, on the tasks' host.
 				s := newSched(t, Config{URLs: []string{f.URL}, Drainer: d, DeployTimeout: 6 * time.Second,
 					AgentPort: f.Agent().Port})
-				ctx, cancel := context.WithCancel(context.Background())
-				done := make(chan error, 1)
-				go func() { done <- s.Run(ctx) }()
-				var once sync.Once
-				stop := func() {
-					once.Do(func() {
-						cancel()
-						if err := <-done; err != nil {
-							t.Errorf("Run: %v", err)
-						}
-					})
-				}
-				t.Cleanup(stop)
+				stop := schedtest.RunUntilStopped(t, s)
 				return s, stop
 			},
 			Ship: func(_ *testing.T, spec *deploy.Spec, slug string) {

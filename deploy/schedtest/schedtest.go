@@ -22,6 +22,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -223,4 +224,24 @@ func describe(list []deploy.Instance) string {
 	}
 	slices.Sort(parts)
 	return "[" + strings.Join(parts, ", ") + "]"
+}
+
+// RunUntilStopped runs s until the returned stop is called or the test
+// ends, whichever comes first; stop returns once Run has, and reports
+// Run's error on t. What a Harness's Start needs to run its scheduler.
+func RunUntilStopped(t *testing.T, s deploy.Scheduler) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
 }

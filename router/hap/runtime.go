@@ -45,6 +45,16 @@ func (a Runtime) Cmd(ctx context.Context, command string) (string, error) {
 	if a.Trace != nil {
 		a.Trace(command)
 	}
+	line := a.Prefix + command
+	if a.Master {
+		line += ";quit"
+	}
+	return a.exchange(ctx, command, line+"\n")
+}
+
+// exchange sends msg on a connection of its own and reads the answer to
+// its end, all within 10 s; command names it in errors.
+func (a Runtime) exchange(ctx context.Context, command, msg string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	conn, err := a.Dial(ctx)
@@ -55,11 +65,7 @@ func (a Runtime) Cmd(ctx context.Context, command string) (string, error) {
 	if dl, ok := ctx.Deadline(); ok {
 		_ = conn.SetDeadline(dl)
 	}
-	line := a.Prefix + command
-	if a.Master {
-		line += ";quit"
-	}
-	if _, err := io.WriteString(conn, line+"\n"); err != nil {
+	if _, err := io.WriteString(conn, msg); err != nil {
 		return "", fmt.Errorf("%s: %w", command, err)
 	}
 	out, err := io.ReadAll(conn)
@@ -163,30 +169,13 @@ func (a Runtime) Payload(ctx context.Context, command string, body []byte) (stri
 	if len(body) == 0 || body[len(body)-1] != '\n' || strings.Contains(string(body), "\n\n") || strings.HasPrefix(string(body), "\n") {
 		return "", fmt.Errorf("%s: payload must be non-empty lines ending in a newline", command)
 	}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	conn, err := a.Dial(ctx)
-	if err != nil {
-		return "", fmt.Errorf("%s: %w", command, err)
-	}
-	defer conn.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		_ = conn.SetDeadline(dl)
-	}
 	msg := a.Prefix + command + " <<\n" + string(body) + "\n"
 	if a.Master {
 		// The master keeps the connection open after a payload command
 		// until told to quit.
 		msg += "quit\n"
 	}
-	if _, err := io.WriteString(conn, msg); err != nil {
-		return "", fmt.Errorf("%s: %w", command, err)
-	}
-	out, err := io.ReadAll(conn)
-	if err != nil {
-		return "", fmt.Errorf("%s: %w", command, err)
-	}
-	return string(out), nil
+	return a.exchange(ctx, command, msg)
 }
 
 // Expect sends a command (with a payload unless body is nil) whose answer
